@@ -1,0 +1,54 @@
+"""Typed errors. The CLI turns each into one line on stderr and an exit code.
+
+`InputError` (exit 2) is bad input from the user: a malformed scan, a wrong shape, missing
+weights, an unsafe trajectory refused before moving. `TaskFailure` (exit 1) is a well-formed
+request that could not be carried out: no reachable plan, a fault during motion.
+"""
+
+from __future__ import annotations
+
+
+class ChordError(Exception):
+    """Base class of the project's errors; ``exit_code`` is what the CLI exits with."""
+
+    exit_code: int = 2
+
+
+class InputError(ChordError):
+    """Bad input (exit 2): the message says what is wrong and what to do."""
+
+    exit_code = 2
+
+
+class ScanError(InputError):
+    """A scan that cannot be loaded or segmented."""
+
+
+class SchemaError(InputError):
+    """A zarr store or JSON file that does not follow the chord-robot schema."""
+
+
+class CameraError(InputError):
+    """A camera JSON that is malformed or not a rigid transform."""
+
+
+class WeightsError(InputError):
+    """Model weights that are not where they are expected."""
+
+
+class SafetyError(InputError):
+    """A trajectory the safety layer refuses to execute (nothing moved)."""
+
+
+class TaskFailure(ChordError):
+    """A well-formed request that could not be carried out (exit 1)."""
+
+    exit_code = 1
+
+
+class PlanningFailure(TaskFailure):
+    """No reachable plan exists for the requested motion."""
+
+
+class ExecutionFault(TaskFailure):
+    """A fault while the robot was moving; the arm was stopped."""

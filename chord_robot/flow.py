@@ -1,0 +1,334 @@
+"""ObjectFlow: dense 3D object motion over time, stored as a zarr v3 group (DESIGN.md §3).
+
+Layout::
+
+    attrs: schema="chord-robot/object-flow", version=1, task, num_frames T, fps, prior,
+           units="m", frame="world", config (dict), software_version
+    objects/<name>/points                (N, 3)    canonical points (frame 0), world frame
+    objects/<name>/trajectories          (T, N, 3) positions over time; [0] == points
+    objects/<name>/colors                (N, 3)    optional, RGB in [0, 1]
+    objects/<name>/control/centers       (K, 3)
+    objects/<name>/control/quats         (T, K, 4) wxyz
+    objects/<name>/control/translations  (T, K, 3)
+    objects/<name>/control/scales        (K,)      optional, skinning radius per control point
+    objects/<name>/attrs: static (bool), source ("scan" | "mesh" | "gaussians")
+
+The control deformation is the same linear blend skinning flowgen optimised, so the flow can
+be evaluated at any point (mesh vertices, grasp contacts) with `ObjectMotion.evaluate`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from chord_robot.errors import SchemaError
+from chord_robot.zarrio import open_store, put, read_array, write_store
+
+SCHEMA = "chord-robot/object-flow"
+VERSION = 1
+SOURCES = ("scan", "mesh", "gaussians")
+_POINTS_TOL = 1e-5
+
+
+@dataclass(frozen=True)
+class ObjectMotion:
+    """The motion of one object.
+
+    Attributes:
+        points: (N, 3) canonical points at frame 0, world frame, metres.
+        trajectories: (T, N, 3) positions over time; ``trajectories[0] == points``.
+        centers: (K, 3) control point centres (rest pose).
+        quats: (T, K, 4) control rotations, wxyz; identity at frame 0.
+        translations: (T, K, 3) control translations; zero at frame 0.
+        colors: (N, 3) RGB in [0, 1], or None.
+        scales: (K,) skinning radius of each control point, or None (then the mean distance
+            to the 3 nearest control points is used).
+        static: True for objects that do not move (a table).
+        source: what the points came from: "scan", "mesh" or "gaussians".
+    """
+
+    points: np.ndarray
+    trajectories: np.ndarray
+    centers: np.ndarray
+    quats: np.ndarray
+    translations: np.ndarray
+    colors: np.ndarray | None = None
+    scales: np.ndarray | None = None
+    static: bool = False
+    source: str = "scan"
+
+    def __post_init__(self) -> None:
+        for name in ("points", "trajectories", "centers", "quats", "translations"):
+            object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=np.float32))
+        for name in ("colors", "scales"):
+            v = getattr(self, name)
+            if v is not None:
+                object.__setattr__(self, name, np.asarray(v, dtype=np.float32))
+        check_motion(self)
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.trajectories.shape[0])
+
+    @property
+    def displacement(self) -> np.ndarray:
+        """(T, N) distance of each point from its frame-0 position."""
+        return np.linalg.norm(self.trajectories - self.points[None], axis=-1)
+
+    @staticmethod
+    def rigid(
+        points: np.ndarray,
+        world_from_object: np.ndarray,
+        colors: np.ndarray | None = None,
+        static: bool = False,
+        source: str = "scan",
+    ) -> ObjectMotion:
+        """Motion of a rigid object: one control point at the centroid, ``(T, 4, 4)`` poses.
+
+        ``world_from_object[t]`` maps the frame-0 points to frame t (``[0]`` must be identity).
+        """
+        points = np.asarray(points, dtype=np.float64)
+        poses = np.asarray(world_from_object, dtype=np.float64)
+        assert poses.ndim == 3 and poses.shape[1:] == (4, 4), poses.shape
+        traj = points[None] @ poses[:, :3, :3].transpose(0, 2, 1) + poses[:, None, :3, 3]
+        center = points.mean(0, keepdims=True)
+        # x' = R (x - c) + c + T  =>  T = R c + t - c
+        trans = (poses[:, :3, :3] @ center[0] + poses[:, :3, 3] - center[0])[:, None]
+        quats = matrix_to_quat(poses[:, :3, :3])[:, None]
+        scale = np.array([max(float(np.ptp(points, 0).max()), 1e-3)])
+        return ObjectMotion(points, traj, center, quats, trans, colors, scale, static, source)
+
+    def evaluate(self, query: np.ndarray, k: int = 8) -> np.ndarray:
+        """The motion of arbitrary points by the stored linear blend skinning.
+
+        Args:
+            query: (M, 3) points in the frame-0 world frame.
+            k: number of nearest control points blended.
+        Returns:
+            (T, M, 3) positions over time.
+        """
+        return lbs_numpy(query, self.centers, self.quats, self.translations, self.control_scales(), k)
+
+    def control_scales(self) -> np.ndarray:
+        """(K,) skinning radius: stored, else the mean distance to the 3 nearest centres."""
+        if self.scales is not None:
+            return self.scales
+        c = self.centers.astype(np.float64)
+        if len(c) == 1:
+            return np.ones(1, np.float32)
+        d = np.linalg.norm(c[:, None] - c[None], axis=-1)
+        d[np.arange(len(c)), np.arange(len(c))] = np.inf
+        nn = np.sort(d, 1)[:, : min(3, len(c) - 1)]
+        return nn.mean(1).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class ObjectFlow:
+    """Dense object flow for a scene: one `ObjectMotion` per object, same T for all.
+
+    Attributes:
+        objects: name -> motion.
+        task: the task text the flow was generated for.
+        fps: frames per second of the flow.
+        prior: which prior produced it ("wan", "video", "oracle", ...).
+        config: the generation config, JSON-serialisable.
+    """
+
+    objects: dict[str, ObjectMotion]
+    task: str
+    fps: float = 10.0
+    prior: str = "oracle"
+    config: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.objects:
+            raise SchemaError("an ObjectFlow needs at least one object")
+        frames = {m.num_frames for m in self.objects.values()}
+        if len(frames) != 1:
+            raise SchemaError(f"all objects of a flow must have the same frame count, got {sorted(frames)}")
+        for name in self.objects:
+            _check_name(name)
+
+    @property
+    def num_frames(self) -> int:
+        return next(iter(self.objects.values())).num_frames
+
+    def moving(self) -> dict[str, ObjectMotion]:
+        """The objects not flagged static."""
+        return {k: v for k, v in self.objects.items() if not v.static}
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the flow as a zarr v3 group, atomically."""
+        attrs = {
+            "schema": SCHEMA,
+            "version": VERSION,
+            "task": self.task,
+            "num_frames": self.num_frames,
+            "fps": float(self.fps),
+            "prior": self.prior,
+            "units": "m",
+            "frame": "world",
+            "config": self.config,
+        }
+
+        def fill(group: Any) -> None:
+            for name, m in self.objects.items():
+                g = group.create_group(f"objects/{name}")
+                g.attrs.update({"static": bool(m.static), "source": m.source})
+                put(g, "points", m.points)
+                put(g, "trajectories", m.trajectories)
+                if m.colors is not None:
+                    put(g, "colors", m.colors)
+                put(g, "control/centers", m.centers)
+                put(g, "control/quats", m.quats)
+                put(g, "control/translations", m.translations)
+                if m.scales is not None:
+                    put(g, "control/scales", m.scales)
+
+        write_store(path, attrs, fill)
+
+    @staticmethod
+    def load(path: str | os.PathLike[str]) -> ObjectFlow:
+        """Read and validate a flow store; SchemaError says what is wrong."""
+        group = open_store(path, SCHEMA, VERSION)
+        attrs = dict(group.attrs)
+        for key in ("task", "num_frames", "fps", "prior", "units", "frame"):
+            if key not in attrs:
+                raise SchemaError(f"{path}: flow attrs miss {key!r}")
+        if attrs["units"] != "m" or attrs["frame"] != "world":
+            raise SchemaError(f"{path}: flow must be in metres and the world frame")
+        if "objects" not in group:
+            raise SchemaError(f"{path}: flow has no objects group")
+        objects = {}
+        for name in sorted(group["objects"].group_keys()):
+            g = group[f"objects/{name}"]
+            try:
+                motion = ObjectMotion(
+                    points=read_array(g, "points", 2),
+                    trajectories=read_array(g, "trajectories", 3),
+                    centers=read_array(g, "control/centers", 2),
+                    quats=read_array(g, "control/quats", 3),
+                    translations=read_array(g, "control/translations", 3),
+                    colors=read_array(g, "colors", 2) if "colors" in g else None,
+                    scales=read_array(g, "control/scales", 1) if "control" in g and "scales" in g["control"] else None,
+                    static=bool(g.attrs.get("static", False)),
+                    source=str(g.attrs.get("source", "scan")),
+                )
+            except SchemaError as e:
+                raise SchemaError(f"{path}: object {name!r}: {e}") from None
+            objects[name] = motion
+        flow = ObjectFlow(objects, str(attrs["task"]), float(attrs["fps"]), str(attrs["prior"]), dict(attrs.get("config", {})))
+        if flow.num_frames != int(attrs["num_frames"]):
+            raise SchemaError(f"{path}: attrs say {attrs['num_frames']} frames, arrays hold {flow.num_frames}")
+        return flow
+
+
+def check_motion(m: ObjectMotion) -> None:
+    """Raise SchemaError unless the arrays of ``m`` have consistent shapes and finite values."""
+    if m.points.ndim != 2 or m.points.shape[1] != 3 or len(m.points) == 0:
+        raise SchemaError(f"points must be (N, 3) with N > 0, got {m.points.shape}")
+    n = len(m.points)
+    if m.trajectories.ndim != 3 or m.trajectories.shape[1:] != (n, 3) or m.trajectories.shape[0] < 1:
+        raise SchemaError(f"trajectories must be (T, {n}, 3), got {m.trajectories.shape}")
+    t = m.trajectories.shape[0]
+    if m.centers.ndim != 2 or m.centers.shape[1] != 3 or len(m.centers) == 0:
+        raise SchemaError(f"control/centers must be (K, 3) with K > 0, got {m.centers.shape}")
+    k = len(m.centers)
+    if m.quats.shape != (t, k, 4):
+        raise SchemaError(f"control/quats must be ({t}, {k}, 4), got {m.quats.shape}")
+    if m.translations.shape != (t, k, 3):
+        raise SchemaError(f"control/translations must be ({t}, {k}, 3), got {m.translations.shape}")
+    if m.colors is not None and m.colors.shape != (n, 3):
+        raise SchemaError(f"colors must be ({n}, 3), got {m.colors.shape}")
+    if m.scales is not None and m.scales.shape != (k,):
+        raise SchemaError(f"control/scales must be ({k},), got {m.scales.shape}")
+    for name in ("points", "trajectories", "centers", "quats", "translations"):
+        if not np.all(np.isfinite(getattr(m, name))):
+            raise SchemaError(f"{name} holds NaN or infinite values")
+    if np.abs(m.trajectories[0] - m.points).max() > _POINTS_TOL:
+        raise SchemaError("trajectories[0] must equal points (frame 0 is the canonical pose)")
+    if m.source not in SOURCES:
+        raise SchemaError(f"source must be one of {SOURCES}, got {m.source!r}")
+
+
+def _check_name(name: str) -> None:
+    if not name or "/" in name or name.startswith("."):
+        raise SchemaError(f"invalid object name {name!r}: use letters, digits, '_' or '-'")
+
+
+def quat_to_matrix(q: np.ndarray) -> np.ndarray:
+    """(..., 4) wxyz quaternions (normalised here) -> (..., 3, 3) rotation matrices."""
+    q = np.asarray(q, dtype=np.float64)
+    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
+    w, x, y, z = np.moveaxis(q, -1, 0)
+    return np.stack(
+        [
+            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
+        ],
+        -1,
+    ).reshape(q.shape[:-1] + (3, 3))
+
+
+def matrix_to_quat(r: np.ndarray) -> np.ndarray:
+    """(..., 3, 3) rotation matrices -> (..., 4) wxyz quaternions with w >= 0."""
+    r = np.asarray(r, dtype=np.float64)
+    flat = r.reshape(-1, 3, 3)
+    out = np.empty((len(flat), 4))
+    for i, m in enumerate(flat):
+        tr = np.trace(m)
+        if tr > 0:
+            s = 2 * np.sqrt(tr + 1)
+            q = [0.25 * s, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s]
+        elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
+            s = 2 * np.sqrt(1 + m[0, 0] - m[1, 1] - m[2, 2])
+            q = [(m[2, 1] - m[1, 2]) / s, 0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s]
+        elif m[1, 1] > m[2, 2]:
+            s = 2 * np.sqrt(1 + m[1, 1] - m[0, 0] - m[2, 2])
+            q = [(m[0, 2] - m[2, 0]) / s, (m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s]
+        else:
+            s = 2 * np.sqrt(1 + m[2, 2] - m[0, 0] - m[1, 1])
+            q = [(m[1, 0] - m[0, 1]) / s, (m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s]
+        q = np.asarray(q)
+        out[i] = q if q[0] >= 0 else -q
+    return (out / np.linalg.norm(out, axis=-1, keepdims=True)).reshape(r.shape[:-2] + (4,))
+
+
+def lbs_numpy(
+    query: np.ndarray,
+    centers: np.ndarray,
+    quats: np.ndarray,
+    translations: np.ndarray,
+    scales: np.ndarray,
+    k: int = 8,
+) -> np.ndarray:
+    """Linear blend skinning of points by control points (DESIGN.md §4), numpy.
+
+    w_k = exp(-|x - p_k|^2 / (2 s_k^2)) over the k nearest control points, normalised;
+    x^t = sum_k w_k (R_k^t (x - p_k) + p_k + T_k^t).
+
+    Args:
+        query: (M, 3) rest-pose points.
+        centers: (K, 3) control centres; quats (T, K, 4) wxyz; translations (T, K, 3);
+        scales: (K,) isotropic skinning radius per control point.
+    Returns:
+        (T, M, 3) positions.
+    """
+    query = np.asarray(query, dtype=np.float64)
+    assert query.ndim == 2 and query.shape[1] == 3, query.shape
+    k = min(k, len(centers))
+    d2 = ((query[:, None] - centers[None]) ** 2).sum(-1)  # (M, K)
+    idx = np.argsort(d2, 1)[:, :k]  # (M, k)
+    nd2 = np.take_along_axis(d2, idx, 1)
+    logw = -0.5 * nd2 / (scales[idx].astype(np.float64) ** 2)
+    w = np.exp(logw - logw.max(1, keepdims=True))
+    w /= w.sum(1, keepdims=True)
+    rot = quat_to_matrix(quats)  # (T, K, 3, 3)
+    rel = query[:, None] - centers[idx]  # (M, k, 3)
+    moved = np.einsum("tmkij,mkj->tmki", rot[:, idx], rel) + centers[idx][None] + translations[:, idx]
+    return np.einsum("mk,tmki->tmi", w, moved).astype(np.float32)
