@@ -1,0 +1,150 @@
+"""Scenes: named objects from a scan, in metres, z up (DESIGN.md §3).
+
+A `SceneObject` is a mesh, a point cloud or a set of 3D Gaussians (a 3DGS scan). Loading and
+segmentation live in `chord_robot.scan` (formats) and `flowgen.segment` (geometry); this
+module is the contract every package shares.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from chord_robot.errors import ScanError
+
+KINDS = ("mesh", "points", "gaussians")
+
+
+@dataclass(frozen=True)
+class GaussianAttrs:
+    """3D Gaussian Splatting attributes as stored in an INRIA-layout PLY.
+
+    Attributes:
+        scales: (N, 3) log scales (``scale_0..2``).
+        rotations: (N, 4) quaternions wxyz, not necessarily normalised (``rot_0..3``).
+        opacities: (N,) opacity logits (``opacity``).
+        sh_dc: (N, 3) degree-0 SH coefficients (``f_dc_0..2``).
+        sh_rest: (N, M) higher SH coefficients (``f_rest_*``), M may be 0.
+    """
+
+    scales: np.ndarray
+    rotations: np.ndarray
+    opacities: np.ndarray
+    sh_dc: np.ndarray
+    sh_rest: np.ndarray
+
+    def subset(self, idx: np.ndarray) -> GaussianAttrs:
+        return GaussianAttrs(*(getattr(self, f)[idx] for f in ("scales", "rotations", "opacities", "sh_dc", "sh_rest")))
+
+
+SH_C0 = 0.28209479177387814
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    """One object of a scene.
+
+    Attributes:
+        name: unique name ("table", "lamp", "object_0", ...).
+        kind: "mesh", "points" or "gaussians".
+        points: (N, 3) vertices, points or Gaussian means, metres, z up.
+        colors: (N, 3) RGB in [0, 1], or None.
+        faces: (F, 3) triangles into ``points`` for meshes, else None.
+        gaussians: Gaussian attributes for kind "gaussians", else None.
+        static: True for the support (table) and anything that must not move.
+    """
+
+    name: str
+    kind: str
+    points: np.ndarray
+    colors: np.ndarray | None = None
+    faces: np.ndarray | None = None
+    gaussians: GaussianAttrs | None = None
+    static: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ScanError(f"object {self.name!r}: kind must be one of {KINDS}, got {self.kind!r}")
+        pts = np.asarray(self.points, dtype=np.float64)
+        if pts.ndim != 2 or pts.shape[1] != 3 or len(pts) == 0:
+            raise ScanError(f"object {self.name!r}: points must be (N, 3) with N > 0, got {pts.shape}")
+        object.__setattr__(self, "points", pts)
+        if self.colors is not None:
+            object.__setattr__(self, "colors", np.clip(np.asarray(self.colors, np.float64), 0.0, 1.0))
+        if (self.faces is None) != (self.kind != "mesh"):
+            raise ScanError(f"object {self.name!r}: a mesh needs faces and only a mesh has them")
+
+    @property
+    def bounds(self) -> np.ndarray:
+        """(2, 3) axis-aligned min and max corners."""
+        return np.stack([self.points.min(0), self.points.max(0)])
+
+    @property
+    def center(self) -> np.ndarray:
+        """(3,) centre of the axis-aligned bounds."""
+        return self.bounds.mean(0)
+
+    @property
+    def extent(self) -> np.ndarray:
+        """(3,) size of the axis-aligned bounds."""
+        b = self.bounds
+        return b[1] - b[0]
+
+    def surface_points(self, count: int, rng: np.random.Generator) -> np.ndarray:
+        """(count, 3) points on the object: area-sampled for meshes, subsampled otherwise."""
+        if self.kind == "mesh":
+            tri = self.points[self.faces]  # (F, 3, 3)
+            area = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
+            face = rng.choice(len(tri), count, p=area / area.sum()) if area.sum() > 0 else rng.integers(0, len(tri), count)
+            u, v = rng.random((2, count))
+            flip = u + v > 1
+            u[flip], v[flip] = 1 - u[flip], 1 - v[flip]
+            t = tri[face]
+            return t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
+        idx = rng.choice(len(self.points), count, replace=len(self.points) < count)
+        return self.points[idx]
+
+
+@dataclass(frozen=True)
+class Scene:
+    """Named objects of a scanned scene, metres, z up.
+
+    Attributes:
+        objects: name -> object, in a stable order (static support first, then by size).
+        source: the path the scene was loaded from.
+        notes: messages for the user gathered while loading (downsampling, conversions).
+    """
+
+    objects: dict[str, SceneObject]
+    source: str = ""
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        if not self.objects:
+            raise ScanError(f"{self.source or 'scene'}: no objects found")
+        for name, obj in self.objects.items():
+            if name != obj.name:
+                raise ScanError(f"scene key {name!r} differs from object name {obj.name!r}")
+
+    def movable(self) -> dict[str, SceneObject]:
+        """Objects not flagged static."""
+        return {k: v for k, v in self.objects.items() if not v.static}
+
+    def summary(self) -> dict:
+        """The JSON of `chord-robot scene --json` (issue #2)."""
+        return {
+            "units": "m",
+            "up": "z",
+            "objects": [
+                {
+                    "name": o.name,
+                    "kind": o.kind,
+                    "num_points": int(len(o.points)),
+                    "center": [round(float(v), 6) for v in o.center],
+                    "extent": [round(float(v), 6) for v in o.extent],
+                    "static": bool(o.static),
+                }
+                for o in self.objects.values()
+            ],
+        }
