@@ -1,0 +1,113 @@
+"""Control points: inside the object, near-surface count on target, parts as groups."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import trimesh
+
+from flowgen.control import (
+    ControlConfig,
+    farthest_point_kmeans,
+    mesh_field,
+    neighbour_scales,
+    object_controls,
+    point_cloud_field,
+    point_groups,
+)
+
+CONFIG = ControlConfig(target_surface_points=3000, num_controls=(24, 96))
+
+
+def box() -> trimesh.Trimesh:
+    return trimesh.creation.box((0.3, 0.2, 0.1))
+
+
+def torus() -> trimesh.Trimesh:
+    return trimesh.creation.torus(major_radius=0.12, minor_radius=0.03)
+
+
+def laptop() -> trimesh.Trimesh:
+    """A base and an upright lid, 1 cm apart: two parts."""
+    base = trimesh.creation.box((0.3, 0.2, 0.02))
+    lid = trimesh.creation.box((0.3, 0.02, 0.2)).apply_translation((0.0, 0.12, 0.1))
+    return trimesh.util.concatenate([base, lid])
+
+
+@pytest.mark.parametrize("make", [box, torus], ids=["box", "torus"])
+@pytest.mark.parametrize("target", [3000, 7500])
+def test_controls_inside_and_surface_count_on_target(make, target):
+    mesh = make()
+    config = ControlConfig(target_surface_points=target, num_controls=(24, 96))
+    controls = object_controls(mesh, config)
+    assert abs(len(controls.surface_points) - target) <= 0.1 * target
+    phi, _ = mesh_field(mesh).evaluate(controls.surface_points.astype(np.float64))
+    assert np.abs(phi).max() < controls.band + 1e-6
+    for level, count in zip(controls.levels, (24, 96)):
+        assert level.centres.shape == (count, 3) and level.scales.shape == (count,)
+        assert mesh.contains(level.centres).all()  # trimesh's own inside test
+        assert (mesh_field(mesh).evaluate(level.centres.astype(np.float64))[0] <= 0).all()
+        assert (level.scales > 0).all() and (level.group == 0).all()
+    assert controls.num_parts == 1
+
+
+def test_box_voxel_size_matches_band_geometry():
+    """|S| ~ 2 * band * area / s^2 for a box (two layers of centres per face)."""
+    mesh = box()
+    controls = object_controls(mesh, CONFIG)
+    predicted = 2 * mesh.area / controls.voxel_size**2
+    assert abs(len(controls.surface_points) / predicted - 1) < 0.15
+
+
+def test_scales_are_mean_distance_to_three_nearest():
+    centres = np.array([[0, 0, 0], [1, 0, 0], [0, 2, 0], [0, 0, 3], [10, 10, 10]], dtype=float)
+    scales = neighbour_scales(centres, 3)
+    assert scales[0] == pytest.approx(2.0)  # (1 + 2 + 3) / 3
+    assert scales[1] == pytest.approx((1 + np.sqrt(5) + np.sqrt(10)) / 3)
+
+
+def test_kmeans_recovers_separated_clusters():
+    rng = np.random.default_rng(0)
+    truth = np.array([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=float)
+    points = np.concatenate([c + 0.01 * rng.standard_normal((200, 3)) for c in truth])
+    centres = farthest_point_kmeans(points, 4, iterations=20, seed=0)
+    order = np.argsort(((centres[:, None] - truth[None]) ** 2).sum(-1), axis=0)[0]
+    np.testing.assert_allclose(centres[order], truth, atol=0.005)
+
+
+def test_separate_parts_get_their_own_groups():
+    mesh = laptop()
+    controls = object_controls(mesh, CONFIG)
+    assert controls.num_parts == 2
+    for level in controls.levels:
+        assert set(np.unique(level.group)) == {0, 1}
+        lid = level.centres[:, 1] > 0.105  # the lid's slab is y in [0.11, 0.13]
+        assert len(np.unique(level.group[lid])) == 1 and len(np.unique(level.group[~lid])) == 1
+        assert level.group[lid][0] != level.group[~lid][0]
+    # Points on the mesh get the group of their own part, also near the gap.
+    probe = np.array([[0.0, 0.1, 0.0], [0.0, 0.111, 0.02], [0.0, 0.0, 0.0], [0.0, 0.12, 0.15]])
+    groups = point_groups(controls, probe, mesh)
+    assert groups[0] == groups[2] and groups[1] == groups[3] and groups[0] != groups[1]
+    assert set(np.unique(controls.surface_group)) == {0, 1}
+
+
+def test_interpenetrating_components_form_one_part():
+    plate = trimesh.creation.box((0.3, 0.2, 0.02))
+    knob = trimesh.creation.box((0.1, 0.1, 0.1)).apply_translation((0.0, 0.0, 0.04))
+    controls = object_controls(trimesh.util.concatenate([plate, knob]), CONFIG)
+    assert controls.num_parts == 1
+
+
+def test_point_cloud_without_normals():
+    mesh = torus()
+    points, _ = trimesh.sample.sample_surface_even(mesh, 8000, seed=0)
+    controls = object_controls(point_cloud_field(points), CONFIG)
+    assert abs(len(controls.surface_points) - 3000) <= 300
+    for level in controls.levels:
+        assert mesh.contains(level.centres).all()
+
+
+def test_too_large_grid_is_refused_with_advice():
+    huge = trimesh.creation.box((300.0, 200.0, 0.001))  # millimetres read as metres, flat
+    with pytest.raises(ValueError, match="units"):
+        object_controls(huge, ControlConfig(target_surface_points=10**7, max_grid_points=10**5))
