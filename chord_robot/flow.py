@@ -276,27 +276,24 @@ def quat_to_matrix(q: np.ndarray) -> np.ndarray:
 
 
 def matrix_to_quat(r: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) rotation matrices -> (..., 4) wxyz quaternions with w >= 0."""
+    """(..., 3, 3) rotation matrices -> (..., 4) wxyz quaternions with w >= 0 (vectorised)."""
     r = np.asarray(r, dtype=np.float64)
-    flat = r.reshape(-1, 3, 3)
-    out = np.empty((len(flat), 4))
-    for i, m in enumerate(flat):
-        tr = np.trace(m)
-        if tr > 0:
-            s = 2 * np.sqrt(tr + 1)
-            q = [0.25 * s, (m[2, 1] - m[1, 2]) / s, (m[0, 2] - m[2, 0]) / s, (m[1, 0] - m[0, 1]) / s]
-        elif m[0, 0] > m[1, 1] and m[0, 0] > m[2, 2]:
-            s = 2 * np.sqrt(1 + m[0, 0] - m[1, 1] - m[2, 2])
-            q = [(m[2, 1] - m[1, 2]) / s, 0.25 * s, (m[0, 1] + m[1, 0]) / s, (m[0, 2] + m[2, 0]) / s]
-        elif m[1, 1] > m[2, 2]:
-            s = 2 * np.sqrt(1 + m[1, 1] - m[0, 0] - m[2, 2])
-            q = [(m[0, 2] - m[2, 0]) / s, (m[0, 1] + m[1, 0]) / s, 0.25 * s, (m[1, 2] + m[2, 1]) / s]
-        else:
-            s = 2 * np.sqrt(1 + m[2, 2] - m[0, 0] - m[1, 1])
-            q = [(m[1, 0] - m[0, 1]) / s, (m[0, 2] + m[2, 0]) / s, (m[1, 2] + m[2, 1]) / s, 0.25 * s]
-        q = np.asarray(q)
-        out[i] = q if q[0] >= 0 else -q
-    return (out / np.linalg.norm(out, axis=-1, keepdims=True)).reshape(r.shape[:-2] + (4,))
+    m = r.reshape(-1, 3, 3)
+    m00, m11, m22 = m[:, 0, 0], m[:, 1, 1], m[:, 2, 2]
+    # Shepperd: take the largest of 4w^2, 4x^2, 4y^2, 4z^2 for stability
+    cand = np.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], 1)
+    best = np.argmax(cand, 1)
+    s = 2 * np.sqrt(np.maximum(cand[np.arange(len(m)), best], 1e-12))
+    d21, d02, d10 = m[:, 2, 1] - m[:, 1, 2], m[:, 0, 2] - m[:, 2, 0], m[:, 1, 0] - m[:, 0, 1]
+    s01, s02, s12 = m[:, 0, 1] + m[:, 1, 0], m[:, 0, 2] + m[:, 2, 0], m[:, 1, 2] + m[:, 2, 1]
+    q = np.select(
+        [best[:, None] == 0, best[:, None] == 1, best[:, None] == 2],
+        [np.stack([s / 4, d21 / s, d02 / s, d10 / s], 1), np.stack([d21 / s, s / 4, s01 / s, s02 / s], 1),
+         np.stack([d02 / s, s01 / s, s / 4, s12 / s], 1)],
+        np.stack([d10 / s, s02 / s, s12 / s, s / 4], 1),
+    )
+    q *= np.where(q[:, :1] < 0, -1.0, 1.0)
+    return (q / np.linalg.norm(q, axis=1, keepdims=True)).reshape(r.shape[:-2] + (4,))
 
 
 def lbs_numpy(

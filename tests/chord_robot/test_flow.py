@@ -75,6 +75,11 @@ def test_quaternion_matrix_round_trip():
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     q *= np.sign(q[:, :1])
     np.testing.assert_allclose(matrix_to_quat(quat_to_matrix(q)), q, atol=1e-9)
+    # half turns (w = 0) take the other branches; q and -q are the same rotation
+    for axis in np.eye(3):
+        half = np.r_[0.0, axis]
+        back = matrix_to_quat(quat_to_matrix(half))
+        assert min(np.abs(back - half).max(), np.abs(back + half).max()) < 1e-9
 
 
 def test_rejects_inconsistent_shapes():

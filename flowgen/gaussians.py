@@ -1,0 +1,175 @@
+"""3D Gaussians from scene objects (DESIGN.md §4): a 3DGS scan directly, a coloured point
+cloud, or a mesh by surface sampling.
+
+Points and meshes become flat, surface-aligned Gaussians (discs): two tangential axes of about
+the sample spacing and a thin normal axis. The findings in shared/notes showed that isotropic
+Gaussians on a tilted surface shift the rendered texture as the surface turns; discs do not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+from scipy.spatial import cKDTree
+from torch import Tensor
+
+from chord_robot.flow import matrix_to_quat
+from chord_robot.scene import SH_C0, SceneObject
+
+
+@dataclass(frozen=True)
+class Gaussians:
+    """A set of 3D Gaussians at rest (frame 0).
+
+    Attributes:
+        means: (N, 3) centres, metres.
+        quats: (N, 4) wxyz orientations (normalised).
+        log_scales: (N, 3) log standard deviations along the Gaussian's own axes.
+        opacity_logits: (N,) logit of the opacity.
+        colors: (N, 3) RGB in [0, 1].
+        normals: (N, 3) unit surface normals, or None (3DGS scans).
+        group: (N,) int64 part (mesh connected component) id; one part is all zeros.
+    """
+
+    means: Tensor
+    quats: Tensor
+    log_scales: Tensor
+    opacity_logits: Tensor
+    colors: Tensor
+    normals: Tensor | None
+    group: Tensor
+
+    def __post_init__(self) -> None:
+        n = self.means.shape[0]
+        assert self.means.shape == (n, 3) and self.quats.shape == (n, 4), (self.means.shape, self.quats.shape)
+        assert self.log_scales.shape == (n, 3) and self.opacity_logits.shape == (n,), self.log_scales.shape
+        assert self.colors.shape == (n, 3) and self.group.shape == (n,), (self.colors.shape, self.group.shape)
+        assert self.normals is None or self.normals.shape == (n, 3)
+
+    @property
+    def num(self) -> int:
+        return int(self.means.shape[0])
+
+    def subset(self, idx: Tensor) -> Gaussians:
+        n = None if self.normals is None else self.normals[idx]
+        return Gaussians(self.means[idx], self.quats[idx], self.log_scales[idx], self.opacity_logits[idx],
+                         self.colors[idx], n, self.group[idx])
+
+    @staticmethod
+    def concat(parts: list[Gaussians]) -> Gaussians:
+        """Concatenate; normals kept only if every part has them."""
+        normals = None if any(p.normals is None for p in parts) else torch.cat([p.normals for p in parts])
+        return Gaussians(*(torch.cat([getattr(p, f) for p in parts]) for f in
+                           ("means", "quats", "log_scales", "opacity_logits", "colors")), normals,
+                         torch.cat([p.group for p in parts]))
+
+
+def from_object(obj: SceneObject, count: int, rng: np.random.Generator, opacity: float = 0.95,
+                thickness: float = 0.1) -> Gaussians:
+    """Gaussians for one scene object.
+
+    Args:
+        obj: the object (mesh, points or gaussians).
+        count: number of Gaussians for meshes and the cap for points/3DGS (subsampled above it).
+        rng: random generator (surface sampling, subsampling).
+        opacity: initial opacity of sampled Gaussians.
+        thickness: normal-axis scale as a fraction of the tangential scale (flat discs).
+    """
+    if obj.kind == "gaussians":
+        return _from_3dgs(obj, count, rng)
+    if obj.kind == "mesh":
+        pts, normals, colors, group = _sample_mesh(obj, count, rng)
+    else:
+        idx = rng.choice(len(obj.points), count, replace=False) if len(obj.points) > count else np.arange(len(obj.points))
+        pts = obj.points[idx]
+        normals = estimate_normals(pts)
+        colors = obj.colors[idx] if obj.colors is not None else np.full((len(pts), 3), 0.6)
+        group = np.zeros(len(pts), np.int64)
+    spacing = _spacing(pts)
+    tangential = 0.75 * spacing
+    scales = np.stack([tangential, tangential, np.maximum(thickness * tangential, 1e-5)], 1)
+    quats = matrix_to_quat(_frames_from_normals(normals))
+    logit = float(np.log(opacity / (1 - opacity)))
+    return _tensors(pts, quats, np.log(scales), np.full(len(pts), logit), colors, normals, group)
+
+
+def _from_3dgs(obj: SceneObject, count: int, rng: np.random.Generator) -> Gaussians:
+    g = obj.gaussians
+    assert g is not None
+    idx = rng.choice(len(obj.points), count, replace=False) if len(obj.points) > count else np.arange(len(obj.points))
+    q = g.rotations[idx]
+    q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
+    colors = np.clip(0.5 + SH_C0 * g.sh_dc[idx], 0, 1)
+    return _tensors(obj.points[idx], q, g.scales[idx], g.opacities[idx], colors, None, np.zeros(len(idx), np.int64))
+
+
+def _tensors(means, quats, log_scales, logits, colors, normals, group) -> Gaussians:
+    f = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
+    return Gaussians(f(means), f(quats), f(log_scales), f(logits), f(colors).clamp(0, 1),
+                     None if normals is None else f(normals), torch.as_tensor(group, dtype=torch.int64))
+
+
+def _sample_mesh(obj: SceneObject, count: int, rng: np.random.Generator):
+    """Area-weighted samples with face normals, interpolated vertex colours and part ids."""
+    assert obj.faces is not None
+    v, f = obj.points, obj.faces
+    tri = v[f]
+    cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    area = 0.5 * np.linalg.norm(cross, axis=1)
+    face = rng.choice(len(f), count, p=area / area.sum())
+    u, w = rng.random((2, count))
+    flip = u + w > 1
+    u[flip], w[flip] = 1 - u[flip], 1 - w[flip]
+    bary = np.stack([1 - u - w, u, w], 1)
+    pts = np.einsum("nk,nkd->nd", bary, tri[face])
+    normals = cross[face] / np.maximum(2 * area[face, None], 1e-12)
+    colors = np.einsum("nk,nkd->nd", bary, obj.colors[f[face]]) if obj.colors is not None else np.full((count, 3), 0.6)
+    return pts, normals, colors, mesh_components(len(v), f)[f[face, 0]]
+
+
+def mesh_components(num_vertices: int, faces: np.ndarray) -> np.ndarray:
+    """(V,) connected-component id of each vertex, components ordered by first vertex."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    i = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2]])
+    j = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0]])
+    graph = coo_matrix((np.ones(len(i)), (i, j)), shape=(num_vertices, num_vertices))
+    return connected_components(graph, directed=False)[1].astype(np.int64)
+
+
+def estimate_normals(pts: np.ndarray, k: int = 12) -> np.ndarray:
+    """(N, 3) unit normals by PCA of the k nearest neighbours, oriented away from the centroid."""
+    k = min(k, len(pts))
+    _, nn = cKDTree(pts).query(pts, k=k)
+    nb = pts[nn] - pts[nn].mean(1, keepdims=True)
+    _, _, vt = np.linalg.svd(nb, full_matrices=False)
+    n = vt[:, 2]
+    outward = pts - pts.mean(0)
+    return n * np.where((n * outward).sum(1, keepdims=True) < 0, -1.0, 1.0)
+
+
+def _spacing(pts: np.ndarray) -> np.ndarray:
+    """(N,) mean distance to the 4 nearest neighbours (at least 0.5 mm)."""
+    k = min(5, len(pts))
+    if k < 2:
+        return np.full(len(pts), 0.005)
+    d, _ = cKDTree(pts).query(pts, k=k)
+    return np.maximum(d[:, 1:].mean(1), 5e-4)
+
+
+def _frames_from_normals(normals: np.ndarray) -> np.ndarray:
+    """(N, 3, 3) rotations whose third column is the normal."""
+    n = normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+    helper = np.where(np.abs(n[:, :1]) < 0.9, [[1.0, 0, 0]], [[0, 1.0, 0]])
+    t1 = np.cross(helper, n)
+    t1 /= np.linalg.norm(t1, axis=1, keepdims=True)
+    t2 = np.cross(n, t1)
+    return np.stack([t1, t2, n], 2)
+
+
+def with_colors(g: Gaussians, colors: Tensor) -> Gaussians:
+    """The same Gaussians with new (N, 3) colours."""
+    return replace(g, colors=colors)
