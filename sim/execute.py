@@ -1,0 +1,369 @@
+"""Execute a `Plan` on the simulated Panda: joint-space tracking of the timed trajectory at the
+sim rate, gripper commands on the finger joints, contacts and friction real.
+
+Nothing is teleported. The one aid is a grasp weld: in a ``grasp`` plan, once the gripper is
+commanded closed and both fingers touch the same object, a fixed constraint of bounded force
+holds that object (link) to the hand at its current relative pose, like a firm grip; for a
+soft body the nodes nearest the TCP are anchored to the hand instead. Opening the
+gripper removes it. Every loop is bounded by the plan's length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pybullet as pb
+
+from chord_robot.errors import InputError
+from chord_robot.plan import Plan
+from sim.world import (
+    PANDA_ARM_JOINTS,
+    Body,
+    Panda,
+    Stopwatch,
+    World,
+    link_matrix,
+    matrix_to_xyzw,
+    panda_joints,
+    panda_opening,
+    pose_to_matrix,
+    soft_nodes,
+    xyzw_to_matrix,
+)
+
+FINGER_MAX = 0.04  # metres per finger joint, fully open
+
+
+@dataclass(frozen=True)
+class ExecuteConfig:
+    """How a plan is tracked."""
+
+    position_gain: float = 0.3
+    """PyBullet POSITION_CONTROL positionGain of the arm joints."""
+    velocity_gain: float = 1.0
+    """PyBullet POSITION_CONTROL velocityGain of the arm joints."""
+    finger_force: float = 40.0
+    """Force of each finger motor, N."""
+    close_below: float = 0.5
+    """A gripper command below this means "closed" (commands: 1 open, 0 closed)."""
+    grasp_constraint: bool = True
+    """Weld a grasped object to the hand once the gripper has closed on it (grasp plans only)."""
+    grasp_max_force: float = 200.0
+    """Strength of the weld, N; a heavier pull breaks contact as a real grip would slip."""
+    soft_grasp_radius: float = 0.02
+    """Soft body nodes this close to the TCP are anchored when the gripper has closed on the
+    body (both fingers touching it), metres. A cloth lying flat needs the TCP within ~5 mm of
+    its surface for both fingertips to touch it."""
+    soft_grasp_max_opening: float = 0.03
+    """The fingers must have closed to this opening to pinch a soft body, metres."""
+    max_soft_anchors: int = 4
+    """At most this many soft body nodes are anchored."""
+    start_speed: float = 0.5
+    """Joint speed of the move from the robot's current configuration to the plan's start, rad/s."""
+    start_tolerance: float = 0.01
+    """No start move below this joint distance (max abs), rad."""
+    hold_steps: int = 240
+    """Steps holding the final configuration after the trajectory."""
+    max_seconds: float = 120.0
+    """Refuse plans longer than this, seconds."""
+    max_base_offset: float = 0.01
+    """The plan's robot base must match the simulated one within this, metres."""
+
+
+@dataclass(frozen=True)
+class ExecutionReport:
+    """What happened when a plan was executed.
+
+    Attributes:
+        final_joint_error: max abs arm joint error to the plan's last configuration after the
+            hold, rad.
+        max_tracking_error: max abs arm joint error to the reference during tracking, rad.
+        start_distance: max abs joint distance from the robot to the plan's start, rad.
+        sim_steps: physics steps taken (start move + trajectory + hold).
+        sim_seconds: simulated seconds.
+        contact: whether the robot touched any non-static object.
+        first_contact_time: plan time of the first such contact, seconds, or None.
+        contact_objects: names of the objects touched.
+        grasped: whether a grasp weld (or soft anchor) was made.
+        grasp_time: plan time it was made, or None.
+        grasp_object: name of the grasped object, or None.
+        release_time: plan time the weld was removed, or None.
+        timings: wall-clock seconds per phase ("start", "track", "hold", "total").
+    """
+
+    final_joint_error: float
+    max_tracking_error: float
+    start_distance: float
+    sim_steps: int
+    sim_seconds: float
+    contact: bool
+    first_contact_time: float | None
+    contact_objects: tuple[str, ...]
+    grasped: bool
+    grasp_time: float | None
+    grasp_object: str | None
+    release_time: float | None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def plan_arm_columns(plan: Plan) -> np.ndarray:
+    """(7,) column indices of panda_joint1..7 in ``plan.joints``; InputError if missing."""
+    if not plan.joint_names:
+        if plan.dof < 7:
+            raise InputError(
+                f"a Panda plan needs 7 arm joints, this one has {plan.dof} and no joint names"
+            )
+        return np.arange(7)
+    missing = [n for n in PANDA_ARM_JOINTS if n not in plan.joint_names]
+    if missing:
+        raise InputError(
+            f"the plan's joint_names miss {', '.join(missing)}: it was not made for the Panda"
+        )
+    return np.array([plan.joint_names.index(n) for n in PANDA_ARM_JOINTS])
+
+
+def reference(
+    plan: Plan, columns: np.ndarray, t: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Piecewise-linear joint reference at times ``t`` (S,).
+
+    Returns:
+        q: (S, 7) joint positions; qd: (S, 7) segment velocities; g: (S,) gripper commands.
+    """
+    times, joints = plan.times, plan.joints[:, columns]
+    q = np.stack([np.interp(t, times, joints[:, j]) for j in range(joints.shape[1])], 1)
+    seg = np.clip(np.searchsorted(times, t, side="right") - 1, 0, len(times) - 2)
+    vel = np.diff(joints, axis=0) / np.diff(times)[:, None]  # (T-1, 7)
+    qd = np.where((t >= times[-1])[:, None], 0.0, vel[seg])
+    return q, qd, np.interp(t, times, plan.gripper)
+
+
+class _Grip:
+    """The running grasp state of one execution (weld constraint or soft anchors)."""
+
+    def __init__(self) -> None:
+        self.constraints: list[int] = []
+        self.object: str | None = None
+        self.time: float | None = None
+        self.release_time: float | None = None
+
+    @property
+    def holding(self) -> bool:
+        return bool(self.constraints)
+
+
+def _com_matrix(world: World, body: int, link: int) -> np.ndarray:
+    """(4, 4) world pose of a link's centre-of-mass frame (the frame constraints refer to)."""
+    c = world.client
+    if link < 0:
+        pos, orn = pb.getBasePositionAndOrientation(body, physicsClientId=c)
+    else:
+        s = pb.getLinkState(body, link, computeForwardKinematics=True, physicsClientId=c)
+        pos, orn = s[0], s[1]
+    return xyzw_to_matrix(pos, orn)
+
+
+def _finger_contact(world: World, panda: Panda, body: Body) -> int | None:
+    """The object link both fingers touch, or None."""
+    c = world.client
+    links = []
+    for finger in panda.finger_links:
+        pts = pb.getContactPoints(panda.body, body.id, linkIndexA=finger, physicsClientId=c)
+        links.append({p[4] for p in pts})
+    common = links[0] & links[1]
+    return min(common) if common else None
+
+
+def _try_grasp(
+    world: World, panda: Panda, bodies: list[Body], grip: _Grip, cfg: ExecuteConfig, t: float
+) -> None:
+    c = world.client
+    for body in bodies:
+        if body.kind == "soft":
+            if panda_opening(world, panda) > cfg.soft_grasp_max_opening:
+                continue
+            if _finger_contact(world, panda, body) is None:
+                continue
+            tcp = link_matrix(world, panda.body, panda.tcp_link)[:3, 3]
+            nodes = soft_nodes(world, body.id)
+            d = np.linalg.norm(nodes - tcp, axis=1)
+            near = np.argsort(d)[: cfg.max_soft_anchors]
+            near = near[d[near] < cfg.soft_grasp_radius]
+            grip.constraints = [
+                pb.createSoftBodyAnchor(
+                    body.id, int(n), panda.body, panda.hand_link, physicsClientId=c
+                )
+                for n in near
+            ]
+        else:
+            link = _finger_contact(world, panda, body)
+            if link is None:
+                continue
+            hand = _com_matrix(world, panda.body, panda.hand_link)
+            obj = _com_matrix(world, body.id, link)
+            pos, orn = matrix_to_xyzw(np.linalg.inv(hand) @ obj)
+            cid = pb.createConstraint(
+                panda.body,
+                panda.hand_link,
+                body.id,
+                link,
+                pb.JOINT_FIXED,
+                [0, 0, 0],
+                parentFramePosition=pos,
+                childFramePosition=[0, 0, 0],
+                parentFrameOrientation=orn,
+                childFrameOrientation=[0, 0, 0, 1],
+                physicsClientId=c,
+            )
+            pb.changeConstraint(cid, maxForce=cfg.grasp_max_force, physicsClientId=c)
+            grip.constraints = [cid]
+        if grip.holding:
+            grip.object, grip.time = body.name, t
+            return
+
+
+def _release(world: World, grip: _Grip, t: float) -> None:
+    for cid in grip.constraints:
+        pb.removeConstraint(cid, physicsClientId=world.client)
+    grip.constraints = []
+    grip.release_time = t
+
+
+def execute(
+    world: World,
+    panda: Panda,
+    plan: Plan,
+    bodies: Mapping[str, Body],
+    config: ExecuteConfig | None = None,
+    on_step: Callable[[float], None] | None = None,
+) -> ExecutionReport:
+    """Track ``plan`` on ``panda`` in ``world``.
+
+    First moves (bounded, at ``start_speed``) from the robot's configuration to the plan's
+    start if they differ, then follows the piecewise-linear joint reference at the sim rate
+    with position control (feed-forward segment velocities, effort limits from the URDF),
+    sets the fingers to ``gripper * 0.04`` m each, then holds the final configuration.
+
+    Args:
+        bodies: the world's named bodies; the non-static ones are grasp candidates.
+        on_step: called with the simulated time after every step (e.g. a `Recorder`).
+    Raises:
+        InputError: the plan is not for a Panda, its base differs from the simulated one, or
+            it is longer than ``config.max_seconds``.
+    """
+    cfg = config or ExecuteConfig()
+    if plan.robot != "panda":
+        raise InputError(f"the plan is for robot {plan.robot!r}; the simulator has a Panda")
+    offset = float(
+        np.linalg.norm(
+            pose_to_matrix(plan.robot_base)[:3, 3] - pose_to_matrix(panda.base_pose)[:3, 3]
+        )
+    )
+    if offset > cfg.max_base_offset:
+        raise InputError(
+            f"the plan was made for a robot base {offset:.3f} m away from the simulated one; "
+            "plan with the task's robot_base()"
+        )
+    if plan.times[-1] > cfg.max_seconds:
+        raise InputError(
+            f"the plan lasts {plan.times[-1]:.1f} s, more than the {cfg.max_seconds:.0f} s allowed"
+        )
+    columns = plan_arm_columns(plan)
+    c, dt = world.client, world.time_step
+    arm = list(panda.arm_joints)
+    candidates = [b for b in bodies.values() if b.kind != "static"]
+    clock, timings = Stopwatch(), {}
+    steps, sim_time = 0, 0.0
+
+    def command(q: np.ndarray, qd: np.ndarray, g: float) -> None:
+        pb.setJointMotorControlArray(
+            panda.body,
+            arm,
+            pb.POSITION_CONTROL,
+            targetPositions=q.tolist(),
+            targetVelocities=qd.tolist(),
+            forces=panda.max_force.tolist(),
+            positionGains=[cfg.position_gain] * 7,
+            velocityGains=[cfg.velocity_gain] * 7,
+            physicsClientId=c,
+        )
+        pb.setJointMotorControlArray(
+            panda.body,
+            list(panda.finger_joints),
+            pb.POSITION_CONTROL,
+            targetPositions=[g * FINGER_MAX] * 2,
+            forces=[cfg.finger_force] * 2,
+            physicsClientId=c,
+        )
+
+    def advance() -> None:
+        nonlocal steps, sim_time
+        world.step(1)
+        steps += 1
+        sim_time += dt
+        if on_step is not None:
+            on_step(sim_time)
+
+    # 1. move to the plan's start (bounded by the distance and the speed)
+    q_start = plan.joints[0, columns]
+    q_now = panda_joints(world, panda)
+    start_distance = float(np.abs(q_start - q_now).max())
+    if start_distance > cfg.start_tolerance:
+        n = int(np.ceil(max(start_distance / cfg.start_speed, 0.5) / dt))
+        for k in range(1, n + 1):
+            s = k / n
+            command(
+                q_now + s * (q_start - q_now), (q_start - q_now) / (n * dt), float(plan.gripper[0])
+            )
+            advance()
+    timings["start"] = clock()
+
+    # 2. track the trajectory; 3. hold the end
+    n_track = int(np.ceil(plan.times[-1] / dt))
+    t_ref = np.minimum(np.arange(1, n_track + cfg.hold_steps + 1) * dt, plan.times[-1])
+    q_ref, qd_ref, g_ref = reference(plan, columns, t_ref)
+    grip = _Grip()
+    first_contact, touched, max_err = None, set(), 0.0
+    for k in range(len(t_ref)):
+        t = (k + 1) * dt
+        command(q_ref[k], qd_ref[k], float(g_ref[k]))
+        advance()
+        for b in candidates:
+            if b.name not in touched and pb.getContactPoints(panda.body, b.id, physicsClientId=c):
+                touched.add(b.name)
+                first_contact = t if first_contact is None else first_contact
+        closed = g_ref[k] < cfg.close_below
+        if (
+            closed
+            and not grip.holding
+            and grip.time is None
+            and cfg.grasp_constraint
+            and plan.mode == "grasp"
+        ):
+            _try_grasp(world, panda, candidates, grip, cfg, t)
+        elif not closed and grip.holding:
+            _release(world, grip, t)
+        if k < n_track:
+            max_err = max(max_err, float(np.abs(panda_joints(world, panda) - q_ref[k]).max()))
+        if k == n_track - 1:
+            timings["track"] = clock() - timings["start"]
+    timings["hold"] = clock() - timings["start"] - timings.get("track", 0.0)
+    timings["total"] = clock()
+    final_err = float(np.abs(panda_joints(world, panda) - plan.joints[-1, columns]).max())
+    return ExecutionReport(
+        final_joint_error=final_err,
+        max_tracking_error=max_err,
+        start_distance=start_distance,
+        sim_steps=steps,
+        sim_seconds=sim_time,
+        contact=bool(touched),
+        first_contact_time=first_contact,
+        contact_objects=tuple(sorted(touched)),
+        grasped=grip.time is not None,
+        grasp_time=grip.time,
+        grasp_object=grip.object,
+        release_time=grip.release_time,
+        timings=timings,
+    )

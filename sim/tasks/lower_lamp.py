@@ -1,0 +1,253 @@
+"""lower-lamp: a desk lamp (base, arm on a revolute joint, head on a second one) leaning toward
+the robot; lower its head.
+
+The oracle tilts the arm forward and the head down. Success: the head's centre ends at least
+60% of the way from its start height to the oracle motion's final height. Both joints hold
+their angle by friction, like a real desk lamp's.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pybullet as pb
+import trimesh
+
+from chord_robot.camera import Camera
+from chord_robot.errors import InputError
+from chord_robot.flow import ObjectFlow
+from sim import assets
+from sim.tasks import base
+from sim.world import (
+    Body,
+    Panda,
+    World,
+    base_matrix,
+    link_matrix,
+    matrix_to_xyzw,
+    reset,
+    settle,
+    table_mesh,
+)
+
+ARM, HEAD = 0, 1  # PyBullet joint (and child link) indices
+
+
+@dataclass(frozen=True)
+class LowerLampConfig:
+    """Randomisation ranges and success threshold."""
+
+    x_range: tuple[float, float] = (0.55, 0.63)
+    """Lamp base centre x, metres."""
+    y_range: tuple[float, float] = (-0.12, 0.12)
+    yaw_jitter: float = 0.4
+    """Yaw about facing the robot, rad (uniform in +-)."""
+    arm_start: tuple[float, float] = (0.05, 0.25)
+    """Initial arm tilt, rad."""
+    head_start: tuple[float, float] = (0.2, 0.5)
+    """Initial head tilt, rad."""
+    arm_delta: tuple[float, float] = (0.45, 0.6)
+    """How much the oracle tilts the arm further, rad."""
+    head_delta: tuple[float, float] = (0.2, 0.4)
+    """How much the oracle tilts the head further, rad."""
+    arm_length: tuple[float, float] = (0.22, 0.28)
+    shade_radius: tuple[float, float] = (0.04, 0.05)
+    arm_friction: float = 0.8
+    """N m."""
+    head_friction: float = 0.15
+    """N m."""
+    success_fraction: float = 0.6
+    """Fraction of the oracle's height drop the head must achieve."""
+
+
+class LowerLamp:
+    """The lower-lamp task (see module docstring)."""
+
+    name = "lower-lamp"
+    text = "lower the lamp"
+
+    def __init__(
+        self, world: World, config: LowerLampConfig | None = None, asset_root: str | None = None
+    ) -> None:
+        self.world = world
+        self.config = config or LowerLampConfig()
+        self.asset_root = asset_root
+        self.seed: int | None = None
+
+    # ------------------------------------------------------------------ state
+
+    def reset(self, seed: int) -> None:
+        """Rebuild the world: table and a lamp at a random pose, size and joint angles; settle."""
+        cfg, rng = self.config, np.random.default_rng([seed, 0])
+        self.seed = seed
+        self.spec = assets.LampSpec(
+            arm_length=round(rng.uniform(*cfg.arm_length), 3),
+            shade_radius=round(rng.uniform(*cfg.shade_radius), 3),
+        )
+        q0 = np.array([rng.uniform(*cfg.arm_start), rng.uniform(*cfg.head_start)])
+        self.delta = np.array([rng.uniform(*cfg.arm_delta), rng.uniform(*cfg.head_delta)])
+        pose = np.eye(4)
+        yaw = math.pi + rng.uniform(-cfg.yaw_jitter, cfg.yaw_jitter)
+        pose[:3, :3] = trimesh.transformations.rotation_matrix(yaw, [0, 0, 1])[:3, :3]
+        pose[:3, 3] = [
+            rng.uniform(*cfg.x_range),
+            rng.uniform(*cfg.y_range),
+            self.spec.base_height / 2,
+        ]
+        self.table = reset(self.world)
+        c = self.world.client
+        pos, orn = matrix_to_xyzw(pose)
+        self.body = pb.loadURDF(
+            str(assets.write_lamp(self.spec, self.asset_root)), pos, orn, physicsClientId=c
+        )
+        pb.changeDynamics(self.body, -1, lateralFriction=0.9, physicsClientId=c)
+        for j, q in zip((ARM, HEAD), q0, strict=True):
+            pb.resetJointState(self.body, j, float(q), 0.0, physicsClientId=c)
+        base.set_joint_friction(
+            self.world, self.body, {ARM: cfg.arm_friction, HEAD: cfg.head_friction}
+        )
+        settle(self.world, list(self.bodies().values()), max_steps=240)
+        self.base_pose = base_matrix(self.world, self.body)
+        self.start_joints = self.joints()
+        self.start_height = self.head_height()
+        final = assets.lamp_link_poses(self.spec, *self.oracle_joints(1.0))["head"]
+        self.final_height = float(
+            base.transform(self.base_pose @ final, assets.lamp_head_centre(self.spec)[None])[0, 2]
+        )
+
+    def _require_reset(self) -> None:
+        if self.seed is None:
+            raise InputError("call reset(seed) first")
+
+    def bodies(self) -> dict[str, Body]:
+        self._require_reset()
+        return {"table": self.table, "lamp": Body("lamp", self.body, "articulated")}
+
+    def joints(self) -> np.ndarray:
+        """(2,) current arm and head angles, rad."""
+        return np.array(
+            [
+                pb.getJointState(self.body, j, physicsClientId=self.world.client)[0]
+                for j in (ARM, HEAD)
+            ]
+        )
+
+    def head_height(self) -> float:
+        """Current height of the shade's centre above the table, metres."""
+        m = link_matrix(self.world, self.body, HEAD)
+        return float(base.transform(m, assets.lamp_head_centre(self.spec)[None])[0, 2])
+
+    def robot_base(self) -> np.ndarray:
+        return base.ROBOT_BASE.copy()
+
+    def load_robot(self) -> Panda:
+        return base.load_task_robot(self.world)
+
+    def _links(self) -> list[base.Link]:
+        meshes = assets.lamp_meshes(self.spec)
+        return [
+            base.Link("base", self.body, -1, meshes["base"], assets.LAMP_RGBA),
+            base.Link("arm", self.body, ARM, meshes["arm"], assets.LAMP_RGBA),
+            base.Link("head", self.body, HEAD, meshes["head"], assets.LAMP_HEAD_RGBA),
+        ]
+
+    def scene_meshes(self) -> dict[str, trimesh.Trimesh]:
+        """Object name -> current surface in the world frame (the table is static)."""
+        self._require_reset()
+        return {
+            "table": table_mesh(self.world.config.table),
+            "lamp": base.links_world_mesh(self.world, self._links()),
+        }
+
+    def scene_points(self, num_points: int = 2048) -> dict[str, np.ndarray]:
+        """Object name -> (N, 3) current surface points; 'table' is its top near the objects."""
+        rng = np.random.default_rng([self.seed or 0, 2])
+        pts = {
+            "lamp": base.sample_surface(
+                base.links_world_mesh(self.world, self._links()), num_points, rng
+            )
+        }
+        pts["table"] = base.table_motion(
+            base.table_region(list(pts.values())), 1, num_points, rng
+        ).points.astype(np.float64)
+        return pts
+
+    # ------------------------------------------------------------------ oracle
+
+    def oracle_joints(self, s: float | np.ndarray) -> np.ndarray:
+        """(..., 2) arm and head angles of the scripted motion at normalised time ``s``."""
+        e = base.ease(s)[..., None]
+        return self.start_joints + e * self.delta
+
+    def oracle_flow(self, num_frames: int = 41, points_per_object: int = 2048) -> ObjectFlow:
+        """The scripted lowering sampled on the lamp's surface (three links), plus the table."""
+        self._require_reset()
+        rng = np.random.default_rng([self.seed, 1])
+        q = self.oracle_joints(base.frame_times(num_frames))
+        fk = [assets.lamp_link_poses(self.spec, a, h) for a, h in q]
+        poses = {
+            name: np.stack([self.base_pose @ f[name] for f in fk])
+            for name in ("base", "arm", "head")
+        }
+        lamp = base.articulated_motion(self._links(), poses, points_per_object, rng)
+        table = base.table_motion(
+            base.table_region([lamp.trajectories]), num_frames, points_per_object, rng
+        )
+        return ObjectFlow(
+            {"lamp": lamp, "table": table},
+            self.text,
+            base.ORACLE_FPS,
+            "oracle",
+            {"task": self.name, "seed": self.seed},
+        )
+
+    def play_oracle(
+        self, num_frames: int = 41, on_step: Callable[[float], None] | None = None
+    ) -> None:
+        """Drive both joints kinematically along the oracle (no robot), then let go and settle."""
+        self._require_reset()
+        c = self.world.client
+
+        def drive(s: float, ds_dt: float) -> None:
+            eps = 1e-3
+            q = self.oracle_joints(s)
+            qd = (
+                (self.oracle_joints(min(s + eps, 1.0)) - self.oracle_joints(max(s - eps, 0.0)))
+                / (2 * eps)
+                * ds_dt
+            )
+            for j in (ARM, HEAD):
+                pb.resetJointState(self.body, j, float(q[j]), float(qd[j]), physicsClientId=c)
+
+        base.drive_loop(self.world, num_frames, drive, on_step)
+        for j, q in zip((ARM, HEAD), self.oracle_joints(1.0), strict=True):
+            pb.resetJointState(self.body, j, float(q), 0.0, physicsClientId=c)
+        settle(self.world, list(self.bodies().values()), max_steps=240)
+
+    def reference_camera(self, width: int, height: int) -> Camera:
+        return base.side_camera(
+            self.base_pose[:3, 3] + [-0.1, 0.0, 0.15], width, height, offset=(-0.05, -0.6, 0.2)
+        )
+
+    def render_reference_video(
+        self, num_frames: int = 41, width: int = 320, height: int = 240
+    ) -> tuple[np.ndarray, Camera]:
+        """(T, H, W, 3) uint8 frames of the oracle from `reference_camera`, and that camera.
+
+        Plays the oracle, then resets the task to the same seed (any robot is removed)."""
+        self._require_reset()
+        out = base.record_oracle(self, num_frames, width, height)
+        self.reset(self.seed)  # type: ignore[arg-type]
+        return out
+
+    # ------------------------------------------------------------------ success
+
+    def evaluate(self) -> tuple[bool, float]:
+        """(fraction >= threshold, fraction of the oracle's height drop achieved by the head)."""
+        self._require_reset()
+        drop = self.start_height - self.final_height
+        fraction = (self.start_height - self.head_height()) / drop
+        return fraction >= self.config.success_fraction, float(fraction)

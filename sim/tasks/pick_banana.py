@@ -1,0 +1,292 @@
+"""pick-banana: a curved banana lying on the table and a plate beside it; put the banana on
+the plate.
+
+The oracle lifts the banana along an arc, turns it a little and lowers it onto the plate.
+Success: the banana rests on the plate (touching it, not touching the table, nearly still).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pybullet as pb
+import trimesh
+
+from chord_robot.camera import Camera
+from chord_robot.errors import InputError
+from chord_robot.flow import ObjectFlow
+from sim import assets
+from sim.tasks import base
+from sim.world import (
+    Body,
+    Panda,
+    World,
+    base_matrix,
+    body_speed,
+    matrix_to_xyzw,
+    reset,
+    settle,
+    table_mesh,
+)
+
+
+@dataclass(frozen=True)
+class PickBananaConfig:
+    """Randomisation ranges and success criteria."""
+
+    banana_x: tuple[float, float] = (0.42, 0.55)
+    banana_y: tuple[float, float] = (-0.22, -0.08)
+    plate_x: tuple[float, float] = (0.45, 0.6)
+    plate_y: tuple[float, float] = (0.1, 0.22)
+    min_gap: float = 0.03
+    """Clearance between the banana's reach and the plate's rim at the start, metres."""
+    arc_radius: tuple[float, float] = (0.11, 0.14)
+    arc_angle: tuple[float, float] = (1.0, 1.2)
+    banana_radius: tuple[float, float] = (0.016, 0.02)
+    plate_radius: tuple[float, float] = (0.11, 0.125)
+    yaw_turn: float = 0.5
+    """The oracle turns the banana by up to this yaw, rad (uniform in +-)."""
+    lift: float = 0.1
+    """Height of the oracle's arc above the straight path, metres."""
+    drop: float = 0.004
+    """The oracle lets go this far above the resting height, metres."""
+    rest_speed: float = 0.05
+    """The banana counts as resting below this speed, m/s."""
+
+
+class PickBanana:
+    """The pick-banana task (see module docstring)."""
+
+    name = "pick-banana"
+    text = "put the banana on the plate"
+
+    def __init__(
+        self, world: World, config: PickBananaConfig | None = None, asset_root: str | None = None
+    ) -> None:
+        self.world = world
+        self.config = config or PickBananaConfig()
+        self.asset_root = asset_root
+        self.seed: int | None = None
+
+    # ------------------------------------------------------------------ state
+
+    def reset(self, seed: int) -> None:
+        """Rebuild the world: table, a banana and a plate at random poses and sizes; settle."""
+        cfg, rng = self.config, np.random.default_rng([seed, 0])
+        self.seed = seed
+        self.banana_spec = assets.BananaSpec(
+            arc_radius=round(rng.uniform(*cfg.arc_radius), 3),
+            arc_angle=round(rng.uniform(*cfg.arc_angle), 3),
+            radius=round(rng.uniform(*cfg.banana_radius), 4),
+        )
+        self.plate_spec = assets.PlateSpec(radius=round(rng.uniform(*cfg.plate_radius), 3))
+        banana_mesh = assets.banana_mesh(self.banana_spec)
+        reach = float(np.linalg.norm(banana_mesh.vertices[:, :2], axis=1).max())
+        for _ in range(50):  # bounded rejection sampling of a layout without overlap
+            b_xy = np.array([rng.uniform(*cfg.banana_x), rng.uniform(*cfg.banana_y)])
+            p_xy = np.array([rng.uniform(*cfg.plate_x), rng.uniform(*cfg.plate_y)])
+            if np.linalg.norm(b_xy - p_xy) >= reach + self.plate_spec.radius + cfg.min_gap:
+                break
+        else:
+            raise RuntimeError(
+                f"pick-banana: no layout without overlap for seed {seed}; widen the ranges"
+            )
+        yaw = rng.uniform(-math.pi, math.pi)
+        self.turn = rng.uniform(-cfg.yaw_turn, cfg.yaw_turn)
+        self.table = reset(self.world)
+        c = self.world.client
+        bottom = -float(banana_mesh.vertices[:, 2].min())
+        pos, orn = matrix_to_xyzw(_pose(b_xy, bottom + 1e-3, yaw))
+        self.banana = pb.loadURDF(
+            str(assets.write_banana(self.banana_spec, self.asset_root)), pos, orn, physicsClientId=c
+        )
+        pos, orn = matrix_to_xyzw(_pose(p_xy, self.plate_spec.thickness / 2, 0.0))
+        self.plate = pb.loadURDF(
+            str(assets.write_plate(self.plate_spec, self.asset_root)), pos, orn, physicsClientId=c
+        )
+        for b, f in ((self.banana, 0.9), (self.plate, 0.8)):
+            pb.changeDynamics(
+                b,
+                -1,
+                lateralFriction=f,
+                spinningFriction=0.002,
+                rollingFriction=0.0005,
+                physicsClientId=c,
+            )
+        settle(self.world, list(self.bodies().values()), max_steps=480)
+        self.banana_start = base_matrix(self.world, self.banana)
+        self.plate_start = base_matrix(self.world, self.plate)
+
+    def _require_reset(self) -> None:
+        if self.seed is None:
+            raise InputError("call reset(seed) first")
+
+    def bodies(self) -> dict[str, Body]:
+        self._require_reset()
+        return {
+            "table": self.table,
+            "banana": Body("banana", self.banana, "rigid"),
+            "plate": Body("plate", self.plate, "rigid"),
+        }
+
+    def robot_base(self) -> np.ndarray:
+        return base.ROBOT_BASE.copy()
+
+    def load_robot(self) -> Panda:
+        return base.load_task_robot(self.world)
+
+    def _links(self) -> dict[str, list[base.Link]]:
+        return {
+            "banana": [
+                base.Link(
+                    "banana",
+                    self.banana,
+                    -1,
+                    assets.banana_mesh(self.banana_spec),
+                    assets.BANANA_RGBA,
+                )
+            ],
+            "plate": [
+                base.Link(
+                    "plate", self.plate, -1, assets.plate_mesh(self.plate_spec), assets.PLATE_RGBA
+                )
+            ],
+        }
+
+    def scene_meshes(self) -> dict[str, trimesh.Trimesh]:
+        """Object name -> current surface in the world frame (the table is static)."""
+        self._require_reset()
+        out = {
+            name: base.links_world_mesh(self.world, links) for name, links in self._links().items()
+        }
+        return {"table": table_mesh(self.world.config.table), **out}
+
+    def scene_points(self, num_points: int = 2048) -> dict[str, np.ndarray]:
+        """Object name -> (N, 3) current surface points; 'table' is its top near the objects."""
+        rng = np.random.default_rng([self.seed or 0, 2])
+        pts = {
+            n: base.sample_surface(base.links_world_mesh(self.world, ls), num_points, rng)
+            for n, ls in self._links().items()
+        }
+        pts["table"] = base.table_motion(
+            base.table_region(list(pts.values())), 1, num_points, rng
+        ).points.astype(np.float64)
+        return pts
+
+    # ------------------------------------------------------------------ oracle
+
+    def oracle_pose(self, s: float) -> np.ndarray:
+        """(4, 4) banana pose of the scripted motion at normalised time ``s``."""
+        e = float(base.ease(s))
+        start, plate = self.banana_start, self.plate_start
+        rest_z = start[2, 3] + plate[2, 3] + assets.plate_top(self.plate_spec) + self.config.drop
+        end_xyz = np.array([plate[0, 3], plate[1, 3], rest_z])
+        xyz = start[:3, 3] + e * (end_xyz - start[:3, 3])
+        xyz[2] += self.config.lift * math.sin(math.pi * e)
+        out = np.eye(4)
+        out[:3, :3] = (
+            trimesh.transformations.rotation_matrix(self.turn * e, [0, 0, 1])[:3, :3]
+            @ start[:3, :3]
+        )
+        out[:3, 3] = xyz
+        return out
+
+    def oracle_flow(self, num_frames: int = 41, points_per_object: int = 2048) -> ObjectFlow:
+        """The scripted pick-and-place sampled on the banana; the plate stays; plus the table."""
+        self._require_reset()
+        rng = np.random.default_rng([self.seed, 1])
+        links = self._links()
+        banana_poses = np.stack([self.oracle_pose(s) for s in base.frame_times(num_frames)])
+        plate_poses = np.repeat(self.plate_start[None], num_frames, 0)
+        banana = base.articulated_motion(
+            links["banana"], {"banana": banana_poses}, points_per_object, rng
+        )
+        plate = base.articulated_motion(
+            links["plate"], {"plate": plate_poses}, points_per_object, rng
+        )
+        table = base.table_motion(
+            base.table_region([banana.trajectories, plate.points]),
+            num_frames,
+            points_per_object,
+            rng,
+        )
+        objects = {"banana": banana, "plate": plate, "table": table}
+        return ObjectFlow(
+            objects, self.text, base.ORACLE_FPS, "oracle", {"task": self.name, "seed": self.seed}
+        )
+
+    def play_oracle(
+        self, num_frames: int = 41, on_step: Callable[[float], None] | None = None
+    ) -> None:
+        """Carry the banana kinematically along the oracle (no robot), then let go and settle."""
+        self._require_reset()
+        c = self.world.client
+
+        def drive(s: float, ds_dt: float) -> None:
+            eps = 1e-3
+            m = self.oracle_pose(s)
+            lin = (
+                (
+                    self.oracle_pose(min(s + eps, 1.0))[:3, 3]
+                    - self.oracle_pose(max(s - eps, 0.0))[:3, 3]
+                )
+                / (2 * eps)
+                * ds_dt
+            )
+            ang = np.array(
+                [
+                    0.0,
+                    0.0,
+                    self.turn
+                    * float(base.ease(min(s + eps, 1.0)) - base.ease(max(s - eps, 0.0)))
+                    / (2 * eps)
+                    * ds_dt,
+                ]
+            )
+            pos, orn = matrix_to_xyzw(m)
+            pb.resetBasePositionAndOrientation(self.banana, pos, orn, physicsClientId=c)
+            pb.resetBaseVelocity(self.banana, lin.tolist(), ang.tolist(), physicsClientId=c)
+
+        base.drive_loop(self.world, num_frames, drive, on_step)
+        pb.resetBaseVelocity(self.banana, [0, 0, 0], [0, 0, 0], physicsClientId=c)
+        settle(self.world, list(self.bodies().values()), max_steps=480)
+
+    def reference_camera(self, width: int, height: int) -> Camera:
+        target = 0.5 * (self.banana_start[:3, 3] + self.plate_start[:3, 3]) + [0.0, 0.0, 0.04]
+        return base.side_camera(target, width, height, offset=(-0.5, -0.15, 0.42))
+
+    def render_reference_video(
+        self, num_frames: int = 41, width: int = 320, height: int = 240
+    ) -> tuple[np.ndarray, Camera]:
+        """(T, H, W, 3) uint8 frames of the oracle from `reference_camera`, and that camera.
+
+        Plays the oracle, then resets the task to the same seed (any robot is removed)."""
+        self._require_reset()
+        out = base.record_oracle(self, num_frames, width, height)
+        self.reset(self.seed)  # type: ignore[arg-type]
+        return out
+
+    # ------------------------------------------------------------------ success
+
+    def evaluate(self) -> tuple[bool, float]:
+        """(resting on the plate, horizontal distance of the banana from the plate centre in m)."""
+        self._require_reset()
+        c = self.world.client
+        on_plate = len(pb.getContactPoints(self.banana, self.plate, physicsClientId=c)) > 0
+        on_table = len(pb.getContactPoints(self.banana, self.table.id, physicsClientId=c)) > 0
+        still = (
+            body_speed(self.world, Body("banana", self.banana, "rigid")) < self.config.rest_speed
+        )
+        b, p = base_matrix(self.world, self.banana), base_matrix(self.world, self.plate)
+        dist = float(np.linalg.norm(b[:2, 3] - p[:2, 3]))
+        return bool(on_plate and not on_table and still and dist < self.plate_spec.radius), dist
+
+
+def _pose(xy: np.ndarray, z: float, yaw: float) -> np.ndarray:
+    m = np.eye(4)
+    m[:3, :3] = trimesh.transformations.rotation_matrix(yaw, [0, 0, 1])[:3, :3]
+    m[:3, 3] = [xy[0], xy[1], z]
+    return m

@@ -1,0 +1,191 @@
+"""Plan execution: joint tracking accuracy, the start move, the grasp weld and its conditions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pybullet as pb
+import pytest
+
+from chord_robot.camera import Camera
+from chord_robot.errors import InputError
+from chord_robot.plan import Plan
+from sim.execute import ExecuteConfig, execute
+from sim.render import Recorder
+from sim.world import PANDA_HOME, Body, Panda, World, load_panda, panda_joints, reset
+
+HOME = np.array(PANDA_HOME)
+CUBE_HALF = 0.02
+
+
+def _plan(
+    times: np.ndarray, joints: np.ndarray, gripper: np.ndarray, mode: str = "grasp", **kw
+) -> Plan:
+    t = len(times)
+    a, b = t // 3, 2 * t // 3
+    ee = np.tile([1.0, 0, 0, 0, 0.4, 0, 0.3], (t, 1))
+    return Plan(
+        robot="panda",
+        robot_urdf="pybullet_data:franka_panda/panda.urdf",
+        object="cube",
+        mode=mode,
+        grasp_pose=np.array([0.0, 1, 0, 0, 0.5, 0, CUBE_HALF]),
+        grasp_width=0.04,
+        ee_poses=ee,
+        joints=joints,
+        times=times,
+        gripper=gripper,
+        segments={"approach": [0, a], "manipulate": [a + 1, b], "retreat": [b + 1, t - 1]},
+        dt=0.1,
+        **kw,
+    )
+
+
+def _smooth(
+    q0: np.ndarray, q1: np.ndarray, seconds: float, n: int = 30
+) -> tuple[np.ndarray, np.ndarray]:
+    s = 0.5 - 0.5 * np.cos(np.pi * np.linspace(0, 1, n))
+    return np.linspace(0, seconds, n), q0 + s[:, None] * (q1 - q0)
+
+
+def test_joint_trajectory_is_tracked(world: World) -> None:
+    reset(world)
+    panda = load_panda(world)
+    goal = HOME + np.array([0.5, 0.3, -0.3, 0.4, 0.2, -0.3, 0.5])
+    times, joints = _smooth(HOME, goal, 3.0)
+    camera = Camera.look_at(np.array([1.2, -0.8, 0.8]), np.array([0.3, 0.0, 0.3]), 48, 36)
+    recorder = Recorder(camera, fps=10.0)
+    plan = _plan(times, joints, np.ones(len(times)), "push")
+    report = execute(world, panda, plan, {}, on_step=lambda t: recorder.maybe_capture(world, t))
+    assert report.final_joint_error < 0.01
+    assert report.max_tracking_error < 0.05
+    assert recorder.video().shape == (41, 36, 48, 3)  # 0, 0.1, ..., 4 s: 3 s tracking + 1 s hold
+    assert np.abs(recorder.frames[0].astype(float) - recorder.frames[-1].astype(float)).mean() > 1
+    assert report.start_distance < 1e-6
+    assert report.sim_steps == int(np.ceil(3.0 * 240)) + ExecuteConfig().hold_steps
+    assert not report.contact and not report.grasped
+    assert np.abs(panda_joints(world, panda) - goal).max() < 0.01
+
+
+def test_moves_to_the_plan_start_first(world: World) -> None:
+    reset(world)
+    panda = load_panda(world)
+    start = HOME + np.array([-0.4, 0.2, 0.0, 0.3, 0.0, 0.0, 0.0])
+    times, joints = _smooth(start, HOME, 2.0)
+    report = execute(world, panda, _plan(times, joints, np.ones(len(times)), "push"), {})
+    assert abs(report.start_distance - 0.4) < 1e-3
+    assert report.sim_steps > int(2.0 * 240) + ExecuteConfig().hold_steps  # the start move ran
+    assert report.final_joint_error < 0.01
+
+
+def _cube_scene(world: World) -> tuple[Panda, Body]:
+    reset(world)
+    c = world.client
+    col = pb.createCollisionShape(pb.GEOM_BOX, halfExtents=[CUBE_HALF] * 3, physicsClientId=c)
+    cube = pb.createMultiBody(0.1, col, basePosition=[0.5, 0.0, CUBE_HALF], physicsClientId=c)
+    pb.changeDynamics(cube, -1, lateralFriction=1.0, physicsClientId=c)
+    return load_panda(world), Body("cube", cube, "rigid")
+
+
+def _ik(world: World, panda: Panda, xyz: list[float]) -> np.ndarray:
+    down = pb.getQuaternionFromEuler([np.pi, 0, 0])
+    q = pb.calculateInverseKinematics(
+        panda.body,
+        panda.tcp_link,
+        xyz,
+        down,
+        lowerLimits=panda.lower.tolist(),
+        upperLimits=panda.upper.tolist(),
+        jointRanges=(panda.upper - panda.lower).tolist(),
+        restPoses=[*PANDA_HOME, 0.04, 0.04],
+        maxNumIterations=200,
+        residualThreshold=1e-5,
+        physicsClientId=world.client,
+    )
+    return np.array(q[:7])
+
+
+def _pick_plan(world: World, panda: Panda, x: float, mode: str = "grasp") -> Plan:
+    """Home -> above (x, 0) -> down to the cube's centre height -> close -> lift 0.2 m."""
+    way = np.stack(
+        [HOME]
+        + [
+            _ik(world, panda, p)
+            for p in ([x, 0, 0.15], [x, 0, CUBE_HALF], [x, 0, CUBE_HALF], [x, 0, 0.2])
+        ]
+    )
+    key_t, key_g = [0.0, 2.0, 3.5, 4.5, 6.5], [1.0, 1.0, 1.0, 0.0, 0.0]
+    times = np.linspace(0, 6.5, 66)
+    joints = np.stack([np.interp(times, key_t, way[:, j]) for j in range(7)], 1)
+    return _plan(times, joints, np.interp(times, key_t, key_g), mode)
+
+
+def test_grasp_weld_lifts_the_cube(world: World) -> None:
+    panda, cube = _cube_scene(world)
+    report = execute(world, panda, _pick_plan(world, panda, 0.5), {"cube": cube})
+    assert report.grasped and report.grasp_object == "cube"
+    assert 3.5 < report.grasp_time < 4.6  # while the gripper closes, not before
+    assert report.contact and report.first_contact_time <= report.grasp_time
+    z = pb.getBasePositionAndOrientation(cube.id, physicsClientId=world.client)[0][2]
+    assert z > 0.15
+    assert report.final_joint_error < 0.01
+
+
+def test_no_weld_when_closing_on_air_or_pushing(world: World) -> None:
+    panda, cube = _cube_scene(world)
+    report = execute(
+        world, panda, _pick_plan(world, panda, 0.4), {"cube": cube}
+    )  # 8 cm beside the cube
+    assert not report.grasped and not report.contact
+    z = pb.getBasePositionAndOrientation(cube.id, physicsClientId=world.client)[0][2]
+    assert abs(z - CUBE_HALF) < 2e-3
+
+    panda, cube = _cube_scene(world)
+    report = execute(world, panda, _pick_plan(world, panda, 0.5, mode="push"), {"cube": cube})
+    assert report.contact and not report.grasped  # a push plan never welds
+
+
+@pytest.mark.parametrize(("height", "pinched"), [(0.004, True), (0.015, False)])
+def test_pinching_a_cloth_corner_anchors_it_only_when_both_fingers_touch(
+    world: World, asset_root: str, height: float, pinched: bool
+) -> None:
+    from sim.tasks import make
+
+    task = make("fold-fabric", world, asset_root)
+    task.reset(0)
+    panda = task.load_robot()
+    corner = task.nodes()[task.corner]
+    tcp = corner + [0.0, 0.0, height]
+    way = np.stack(
+        [HOME]
+        + [_ik(world, panda, list(p)) for p in (tcp + [0, 0, 0.1], tcp, tcp, tcp + [0, 0, 0.12])]
+    )
+    key_t, key_g = [0.0, 2.0, 3.5, 4.5, 6.5], [1.0, 1.0, 1.0, 0.0, 0.0]
+    times = np.linspace(0, 6.5, 66)
+    joints = np.stack([np.interp(times, key_t, way[:, j]) for j in range(7)], 1)
+    report = execute(
+        world, panda, _plan(times, joints, np.interp(times, key_t, key_g)), task.bodies()
+    )
+    assert report.grasped == pinched
+    lifted = task.nodes()[task.corner][2]
+    if pinched:
+        assert report.grasp_object == "cloth" and lifted > 0.1
+    else:
+        assert lifted < 0.02
+
+
+def test_refuses_a_plan_for_another_base_or_robot(world: World) -> None:
+    reset(world)
+    panda = load_panda(world)
+    times, joints = _smooth(HOME, HOME + 0.1, 1.0)
+    with pytest.raises(InputError, match="robot base"):
+        execute(
+            world,
+            panda,
+            _plan(
+                times, joints, np.ones(len(times)), robot_base=np.array([1.0, 0, 0, 0, 0.3, 0, 0])
+            ),
+            {},
+        )
+    with pytest.raises(InputError, match="joint_names"):
+        names = [f"j{i}" for i in range(7)]
+        execute(world, panda, _plan(times, joints, np.ones(len(times)), joint_names=names), {})
