@@ -140,6 +140,36 @@ class Camera:
         return Camera(width, height, f, f, width / 2, height / 2, m)
 
 
+def frame_points(
+    points: np.ndarray,
+    width: int,
+    height: int,
+    azimuth_deg: float = -60.0,
+    elevation_deg: float = 35.0,
+    fov_y_deg: float = 45.0,
+    margin: float = 1.15,
+) -> Camera:
+    """A camera looking at the centre of ``points`` from a direction that fits them all in view.
+
+    Args:
+        points: (N, 3) world points to frame.
+        azimuth_deg: direction of the camera around z, from +x (degrees; -60 is front-left of +x).
+        elevation_deg: height angle above the xy plane.
+        margin: >1 leaves room around the bounding sphere.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    assert points.ndim == 2 and points.shape[1] == 3 and len(points) > 0, points.shape
+    lo, hi = points.min(0), points.max(0)
+    centre = (lo + hi) / 2
+    radius = max(float(np.linalg.norm(hi - lo)) / 2, 1e-3)
+    fov = math.radians(fov_y_deg)
+    fov_x = 2 * math.atan(math.tan(fov / 2) * width / height)
+    dist = margin * radius / math.sin(min(fov, fov_x) / 2)
+    az, el = math.radians(azimuth_deg), math.radians(elevation_deg)
+    eye = centre + dist * np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
+    return Camera.look_at(eye, centre, width, height, fov_y_deg=fov_y_deg)
+
+
 def validate_camera_fields(width: int, height: int, fx: float, fy: float, m: np.ndarray) -> None:
     """Raise CameraError unless sizes and focals are positive and ``m`` is a rigid transform."""
     if width <= 0 or height <= 0:

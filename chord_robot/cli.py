@@ -12,6 +12,7 @@ import sys
 import typer
 
 from chord_robot.commands import scene as _scene
+from chord_robot.commands import sim as _sim
 from chord_robot.errors import ChordError
 
 app = typer.Typer(
@@ -29,6 +30,7 @@ def _root() -> None:
 
 
 app.command("scene")(_scene.scene)
+app.command("sim")(_sim.sim)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chord_robot.camera import Camera, load_cameras, save_cameras
+from chord_robot.camera import Camera, frame_points, load_cameras, save_cameras
 from chord_robot.errors import CameraError
 
 
@@ -74,3 +74,15 @@ def test_missing_fields_and_bad_json(tmp_path):
     path.write_text("{not json")
     with pytest.raises(CameraError, match="not valid JSON"):
         load_cameras(path)
+
+
+def test_frame_points_keeps_everything_in_view():
+    rng = np.random.default_rng(0)
+    pts = rng.uniform([-0.4, -0.3, 0.0], [0.5, 0.3, 0.4], (500, 3))
+    for az in (-120, -60, 0, 90):
+        cam = frame_points(pts, 320, 240, azimuth_deg=az)
+        uv, z = cam.project(pts)
+        assert np.all(z > 0)
+        assert uv[:, 0].min() >= 0 and uv[:, 0].max() <= 320 and uv[:, 1].min() >= 0 and uv[:, 1].max() <= 240
+        # not absurdly far: the points fill a good part of the frame
+        assert np.ptp(uv[:, 0]) > 0.4 * 320 or np.ptp(uv[:, 1]) > 0.4 * 240
