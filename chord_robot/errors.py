@@ -47,7 +47,17 @@ class TaskFailure(ChordError):
 
 
 class PlanningFailure(TaskFailure):
-    """No reachable plan exists for the requested motion."""
+    """No reachable plan exists for the requested motion.
+
+    ``stage`` says where planning failed, for evaluation funnels: "grasp" (no grasp or push
+    proposal survived) or "reach" (proposals exist but the motion is not reachable).
+    """
+
+    def __init__(self, message: str, stage: str = "reach") -> None:
+        super().__init__(message)
+        if stage not in ("grasp", "reach"):
+            raise ValueError(f"stage must be 'grasp' or 'reach', got {stage!r}")
+        self.stage = stage
 
 
 class ExecutionFault(TaskFailure):
