@@ -1,0 +1,121 @@
+"""Franka Emika Panda through franky-control (``import franky``; chord-robot[franka]).
+
+Conventions (franky README and python/bind_robot.cpp): joint positions rad, velocities rad/s,
+gripper widths metres, speeds m/s, forces N. A trajectory becomes one `JointWaypointMotion`:
+a `JointWaypoint` per knot after the first, holding `JointState(position, velocity)` (the
+knot velocities of the checked curve) and ``minimum_time`` = the knot interval, so Ruckig
+(franky's online generator) reaches each waypoint no earlier than the plan says. The speed
+scale, already in the knot times, is also passed as the motion's
+``relative_dynamics_factor``: franky then caps velocity, acceleration and jerk at that fraction
+of the robot's limits, which the scaled trajectory respects by the safety checks.
+
+The motion runs asynchronously (``robot.move(motion, asynchronous=True)``) while this thread
+polls ``join_motion(timeout)`` and records progress; `stop` calls ``robot.stop()``. The gripper
+is not stopped on a fault: stopping a grasp would drop what it holds.
+
+Not yet run against a physical arm: tested with a recording double of the franky module.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from chord_robot.errors import InputError
+from hardware.arm import ArmInfo, ArmState, GripperCommand, Progress
+from hardware.backends import import_sdk
+from hardware.robots import PANDA
+from hardware.trajectory import JointTrajectory
+
+
+@dataclass(frozen=True)
+class FrankaConfig:
+    """Settings of the Franka backend."""
+
+    model: str = "panda"
+    """Robot model; only the Panda (Franka Emika Robot) is in the limits table."""
+    poll_period: float = 0.02
+    """Seconds between progress polls while a motion runs."""
+    timeout_factor: float = 2.0
+    """A motion taking longer than this times its duration, plus `timeout_margin`, is a fault."""
+    timeout_margin: float = 5.0
+    """Seconds added to that bound."""
+
+
+class FrankaArm:
+    """A Franka Panda driven through franky (see the module docstring)."""
+
+    def __init__(self, host: str, config: FrankaConfig | None = None) -> None:
+        self.config = config or FrankaConfig()
+        if self.config.model != "panda":
+            raise InputError(f"franka model {self.config.model!r}: only 'panda' has known limits")
+        self.host = host
+        self.info = ArmInfo(
+            "franka", "panda", PANDA.joint_names, PANDA.gripper_max_width, True, f"franka://{host}"
+        )
+        self._franky = None
+        self._robot = None
+        self._gripper = None
+
+    def connect(self) -> None:
+        self._franky = import_sdk("franky", "franka")
+        self._robot = self._franky.Robot(self.host)
+        self._gripper = self._franky.Gripper(self.host)
+
+    def state(self) -> ArmState:
+        q = np.asarray(self._robot.current_joint_state.position, dtype=np.float64)
+        ee = self._robot.current_cartesian_state.pose.end_effector_pose
+        x, y, z, w = np.asarray(ee.quaternion, dtype=np.float64)  # Eigen/scipy order: xyzw
+        pose = np.array([w, x, y, z, *np.asarray(ee.translation, dtype=np.float64)])
+        return ArmState(q, pose, float(self._gripper.width))
+
+    def follow(self, trajectory: JointTrajectory, progress: Progress) -> None:
+        f = self._franky
+        dts = np.diff(trajectory.times)
+        waypoints = [
+            f.JointWaypoint(
+                f.JointState(position=q.tolist(), velocity=v.tolist()), minimum_time=float(dt)
+            )
+            for q, v, dt in zip(trajectory.positions[1:], trajectory.velocities[1:], dts)
+        ]
+        motion = f.JointWaypointMotion(waypoints, relative_dynamics_factor=float(trajectory.speed))
+        bound = self.config.timeout_factor * trajectory.duration + self.config.timeout_margin
+        t0 = time.monotonic()
+        self._robot.move(motion, asynchronous=True)
+        while not self._robot.join_motion(timeout=self.config.poll_period):
+            elapsed = time.monotonic() - t0
+            progress.advance(trajectory, elapsed)
+            if elapsed > bound:
+                raise TimeoutError(
+                    f"the Franka motion did not finish within {bound:.1f} s "
+                    f"(planned {trajectory.duration:.1f} s)"
+                )
+        progress.advance(trajectory, trajectory.duration)
+
+    def gripper(self, command: GripperCommand) -> None:
+        if command.is_grasp:
+            ok = self._gripper.grasp(
+                command.width,
+                command.speed,
+                command.force,
+                epsilon_inner=command.tolerance,
+                epsilon_outer=command.tolerance,
+            )
+            if not ok:
+                raise RuntimeError(
+                    f"Franka gripper: grasp failed, no object of width {command.width:.3f} "
+                    f"+- {command.tolerance:.3f} m between the fingers"
+                )
+        elif not self._gripper.move(command.width, command.speed):
+            raise RuntimeError(f"Franka gripper: could not move to {command.width:.3f} m")
+
+    def stop(self) -> None:
+        if self._robot is not None:
+            self._robot.stop()
+
+    def disconnect(self) -> None:
+        self._robot = None
+        self._gripper = None
+        self._franky = None
