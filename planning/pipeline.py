@@ -1,0 +1,502 @@
+"""ObjectFlow + scene -> Plan: object, grasp, trajectory optimisation, timing (DESIGN.md §5).
+
+`FlowPlanner` holds the loaded robot, the IK and the jitted trajectory optimiser, so repeated
+plans (an evaluation suite, a benchmark) compile once. `plan_from_flow` is the one-call entry
+point the CLI uses; `describe` prints what it chose. The step layout of a plan is in `layout`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from chord_robot.errors import InputError, PlanningFailure
+from chord_robot.flow import ObjectFlow, ObjectMotion
+from chord_robot.plan import Plan
+from planning import se3
+from planning.candidates import diverse, motion_reach_score, twin
+from planning.grasps import (
+    AntipodalGraspPlanner,
+    Grasp,
+    GraspConfig,
+    GraspPlanner,
+    GraspRequest,
+    estimate_normals,
+)
+from planning.kinematics import IKConfig, PathIK
+from planning.layout import StepLayout, assemble_plan, pose_error, step_targets
+from planning.placement import PlacementConfig, base_candidates
+from planning.push import PushConfig, PushPlanner, motion_directions
+from planning.region import (
+    CarriedPoints,
+    RegionConfig,
+    alignment_errors,
+    carried_points,
+    max_displacement,
+    moving_mask,
+    rigid_fit,
+    select_object,
+    weighted_mean,
+)
+from planning.robot import RobotModel, RobotSpec, load_robot, panda
+from planning.timing import TimingConfig
+from planning.trajopt import TrajectoryOptimizer, TrajOptConfig, TrajProblem
+
+MODES = ("grasp", "push", "auto")
+
+
+@dataclass(frozen=True)
+class PlanConfig:
+    """Everything `plan_from_flow` needs besides the flow and the scene."""
+
+    robot: RobotSpec = field(default_factory=panda)
+    """Robot to plan for."""
+    mode: str = "auto"
+    """"grasp", "push", or "auto" (grasp if a reachable grasp exists, else push)."""
+    region: RegionConfig = field(default_factory=RegionConfig)
+    """Object, moving part and carried points."""
+    grasp: GraspConfig = field(default_factory=GraspConfig)
+    """Antipodal grasp sampling."""
+    push: PushConfig = field(default_factory=PushConfig)
+    """Push contact sampling."""
+    placement: PlacementConfig = field(default_factory=PlacementConfig)
+    """Automatic base placement."""
+    ik: IKConfig = field(default_factory=IKConfig)
+    """IK that initialises the optimiser and tests reachability."""
+    trajopt: TrajOptConfig = field(default_factory=TrajOptConfig)
+    """Trajectory optimisation weights."""
+    timing: TimingConfig = field(default_factory=TimingConfig)
+    """Time parametrisation."""
+    start_joints: tuple[float, ...] | None = None
+    """Start configuration of the arm; None for the robot's home."""
+    approach_free: int = 4
+    """Free steps between the start and the pre-grasp."""
+    insert_steps: int = 4
+    """Steps from the pre-grasp to the grasp."""
+    retreat_steps: int = 6
+    """Steps of the retreat after the motion."""
+    retreat_distance: float = 0.1
+    """How far the TCP backs off along its z after the motion, metres."""
+    candidates: int = 8
+    """Best grasp proposals tested for reachability along the whole motion."""
+    reach_weight: float = 2.0
+    """Score weight of how naturally the hand points away from the shoulder over the motion."""
+    bases: int = 4
+    """Automatic base candidates tried."""
+    seeds: int = 8
+    """IK seeds for the first target (the start configuration and random ones)."""
+    ik_tolerance: float = 0.004
+    """A candidate is reachable if IK meets every step's targets within this RMS, metres."""
+    max_alignment_error: float = 0.01
+    """Largest mean flow alignment error of an accepted plan, metres."""
+    max_pose_error: float = 0.01
+    """Largest RMS error of approach/retreat pose targets of an accepted plan, metres."""
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise InputError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+
+
+def default_config(**overrides: object) -> PlanConfig:
+    """The default preset (Panda, auto mode, 256 carried points)."""
+    return replace(PlanConfig(), **overrides)
+
+
+def fast_config(**overrides: object) -> PlanConfig:
+    """Fewer samples and candidates: for tests and quick previews."""
+    base = PlanConfig(
+        grasp=GraspConfig(samples=80, approaches=8),
+        push=PushConfig(samples=80),
+        candidates=4,
+        bases=2,
+    )
+    return replace(base, **overrides)
+
+
+PRESETS: dict[str, Callable[..., PlanConfig]] = {"default": default_config, "fast": fast_config}
+"""Presets by name."""
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """A grasp tested along the motion."""
+
+    grasp: Grasp
+    base: np.ndarray
+    carried: CarriedPoints
+    problem: TrajProblem
+    ik_error: float
+
+
+class FlowPlanner:
+    """The robot, its IK and the jitted trajectory optimiser, reused across plans.
+
+    Args:
+        config: planning configuration.
+        model: an already loaded robot (default: load ``config.robot``).
+        grasp_planner: replaces the antipodal sampler (e.g. a learned grasp network); it gets
+            the same `GraspRequest` and its grasps go through the same reachability tests.
+    """
+
+    def __init__(
+        self,
+        config: PlanConfig | None = None,
+        model: RobotModel | None = None,
+        grasp_planner: GraspPlanner | None = None,
+    ) -> None:
+        self.config = config or PlanConfig()
+        self.model = model or load_robot(self.config.robot)
+        self.grasp_planner = grasp_planner or AntipodalGraspPlanner(self.config.grasp)
+        self.optimizer = TrajectoryOptimizer(self.model, self.config.trajopt)
+        self.ik = PathIK(self.optimizer.chain, self.model.lower, self.model.upper, self.config.ik)
+
+    def layout(self, frames: int) -> StepLayout:
+        """The optimisation steps for a flow of ``frames`` frames."""
+        cfg = self.config
+        return StepLayout(frames, cfg.approach_free, cfg.insert_steps, cfg.retreat_steps)
+
+    def plan(
+        self,
+        flow: ObjectFlow,
+        scene_points: dict[str, np.ndarray] | None = None,
+        *,
+        object_name: str | None = None,
+        base: np.ndarray | None = None,
+        mode: str | None = None,
+        rng: np.random.Generator | None = None,
+        log: Callable[[str], None] | None = None,
+    ) -> Plan:
+        """Plan a grasp (or push) and a timed trajectory that reproduces ``flow``.
+
+        Args:
+            flow: the object flow; its most-moving object is manipulated unless ``object_name``.
+            scene_points: name -> (M, 3) scene points (obstacles); None uses the flow's objects.
+            object_name: the object to manipulate.
+            base: (4, 4) robot base pose in the world; None places it automatically.
+            mode: overrides ``config.mode``.
+            rng: randomness of grasp sampling and IK seeds (default seed 0).
+            log: called with progress lines (the CLI prints them).
+        Returns:
+            The plan; ``plan.costs`` holds alignment errors, solve times and cost terms.
+        Raises:
+            PlanningFailure: no grasp/push is reachable along the motion, or the optimised
+                trajectory does not follow the flow within ``config.max_alignment_error``.
+        """
+        cfg = self.config
+        mode = mode or cfg.mode
+        if mode not in MODES:
+            raise InputError(f"--mode must be one of {', '.join(MODES)}, got {mode!r}")
+        rng = rng or np.random.default_rng(0)
+        say = log or (lambda _msg: None)
+        t_start = time.perf_counter()
+        if base is not None:
+            base = np.asarray(base, dtype=np.float64)
+            assert base.shape == (4, 4), base.shape
+
+        name = select_object(flow, object_name, cfg.region)
+        motion = flow.objects[name]
+        mask = moving_mask(motion, cfg.region)
+        obstacles = _obstacles(flow, scene_points, name)
+        say(
+            f"object {name!r}: {len(motion.points)} points, {int(mask.sum())} moving, "
+            f"up to {max_displacement(motion).max():.3f} m"
+        )
+
+        bases = [base] if base is not None else self._bases(motion, mask, obstacles)
+        request = _request(motion, mask, obstacles, self.model)
+        chosen, t_grasp, t_ik = self._choose(name, mode, request, bases, motion, mask, rng, say)
+        grasp = chosen.grasp
+        say(
+            f"{grasp.mode} at {np.round(grasp.pose[:3, 3], 3).tolist()} width {grasp.width * 1000:.0f} mm, "
+            f"score {grasp.score:.2f}, IK error {chosen.ik_error * 1000:.1f} mm"
+        )
+
+        solution = self.optimizer.solve(chosen.problem)
+        q = np.clip(solution.joints, self.model.lower, self.model.upper)
+        layout = self.layout(motion.num_frames)
+        ee_base = self.model.tcp_pose(q)
+        ee = chosen.base @ ee_base
+        errors = alignment_errors(ee[layout.manipulate], grasp.pose, chosen.carried)
+        mean_err = weighted_mean(errors, chosen.carried.weights)
+        max_err = float(errors[:, chosen.carried.weights > 0].max())
+        pr = chosen.problem
+        pose_err = pose_error(layout, ee_base, pr.local, pr.target, pr.weights)
+        say(
+            f"trajectory: alignment error mean {mean_err * 1000:.2f} mm, max {max_err * 1000:.2f} mm; "
+            f"solve {solution.solve_time:.2f} s"
+        )
+        if mean_err > cfg.max_alignment_error:
+            raise PlanningFailure(
+                f"the {cfg.robot.name} cannot follow the flow of {name!r}: mean alignment error "
+                f"{mean_err * 1000:.0f} mm (limit {cfg.max_alignment_error * 1000:.0f} mm), worst at frame "
+                f"{int(errors.mean(1).argmax())}; the motion leaves the workspace or the joint limits"
+            )
+        if pose_err > cfg.max_pose_error:
+            raise PlanningFailure(
+                f"approach or retreat pose of {name!r} unreachable (error {pose_err * 1000:.0f} mm); move the robot base"
+            )
+
+        plan = assemble_plan(layout, self.model, cfg.timing, name, grasp, chosen.base, q, ee)
+        costs = dict(plan.costs)
+        costs.update({f"cost_{k}": v for k, v in solution.costs.items()})
+        costs.update(
+            alignment_mean_m=mean_err,
+            alignment_max_m=max_err,
+            pose_error_m=pose_err,
+            grasp_score=grasp.score,
+            grasp_time_s=t_grasp,
+            ik_time_s=t_ik,
+            solve_time_s=solution.solve_time,
+            total_time_s=time.perf_counter() - t_start,
+        )
+        return replace(plan, costs=costs)
+
+    # -- proposals and reachability -------------------------------------------------------
+
+    def _bases(
+        self, motion: ObjectMotion, mask: np.ndarray, obstacles: np.ndarray
+    ) -> list[np.ndarray]:
+        """Automatic base poses around the object, best first."""
+        cfg = self.config
+        visited = motion.trajectories[:, mask].reshape(-1, 3)
+        visited = visited[:: max(1, len(visited) // 2000)]
+        bases = base_candidates(
+            visited, float(motion.points[:, 2].min()), obstacles, cfg.robot, cfg.placement
+        )[: cfg.bases]
+        if not bases:
+            raise PlanningFailure(
+                "no free spot for the robot base around the object; pass --robot-base"
+            )
+        return bases
+
+    def _choose(
+        self,
+        name: str,
+        mode: str,
+        request: GraspRequest,
+        bases: list[np.ndarray],
+        motion: ObjectMotion,
+        mask: np.ndarray,
+        rng: np.random.Generator,
+        say: Callable[[str], None],
+    ) -> tuple[_Candidate, float, float]:
+        """The grasp (or push, in auto mode when no grasp is reachable) and base to use, with
+        the time spent proposing and testing reachability."""
+        modes = ["grasp", "push"] if mode == "auto" else [mode]
+        t_grasp = t_ik = 0.0
+        best_error, tried = np.inf, []
+        for m in modes:
+            t0 = time.perf_counter()
+            proposals = self._propose(m, request, motion, rng)
+            t_grasp += time.perf_counter() - t0
+            say(f"{m}: {len(proposals)} collision-free proposals")
+            tried.append(f"{len(proposals)} {m} proposals")
+            t0 = time.perf_counter()
+            for b in bases:
+                chosen, err = self._first_reachable(proposals, b, motion, mask, rng)
+                best_error = min(best_error, err)
+                if chosen is not None:
+                    return chosen, t_grasp, t_ik + time.perf_counter() - t0
+            t_ik += time.perf_counter() - t0
+        raise PlanningFailure(
+            f"no reachable {' or '.join(modes)} for {name!r} along its motion "
+            f"({', '.join(tried)}, {len(bases)} base poses; best IK error "
+            f"{best_error * 1000:.0f} mm): the motion leaves the {self.config.robot.name}'s "
+            "workspace; move the robot (--robot-base) or check the flow"
+        )
+
+    def _propose(
+        self, mode: str, request: GraspRequest, motion: ObjectMotion, rng: np.random.Generator
+    ) -> list[Grasp]:
+        if mode == "grasp":
+            return self.grasp_planner.propose(request, rng)
+        return PushPlanner(motion_directions(motion.trajectories), self.config.push).propose(
+            request, rng
+        )
+
+    def _first_reachable(
+        self,
+        proposals: list[Grasp],
+        base: np.ndarray,
+        motion: ObjectMotion,
+        mask: np.ndarray,
+        rng: np.random.Generator,
+    ) -> tuple[_Candidate | None, float]:
+        """The best proposal (or its 180-degree twin) that IK can follow from ``base``.
+
+        Proposals are re-ranked by their score plus a cheap reachability proxy over the motion
+        (`motion_reach_score`); IK then tests ``config.candidates`` of them, chosen best first
+        but spread over contact places and approach directions (`diverse`), so one
+        unreachable family of near-identical grasps cannot use up the budget.
+        """
+        cfg = self.config
+        best = np.inf
+        shoulder = base[:3, 3] + base[:3, 2] * cfg.robot.shoulder_height
+
+        def rank(g: Grasp) -> float:
+            carried = carried_points(motion, g.contacts.mean(0), mask, rng, cfg.region)
+            ee = rigid_fit(carried) @ g.pose
+            return g.score + cfg.reach_weight * motion_reach_score(ee, shoulder, cfg.robot.reach)
+
+        ranked = diverse(sorted(proposals, key=lambda g: -rank(g)), cfg.candidates)
+        for grasp in ranked:
+            for g in (grasp, twin(grasp)):
+                cand = self._candidate(g, base, motion, mask, rng)
+                best = min(best, cand.ik_error)
+                if cand.ik_error <= self.config.ik_tolerance:
+                    return cand, best
+        return None, best
+
+    def _candidate(
+        self,
+        grasp: Grasp,
+        base: np.ndarray,
+        motion: ObjectMotion,
+        mask: np.ndarray,
+        rng: np.random.Generator,
+    ) -> _Candidate:
+        """IK along every step for ``grasp``: the reachability test and the initial guess."""
+        cfg, layout = self.config, self.layout(motion.num_frames)
+        carried = carried_points(motion, grasp.contacts.mean(0), mask, rng, cfg.region)
+        ee = rigid_fit(carried) @ grasp.pose  # (T, 4, 4) world TCP poses under rigid attachment
+        approach = (
+            cfg.grasp.approach_distance if grasp.mode == "grasp" else cfg.push.approach_distance
+        )
+        local, target, weights = step_targets(
+            layout, grasp.pose, ee, carried, approach, cfg.retreat_distance
+        )
+        target = se3.apply(se3.inverse(base), target)
+        q_start = self._start()
+        random = rng.uniform(self.model.lower, self.model.upper, (cfg.seeds - 1, self.model.dof))
+        f = layout.first_target
+        q_path, err = self.ik.solve(
+            np.concatenate([q_start[None], random]), q_start, local[f:], target[f:], weights[f:]
+        )
+        q_init = np.concatenate([np.linspace(q_start, q_path[0], f + 1)[:-1], q_path])
+        problem = TrajProblem(local, target, weights, q_start, q_init, layout.smoothness_mask())
+        return _Candidate(grasp, base, carried, problem, float(err.max()))
+
+    def _start(self) -> np.ndarray:
+        cfg = self.config
+        q = np.asarray(
+            cfg.start_joints if cfg.start_joints is not None else self.model.home, dtype=np.float64
+        )
+        if q.shape != (self.model.dof,) or not self.model.within_limits(q):
+            raise InputError(
+                f"start joints must be {self.model.dof} values within the joint limits, got {q.tolist()}"
+            )
+        return q
+
+
+def plan_from_flow(
+    flow: ObjectFlow,
+    scene_points: dict[str, np.ndarray] | None = None,
+    config: PlanConfig | None = None,
+    *,
+    object_name: str | None = None,
+    base: np.ndarray | None = None,
+    mode: str | None = None,
+    planner: FlowPlanner | None = None,
+    rng: np.random.Generator | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Plan:
+    """One call from a flow to a Plan (what `chord-robot plan` runs); see `FlowPlanner.plan`.
+
+    Pass ``planner`` to reuse a loaded robot and compiled solver across calls.
+    """
+    planner = planner or FlowPlanner(config)
+    return planner.plan(
+        flow, scene_points, object_name=object_name, base=base, mode=mode, rng=rng, log=log
+    )
+
+
+def enable_compilation_cache(directory: str | None = None) -> str:
+    """Keep JAX's compiled solvers on disk so a new process skips compilation (about 8 s ->
+    2 s for the first plan here). Global JAX state: for applications (the CLI), not libraries.
+
+    Returns the directory used (default ``$XDG_CACHE_HOME/chord-robot/jax``).
+    """
+    import os
+
+    import jax
+
+    if directory is None:
+        root = os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache"))
+        directory = os.path.join(root, "chord-robot", "jax")
+    os.makedirs(directory, exist_ok=True)
+    jax.config.update("jax_compilation_cache_dir", directory)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    return directory
+
+
+def describe(plan: Plan) -> str:
+    """Multi-line summary of a plan for the terminal: grasp, alignment error, solve time."""
+    c = {k: plan.costs.get(k, float("nan")) for k in _REPORTED}
+    pose = np.round(plan.grasp_pose[4:], 3).tolist()
+    grasp = (
+        f"{plan.mode} {plan.object!r} at {pose} "
+        f"(width {plan.grasp_width * 1000:.0f} mm, score {c['grasp_score']:.2f})"
+    )
+    error = (
+        f"alignment error: mean {c['alignment_mean_m'] * 1000:.2f} mm, "
+        f"max {c['alignment_max_m'] * 1000:.2f} mm"
+    )
+    timing = (
+        f"solve {c['solve_time_s']:.2f} s (IK {c['ik_time_s']:.2f} s, total {c['total_time_s']:.2f} s); "
+        f"duration {plan.times[-1]:.2f} s, {plan.num_steps} steps"
+    )
+    return f"{grasp}\n{error}\n{timing}"
+
+
+_REPORTED = (
+    "grasp_score",
+    "alignment_mean_m",
+    "alignment_max_m",
+    "solve_time_s",
+    "ik_time_s",
+    "total_time_s",
+)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _voxel_down(points: np.ndarray, size: float) -> np.ndarray:
+    """One point per occupied voxel of ``size`` metres."""
+    if len(points) == 0:
+        return points
+    keys = np.floor(points / size).astype(np.int64)
+    _, first = np.unique(keys, axis=0, return_index=True)
+    return points[np.sort(first)]
+
+
+def _obstacles(
+    flow: ObjectFlow, scene_points: dict[str, np.ndarray] | None, name: str
+) -> np.ndarray:
+    """(M, 3) points of everything but the manipulated object, voxel-downsampled to 5 mm."""
+    parts = [m.points for k, m in flow.objects.items() if k != name]
+    if scene_points is not None:
+        for k, pts in scene_points.items():
+            pts = np.asarray(pts, dtype=np.float64)
+            if pts.ndim != 2 or pts.shape[1] != 3:
+                raise InputError(f"scene object {k!r}: points must be (M, 3), got {pts.shape}")
+            if k != name:
+                parts.append(pts)
+    if not parts:
+        return np.zeros((0, 3))
+    return _voxel_down(np.concatenate(parts).astype(np.float64), 0.005)
+
+
+def _request(
+    motion: ObjectMotion, mask: np.ndarray, obstacles: np.ndarray, model: RobotModel
+) -> GraspRequest:
+    points = motion.points.astype(np.float64)
+    disp = max_displacement(motion)
+    weights = np.where(mask, disp / max(float(disp.max()), 1e-9), 0.0)
+    down = np.array([0.0, 0.0, -1.0])
+    return GraspRequest(
+        points, estimate_normals(points), weights, obstacles, model.spec.gripper, down
+    )

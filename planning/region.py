@@ -1,0 +1,138 @@
+"""Which object to manipulate, which part of it moves, and which points the gripper carries.
+
+The grasped region is what the rigid attachment model applies to: points of the moving part
+near the grasp, weighted by their distance to it, subsampled and padded to a fixed count so
+the optimiser's shapes do not change between flows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from chord_robot.errors import InputError, PlanningFailure
+from chord_robot.flow import ObjectFlow, ObjectMotion
+from planning import se3
+
+
+@dataclass(frozen=True)
+class RegionConfig:
+    """How the relevant object, its moving part and the grasped region are chosen."""
+
+    min_displacement: float = 0.01
+    """An object whose points move less than this (metres) is not moving."""
+    moving_fraction: float = 0.3
+    """Points moving at least this fraction of the object's largest displacement are the moving part."""
+    attach_radius: float = 0.12
+    """Points of the moving part within this distance of the grasp are carried (metres)."""
+    points: int = 256
+    """Fixed number of carried points given to the optimiser (padded with zero weight)."""
+
+
+def max_displacement(motion: ObjectMotion) -> np.ndarray:
+    """(N,) largest distance each point travels from its frame-0 position."""
+    return motion.displacement.max(0)
+
+
+def select_object(
+    flow: ObjectFlow, name: str | None = None, config: RegionConfig | None = None
+) -> str:
+    """The object to manipulate: ``name`` if given, else the one moving the most.
+
+    Raises:
+        InputError: ``name`` is not an object of the flow.
+        PlanningFailure: nothing in the flow moves.
+    """
+    config = config or RegionConfig()
+    if name is not None:
+        if name not in flow.objects:
+            raise InputError(
+                f"--object {name!r} is not in the flow; objects: {', '.join(sorted(flow.objects))}"
+            )
+        if float(max_displacement(flow.objects[name]).max()) < config.min_displacement:
+            raise PlanningFailure(
+                f"object {name!r} does not move in the flow (< {config.min_displacement} m)"
+            )
+        return name
+    # The 95th percentile ignores a few stray points of a noisy generated flow.
+    moves = {k: float(np.percentile(max_displacement(m), 95)) for k, m in flow.moving().items()}
+    if not moves or max(moves.values()) < config.min_displacement:
+        raise PlanningFailure(
+            f"nothing moves in the flow for {flow.task!r} (every object < {config.min_displacement} m)"
+        )
+    return max(moves, key=moves.get)
+
+
+def moving_mask(motion: ObjectMotion, config: RegionConfig | None = None) -> np.ndarray:
+    """(N,) True for the points of the part that moves (a lamp's head, a laptop's lid)."""
+    config = config or RegionConfig()
+    d = max_displacement(motion)
+    return d >= max(config.moving_fraction * float(np.percentile(d, 99)), config.min_displacement)
+
+
+@dataclass(frozen=True)
+class CarriedPoints:
+    """The grasped region as the optimiser sees it.
+
+    Attributes:
+        index: (P,) indices into the object's points (padding repeats index 0).
+        weights: (P,) weights in [0, 1]; 0 for padding.
+        trajectories: (T, P, 3) their flow, world frame.
+    """
+
+    index: np.ndarray
+    weights: np.ndarray
+    trajectories: np.ndarray
+
+    @property
+    def points(self) -> np.ndarray:
+        """(P, 3) frame-0 positions."""
+        return self.trajectories[0]
+
+
+def carried_points(
+    motion: ObjectMotion,
+    center: np.ndarray,
+    mask: np.ndarray,
+    rng: np.random.Generator,
+    config: RegionConfig | None = None,
+) -> CarriedPoints:
+    """Points of the moving part near ``center`` (3,), Gaussian-weighted, padded to ``config.points``."""
+    config = config or RegionConfig()
+    d = np.linalg.norm(motion.points - center, axis=1)
+    candidates = np.flatnonzero(mask & (d <= config.attach_radius))
+    if len(candidates) < 3:  # a grasp at the edge of the moving part: take its nearest points
+        candidates = np.flatnonzero(mask)[np.argsort(d[mask])[:16]]
+    if len(candidates) > config.points:
+        candidates = np.sort(rng.choice(candidates, config.points, replace=False))
+    sigma = config.attach_radius / 2
+    w = np.exp(-0.5 * (d[candidates] / sigma) ** 2)
+    index = np.zeros(config.points, dtype=np.int64)
+    weights = np.zeros(config.points)
+    index[: len(candidates)] = candidates
+    weights[: len(candidates)] = w / w.max()
+    return CarriedPoints(index, weights, motion.trajectories[:, index].astype(np.float64))
+
+
+def rigid_fit(carried: CarriedPoints) -> np.ndarray:
+    """(T, 4, 4) weighted Kabsch fit M(t) of the carried points' flow: p(t) ~ M(t) p(0)."""
+    keep = carried.weights > 0
+    return se3.kabsch(carried.points[keep], carried.trajectories[:, keep], carried.weights[keep])
+
+
+def alignment_errors(ee: np.ndarray, grasp: np.ndarray, carried: CarriedPoints) -> np.ndarray:
+    """(T, P) distance between the flow and the rigid-attachment prediction E(t) E(0)^-1 p(0).
+
+    Args:
+        ee: (T, 4, 4) planned TCP poses over the manipulate segment, world frame.
+        grasp: (4, 4) TCP pose at the grasp (E(0) of the attachment), world frame.
+    """
+    local = se3.apply(se3.inverse(grasp), carried.points)
+    predicted = se3.apply(ee, np.broadcast_to(local, (len(ee),) + local.shape))
+    return np.linalg.norm(predicted - carried.trajectories, axis=-1)
+
+
+def weighted_mean(errors: np.ndarray, weights: np.ndarray) -> float:
+    """Mean of (T, P) errors over frames and points, weighted by (P,) weights."""
+    return float((errors * weights).sum() / (weights.sum() * len(errors)))

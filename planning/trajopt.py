@@ -1,0 +1,264 @@
+"""Trajectory optimisation with jaxls (PyRoki's solver): joint configurations per step.
+
+Variables: one configuration per step of approach + manipulate + retreat (N steps). Costs,
+each a vector of residuals (STYLE.md §6):
+
+- attached points, one 3-vector per point and step: points fixed in the TCP frame should reach
+  their targets. In the manipulate steps these are the grasped points under the rigid
+  attachment model, ``p_i(t) = E(t) E(0)^-1 p_i(0)`` with E(0) the grasp; in approach and
+  retreat steps they are marker points that pin a TCP pose target;
+- joint limits (the hinge residual of PyRoki's limit cost), start state, a weak pull to the
+  initialisation;
+- velocity and acceleration smoothness (first and second differences), switched off across
+  the two steps where the arm stops for the gripper.
+
+The problem is built inside one jitted function whose arguments are the data arrays
+(`TrajProblem`): jaxls' problem analysis runs at trace time only, so a new flow with the same
+(N, P) shape reuses the compiled solve. Point counts are padded to a fixed P with zero weights.
+
+Compile time is the cold-start cost, and it grows with the number of cost groups that run
+forward kinematics (each is traced at several places inside the Levenberg-Marquardt loop):
+all per-step terms therefore form one group (`step_residual`) and all couplings between
+steps another, rather than one PyRoki cost factory per term. Measured on 2 shared cores: two
+groups with the unrolled TCP chain compile in 4-7 s, six groups (PyRoki pose, limit, rest,
+smoothness...) with its tree FK in 15-20 s; the warm solve is the same.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import jax
+import jax.numpy as jnp
+import jaxls
+import numpy as np
+
+from planning.kinematics import (
+    TcpChain,
+    attached_point_residual,
+    normalized_sqrt_weights,
+    tcp_chain,
+    tcp_fk,
+)
+from planning.robot import RobotModel
+
+
+@dataclass(frozen=True)
+class TrajOptConfig:
+    """Weights and solver settings of the trajectory optimisation."""
+
+    point_weight: float = 30.0
+    """Scale of the attached-point residuals (1/m): a step's squared cost is
+    point_weight^2 times its weighted mean squared point distance."""
+    limit_weight: float = 100.0
+    """Weight of joint-limit violations (1/rad)."""
+    start_weight: float = 30.0
+    """Weight holding the first step at the start configuration (1/rad)."""
+    init_weight: float = 0.1
+    """Weak pull of every step towards its initialisation (the IK path): resolves the arm's
+    redundancy and keeps Gauss-Newton well conditioned, so few iterations are needed (1/rad)."""
+    velocity_weight: float = 0.05
+    """Weight of first differences of joints between steps (1/rad)."""
+    acceleration_weight: float = 1.0
+    """Weight of second differences of joints between steps (1/rad)."""
+    max_iterations: int = 40
+    """Levenberg-Marquardt iteration cap."""
+    cost_tolerance: float = 1e-3
+    """Stop when an iteration changes the cost by less than this fraction. The IK path is a
+    close start, so a loose tolerance trades nothing visible for fewer iterations."""
+
+
+@dataclass(frozen=True)
+class TrajProblem:
+    """Data of one solve; N steps, P attached points per step (padded with zero weight).
+
+    Attributes:
+        local: (N, P, 3) points in the TCP frame.
+        target: (N, P, 3) targets of those points in the robot base frame.
+        weights: (N, P) non-negative point weights (all zero: no target at that step).
+        q_start: (dof,) configuration the first step must hold.
+        q_init: (N, dof) initial guess (IK along the targets).
+        smooth: (N - 2,) multiplier of the smoothness residuals centred at steps 1..N-2; 0
+            where the arm stops anyway (segment boundaries, where the gripper acts).
+    """
+
+    local: np.ndarray
+    target: np.ndarray
+    weights: np.ndarray
+    q_start: np.ndarray
+    q_init: np.ndarray
+    smooth: np.ndarray
+
+    def __post_init__(self) -> None:
+        n, p = self.weights.shape
+        assert self.local.shape == self.target.shape == (n, p, 3), (
+            self.local.shape,
+            self.target.shape,
+        )
+        assert self.q_init.shape == (n, len(self.q_start)), (self.q_init.shape, self.q_start.shape)
+        assert n >= 3, "need at least three steps"
+        assert self.smooth.shape == (n - 2,), self.smooth.shape
+
+
+@dataclass(frozen=True)
+class TrajSolution:
+    """Result of a solve.
+
+    Attributes:
+        joints: (N, dof) optimised configurations (not yet clipped to the limits).
+        point_rms: (N,) weighted RMS distance of each step's attached points to their
+            targets, metres (0 where a step has no target).
+        costs: squared norm of each residual group at the optimum.
+        solve_time: wall time of the call, seconds (includes compilation on a first call).
+    """
+
+    joints: np.ndarray
+    point_rms: np.ndarray
+    costs: dict[str, float] = field(default_factory=dict)
+    solve_time: float = 0.0
+
+
+def step_residual(
+    chain: TcpChain,
+    q: jax.Array,
+    local: jax.Array,
+    target: jax.Array,
+    sqrt_w: jax.Array,
+    lower: jax.Array,
+    upper: jax.Array,
+    limit_w: jax.Array,
+    anchor: jax.Array,
+    anchor_w: jax.Array,
+) -> jax.Array:
+    """Residuals of one step: attached points (P*3), limit violations (2 dof), anchor (dof)."""
+    points = attached_point_residual(tcp_fk(chain, q), local, target, sqrt_w)
+    limits = jnp.concatenate([jnp.maximum(0.0, q - upper), jnp.maximum(0.0, lower - q)]) * limit_w
+    return jnp.concatenate([points, limits, (q - anchor) * anchor_w])
+
+
+@jaxls.Cost.factory
+def _smoothness_residual(
+    vals: jaxls.VarValues,
+    prev: jaxls.Var[jax.Array],
+    curr: jaxls.Var[jax.Array],
+    nxt: jaxls.Var[jax.Array],
+    velocity_w: jax.Array,
+    acceleration_w: jax.Array,
+) -> jax.Array:
+    """First differences on both sides of a step and its second difference (3 dof)."""
+    a, b, c = vals[prev], vals[curr], vals[nxt]
+    return jnp.concatenate(
+        [(b - a) * velocity_w, (c - b) * velocity_w, (a - 2 * b + c) * acceleration_w]
+    )
+
+
+class TrajectoryOptimizer:
+    """Holds the robot and the jitted solve; compiled once per (N, P) shape.
+
+    Build one per robot and reuse it: the first call for a shape compiles (seconds), later
+    calls with the same shape only run the solver.
+    """
+
+    def __init__(self, model: RobotModel, config: TrajOptConfig | None = None) -> None:
+        self.model = model
+        self.config = config or TrajOptConfig()
+        self.chain = tcp_chain(model)
+        self.traces = 0
+        """How many times the solve was traced (one per new shape)."""
+
+    @cached_property
+    def _solve(self):
+        chain, cfg = self.chain, self.config
+        var_cls = self.model.kinematics.joint_var_cls
+        lower = jnp.asarray(self.model.lower, jnp.float32)
+        upper = jnp.asarray(self.model.upper, jnp.float32)
+
+        @jaxls.Cost.factory(name="step")
+        def step_cost(vals, var, *args):
+            return step_residual(chain, vals[var], *args)
+
+        def solve(local, target, weights, q_start, q_init, smooth):
+            self.traces += 1  # runs at trace time only
+            n = q_init.shape[0]
+            ids = jnp.arange(n)
+            sqrt_w = normalized_sqrt_weights(weights, cfg.point_weight)
+            anchor = q_init.at[0].set(q_start)
+            anchor_w = jnp.full((n, 1), cfg.init_weight).at[0].set(cfg.start_weight)
+            step_terms = step_cost(
+                var_cls(ids),
+                local,
+                target,
+                sqrt_w,
+                lower[None],
+                upper[None],
+                jnp.full((1, 1), cfg.limit_weight),
+                anchor,
+                anchor_w,
+            )
+            smooth_terms = _smoothness_residual(
+                var_cls(ids[:-2]),
+                var_cls(ids[1:-1]),
+                var_cls(ids[2:]),
+                cfg.velocity_weight * smooth[:, None],
+                cfg.acceleration_weight * smooth[:, None],
+            )
+            problem = jaxls.LeastSquaresProblem(
+                [step_terms, smooth_terms], [var_cls(ids)]
+            ).analyze()
+            init = jaxls.VarValues.make([var_cls(ids).with_value(q_init)])
+            sol, summary = problem.solve(
+                init,
+                verbose=False,
+                termination=jaxls.TerminationConfig(
+                    max_iterations=cfg.max_iterations, cost_tolerance=cfg.cost_tolerance
+                ),
+                return_summary=True,
+            )
+            q = sol[var_cls(ids)]
+            tcp = jax.vmap(lambda qi: tcp_fk(chain, qi))(q)
+            moved = jnp.einsum("nij,npj->npi", tcp[:, :3, :3], local) + tcp[:, None, :3, 3]
+            d2 = jnp.sum((moved - target) ** 2, -1)
+            rms = jnp.sqrt(jnp.sum(weights * d2, -1) / jnp.maximum(jnp.sum(weights, -1), 1e-12))
+            res = jax.vmap(
+                lambda i: _step_parts(chain, q[i], local[i], target[i], sqrt_w[i], lower, upper)
+            )(ids)
+            dq = jnp.concatenate([q[1:-1] - q[:-2], q[2:] - q[1:-1]]) * jnp.tile(smooth, 2)[:, None]
+            ddq = (q[2:] - 2 * q[1:-1] + q[:-2]) * smooth[:, None]
+            costs = {
+                "points": jnp.sum(res[0]),
+                "limits": jnp.sum(res[1]) * cfg.limit_weight**2,
+                "start": jnp.sum((q[0] - q_start) ** 2) * cfg.start_weight**2,
+                "velocity": jnp.sum(dq**2) * cfg.velocity_weight**2,
+                "acceleration": jnp.sum(ddq**2) * cfg.acceleration_weight**2,
+                "iterations": summary.iterations,
+            }
+            return q, rms, costs
+
+        return jax.jit(solve)
+
+    def solve(self, problem: TrajProblem) -> TrajSolution:
+        """Optimise the trajectory of ``problem`` (see `TrajProblem` for shapes)."""
+        f32 = lambda a: jnp.asarray(a, jnp.float32)
+        t0 = time.perf_counter()
+        q, rms, costs = self._solve(
+            f32(problem.local),
+            f32(problem.target),
+            f32(problem.weights),
+            f32(problem.q_start),
+            f32(problem.q_init),
+            f32(problem.smooth),
+        )
+        q = np.asarray(q, np.float64)
+        elapsed = time.perf_counter() - t0
+        return TrajSolution(
+            q, np.asarray(rms, np.float64), {k: float(v) for k, v in costs.items()}, elapsed
+        )
+
+
+def _step_parts(chain, q, local, target, sqrt_w, lower, upper):
+    """Squared point residual and squared limit violation of one step (for reporting)."""
+    r = attached_point_residual(tcp_fk(chain, q), local, target, sqrt_w)
+    lim = jnp.concatenate([jnp.maximum(0.0, q - upper), jnp.maximum(0.0, lower - q)])
+    return jnp.sum(r**2), jnp.sum(lim**2)

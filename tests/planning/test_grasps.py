@@ -1,0 +1,162 @@
+"""Grasp proposals with known answers: a box is grasped across its narrow side; the table is avoided."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from planning import analytic, se3
+from planning.grasps import (
+    AntipodalGraspPlanner,
+    Grasp,
+    GraspConfig,
+    GraspRequest,
+    estimate_normals,
+    is_collision_free,
+)
+from planning.push import PushPlanner, motion_directions
+from planning.robot import GripperSpec
+
+GRIPPER = GripperSpec()
+SIZE = analytic.BOX_SIZE  # 4 x 12 x 10 cm: only the 4 cm side fits the 8 cm gripper
+CENTER = (0.5, 0.0, SIZE[2] / 2)
+
+
+def box_request() -> GraspRequest:
+    pts = analytic.box_surface(SIZE, CENTER)
+    return GraspRequest(
+        pts,
+        estimate_normals(pts),
+        np.ones(len(pts)),
+        analytic.table(),
+        GRIPPER,
+        np.array([0, 0, -1.0]),
+    )
+
+
+def test_box_normals_point_out_of_its_faces():
+    req = box_request()
+    rel = (req.points - np.asarray(CENTER)) / (np.asarray(SIZE) / 2)
+    face = np.abs(rel).argmax(1)
+    to_edge = np.asarray(SIZE) / 2 - np.abs(
+        req.points - np.asarray(CENTER)
+    )  # 0 on the point's own face
+    interior = np.sort(to_edge, 1)[:, 1] > 0.012  # at least 12 mm from every edge
+    expected = np.zeros_like(req.points)
+    expected[np.arange(len(face)), face] = np.sign(rel[np.arange(len(face)), face])
+    cos = np.einsum("ij,ij->i", req.normals[interior], expected[interior])
+    assert cos.min() > 0.99
+
+
+def test_box_is_grasped_across_its_narrow_side():
+    grasps = AntipodalGraspPlanner(GraspConfig(samples=150)).propose(
+        box_request(), np.random.default_rng(0)
+    )
+    assert len(grasps) >= 10
+    closing = np.stack([g.pose[:3, 1] for g in grasps])
+    widths = np.array([g.width for g in grasps])
+    assert np.abs(closing[:, 0]).min() > 0.95  # fingers close along x
+    assert np.all(np.abs(widths - SIZE[0]) < 0.003)
+    # Fingertips never go below the table top; the contacts lie on the two x faces.
+    tips = np.array([g.pose[:3, 3] + g.pose[:3, 2] * GRIPPER.finger_tip for g in grasps])
+    assert tips[:, 2].min() > 0.0
+    for g in grasps:
+        assert np.allclose(np.sort(g.contacts[:, 0]), [0.48, 0.52], atol=1e-3)
+    scores = [g.score for g in grasps]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_a_grasp_whose_fingers_hit_the_table_is_rejected():
+    # A short box (3 cm): grasped from above near its bottom the fingertips reach the table.
+    short = analytic.box_surface((0.04, 0.12, 0.03), (0.5, 0.0, 0.015))
+    table = analytic.table()
+    down, across = np.array([0.0, 0, -1.0]), np.array([1.0, 0, 0])
+
+    def grasp_at(z: float) -> Grasp:
+        return Grasp(
+            se3.frame_from_axes(down, across, np.array([0.5, 0.0, z])), 0.04, 1.0, np.zeros((2, 3))
+        )
+
+    scene = np.concatenate([table, short])
+    assert not is_collision_free(grasp_at(0.004), scene, GRIPPER)  # tips 4 mm into the table
+    assert is_collision_free(grasp_at(0.004), short, GRIPPER)  # it is the table that rejects it
+    assert is_collision_free(grasp_at(0.02), scene, GRIPPER)
+    # The planner's proposals on the short box all keep the fingertips above the table.
+    req = GraspRequest(short, estimate_normals(short), np.ones(len(short)), table, GRIPPER, down)
+    grasps = AntipodalGraspPlanner(GraspConfig(samples=150)).propose(req, np.random.default_rng(0))
+    assert len(grasps) > 0
+    fingertips = np.array([g.pose[:3, 3] + g.pose[:3, 2] * GRIPPER.finger_tip for g in grasps])
+    lowest_finger = np.array(
+        [
+            (
+                g.pose[:3, :3]
+                @ np.array(
+                    [0, s * (g.width / 2 + 0.01 + GRIPPER.finger_thickness), GRIPPER.finger_tip]
+                )
+            )[2]
+            + g.pose[2, 3]
+            for g in grasps
+            for s in (-1, 1)
+        ]
+    )
+    assert fingertips[:, 2].min() > GraspConfig().clearance
+    assert lowest_finger.min() > 0.0
+
+
+def test_a_grasp_across_the_wide_side_collides_with_the_box():
+    req = box_request()
+    down, along_y = np.array([0.0, 0, -1.0]), np.array([0.0, 1, 0])
+    wide = Grasp(
+        se3.frame_from_axes(down, along_y, np.array([0.5, 0.0, 0.08])), 0.12, 1.0, np.zeros((2, 3))
+    )
+    assert not is_collision_free(wide, req.points, GRIPPER)
+
+
+def test_pushes_face_against_the_motion():
+    flow = analytic.hinge_flow(11)
+    motion = flow.objects["object"]
+    dirs = motion_directions(motion.trajectories)
+    pts = motion.points.astype(np.float64)
+    weights = np.linalg.norm(motion.trajectories[-1] - motion.points, axis=1)
+    weights = weights / weights.max()
+    req = GraspRequest(
+        pts, estimate_normals(pts), weights, analytic.table(), GRIPPER, np.array([0, 0, -1.0])
+    )
+    pushes = PushPlanner(dirs).propose(req, np.random.default_rng(0))
+    assert len(pushes) > 0
+    for p in pushes:
+        i = np.argmin(np.linalg.norm(pts - p.contacts[0], axis=1))
+        assert p.mode == "push" and p.width == 0.0
+        assert p.pose[:3, 2] @ dirs[i] > 0.5  # the hand pushes along the motion
+        # Just before touching (1 mm + clearance back), hand and sweep are free.
+        before = Grasp(p.pose.copy(), 0.0, p.score, p.contacts, "push")
+        before.pose[:3, 3] -= p.pose[:3, 2] * 0.006
+        assert is_collision_free(before, np.concatenate([req.obstacles, pts]), GRIPPER, sweep=0.06)
+        # At the contact the fingertips press 2 mm into the surface.
+        tip = p.pose[:3, 3] + p.pose[:3, 2] * GRIPPER.finger_tip
+        assert np.isclose((tip - p.contacts[0]) @ p.pose[:3, 2], 0.002, atol=1e-9)
+
+
+def test_collision_counts_match_a_plain_loop():
+    """The batched box test against a point-by-point reference."""
+    from planning.grasps import collision_counts, gripper_boxes
+
+    rng = np.random.default_rng(3)
+    points = rng.uniform(-0.15, 0.15, size=(400, 3)) + np.array([0.5, 0.0, 0.05])
+    poses = np.stack(
+        [
+            se3.make(se3.rotation_about(rng.normal(size=3), rng.uniform(0, np.pi)), [0.5, 0, 0.05])
+            for _ in range(6)
+        ]
+    )
+    got = collision_counts(poses, points, GRIPPER, 0.05, 0.04, 0.002)
+    boxes = gripper_boxes(GRIPPER, 0.05, 0.04)
+    expected = []
+    for pose in poses:
+        inv = np.linalg.inv(pose)
+        count = 0
+        for p in points:
+            q = inv[:3, :3] @ p + inv[:3, 3]
+            count += any(np.all(q >= lo - 0.002) and np.all(q <= hi + 0.002) for lo, hi in boxes)
+        expected.append(count)
+    assert got.tolist() == expected
+    assert max(expected) > 0

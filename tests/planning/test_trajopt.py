@@ -1,0 +1,191 @@
+"""End to end on analytic flows: the planned end effector reproduces the grasped points' flow."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chord_robot.errors import PlanningFailure
+from chord_robot.plan import Plan
+from planning import analytic, se3
+from planning.region import moving_mask
+
+from .conftest import BASE, FRAMES
+
+FLOWS = ("translation", "hinge", "arc")
+
+
+def attachment_error(flow, plan: Plan, radius: float = 0.12) -> np.ndarray:
+    """(T, N) reference error of the stored plan: every moving point within ``radius`` of the
+    grasp should follow E(t) E(0)^-1 (the flows are rigid, so all of them must)."""
+    motion = flow.objects[plan.object]
+    mask = moving_mask(motion)
+    grasp = se3.to_matrix(plan.grasp_pose)
+    near = mask & (np.linalg.norm(motion.points - grasp[:3, 3], axis=1) < radius)
+    ee = se3.to_matrix(plan.ee_poses[plan.segment("manipulate")])
+    local = se3.apply(se3.inverse(grasp), motion.points[near].astype(np.float64))
+    predicted = se3.apply(ee, np.broadcast_to(local, (len(ee),) + local.shape))
+    return np.linalg.norm(predicted - motion.trajectories[:, near], axis=-1)
+
+
+@pytest.mark.parametrize("name", FLOWS)
+def test_end_effector_reproduces_the_flow(plans, planner, name):
+    flow, plan = plans[name]
+    err = attachment_error(flow, plan)
+    assert err.shape[0] == FRAMES
+    assert err.mean() < 0.005, f"{name}: mean error {err.mean() * 1000:.2f} mm"
+    assert plan.costs["alignment_mean_m"] < 0.005
+    assert plan.mode == "grasp" and 0 < plan.grasp_width <= 0.08
+
+
+@pytest.mark.parametrize("name", FLOWS)
+def test_plan_is_consistent_and_within_joint_limits(plans, planner, name):
+    _, plan = plans[name]
+    model = planner.model
+    assert plan.joints.shape[1] == 7 and plan.joint_names == [
+        f"panda_joint{i}" for i in range(1, 8)
+    ]
+    assert np.all(plan.joints >= model.lower) and np.all(plan.joints <= model.upper)
+    a, b = plan.segments["manipulate"]
+    assert b - a + 1 == FRAMES
+    assert plan.segments["approach"][0] == 0 and plan.segments["retreat"][1] == plan.num_steps - 1
+    # ee_poses are the forward kinematics of the joints, placed at the robot base.
+    ee = se3.to_matrix(plan.robot_base) @ model.tcp_pose(plan.joints)
+    assert np.abs(ee - se3.to_matrix(plan.ee_poses)).max() < 1e-5
+    assert np.allclose(se3.to_matrix(plan.robot_base), BASE)
+    # The approach starts at home; the grasp is the first manipulate pose.
+    assert np.allclose(plan.joints[0], model.home, atol=1e-2)
+    at_grasp = se3.inverse(se3.to_matrix(plan.grasp_pose)) @ se3.to_matrix(plan.ee_poses[a])
+    assert np.linalg.norm(at_grasp[:3, 3]) < 0.002
+    assert np.rad2deg(se3.rotation_angle(at_grasp)) < 1.0
+    # Gripper: open on the approach, closed while manipulating, open for the retreat.
+    assert plan.gripper[plan.segment("approach")].min() == 1.0
+    assert plan.gripper[plan.segment("manipulate")].max() == 0.0
+    assert plan.gripper[plan.segment("retreat")].min() == 1.0
+    # The pre-grasp is 8 cm back along the approach axis.
+    pre = se3.to_matrix(plan.ee_poses[planner.config.approach_free + 1])
+    grasp = se3.to_matrix(plan.grasp_pose)
+    assert np.isclose((grasp[:3, 3] - pre[:3, 3]) @ grasp[:3, 2], 0.08, atol=0.005)
+
+
+def test_hinge_turns_the_hand_60_degrees_about_the_hinge_axis(plans):
+    _, plan = plans["hinge"]
+    ee = se3.to_matrix(plan.ee_poses[plan.segment("manipulate")])
+    rel = ee[-1] @ se3.inverse(ee[0])
+    assert np.isclose(np.rad2deg(se3.rotation_angle(rel)), 60.0, atol=1.0)
+    r = rel[:3, :3]
+    axis = np.array([r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1]])
+    assert abs(axis / np.linalg.norm(axis) @ analytic.HINGE_AXIS) > 0.99
+
+
+def test_a_new_flow_of_the_same_shape_does_not_recompile(plans, planner):
+    traces = planner.optimizer.traces
+    assert traces == 1
+    flow = analytic.translation_flow(FRAMES, offset=(0.05, -0.1, 0.08))
+    plan = planner.plan(flow, base=BASE, mode="grasp")
+    assert planner.optimizer.traces == traces
+    assert plan.costs["alignment_mean_m"] < 0.005
+
+
+def test_push_mode_follows_the_lid(plans, planner):
+    flow, _ = plans["hinge"]
+    plan = planner.plan(flow, base=BASE, mode="push")
+    assert plan.mode == "push" and plan.grasp_width == 0.0
+    assert plan.gripper.max() == 0.0
+    assert attachment_error(flow, plan).mean() < 0.005
+
+
+def test_a_target_outside_the_workspace_is_a_planning_failure(planner):
+    flow = analytic.translation_flow(FRAMES, offset=(1.2, 0.0, 0.3))
+    with pytest.raises(PlanningFailure, match="workspace"):
+        planner.plan(flow, base=BASE, mode="grasp")
+
+
+def test_automatic_base_placement_reaches_the_motion(planner):
+    flow = analytic.arc_flow(FRAMES)
+    plan = planner.plan(flow)  # no base: placed automatically
+    base = se3.to_matrix(plan.robot_base)
+    assert abs(base[2, 3] - 0.0) < 1e-6  # on the table top the box stands on
+    assert plan.costs["alignment_mean_m"] < 0.005
+    # The base faces the object.
+    to_object = flow.objects["object"].points.mean(0)[:2] - base[:2, 3]
+    assert base[:2, 0] @ to_object / np.linalg.norm(to_object) > 0.9
+
+
+def test_plan_round_trips_through_zarr(plans, tmp_path):
+    _, plan = plans["arc"]
+    path = tmp_path / "plan.zarr"
+    plan.save(path)
+    back = Plan.load(path)
+    assert (
+        back.segments == plan.segments
+        and back.robot_urdf == "pybullet_data:franka_panda/panda.urdf"
+    )
+    assert np.allclose(back.joints, plan.joints) and np.allclose(back.robot_base, plan.robot_base)
+    assert back.costs["alignment_mean_m"] == pytest.approx(plan.costs["alignment_mean_m"])
+
+
+class FixedGraspPlanner:
+    """A stand-in for a learned planner: one top-down grasp across the box's narrow side."""
+
+    def __init__(self, pose: np.ndarray) -> None:
+        self.pose = pose
+        self.calls = 0
+
+    def propose(self, request, rng):
+        from planning.grasps import Grasp
+
+        self.calls += 1
+        contacts = self.pose[:3, 3] + np.outer([-1, 1], self.pose[:3, 1]) * 0.02
+        return [Grasp(self.pose, 0.04, 1.0, contacts)]
+
+
+def test_a_plugged_in_grasp_planner_is_used(planner):
+    from planning.pipeline import FlowPlanner
+
+    flow = analytic.translation_flow(FRAMES)
+    center = flow.objects["object"].points.mean(0) + np.array([0.0, 0.02, 0.03])
+    pose = se3.frame_from_axes(np.array([0.0, 0, -1]), np.array([1.0, 0, 0]), center)
+    custom = FixedGraspPlanner(pose)
+    other = FlowPlanner(planner.config, model=planner.model, grasp_planner=custom)
+    other.optimizer, other.ik = planner.optimizer, planner.ik  # share the compiled solvers
+    plan = other.plan(flow, base=BASE, mode="grasp")
+    assert custom.calls == 1
+    got = se3.to_matrix(plan.grasp_pose)
+    assert np.allclose(got[:3, 3], center, atol=1e-6)
+    assert abs(got[:3, 1] @ pose[:3, 1]) > 0.999  # the grasp or its 180-degree twin
+    assert plan.costs["alignment_mean_m"] < 0.005
+
+
+def test_base_parsing():
+    from chord_robot.errors import InputError
+    from planning.robot import parse_base
+
+    base = parse_base("0.1,-0.2,0.05,90")
+    assert np.allclose(base[:3, 3], [0.1, -0.2, 0.05]) and np.allclose(
+        base[:3, 0], [0, 1, 0], atol=1e-12
+    )
+    with pytest.raises(InputError, match="x,y,z,yaw"):
+        parse_base("1,2,3")
+
+
+def test_describe_reports_grasp_error_and_time(plans):
+    from planning.pipeline import describe
+
+    text = describe(plans["arc"][1])
+    assert "grasp 'object'" in text and "alignment error: mean" in text and "solve" in text
+
+
+def test_auto_mode_pushes_what_the_gripper_cannot_hold(planner):
+    # A 12 x 12 x 10 cm box sliding 15 cm along y: wider than the 8 cm gripper everywhere.
+    pts = analytic.box_surface((0.12, 0.12, 0.10), (0.5, -0.05, 0.05))
+    poses = np.repeat(np.eye(4)[None], FRAMES, 0)
+    poses[:, 1, 3] = 0.15 * analytic.ease(FRAMES)
+    from chord_robot.flow import ObjectFlow, ObjectMotion
+
+    flow = ObjectFlow({"crate": ObjectMotion.rigid(pts, poses)}, "push the crate")
+    plan = planner.plan(flow, {"table": analytic.table()}, base=BASE, mode="auto")
+    assert plan.mode == "push" and plan.object == "crate"
+    grasp = se3.to_matrix(plan.grasp_pose)
+    assert grasp[:3, 2] @ np.array([0.0, 1.0, 0.0]) > 0.5  # pushing along +y, from behind
+    assert plan.costs["alignment_mean_m"] < 0.005
