@@ -112,7 +112,8 @@ def run_trial(task_name: str, seed: int, flow_source: str, num_frames: int,
         times["flow"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         try:
-            plan = _planner().plan(flow, task.scene_points(), base=task.robot_base(), rng=np.random.default_rng(seed))
+            base = simworld.pose_to_matrix(task.robot_base())
+            plan = _planner().plan(flow, task.scene_points(), base=base, rng=np.random.default_rng(seed))
         except PlanningFailure as e:
             times["plan"] = time.perf_counter() - t0
             return TrialResult(seed, False, e.stage, float(task.evaluate()[1]), times)
