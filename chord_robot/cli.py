@@ -13,6 +13,7 @@ import typer
 
 from chord_robot.commands import eval as _eval
 from chord_robot.commands import execute as _execute
+from chord_robot.commands import plan as _plan
 from chord_robot.commands import scene as _scene
 from chord_robot.commands import sim as _sim
 from chord_robot.errors import ChordError
@@ -32,6 +33,7 @@ def _root() -> None:
 
 
 app.command("scene")(_scene.scene)
+app.command("plan")(_plan.plan)
 app.command("sim")(_sim.sim)
 app.command("eval")(_eval.eval_)
 app.command("execute")(_execute.execute)
