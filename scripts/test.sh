@@ -2,7 +2,8 @@
 # The whole test suite, after set-up on a fresh machine. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+# the viewer's browser test needs Debian's chromium (installed when root and missing)
+CHORD_APT_EXTRA="${CHORD_APT_EXTRA:-chromium}" bash scripts/setup.sh
 start=$(date +%s)
 set +e
 .venv/bin/python -m pytest -q "$@"
