@@ -1,0 +1,383 @@
+"""The Wan 2.2 prior with tiny random models (diffusers' own test sizes: 2 layers, 16-32 px,
+9 frames), saved with save_pretrained and loaded back through `load_wan_prior`, the path users
+take. Nothing is downloaded: the UMT5 encoder is built from a config and the tokenizer is a
+word-level `tokenizers` model wrapped as a PreTrainedTokenizerFast.
+
+The reference is diffusers' own `WanImageToVideoPipeline` on the same directory: the guided
+velocity it hands its scheduler (``noise_pred``) at each step must be ours at that tau.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+pytest.importorskip("diffusers")
+
+from chord_robot.errors import InputError, WeightsError
+from flowgen.priors.cameras import CameraSampling, centred_on, sample_angles, sample_cameras
+from flowgen.priors.sds import rf_sds_gradient
+from flowgen.priors.wan import (
+    VARIANTS,
+    WanConfig,
+    encode_video,
+    i2v_a14b,
+    load_wan_prior,
+    resolve_model_dir,
+    ti2v_5b,
+    wan_sds_loss,
+)
+
+PROMPT = "the lamp lowers its head slowly"
+NEGATIVE = "static still picture"
+SIZES = {"i2v-a14b": 16, "ti2v-5b": 32}  # pixels: multiples of 8 x 2 and 16 x 2
+FRAMES = 9
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one thread is faster than two fighting over shared cores."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def _tokenizer():
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
+    for word in (PROMPT + " " + NEGATIVE + " a the blurry").split():
+        vocab.setdefault(word, len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>",
+                                   unk_token="<unk>", model_max_length=512)
+
+
+def _build(root: Path, variant: str) -> None:
+    """A tiny model directory laid out like Wan-AI/Wan2.2-{I2V-A14B,TI2V-5B}-Diffusers."""
+    from diffusers import (
+        AutoencoderKLWan,
+        UniPCMultistepScheduler,
+        WanImageToVideoPipeline,
+        WanTransformer3DModel,
+    )
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    five = variant == "ti2v-5b"
+    torch.manual_seed(0)
+    if five:
+        vae = AutoencoderKLWan(base_dim=3, z_dim=48, in_channels=12, out_channels=12, is_residual=True,
+                               patch_size=2, latents_mean=[0.0] * 48, latents_std=[1.0] * 48,
+                               dim_mult=[1, 1, 1, 1], num_res_blocks=1, scale_factor_spatial=16,
+                               scale_factor_temporal=4, temperal_downsample=[False, True, True])
+    else:  # keeps Wan 2.1's real latents_mean/std, so the normalisation is exercised
+        vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                               temperal_downsample=[False, True, True])
+    text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=64, d_model=32, d_kv=8, d_ff=37, num_layers=2,
+                                               num_heads=4, relative_attention_num_buckets=8))
+    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0)
+
+    def transformer(seed: int):
+        torch.manual_seed(seed)  # different seeds: the two experts must differ for the test to see the switch
+        return WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
+                                     in_channels=48 if five else 36, out_channels=48 if five else 16,
+                                     text_dim=32, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
+                                     qk_norm="rms_norm_across_heads", rope_max_seq_len=32)
+
+    parts = {"tokenizer": _tokenizer(), "text_encoder": text_encoder, "vae": vae, "scheduler": scheduler,
+             "transformer": transformer(1)}
+    if five:
+        pipe = WanImageToVideoPipeline(**parts, transformer_2=None, boundary_ratio=None, expand_timesteps=True)
+    else:
+        pipe = WanImageToVideoPipeline(**parts, transformer_2=transformer(2), boundary_ratio=0.9)
+    pipe.save_pretrained(root)
+
+
+@pytest.fixture(scope="module")
+def model_dirs(tmp_path_factory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("wan")
+    out = {}
+    for variant in VARIANTS:
+        _build(base / variant, variant)
+        out[variant] = base / variant
+    return out
+
+
+def _config(variant: str) -> WanConfig:
+    base = i2v_a14b() if variant == "i2v-a14b" else ti2v_5b()
+    from dataclasses import replace
+
+    return replace(base, negative_prompt=NEGATIVE, max_sequence_length=16, num_views=2)
+
+
+@pytest.fixture(scope="module")
+def priors(model_dirs):
+    out = {}
+    for variant, root in model_dirs.items():
+        logs: list[str] = []
+        prior = load_wan_prior(root, variant, "cpu", torch.float32, prompt=PROMPT, config=_config(variant),
+                               log=logs.append)
+        out[variant] = (prior, logs)
+    return out
+
+
+def _image(size: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+
+
+# -- weights on disk --------------------------------------------------------------------------
+
+
+def test_missing_weights_say_where_they_are_expected(tmp_path, model_dirs):
+    with pytest.raises(WeightsError) as e:
+        resolve_model_dir(tmp_path / "nowhere", "i2v-a14b")
+    assert e.value.exit_code == 2
+    assert "nowhere" in str(e.value) and "transformer_2/" in str(e.value)
+    assert "Wan-AI/Wan2.2-I2V-A14B-Diffusers" in str(e.value)
+
+    with pytest.raises(WeightsError, match="models--Wan-AI--Wan2.2-TI2V-5B-Diffusers"):
+        load_wan_prior(None, "ti2v-5b", "cpu", prompt=PROMPT, cache_dir=tmp_path / "empty-cache")
+
+    partial = tmp_path / "partial"
+    shutil.copytree(model_dirs["i2v-a14b"], partial)
+    shutil.rmtree(partial / "transformer_2")
+    (partial / "vae" / "diffusion_pytorch_model.safetensors").unlink()
+    with pytest.raises(WeightsError, match=r"missing vae/, transformer_2/"):
+        load_wan_prior(partial, "i2v-a14b", "cpu", prompt=PROMPT)
+
+    # the 5B directory is not the A14B model: refused with a message, not a shape error later
+    with pytest.raises(WeightsError, match="does not hold Wan 2.2 I2V A14B|incomplete"):
+        load_wan_prior(model_dirs["ti2v-5b"], "i2v-a14b", "cpu", prompt=PROMPT)
+
+
+def test_loads_from_the_hugging_face_cache(tmp_path, model_dirs):
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    repo = tmp_path / "hub" / "models--Wan-AI--Wan2.2-TI2V-5B-Diffusers"
+    shutil.copytree(model_dirs["ti2v-5b"], repo / "snapshots" / commit)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    prior = load_wan_prior(None, "ti2v-5b", "cpu", torch.float32, prompt=PROMPT, config=_config("ti2v-5b"),
+                           cache_dir=tmp_path / "hub")
+    assert prior.root == repo / "snapshots" / commit
+    assert prior.spatial_multiple == 32 and prior.temporal_factor == 4
+
+
+def test_text_encoder_is_freed_and_embeddings_match_the_pipeline(priors, model_dirs):
+    from diffusers import WanImageToVideoPipeline
+
+    prior, logs = priors["i2v-a14b"]
+    assert any("text encoder freed" in line for line in logs)
+    assert not any(isinstance(v, torch.nn.Module) and "Encoder" in type(v).__name__
+                   for v in vars(prior).values())
+    pipe = WanImageToVideoPipeline.from_pretrained(model_dirs["i2v-a14b"])
+    cond, uncond = pipe.encode_prompt(PROMPT, NEGATIVE, max_sequence_length=16, device=torch.device("cpu"))
+    assert (prior.embeddings.cond - cond).abs().max() < 1e-6
+    assert (prior.embeddings.uncond - uncond).abs().max() < 1e-6
+    assert (prior.embeddings.cond[0, 0] - uncond[0, 0]).abs().max() > 1e-2
+    assert prior.embeddings.cond.shape == (1, 16, 32)
+    assert prior.embeddings.cond[0, 7:].abs().max() == 0  # 6 words + </s>, then zero padding
+
+
+# -- the velocity equals the pipeline's noise_pred --------------------------------------------
+
+
+@pytest.mark.parametrize("variant", ["i2v-a14b", "ti2v-5b"])
+def test_velocity_matches_the_diffusers_pipeline(priors, model_dirs, variant):
+    from diffusers import WanImageToVideoPipeline
+    from PIL import Image
+
+    prior, _ = priors[variant]
+    size = SIZES[variant]
+    pipe = WanImageToVideoPipeline.from_pretrained(model_dirs[variant])
+    captured = []
+    step = pipe.scheduler.step
+
+    def capture(model_output, timestep, sample, *args, **kwargs):
+        captured.append((model_output.clone(), timestep.clone(), sample.clone()))
+        return step(model_output, timestep, sample, *args, **kwargs)
+
+    pipe.scheduler.step = capture
+    image = _image(size)
+    extra = {"guidance_scale_2": 3.0} if variant == "i2v-a14b" else {}
+    pipe(image=Image.fromarray(image), prompt=PROMPT, negative_prompt=NEGATIVE, height=size, width=size,
+         num_frames=FRAMES, num_inference_steps=4, guidance_scale=5.0, max_sequence_length=16,
+         output_type="latent", generator=torch.Generator().manual_seed(0), **extra)
+    # flow_shift 5 over 4 steps: t = 999, 937 (high-noise expert), 833, 625 (low-noise expert)
+    assert [int(t) for _, t, _ in captured] == [999, 937, 833, 625]
+
+    condition = prior.condition(torch.from_numpy(image).float() / 255.0, FRAMES)
+    for noise_pred, t, latents in captured:
+        tau = float(t) / 1000.0
+        scale = 3.0 if variant == "i2v-a14b" and tau < 0.9 else 5.0
+        v = prior.velocity(latents, tau, condition, scale)
+        assert v.shape == noise_pred.shape
+        assert (v - noise_pred).abs().max() < 2e-5, (variant, int(t))
+        # a wrong guidance scale is far off: the comparison can fail
+        assert (prior.velocity(latents, tau, condition, scale + 1.0) - noise_pred).abs().max() > 1e-2
+    if variant == "i2v-a14b":
+        assert prior.experts.loads[-2:] == ["transformer", "transformer_2"]
+        # the expert matters: the high-noise expert at a low-noise step is far off
+        noise_pred, t, latents = captured[-1]
+        wrong = prior.velocity_model(_load_expert(model_dirs[variant], "transformer"), condition)
+        from flowgen.priors.sds import guided_velocity
+
+        v_wrong = guided_velocity(wrong, latents, float(t) / 1000, prior.embeddings, 3.0)
+        assert (v_wrong - noise_pred).abs().max() > 1e-2
+
+
+def _load_expert(root: Path, name: str):
+    from diffusers import WanTransformer3DModel
+
+    return WanTransformer3DModel.from_pretrained(root, subfolder=name).eval()
+
+
+# -- encoding with gradient ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", ["i2v-a14b", "ti2v-5b"])
+def test_checkpointed_encode_equals_vae_encode_forward_and_backward(priors, variant):
+    prior, _ = priors[variant]
+    vae = prior.vae
+    size = SIZES[variant]
+    gen = torch.Generator().manual_seed(2)
+    x = (torch.rand(1, 3, FRAMES, size, size, generator=gen) * 2 - 1).requires_grad_(True)
+    mode = vae.encode(x).latent_dist.mode()
+    mean = torch.tensor(vae.config.latents_mean).view(1, -1, 1, 1, 1)
+    reference = (mode - mean) * (1.0 / torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1))
+    weights = torch.randn(reference.shape, generator=gen)
+    (g_ref,) = torch.autograd.grad((reference * weights).sum(), x)
+    for checkpoint in (True, False):
+        ours = encode_video(vae, x, checkpoint=checkpoint)
+        (g,) = torch.autograd.grad((ours * weights).sum(), x)
+        assert ours.shape == reference.shape == (1, vae.config.z_dim, 3, size // prior.spatial_multiple * 2,
+                                                 size // prior.spatial_multiple * 2)
+        assert torch.allclose(ours, reference, atol=1e-6)
+        assert torch.allclose(g, g_ref, atol=1e-6)
+    assert g_ref.abs().max() > 1e-3
+
+
+# -- the SDS loss ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", ["i2v-a14b", "ti2v-5b"])
+def test_sds_loss_gradient_is_the_rf_sds_gradient_pulled_through_the_vae(priors, variant):
+    prior, _ = priors[variant]
+    size = SIZES[variant]
+    views, it, total, seed = 2, 3, 10, 7
+    gen = torch.Generator().manual_seed(4)
+    video = torch.rand(views, FRAMES, size, size, 3, generator=gen).requires_grad_(True)
+    first = torch.rand(views, size, size, 3, generator=gen)
+    loss = wan_sds_loss(prior, video, first, it, total, seed=seed)
+    assert loss.ndim == 0 and torch.isfinite(loss)
+    loss.backward()
+    assert torch.isfinite(video.grad).all() and video.grad.abs().max() > 1e-4
+
+    # reference: plain autograd through vae.encode, the same noise, g / V as the latent gradient
+    tau, scale = prior.tau(it, total), prior.guidance(it, total)
+    expected = torch.zeros_like(video)
+    value = 0.0
+    for v in range(views):
+        leaf = video[v].detach().clone().requires_grad_(True)
+        z = encode_video(prior.vae, (leaf * 2 - 1).permute(3, 0, 1, 2)[None], checkpoint=False)
+        condition = prior.condition(first[v], FRAMES)
+        expert = prior.experts.get(prior.expert_name(tau))
+        g = rf_sds_gradient(z, tau, prior.embeddings, prior.velocity_model(expert, condition), scale,
+                            prior._noise(z.shape, seed, it, v))
+        if condition.mask is not None:
+            g = g * condition.mask
+            assert g[:, :, 0].abs().max() == 0 and g[:, :, 1:].abs().max() > 0
+        (expected[v],) = torch.autograd.grad((z * g).sum() / views, leaf)
+        value += 0.5 * float(g.square().sum()) / views
+    assert torch.allclose(video.grad, expected, atol=1e-6, rtol=1e-5)
+    assert float(loss.detach()) == pytest.approx(value, rel=1e-5)
+
+    # noise is a function of (seed, iteration, view): the same call gives the same gradient
+    again = video.detach().clone().requires_grad_(True)
+    wan_sds_loss(prior, again, first, it, total, seed=seed).backward()
+    assert torch.equal(again.grad, video.grad)
+
+
+def test_sds_refuses_sizes_the_model_cannot_take(priors):
+    prior, _ = priors["i2v-a14b"]
+    with pytest.raises(InputError, match="1 \\+ 4k frames"):
+        wan_sds_loss(prior, torch.rand(1, 8, 16, 16, 3), None, 0, 10)
+    with pytest.raises(InputError, match="multiples of 16"):
+        wan_sds_loss(prior, torch.rand(1, 9, 24, 16, 3), None, 0, 10)
+
+
+def test_experts_switch_once_over_a_run_and_say_so(model_dirs):
+    logs: list[str] = []
+    prior = load_wan_prior(model_dirs["i2v-a14b"], "i2v-a14b", "cpu", torch.float32, prompt=PROMPT,
+                           config=_config("i2v-a14b"), log=logs.append)
+    total = 14
+    video = torch.rand(1, FRAMES, 16, 16, 3, generator=torch.Generator().manual_seed(0))
+    used = []
+    for it in range(total):
+        loss = wan_sds_loss(prior, video.clone().requires_grad_(True), None, it, total)
+        assert torch.isfinite(loss)
+        used.append(prior.experts.active)
+    k = used.index("transformer_2")
+    assert used == ["transformer"] * k + ["transformer_2"] * (total - k)
+    assert k == 5  # floor(15 * 5/14): h(0.9) = 9/14 with shift 5
+    assert prior.experts.loads == ["transformer", "transformer_2"]
+    switch = [line for line in logs if "released" in line]
+    assert len(switch) == 1 and "transformer_2" in switch[0] and "only the active expert" in switch[0]
+    assert "one expert resident at a time" in prior.plan(total) and "at iteration 5" in prior.plan(total)
+
+
+# -- cameras --------------------------------------------------------------------------------
+
+
+def test_cameras_cover_the_ranges_and_frame_the_objects():
+    points = np.random.default_rng(0).normal(size=(500, 3)) * [0.3, 0.2, 0.1] + [1.0, -0.5, 0.4]
+    sampling = CameraSampling(azimuth_deg=(-100.0, -20.0), elevation_deg=(15.0, 35.0))
+    cams = sample_cameras(points, 832, 464, sampling, 4, seed=3, iteration=11)
+    assert len(cams) == 4
+    rows = sample_angles(sampling, 4, np.random.default_rng([3, 11, 0x57A1]))
+    # stratified: one azimuth in each quarter of the range
+    assert np.array_equal(np.floor((rows[:, 0] + 100.0) / 20.0), [0, 1, 2, 3])
+    assert np.all((rows[:, 1] >= 15) & (rows[:, 1] <= 35))
+    centre = (points.min(0) + points.max(0)) / 2
+    for cam, (az, el, _) in zip(cams, rows):
+        d = cam.position - centre
+        assert np.degrees(np.arctan2(d[1], d[0])) == pytest.approx(az, abs=1e-6)
+        assert np.degrees(np.arcsin(d[2] / np.linalg.norm(d))) == pytest.approx(el, abs=1e-6)
+        uv, depth = cam.project(points)
+        assert (depth > 0).all()
+        assert ((uv >= 0) & (uv <= [832, 464])).all()
+    again = sample_cameras(points, 832, 464, sampling, 4, seed=3, iteration=11)
+    other = sample_cameras(points, 832, 464, sampling, 4, seed=3, iteration=12)
+    assert all(np.array_equal(a.world_from_camera, b.world_from_camera) for a, b in zip(cams, again))
+    assert not np.allclose(cams[0].world_from_camera, other[0].world_from_camera)
+    moved = centred_on(sampling, cams[0], centre)
+    assert np.mean(moved.azimuth_deg) == pytest.approx(rows[0, 0], abs=1e-6)
+    assert moved.azimuth_deg[1] - moved.azimuth_deg[0] == pytest.approx(80.0)
+
+
+def test_presets_and_config_checks():
+    paper = i2v_a14b()
+    assert (paper.guidance_start, paper.guidance_end, paper.boundary_ratio, paper.num_views) == (25.0, 12.0, 0.9, 4)
+    assert paper.tau_weight == "shifted" and paper.shift is None
+    assert ti2v_5b().boundary_ratio is None and ti2v_5b().variant == "ti2v-5b"
+    with pytest.raises(ValueError, match="boundary_ratio is required"):
+        WanConfig(boundary_ratio=None)
+    with pytest.raises(ValueError, match="unknown Wan variant"):
+        WanConfig(variant="wan-3")  # type: ignore[arg-type]
+
+
+def test_importing_the_module_does_not_import_diffusers():
+    code = "import sys, flowgen.priors.wan; assert 'diffusers' not in sys.modules and 'transformers' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
