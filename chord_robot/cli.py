@@ -16,6 +16,7 @@ from chord_robot.commands import execute as _execute
 from chord_robot.commands import plan as _plan
 from chord_robot.commands import scene as _scene
 from chord_robot.commands import sim as _sim
+from chord_robot.commands import view as _view
 from chord_robot.errors import ChordError
 
 app = typer.Typer(
@@ -37,6 +38,7 @@ app.command("plan")(_plan.plan)
 app.command("sim")(_sim.sim)
 app.command("eval")(_eval.eval_)
 app.command("execute")(_execute.execute)
+app.command("view")(_view.view)
 
 
 def main(argv: list[str] | None = None) -> None:
