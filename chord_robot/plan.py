@@ -12,6 +12,12 @@ Layout::
     joints       (T, dof)  joint positions (radians / metres)
     times        (T,)      seconds, strictly increasing, times[0] == 0
     gripper      (T,)      in [0, 1]: 1 open, 0 closed
+
+A plan's joints are followed along this curve: `chord_robot.trajectory` -- cut into motions at
+every rest (two consecutive steps with equal joints) and gripper change, each motion the C2
+cubic spline through its steps' joints at their times, at rest at both ends. The simulator
+tracks it, every real arm is sent it, the hardware safety layer checks it, and the planner
+times its plans so that it stays within the robot's limits (`chord_robot.robots`).
 """
 
 from __future__ import annotations

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from chord_robot.trajectory import JointTrajectory
 from hardware.arm import ArmInfo, ArmState, GripperCommand, Progress
 from hardware.frames import invert, matrix_to_pose, pose_to_matrix
 from hardware.robots import PANDA
-from hardware.trajectory import JointTrajectory
 
 PANDA_HOME = (0.0, -np.pi / 4, 0.0, -3 * np.pi / 4, 0.0, np.pi / 2, np.pi / 4)
 

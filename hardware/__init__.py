@@ -1,10 +1,10 @@
 """Driving real arms safely (layer 1, DESIGN.md §7).
 
 Modules:
-    robots      -- `RobotLimits`/`RobotSpec` table (Panda, UR5e, xArm 6/7) with sources.
+    robots      -- `RobotSpec` table (Panda, UR5e, xArm 6/7): the published limits of
+                   `chord_robot.robots`, URDF, TCP and the points the safety layer checks.
     kinematics  -- forward kinematics from a URDF (yourdfpy parses; numpy composes, batched).
     frames      -- poses and the scan-to-robot registration (`parse_transform`).
-    trajectory  -- `JointTrajectory`: the smooth, speed-scaled curve an arm follows.
     arm         -- the `Arm` protocol, `ArmInfo`/`ArmState`/`GripperCommand`/`Progress`,
                    and `session` (always stops and disconnects).
     safety      -- the checks (limits, workspace, table, gripper, base, TCP, start) and
@@ -14,6 +14,9 @@ Modules:
     backends    -- franka (franky-control), ur (ur-rtde), xarm (xarm-python-sdk); each SDK is
                    imported only inside its backend. The PyBullet backend lives in
                    `chord_robot.sim_arm` (layer 2), since this package never imports `sim`.
+
+The curve an arm follows through a plan's waypoints (`JointTrajectory`) is the layer-0
+contract `chord_robot.trajectory`, which planning verifies its plans on and sim tracks.
 
 Imports numpy, scipy, yourdfpy and the `chord_robot` contracts only. None of the real-arm
 backends has been run against a physical arm yet.

@@ -14,7 +14,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from hardware.trajectory import JointTrajectory
+from chord_robot.trajectory import JointTrajectory
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,12 @@ the arm moves (a backend exception, Ctrl-C), the session stops the arm and `run`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import pairwise
 
 import numpy as np
 
 from chord_robot.errors import ExecutionFault, InputError
 from chord_robot.plan import Plan
+from chord_robot.trajectory import JointTrajectory, is_motion, pieces, timed_segment
 from hardware.arm import Arm, ArmInfo, ArmState, GripperCommand, Progress, session
 from hardware.kinematics import kinematics_for
 from hardware.robots import RobotSpec, robot_spec
@@ -36,7 +36,6 @@ from hardware.safety import (
     check_tcp,
     registration_or_plan_base,
 )
-from hardware.trajectory import JointTrajectory, timed_segment
 
 
 @dataclass(frozen=True)
@@ -209,25 +208,24 @@ def gripper_command(
 def build_program(
     plan: Plan, columns: np.ndarray, arm: ArmInfo, speed: float, config: ExecuteConfig
 ) -> tuple[Motion | Grip, ...]:
-    """Motions between gripper changes, and the gripper actions at those changes.
+    """The plan's motions (`chord_robot.trajectory.pieces`: cut at rests and gripper changes)
+    and the gripper actions at the gripper changes.
 
     The first action sets the gripper to the plan's first value (on an arm with a gripper);
     a span of steps that does not move the joints becomes no motion.
     """
     joints, gripper, times = plan.joints[:, columns], plan.gripper, plan.times
-    events = [int(i) for i in np.flatnonzero(np.abs(np.diff(gripper)) > 1e-9)]
-    bounds = [0] + [i + 1 for i in events] + [plan.num_steps]
     program: list[Motion | Grip] = []
     if arm.has_gripper:
         program.append(Grip(gripper_command(float(gripper[0]), None, plan, arm, 0, config)))
-    for k, (a, b) in enumerate(pairwise(bounds)):
-        if k > 0 and arm.has_gripper:
+    for a, b in pieces(joints, gripper):
+        if a > 0 and arm.has_gripper and abs(gripper[a] - gripper[a - 1]) > 1e-9:
             program.append(
                 Grip(
                     gripper_command(float(gripper[a]), float(gripper[a - 1]), plan, arm, a, config)
                 )
             )
-        if b - a >= 2 and np.abs(joints[a:b] - joints[a]).max() > 1e-9:
+        if is_motion(joints, a, b):
             program.append(Motion(timed_segment(times[a:b], joints[a:b], speed, a)))
     return tuple(program)
 

@@ -2,8 +2,8 @@
 
 Each check is a small function returning a `Check` (name, pass/fail, the worst value found,
 the limit, and a sentence saying where). They run on the trajectories the arm will actually
-follow (`hardware.trajectory`: speed-scaled cubic curves through the plan's waypoints), in the
-robot base frame (`hardware.frames`), against the published limits of `hardware.robots`:
+follow (`chord_robot.trajectory`: speed-scaled cubic curves through the plan's waypoints), in the
+robot base frame (`hardware.frames`), against the published limits of `chord_robot.robots`:
 
     speed          the speed scale lies in (0, max_speed]
     duration       the scaled trajectory is not absurdly long
@@ -28,10 +28,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from chord_robot.errors import SafetyError
+from chord_robot.trajectory import JointTrajectory, derivatives, evaluation_times
 from hardware.frames import invert, pose_to_matrix, rotation_angle
 from hardware.kinematics import Kinematics
 from hardware.robots import RobotSpec
-from hardware.trajectory import JointTrajectory, derivatives, evaluation_times
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """ObjectFlow + scene -> Plan: grasp or push, trajectory optimisation, timing (DESIGN.md §5).
 
-Layer 1: imports numpy, scipy, jax, jaxlie, jaxls, pyroki, yourdfpy, toppra and the
-`chord_robot` contracts only. Importing this package loads JAX; the CLI imports it lazily.
+Layer 1: imports numpy, scipy, jax, jaxlie, jaxls, pyroki, yourdfpy (and its trimesh), toppra
+and the `chord_robot` contracts only. Importing this package loads JAX; the CLI imports it
+lazily.
 
 Entry points::
 
@@ -9,11 +10,14 @@ Entry points::
     plan = plan_from_flow(flow, scene_points, default_config(mode="grasp"), base=parse_base("0,0,0,0"))
     print(describe(plan))
 
-Modules, one concept each: `robot` (URDF -> PyRoki model, specs), `kinematics` (TCP chain,
-IK), `region` (object, moving part, carried points), `grasps` (antipodal sampling,
-collisions, the `GraspPlanner` protocol), `push`, `placement` (automatic base),
-`trajopt` (jaxls problem, jitted once per shape), `timing` (TOPP-RA), `pipeline`,
-`analytic` (flows with known motion), `se3` (numpy transforms).
+Modules, one concept each: `robot` (URDF -> PyRoki model within the published limits of
+`chord_robot.robots`, covering spheres, collision hulls), `kinematics` (TCP chain, link
+frames, IK), `region` (object, moving part, the rigidly carried part or a pinched point),
+`grasps` (antipodal sampling, collisions, the `GraspPlanner` protocol), `push`, `pinch`
+(sheets), `candidates` (ranking), `placement` (automatic base), `trajopt` (jaxls problem with
+table clearance, jitted once per shape), `timing` (TOPP-RA, verified on the curve arms follow,
+`chord_robot.trajectory`), `pipeline`, `analytic` (flows with known motion), `se3` (numpy
+transforms).
 """
 
 from planning.grasps import AntipodalGraspPlanner, Grasp, GraspConfig, GraspPlanner, GraspRequest

@@ -25,8 +25,11 @@ class Grasp:
         pose: (4, 4) TCP pose at the grasp, world frame.
         width: finger opening at contact, metres (0 for a push).
         score: higher is better; comparable within one planner's output.
-        contacts: (2, 3) contact points (a push repeats its single contact).
+        contacts: (2, 3) contact points (a push or a pinch repeats its single contact).
         mode: "grasp" or "push".
+        pinch: a pinch of a thin sheet (`planning.pinch`): the fingers hold one point of it and
+            the sheet bends around them, so only that point's flow is followed, not a rigid
+            region's.
     """
 
     pose: np.ndarray
@@ -34,6 +37,7 @@ class Grasp:
     score: float
     contacts: np.ndarray
     mode: str = "grasp"
+    pinch: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,16 +106,25 @@ class GraspConfig:
     """Grasps returned, best first."""
 
 
-def estimate_normals(points: np.ndarray, k: int = 16) -> np.ndarray:
-    """(N, 3) unit normals by local PCA, oriented away from the points' centroid."""
+def estimate_normals(points: np.ndarray, k: int = 16, thin: float = 0.05) -> np.ndarray:
+    """(N, 3) unit normals by local PCA, oriented outward.
+
+    Orientation: away from the local neighbourhood's centroid where that centroid lies off the
+    tangent plane by more than ``thin`` times the neighbourhood's radius -- the two faces of a
+    thin plate (a laptop lid) or the inside of a curved surface; elsewhere (flat regions)
+    away from the centroid of all points.
+    """
     assert points.ndim == 2 and points.shape[1] == 3, points.shape
     k = min(k, len(points))
     _, idx = cKDTree(points).query(points, k=k)
     nb = points[idx] - points[idx].mean(1, keepdims=True)
     _, vecs = np.linalg.eigh(np.einsum("nki,nkj->nij", nb, nb))
     normals = vecs[:, :, 0]
-    flip = np.einsum("ni,ni->n", normals, points - points.mean(0)) < 0
-    normals[flip] *= -1
+    local = np.einsum("ni,ni->n", normals, points - points[idx].mean(1))
+    radius = np.sqrt((np.linalg.norm(points[idx] - points[:, None], axis=-1) ** 2).mean(1))
+    outward = np.einsum("ni,ni->n", normals, points - points.mean(0))
+    side = np.where(np.abs(local) > thin * radius, local, outward)
+    normals[side < 0] *= -1
     return normals
 
 

@@ -21,7 +21,8 @@ import jax.numpy as jnp
 import jaxlie
 import numpy as np
 
-from planning.robot import RobotModel
+from chord_robot.errors import InputError
+from planning.robot import RobotModel, RobotSpec
 
 
 @dataclass(frozen=True, eq=False)
@@ -33,12 +34,15 @@ class TcpChain:
         axes: (J, 3) joint axis in the joint frame.
         prismatic: (J,) True for prismatic joints, False for revolute.
         index: (J,) index of each moving joint in the configuration vector.
+        links: (J,) name of each moving joint's child link, whose frame is the frame right
+            after the joint (`chain_frames`).
     """
 
     fixed: np.ndarray
     axes: np.ndarray
     prismatic: np.ndarray
     index: np.ndarray
+    links: tuple[str, ...] = ()
 
 
 def tcp_chain(model: RobotModel) -> TcpChain:
@@ -50,7 +54,8 @@ def tcp_chain(model: RobotModel) -> TcpChain:
     while k != -1:
         path.append(k)
         k = joints.parent_indices[k]
-    fixed, axes, prismatic, index = [], [], [], []
+    child = {int(j): name for name, j in zip(kin.links.names, kin.links.parent_joint_indices)}
+    fixed, axes, prismatic, index, links = [], [], [], [], []
     acc = np.eye(4)
     for k in reversed(path):
         acc = acc @ np.asarray(
@@ -67,9 +72,12 @@ def tcp_chain(model: RobotModel) -> TcpChain:
         axes.append(twist[:3] if is_prismatic else twist[3:])
         prismatic.append(is_prismatic)
         index.append(act)
+        links.append(child[int(k)])
         acc = np.eye(4)
     fixed.append(acc)
-    return TcpChain(np.stack(fixed), np.stack(axes), np.array(prismatic), np.array(index))
+    return TcpChain(
+        np.stack(fixed), np.stack(axes), np.array(prismatic), np.array(index), tuple(links)
+    )
 
 
 def _rotation(axis: np.ndarray, angle: jax.Array) -> jax.Array:
@@ -77,17 +85,97 @@ def _rotation(axis: np.ndarray, angle: jax.Array) -> jax.Array:
     return jnp.eye(3) + jnp.sin(angle) * k + (1 - jnp.cos(angle)) * (k @ k)
 
 
-def tcp_fk(chain: TcpChain, q: jax.Array) -> jax.Array:
-    """TCP pose in the base frame: (dof,) joints -> (4, 4). Unrolled over the chain."""
+def chain_frames(chain: TcpChain, q: jax.Array) -> jax.Array:
+    """(J + 1, 4, 4) base-frame poses of each moving joint's child link, then of the TCP, for
+    (dof,) joints. Unrolled over the chain."""
     m = jnp.asarray(chain.fixed[0], dtype=q.dtype)
+    frames = []
     for j in range(len(chain.axes)):
         angle = q[chain.index[j]]
         if chain.prismatic[j]:
             m = m.at[:3, 3].add(m[:3, :3] @ (chain.axes[j] * angle))
         else:
             m = m.at[:3, :3].set(m[:3, :3] @ _rotation(chain.axes[j], angle))
+        frames.append(m)
         m = m @ chain.fixed[j + 1]
-    return m
+    frames.append(m)
+    return jnp.stack(frames)
+
+
+def tcp_fk(chain: TcpChain, q: jax.Array) -> jax.Array:
+    """TCP pose in the base frame: (dof,) joints -> (4, 4)."""
+    return chain_frames(chain, q)[-1]
+
+
+@dataclass(frozen=True)
+class BodyPoints:
+    """Points fixed to the robot's links, each with the clearance its body needs around it.
+
+    Attributes:
+        frame: (S,) index into `chain_frames` of the frame each point is fixed in.
+        local: (S, 3) the points in those frames, metres.
+        radius: (S,) how far the robot's surface reaches around each point, metres.
+    """
+
+    frame: np.ndarray
+    local: np.ndarray
+    radius: np.ndarray
+
+
+def robot_body_points(chain: TcpChain, model: RobotModel) -> BodyPoints:
+    """Points of the arm's collision hulls (``model.hulls``) and the corners of the open hand's
+    boxes (`planning.grasps.gripper_boxes`), radius 0, as `BodyPoints` of ``chain``: what is
+    kept above the table."""
+    from planning.grasps import gripper_boxes
+
+    frame, local = [], []
+    for link, pts in model.hulls.items():
+        if link not in chain.links:
+            raise InputError(f"robot {model.spec.name!r}: {link!r} is not a link of the arm chain")
+        frame += [chain.links.index(link)] * len(pts)
+        local += list(pts)
+    g = model.spec.gripper
+    boxes = gripper_boxes(g, g.max_width, 0.0)  # (3, 2, 3) min/max corners
+    for b in boxes:
+        for c in np.array([[x, y, z] for x in b[:, 0] for y in b[:, 1] for z in b[:, 2]]):
+            frame.append(len(chain.links))  # the TCP frame
+            local.append(c)
+    return BodyPoints(np.array(frame), np.array(local, dtype=np.float64), np.zeros(len(frame)))
+
+
+def robot_spheres(chain: TcpChain, spec: RobotSpec) -> BodyPoints:
+    """Spheres covering the arm (``spec.spheres``) and the open hand (its palm and finger
+    boxes of `planning.grasps.gripper_boxes`, each covered by spheres along its longest side),
+    as `BodyPoints` of ``chain``: what is kept clear of the scene's points."""
+    from planning.grasps import gripper_boxes
+
+    frame, local, radius = [], [], []
+    for link, centre, r in spec.spheres:
+        if link not in chain.links:
+            raise InputError(
+                f"robot {spec.name!r}: sphere on {link!r}, not a link of the arm chain"
+            )
+        frame.append(chain.links.index(link))
+        local.append(centre)
+        radius.append(r)
+    for lo, hi in gripper_boxes(spec.gripper, spec.gripper.max_width, 0.0):
+        size = hi - lo
+        long = int(np.argmax(size))
+        r = float(np.linalg.norm(np.delete(size, long))) / 2  # covers the box's cross-section
+        count = max(int(np.ceil(size[long] / r)), 1)
+        for t in (np.arange(count) + 0.5) / count:
+            c = (lo + hi) / 2
+            c[long] = lo[long] + t * size[long]
+            frame.append(len(chain.links))
+            local.append(c)
+            radius.append(float(np.hypot(r, size[long] / count / 2)))
+    return BodyPoints(np.array(frame), np.array(local, dtype=np.float64), np.array(radius))
+
+
+def body_points(chain: TcpChain, points: BodyPoints, q: jax.Array) -> jax.Array:
+    """(S, 3) base-frame positions of ``points`` for (dof,) joints."""
+    frames = chain_frames(chain, q)[points.frame]  # (S, 4, 4)
+    return jnp.einsum("sij,sj->si", frames[:, :3, :3], points.local) + frames[:, :3, 3]
 
 
 def attached_point_residual(

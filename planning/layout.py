@@ -154,6 +154,9 @@ def assemble_plan(
 ) -> Plan:
     """Time the three segments rest to rest, with a gripper pause between them, into a Plan.
 
+    The times keep the plan's curve (`chord_robot.trajectory`, what sim and arms follow)
+    within the robot's limits x ``timing.speed`` (`planning.timing.time_segment`).
+
     Args:
         q: (N, dof) joints within the limits.
         ee: (N, 4, 4) TCP poses, world frame.
@@ -161,7 +164,7 @@ def assemble_plan(
     """
     assert q.shape == (layout.size, model.dof) and ee.shape == (layout.size, 4, 4)
     parts = layout.plan_segments(q)
-    timed = [time_segment(s, model.velocity, model.acceleration, timing) for s in parts]
+    timed = [time_segment(s, model.velocity, model.acceleration, model.jerk, timing) for s in parts]
     times, offset = [], 0.0
     for seg in timed:
         times.append(seg.times + offset)
@@ -190,6 +193,8 @@ def assemble_plan(
         costs={
             "peak_velocity_ratio": max(s.peak_velocity for s in timed),
             "peak_acceleration_ratio": max(s.peak_acceleration for s in timed),
+            "peak_jerk_ratio": max(s.peak_jerk for s in timed),
+            "timing_stretch": max(s.stretch for s in timed),
         },
         joint_names=model.joint_names,
         robot_base=se3.to_wxyz_xyz(base),

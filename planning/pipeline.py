@@ -8,10 +8,12 @@ point the CLI uses; `describe` prints what it chose. The step layout of a plan i
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 
 import numpy as np
+from scipy.spatial import cKDTree
 
 from chord_robot.errors import InputError, PlanningFailure
 from chord_robot.flow import ObjectFlow, ObjectMotion
@@ -28,6 +30,7 @@ from planning.grasps import (
 )
 from planning.kinematics import IKConfig, PathIK
 from planning.layout import StepLayout, assemble_plan, pose_error, step_targets
+from planning.pinch import PinchConfig, PinchPlanner
 from planning.placement import PlacementConfig, base_candidates
 from planning.push import PushConfig, PushPlanner, motion_directions
 from planning.region import (
@@ -37,13 +40,14 @@ from planning.region import (
     carried_points,
     max_displacement,
     moving_mask,
+    pinched_point,
     rigid_fit,
     select_object,
     weighted_mean,
 )
 from planning.robot import RobotModel, RobotSpec, load_robot, panda
 from planning.timing import TimingConfig
-from planning.trajopt import TrajectoryOptimizer, TrajOptConfig, TrajProblem
+from planning.trajopt import TrajectoryOptimizer, TrajOptConfig, TrajProblem, TrajSolution
 
 MODES = ("grasp", "push", "auto")
 
@@ -62,6 +66,8 @@ class PlanConfig:
     """Antipodal grasp sampling."""
     push: PushConfig = field(default_factory=PushConfig)
     """Push contact sampling."""
+    pinch: PinchConfig = field(default_factory=PinchConfig)
+    """Pinches of sheets (proposed with the grasps)."""
     placement: PlacementConfig = field(default_factory=PlacementConfig)
     """Automatic base placement."""
     ik: IKConfig = field(default_factory=IKConfig)
@@ -90,10 +96,25 @@ class PlanConfig:
     """IK seeds for the first target (the start configuration and random ones)."""
     ik_tolerance: float = 0.004
     """A candidate is reachable if IK meets every step's targets within this RMS, metres."""
+    ik_table_tolerance: float = 0.02
+    """...and its IK path keeps the robot's body no deeper than this in the table, metres (the
+    optimiser lifts shallower dips using the arm's redundancy)..."""
+    approach_overlap: float = 0.01
+    """...and its free approach, from the start to the pre-grasp, overlaps the scene's points
+    by no more than this with the robot's covering spheres (which are 1-2 cm larger than the
+    links), metres; the optimised approach is held to the same."""
+    approach_hold: float = 100.0
+    """How much harder than other steps a free approach step is pulled to its IK solution
+    when the optimised approach strayed into the scene."""
     max_alignment_error: float = 0.01
     """Largest mean flow alignment error of an accepted plan, metres."""
     max_pose_error: float = 0.01
     """Largest RMS error of approach/retreat pose targets of an accepted plan, metres."""
+    max_table_penetration: float = 0.003
+    """Largest depth the robot's body (collision hulls, hand boxes) may reach into the table,
+    metres."""
+    solves: int = 3
+    """Reachable candidates whose trajectory is optimised before giving up, best first."""
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -129,6 +150,81 @@ class _Candidate:
     carried: CarriedPoints
     problem: TrajProblem
     ik_error: float
+    clearance: float
+    """Smallest height of the robot's body above the table along the IK path, metres."""
+    approach_clearance: float
+    """Smallest distance of the robot's spheres to the scene along the free approach of the
+    IK path (negative: overlapping), metres."""
+
+
+@dataclass
+class _Search:
+    """Running totals of one plan's search for a reachable grasp."""
+
+    grasp_time: float = 0.0
+    ik_time: float = 0.0
+    best_error: float = np.inf
+    tried: list[str] = field(default_factory=list)
+    proposals: int = 0
+    into_table: int = 0
+    """Candidates IK can follow, but only with the arm in the table."""
+    through_scene: int = 0
+    """Candidates IK can follow, but whose way to the pre-grasp sweeps through the scene."""
+
+
+@dataclass(frozen=True)
+class _Trajectory:
+    """An optimised trajectory of a candidate and what it achieves.
+
+    Attributes:
+        solution: the optimiser's result.
+        joints: (N, dof) its joints clipped to the limits.
+        ee: (N, 4, 4) TCP poses, world frame.
+        errors: (T, P) flow alignment error of the carried points per frame, metres.
+        mean_error, max_error: their weighted mean and maximum, metres.
+        pose_error: largest RMS error of the approach and retreat pose targets, metres.
+        clearance: smallest height of the robot's body above the table, metres.
+        worst_step: the step where it is smallest.
+        approach_clearance: smallest distance of the robot's spheres to the scene on the way
+            to the pre-grasp, metres.
+    """
+
+    solution: TrajSolution
+    joints: np.ndarray
+    ee: np.ndarray
+    errors: np.ndarray
+    mean_error: float
+    max_error: float
+    pose_error: float
+    clearance: float
+    worst_step: int
+    approach_clearance: float
+
+    def problem(self, cfg: PlanConfig, name: str) -> str | None:
+        """Why this trajectory is not accepted, or None."""
+        if self.mean_error > cfg.max_alignment_error:
+            return (
+                f"the {cfg.robot.name} cannot follow the flow of {name!r}: mean alignment error "
+                f"{self.mean_error * 1000:.0f} mm (limit {cfg.max_alignment_error * 1000:.0f} "
+                f"mm), worst at frame {int(self.errors.mean(1).argmax())}; the motion leaves the "
+                "workspace or the joint limits"
+            )
+        if self.pose_error > cfg.max_pose_error:
+            return (
+                f"approach or retreat pose of {name!r} unreachable (error "
+                f"{self.pose_error * 1000:.0f} mm); move the robot base"
+            )
+        if self.clearance < -cfg.max_table_penetration:
+            return (
+                f"the {cfg.robot.name} would go {-self.clearance * 1000:.0f} mm into the table at "
+                f"step {self.worst_step} to follow the flow of {name!r}; move the robot base"
+            )
+        if self.approach_clearance < -cfg.approach_overlap:
+            return (
+                f"the {cfg.robot.name}'s way to the {name!r} sweeps through the scene "
+                f"({-self.approach_clearance * 1000:.0f} mm overlap)"
+            )
+        return None
 
 
 class FlowPlanner:
@@ -182,8 +278,10 @@ class FlowPlanner:
         Returns:
             The plan; ``plan.costs`` holds alignment errors, solve times and cost terms.
         Raises:
-            PlanningFailure: no grasp/push is reachable along the motion, or the optimised
-                trajectory does not follow the flow within ``config.max_alignment_error``.
+            PlanningFailure: no grasp/push is proposed ("grasp" stage) or reachable along the
+                motion, or the optimised trajectories of the first ``config.solves`` reachable
+                ones do not follow the flow within ``config.max_alignment_error``, miss the
+                approach/retreat poses or go into the table ("reach" stage).
         """
         cfg = self.config
         mode = mode or cfg.mode
@@ -207,49 +305,65 @@ class FlowPlanner:
 
         bases = [base] if base is not None else self._bases(motion, mask, obstacles)
         request = _request(motion, mask, obstacles, self.model)
-        chosen, t_grasp, t_ik = self._choose(name, mode, request, bases, motion, mask, rng, say)
-        grasp = chosen.grasp
-        say(
-            f"{grasp.mode} at {np.round(grasp.pose[:3, 3], 3).tolist()} width {grasp.width * 1000:.0f} mm, "
-            f"score {grasp.score:.2f}, IK error {chosen.ik_error * 1000:.1f} mm"
-        )
-
-        solution = self.optimizer.solve(chosen.problem)
-        q = np.clip(solution.joints, self.model.lower, self.model.upper)
         layout = self.layout(motion.num_frames)
-        ee_base = self.model.tcp_pose(q)
-        ee = chosen.base @ ee_base
-        errors = alignment_errors(ee[layout.manipulate], grasp.pose, chosen.carried)
-        mean_err = weighted_mean(errors, chosen.carried.weights)
-        max_err = float(errors[:, chosen.carried.weights > 0].max())
-        pr = chosen.problem
-        pose_err = pose_error(layout, ee_base, pr.local, pr.target, pr.weights)
-        say(
-            f"trajectory: alignment error mean {mean_err * 1000:.2f} mm, max {max_err * 1000:.2f} mm; "
-            f"solve {solution.solve_time:.2f} s"
-        )
-        if mean_err > cfg.max_alignment_error:
-            raise PlanningFailure(
-                f"the {cfg.robot.name} cannot follow the flow of {name!r}: mean alignment error "
-                f"{mean_err * 1000:.0f} mm (limit {cfg.max_alignment_error * 1000:.0f} mm), worst at frame "
-                f"{int(errors.mean(1).argmax())}; the motion leaves the workspace or the joint limits"
+        search = _Search()
+        rejected: list[str] = []
+        # the scene at the start, which the free approach must not sweep through
+        scene = cKDTree(np.concatenate([obstacles, motion.points]))
+        for chosen in self._reachable(mode, request, bases, motion, mask, rng, scene, search, say):
+            grasp = chosen.grasp
+            say(
+                f"{grasp.mode} at {np.round(grasp.pose[:3, 3], 3).tolist()} width "
+                f"{grasp.width * 1000:.0f} mm, score {grasp.score:.2f}, IK error "
+                f"{chosen.ik_error * 1000:.1f} mm"
             )
-        if pose_err > cfg.max_pose_error:
+            traj = self._optimise(chosen, layout, scene)
+            say(
+                f"trajectory: alignment error mean {traj.mean_error * 1000:.2f} mm, max "
+                f"{traj.max_error * 1000:.2f} mm; table clearance {traj.clearance * 1000:.0f} mm; "
+                f"solve {traj.solution.solve_time:.2f} s"
+            )
+            problem = traj.problem(cfg, name)
+            if problem is None:
+                break
+            say(f"rejected: {problem}")
+            rejected.append(problem)
+            if len(rejected) >= cfg.solves:
+                raise PlanningFailure(rejected[0])
+        else:
+            if rejected:
+                raise PlanningFailure(rejected[0])
+            modes = ["grasp", "push"] if mode == "auto" else [mode]
+            blocked = ""
+            if search.into_table or search.through_scene:
+                blocked = (
+                    f"; {search.into_table} reachable only through the table, "
+                    f"{search.through_scene} only through the scene"
+                )
             raise PlanningFailure(
-                f"approach or retreat pose of {name!r} unreachable (error {pose_err * 1000:.0f} mm); move the robot base"
+                f"no reachable {' or '.join(modes)} for {name!r} along its motion "
+                f"({', '.join(search.tried)}, {len(bases)} base poses; best IK error "
+                f"{search.best_error * 1000:.0f} mm{blocked}): the motion leaves the "
+                f"{self.config.robot.name}'s workspace; move the robot (--robot-base) or check "
+                "the flow",
+                stage="reach" if search.proposals else "grasp",
             )
 
-        plan = assemble_plan(layout, self.model, cfg.timing, name, grasp, chosen.base, q, ee)
+        plan = assemble_plan(
+            layout, self.model, cfg.timing, name, grasp, chosen.base, traj.joints, traj.ee
+        )
         costs = dict(plan.costs)
-        costs.update({f"cost_{k}": v for k, v in solution.costs.items()})
+        costs.update({f"cost_{k}": v for k, v in traj.solution.costs.items()})
         costs.update(
-            alignment_mean_m=mean_err,
-            alignment_max_m=max_err,
-            pose_error_m=pose_err,
+            alignment_mean_m=traj.mean_error,
+            alignment_max_m=traj.max_error,
+            pose_error_m=traj.pose_error,
+            table_clearance_m=traj.clearance,
+            approach_clearance_m=traj.approach_clearance,
             grasp_score=grasp.score,
-            grasp_time_s=t_grasp,
-            ik_time_s=t_ik,
-            solve_time_s=solution.solve_time,
+            grasp_time_s=search.grasp_time,
+            ik_time_s=search.ik_time,
+            solve_time_s=traj.solution.solve_time,
             total_time_s=time.perf_counter() - t_start,
         )
         return replace(plan, costs=costs)
@@ -272,60 +386,68 @@ class FlowPlanner:
             )
         return bases
 
-    def _choose(
+    def _reachable(
         self,
-        name: str,
         mode: str,
         request: GraspRequest,
         bases: list[np.ndarray],
         motion: ObjectMotion,
         mask: np.ndarray,
         rng: np.random.Generator,
+        scene: cKDTree,
+        search: _Search,
         say: Callable[[str], None],
-    ) -> tuple[_Candidate, float, float]:
-        """The grasp (or push, in auto mode when no grasp is reachable) and base to use, with
-        the time spent proposing and testing reachability."""
+    ) -> Iterator[_Candidate]:
+        """Grasps (then, in auto mode, pushes) that IK can follow along the motion, best first
+        per base pose; ``search`` accumulates the time spent and the best IK error seen."""
         modes = ["grasp", "push"] if mode == "auto" else [mode]
-        t_grasp = t_ik = 0.0
-        best_error, tried = np.inf, []
         for m in modes:
             t0 = time.perf_counter()
             proposals = self._propose(m, request, motion, rng)
-            t_grasp += time.perf_counter() - t0
+            search.grasp_time += time.perf_counter() - t0
             say(f"{m}: {len(proposals)} collision-free proposals")
-            tried.append(f"{len(proposals)} {m} proposals")
-            t0 = time.perf_counter()
+            search.tried.append(f"{len(proposals)} {m} proposals")
+            search.proposals += len(proposals)
             for b in bases:
-                chosen, err = self._first_reachable(proposals, b, motion, mask, rng)
-                best_error = min(best_error, err)
-                if chosen is not None:
-                    return chosen, t_grasp, t_ik + time.perf_counter() - t0
-            t_ik += time.perf_counter() - t0
-        raise PlanningFailure(
-            f"no reachable {' or '.join(modes)} for {name!r} along its motion "
-            f"({', '.join(tried)}, {len(bases)} base poses; best IK error "
-            f"{best_error * 1000:.0f} mm): the motion leaves the {self.config.robot.name}'s "
-            "workspace; move the robot (--robot-base) or check the flow"
-        )
+                t0 = time.perf_counter()
+                for cand in self._reachable_from(proposals, b, motion, mask, rng, scene, search):
+                    search.ik_time += time.perf_counter() - t0
+                    yield cand
+                    t0 = time.perf_counter()
+                search.ik_time += time.perf_counter() - t0
 
     def _propose(
         self, mode: str, request: GraspRequest, motion: ObjectMotion, rng: np.random.Generator
     ) -> list[Grasp]:
         if mode == "grasp":
-            return self.grasp_planner.propose(request, rng)
+            displacement = motion.trajectories[-1] - motion.trajectories[0]
+            pinches = PinchPlanner(displacement, self.config.pinch).propose(request, rng)
+            return self.grasp_planner.propose(request, rng) + pinches
         return PushPlanner(motion_directions(motion.trajectories), self.config.push).propose(
             request, rng
         )
 
-    def _first_reachable(
+    def _carried(
+        self, grasp: Grasp, motion: ObjectMotion, mask: np.ndarray, rng: np.random.Generator
+    ) -> CarriedPoints:
+        """The points ``grasp`` carries: a rigid region, or a pinch's single point."""
+        center = grasp.contacts.mean(0)
+        if grasp.pinch:
+            return pinched_point(motion, center, mask, self.config.region)
+        return carried_points(motion, center, mask, rng, self.config.region)
+
+    def _reachable_from(
         self,
         proposals: list[Grasp],
         base: np.ndarray,
         motion: ObjectMotion,
         mask: np.ndarray,
         rng: np.random.Generator,
-    ) -> tuple[_Candidate | None, float]:
-        """The best proposal (or its 180-degree twin) that IK can follow from ``base``.
+        scene: cKDTree,
+        search: _Search,
+    ) -> Iterator[_Candidate]:
+        """The proposals (or their 180-degree twins) that IK can follow from ``base``, without
+        going into the table or sweeping through the ``scene`` on the way to the pre-grasp.
 
         Proposals are re-ranked by their score plus a cheap reachability proxy over the motion
         (`motion_reach_score`); IK then tests ``config.candidates`` of them, chosen best first
@@ -333,22 +455,26 @@ class FlowPlanner:
         unreachable family of near-identical grasps cannot use up the budget.
         """
         cfg = self.config
-        best = np.inf
         shoulder = base[:3, 3] + base[:3, 2] * cfg.robot.shoulder_height
 
         def rank(g: Grasp) -> float:
-            carried = carried_points(motion, g.contacts.mean(0), mask, rng, cfg.region)
-            ee = rigid_fit(carried) @ g.pose
+            ee = rigid_fit(self._carried(g, motion, mask, rng)) @ g.pose
             return g.score + cfg.reach_weight * motion_reach_score(ee, shoulder, cfg.robot.reach)
 
         ranked = diverse(sorted(proposals, key=lambda g: -rank(g)), cfg.candidates)
         for grasp in ranked:
             for g in (grasp, twin(grasp)):
-                cand = self._candidate(g, base, motion, mask, rng)
-                best = min(best, cand.ik_error)
-                if cand.ik_error <= self.config.ik_tolerance:
-                    return cand, best
-        return None, best
+                cand = self._candidate(g, base, motion, mask, rng, scene)
+                search.best_error = min(search.best_error, cand.ik_error)
+                if cand.ik_error > cfg.ik_tolerance:
+                    continue
+                if cand.clearance < -cfg.ik_table_tolerance:
+                    search.into_table += 1
+                elif cand.approach_clearance < -cfg.approach_overlap:
+                    search.through_scene += 1
+                else:
+                    yield cand
+                    break  # the twin of a reachable grasp is not a new option
 
     def _candidate(
         self,
@@ -357,10 +483,11 @@ class FlowPlanner:
         motion: ObjectMotion,
         mask: np.ndarray,
         rng: np.random.Generator,
+        scene: cKDTree,
     ) -> _Candidate:
         """IK along every step for ``grasp``: the reachability test and the initial guess."""
         cfg, layout = self.config, self.layout(motion.num_frames)
-        carried = carried_points(motion, grasp.contacts.mean(0), mask, rng, cfg.region)
+        carried = self._carried(grasp, motion, mask, rng)
         ee = rigid_fit(carried) @ grasp.pose  # (T, 4, 4) world TCP poses under rigid attachment
         approach = (
             cfg.grasp.approach_distance if grasp.mode == "grasp" else cfg.push.approach_distance
@@ -377,7 +504,51 @@ class FlowPlanner:
         )
         q_init = np.concatenate([np.linspace(q_start, q_path[0], f + 1)[:-1], q_path])
         problem = TrajProblem(local, target, weights, q_start, q_init, layout.smoothness_mask())
-        return _Candidate(grasp, base, carried, problem, float(err.max()))
+        clearance = float(self.optimizer.clearance(q_path).min())
+        free = self.approach_clearance(q_init, base, scene)
+        return _Candidate(grasp, base, carried, problem, float(err.max()), clearance, free)
+
+    def _optimise(self, chosen: _Candidate, layout: StepLayout, scene: cKDTree) -> _Trajectory:
+        """Optimise ``chosen``'s trajectory and measure it. The optimiser does not see the
+        scene: if its approach strays into it where the (checked) IK approach did not, it
+        solves again with the free approach held to the IK one."""
+        solution = self.optimizer.solve(chosen.problem)
+        q = np.clip(solution.joints, self.model.lower, self.model.upper)
+        if self.approach_clearance(q, chosen.base, scene) < -self.config.approach_overlap:
+            hold = np.ones(len(chosen.problem.q_init))
+            hold[1 : layout.first_target + 1] = self.config.approach_hold
+            solution = self.optimizer.solve(replace(chosen.problem, hold=hold))
+            q = np.clip(solution.joints, self.model.lower, self.model.upper)
+        ee_base = self.model.tcp_pose(q)
+        ee = chosen.base @ ee_base
+        errors = alignment_errors(ee[layout.manipulate], chosen.grasp.pose, chosen.carried)
+        pr = chosen.problem
+        return _Trajectory(
+            solution=solution,
+            joints=q,
+            ee=ee,
+            errors=errors,
+            mean_error=weighted_mean(errors, chosen.carried.weights),
+            max_error=float(errors[:, chosen.carried.weights > 0].max()),
+            pose_error=pose_error(layout, ee_base, pr.local, pr.target, pr.weights),
+            clearance=float(solution.clearance.min()),
+            worst_step=int(solution.clearance.argmin()),
+            approach_clearance=self.approach_clearance(q, chosen.base, scene),
+        )
+
+    def approach_clearance(self, q: np.ndarray, base: np.ndarray, scene: cKDTree) -> float:
+        """Smallest distance (metres, negative: overlapping) from the robot's spheres to the
+        ``scene`` points (world frame) along the free approach of the steps ``q`` (N, dof):
+        from the start to the pre-grasp, sampled between steps. The insertion from the
+        pre-grasp on was checked with the grasp."""
+        f = self.layout(0).first_target
+        path = np.concatenate(
+            [np.linspace(a, b, 4, endpoint=False) for a, b in pairwise(q[: f + 1])] + [q[f : f + 1]]
+        )
+        centres = se3.apply(base, self.optimizer.sphere_centers(path).reshape(-1, 3))
+        distance, _ = scene.query(centres)
+        radius = np.tile(self.optimizer.spheres.radius, len(path))
+        return float((distance - radius).min())
 
     def _start(self) -> np.ndarray:
         cfg = self.config

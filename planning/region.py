@@ -1,8 +1,9 @@
 """Which object to manipulate, which part of it moves, and which points the gripper carries.
 
 The grasped region is what the rigid attachment model applies to: points of the moving part
-near the grasp, weighted by their distance to it, subsampled and padded to a fixed count so
-the optimiser's shapes do not change between flows.
+near the grasp *that move rigidly with it* (on an articulated object, the grasped link and not
+the next one, which turns relative to it), weighted by their distance to the grasp,
+subsampled and padded to a fixed count so the optimiser's shapes do not change between flows.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ class RegionConfig:
     """Points of the moving part within this distance of the grasp are carried (metres)."""
     points: int = 256
     """Fixed number of carried points given to the optimiser (padded with zero weight)."""
+    core_points: int = 12
+    """The grasp's nearest moving points whose rigid motion defines the grasped part."""
+    rigid_tolerance: float = 0.01
+    """Points near the grasp that deviate more than this from the grasped part's rigid motion
+    at any frame (metres) belong to another part and are not carried."""
 
 
 def max_displacement(motion: ObjectMotion) -> np.ndarray:
@@ -98,12 +104,18 @@ def carried_points(
     rng: np.random.Generator,
     config: RegionConfig | None = None,
 ) -> CarriedPoints:
-    """Points of the moving part near ``center`` (3,), Gaussian-weighted, padded to ``config.points``."""
+    """Points of the moving part near ``center`` (3,) that move rigidly with it,
+    Gaussian-weighted by distance, padded to ``config.points``.
+
+    The rigid motion is fitted to the ``core_points`` nearest moving points, then refitted to
+    every nearby point within ``rigid_tolerance`` of it (`rigid_part`).
+    """
     config = config or RegionConfig()
     d = np.linalg.norm(motion.points - center, axis=1)
     candidates = np.flatnonzero(mask & (d <= config.attach_radius))
     if len(candidates) < 3:  # a grasp at the edge of the moving part: take its nearest points
         candidates = np.flatnonzero(mask)[np.argsort(d[mask])[:16]]
+    candidates = rigid_part(motion.trajectories, candidates, d, config)
     if len(candidates) > config.points:
         candidates = np.sort(rng.choice(candidates, config.points, replace=False))
     sigma = config.attach_radius / 2
@@ -113,6 +125,57 @@ def carried_points(
     index[: len(candidates)] = candidates
     weights[: len(candidates)] = w / w.max()
     return CarriedPoints(index, weights, motion.trajectories[:, index].astype(np.float64))
+
+
+def pinched_point(
+    motion: ObjectMotion, center: np.ndarray, mask: np.ndarray, config: RegionConfig | None = None
+) -> CarriedPoints:
+    """What a pinch of a sheet carries: the moving point nearest ``center`` (3,) and three
+    points 5 cm from it along the world axes, all translated along that point's flow.
+
+    A pinched sheet bends around the fingers, so no region of it moves rigidly with the hand;
+    the hand follows the pinched point without turning (`rigid_fit` of these is a pure
+    translation). ``index`` repeats the pinched point; padded to ``config.points``.
+    """
+    config = config or RegionConfig()
+    moving = np.flatnonzero(mask)
+    nearest = moving[np.argmin(np.linalg.norm(motion.points[moving] - center, axis=1))]
+    path = motion.trajectories[:, nearest].astype(np.float64)  # (T, 3)
+    offsets = np.concatenate([np.zeros((1, 3)), 0.05 * np.eye(3)])  # (4, 3)
+    trajectories = np.zeros((len(path), config.points, 3))
+    trajectories[:] = path[:, None]
+    trajectories[:, :4] += offsets
+    weights = np.zeros(config.points)
+    weights[:4] = 1.0
+    return CarriedPoints(np.full(config.points, nearest, dtype=np.int64), weights, trajectories)
+
+
+def rigid_part(
+    trajectories: np.ndarray, candidates: np.ndarray, distance: np.ndarray, config: RegionConfig
+) -> np.ndarray:
+    """The ``candidates`` (indices) that move rigidly with the ones nearest the grasp.
+
+    Args:
+        trajectories: (T, N, 3) the object's flow.
+        candidates: (C,) indices of the points that may be carried.
+        distance: (N,) distance of every point to the grasp.
+    Returns:
+        The sorted subset of ``candidates`` within ``config.rigid_tolerance`` (at every frame)
+        of the rigid motion fitted to the nearest ones; at least the core itself.
+    """
+    order = candidates[np.argsort(distance[candidates], kind="stable")]
+    keep = order[: max(config.core_points, 3)]
+    for _ in range(2):  # fit on the core, then refit on everything that agrees with it
+        fit = se3.kabsch(trajectories[0, keep], trajectories[:, keep])
+        predicted = se3.apply(
+            fit, np.broadcast_to(trajectories[0, candidates], trajectories[:, candidates].shape)
+        )
+        err = np.linalg.norm(predicted - trajectories[:, candidates], axis=-1).max(0)
+        agree = candidates[err <= config.rigid_tolerance]
+        if len(agree) < 3:
+            break
+        keep = agree
+    return np.sort(keep)
 
 
 def rigid_fit(carried: CarriedPoints) -> np.ndarray:

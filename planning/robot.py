@@ -1,5 +1,6 @@
 """Robot models: a URDF loaded with yourdfpy into a PyRoki kinematic tree, plus the facts
-the planner needs that a URDF does not hold (acceleration limits, TCP, gripper geometry).
+the planner needs that a URDF does not hold (the TCP, the gripper geometry, and the published
+joint limits of `chord_robot.robots`, which replace the URDF's in the loaded model).
 
 The arm is modelled with its gripper joints locked: the optimiser's configuration is the arm
 joints only (7 for the Panda), and the gripper is commanded separately (`Plan.gripper`).
@@ -14,6 +15,7 @@ from functools import cached_property
 import numpy as np
 
 from chord_robot.errors import InputError
+from chord_robot.robots import PANDA_LIMITS, RobotLimits
 from planning import se3
 
 
@@ -54,8 +56,9 @@ class RobotSpec:
     """Actuated joints the planner moves, in order."""
     locked_joints: tuple[str, ...]
     """Joints held fixed in the kinematic model (the fingers)."""
-    acceleration_limits: tuple[float, ...]
-    """Per arm joint, rad/s^2 (not in URDFs)."""
+    limits: RobotLimits
+    """Published position, velocity, acceleration and jerk limits of the arm joints
+    (`chord_robot.robots`); they replace the URDF's, so plans pass the hardware safety layer."""
     home: tuple[float, ...]
     """Default start configuration of the arm joints, radians."""
     shoulder_height: float
@@ -64,20 +67,57 @@ class RobotSpec:
     """Distance from the shoulder the TCP can comfortably reach, metres."""
     gripper: GripperSpec = field(default_factory=GripperSpec)
     """Gripper geometry for grasp sampling and collision tests."""
+    spheres: tuple[tuple[str, tuple[float, float, float], float], ...] = ()
+    """(link, centre in the link frame, radius): spheres covering the arm links between the
+    shoulder and the hand, kept clear of the scene on the way to a grasp. The links must be
+    child links of joints on the base -> TCP chain."""
+    hull_directions: int = 64
+    """Each sphere link's collision mesh is kept above the table by the trajectory optimiser
+    through its lowest vertex in this many directions spread over the sphere (at most as many
+    points): the lowest point of a body over a plane is such a support point."""
+
+
+# Spheres covering the collision meshes of panda_link3..7 in pybullet_data's panda.urdf:
+# k-means of each mesh's vertices, radius the farthest vertex of the cluster plus 2 mm
+# (tests/planning/test_kinematics.py checks that they cover every vertex).
+PANDA_SPHERES = (
+    ("panda_link3", (-0.029, -0.021, -0.05), 0.059),
+    ("panda_link3", (-0.02, -0.011, -0.109), 0.081),
+    ("panda_link3", (0.105, 0.001, 0.028), 0.065),
+    ("panda_link3", (0.094, 0.092, 0.012), 0.061),
+    ("panda_link4", (-0.115, 0.049, -0.016), 0.06),
+    ("panda_link4", (0.024, -0.026, 0.001), 0.063),
+    ("panda_link4", (-0.101, 0.11, -0.016), 0.083),
+    ("panda_link4", (0.012, -0.013, 0.092), 0.062),
+    ("panda_link5", (0.001, 0.115, 0.02), 0.06),
+    ("panda_link5", (0.037, 0.018, -0.258), 0.06),
+    ("panda_link5", (0.006, -0.048, -0.237), 0.05),
+    ("panda_link5", (-0.047, -0.008, -0.255), 0.063),
+    ("panda_link5", (-0.002, 0.087, -0.187), 0.033),
+    ("panda_link5", (0.001, 0.016, 0.026), 0.055),
+    ("panda_link6", (-0.015, -0.004, 0.037), 0.071),
+    ("panda_link6", (0.09, 0.072, 0.0), 0.071),
+    ("panda_link6", (0.037, 0.031, 0.027), 0.066),
+    ("panda_link6", (0.076, -0.031, 0.0), 0.072),
+    ("panda_link7", (0.059, 0.059, 0.085), 0.054),
+    ("panda_link7", (-0.006, -0.008, 0.052), 0.056),
+    ("panda_link7", (-0.014, -0.015, 0.098), 0.055),
+)
 
 
 def panda() -> RobotSpec:
-    """The Franka Emika Panda shipped with pybullet_data; limits from Franka's datasheet."""
+    """The Franka Emika Panda shipped with pybullet_data, within Franka's published limits."""
     return RobotSpec(
         name="panda",
         urdf="pybullet_data:franka_panda/panda.urdf",
         tcp_link="panda_grasptarget",
         arm_joints=tuple(f"panda_joint{i}" for i in range(1, 8)),
         locked_joints=("panda_finger_joint1", "panda_finger_joint2"),
-        acceleration_limits=(15.0, 7.5, 10.0, 12.5, 15.0, 20.0, 20.0),
+        limits=PANDA_LIMITS,
         home=(0.0, -np.pi / 4, 0.0, -3 * np.pi / 4, 0.0, np.pi / 2, np.pi / 4),
         shoulder_height=0.333,
         reach=0.8,
+        spheres=PANDA_SPHERES,
     )
 
 
@@ -111,6 +151,9 @@ class RobotModel:
         lower, upper: (dof,) joint position limits, radians.
         velocity: (dof,) joint velocity limits, rad/s.
         acceleration: (dof,) joint acceleration limits, rad/s^2.
+        jerk: (dof,) joint jerk limits, rad/s^3.
+        hulls: link name -> (K, 3) support points of its collision mesh in the link frame
+            (`collision_hulls`), for the links ``spec.spheres`` names.
     """
 
     spec: RobotSpec
@@ -120,6 +163,8 @@ class RobotModel:
     upper: np.ndarray
     velocity: np.ndarray
     acceleration: np.ndarray
+    jerk: np.ndarray
+    hulls: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def dof(self) -> int:
@@ -152,17 +197,28 @@ class RobotModel:
 
 
 def load_robot(spec: RobotSpec | None = None) -> RobotModel:
-    """Load ``spec`` (default: the Panda) into PyRoki through yourdfpy, fingers locked."""
+    """Load ``spec`` (default: the Panda) into PyRoki through yourdfpy, fingers locked, with
+    the arm joints' position and velocity limits set to ``spec.limits``."""
     import pyroki
     import yourdfpy
 
     spec = spec or panda()
+    if spec.limits.joint_names != spec.arm_joints:
+        raise InputError(
+            f"robot {spec.name!r}: limits are given for {spec.limits.joint_names}, "
+            f"the arm joints are {spec.arm_joints}"
+        )
     path = resolve_urdf(spec.urdf)
     raw = yourdfpy.URDF.load(path, load_meshes=False)
+    lim = spec.limits.arrays()
     for joint in raw.robot.joints:
         if joint.name in spec.locked_joints:
             joint.type = "fixed"
             joint.mimic = None
+        elif joint.name in spec.arm_joints and joint.limit is not None:
+            i = spec.arm_joints.index(joint.name)
+            joint.limit.lower, joint.limit.upper = float(lim["lower"][i]), float(lim["upper"][i])
+            joint.limit.velocity = float(lim["velocity"][i])
     urdf = yourdfpy.URDF(robot=raw.robot, load_meshes=False)
     actuated = tuple(j.name for j in urdf.actuated_joints)
     if actuated != spec.arm_joints:
@@ -172,16 +228,51 @@ def load_robot(spec: RobotSpec | None = None) -> RobotModel:
     if spec.tcp_link not in urdf.link_map:
         raise InputError(f"{spec.urdf}: no TCP link {spec.tcp_link!r}")
     kin = pyroki.Robot.from_urdf(urdf, default_joint_cfg=np.asarray(spec.home, np.float32))
-    assert len(spec.acceleration_limits) == len(spec.home) == len(actuated)
+    assert len(spec.home) == len(actuated)
     return RobotModel(
         spec=spec,
         kinematics=kin,
         tcp_index=kin.links.names.index(spec.tcp_link),
-        lower=np.asarray(kin.joints.lower_limits, dtype=np.float64),
-        upper=np.asarray(kin.joints.upper_limits, dtype=np.float64),
-        velocity=np.asarray(kin.joints.velocity_limits, dtype=np.float64),
-        acceleration=np.asarray(spec.acceleration_limits, dtype=np.float64),
+        lower=lim["lower"],
+        upper=lim["upper"],
+        velocity=lim["velocity"],
+        acceleration=lim["acceleration"],
+        jerk=lim["jerk"],
+        hulls=collision_hulls(
+            raw, path, sorted({s[0] for s in spec.spheres}), spec.hull_directions
+        ),
     )
+
+
+def collision_hulls(urdf, path: str, links: list[str], directions: int) -> dict[str, np.ndarray]:
+    """Link name -> (<= directions, 3) support points of its collision meshes (link frame): for
+    each of ``directions`` unit vectors d spread over the sphere (a Fibonacci lattice), the
+    vertex v minimising d . v, duplicates dropped.
+
+    Args:
+        urdf: the `yourdfpy.URDF` read from ``path`` (mesh files are resolved next to it).
+    """
+    import trimesh
+
+    k = np.arange(directions) + 0.5
+    polar = np.arccos(1 - 2 * k / directions)
+    azimuth = np.pi * (1 + 5**0.5) * k
+    dirs = np.stack(
+        [np.sin(polar) * np.cos(azimuth), np.sin(polar) * np.sin(azimuth), np.cos(polar)], 1
+    )
+    out = {}
+    for link in links:
+        verts = []
+        for col in urdf.link_map[link].collisions:
+            if col.geometry.mesh is None:
+                raise InputError(f"{path}: link {link!r} has a collision shape that is not a mesh")
+            name = col.geometry.mesh.filename.replace("package://", "")
+            mesh = trimesh.load(os.path.join(os.path.dirname(path), name), force="mesh")
+            origin = col.origin if col.origin is not None else np.eye(4)
+            verts.append(se3.apply(origin, np.asarray(mesh.vertices, np.float64)))
+        pts = np.concatenate(verts)
+        out[link] = pts[np.unique(np.argmin(pts @ dirs.T, axis=0))]
+    return out
 
 
 def parse_base(text: str) -> np.ndarray:

@@ -9,6 +9,9 @@ each a vector of residuals (STYLE.md §6):
   retreat steps they are marker points that pin a TCP pose target;
 - joint limits (the hinge residual of PyRoki's limit cost), start state, a weak pull to the
   initialisation;
+- table clearance: points of the arm links' collision hulls and the corners of the hand's
+  boxes (`kinematics.robot_body_points`) stay above the plane the robot stands on, one hinge
+  residual per point and step;
 - velocity and acceleration smoothness (first and second differences), switched off across
   the two steps where the arm stops for the gripper.
 
@@ -36,9 +39,13 @@ import jaxls
 import numpy as np
 
 from planning.kinematics import (
+    BodyPoints,
     TcpChain,
     attached_point_residual,
+    body_points,
     normalized_sqrt_weights,
+    robot_body_points,
+    robot_spheres,
     tcp_chain,
     tcp_fk,
 )
@@ -63,6 +70,13 @@ class TrajOptConfig:
     """Weight of first differences of joints between steps (1/rad)."""
     acceleration_weight: float = 1.0
     """Weight of second differences of joints between steps (1/rad)."""
+    table_z: float | None = 0.0
+    """Height of the table plane in the robot base frame (the base stands on it); None for
+    no table."""
+    table_margin: float = 0.004
+    """Clearance every body point keeps above the table, beyond its radius (metres)."""
+    table_weight: float = 100.0
+    """Weight of table penetration (1/m)."""
     max_iterations: int = 40
     """Levenberg-Marquardt iteration cap."""
     cost_tolerance: float = 1e-3
@@ -82,6 +96,8 @@ class TrajProblem:
         q_init: (N, dof) initial guess (IK along the targets).
         smooth: (N - 2,) multiplier of the smoothness residuals centred at steps 1..N-2; 0
             where the arm stops anyway (segment boundaries, where the gripper acts).
+        hold: (N,) multiplier of each step's pull towards ``q_init`` (None: all 1); a large
+            one keeps a step on its initial guess (e.g. an approach checked against the scene).
     """
 
     local: np.ndarray
@@ -90,6 +106,7 @@ class TrajProblem:
     q_start: np.ndarray
     q_init: np.ndarray
     smooth: np.ndarray
+    hold: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n, p = self.weights.shape
@@ -100,6 +117,7 @@ class TrajProblem:
         assert self.q_init.shape == (n, len(self.q_start)), (self.q_init.shape, self.q_start.shape)
         assert n >= 3, "need at least three steps"
         assert self.smooth.shape == (n - 2,), self.smooth.shape
+        assert self.hold is None or self.hold.shape == (n,), self.hold.shape
 
 
 @dataclass(frozen=True)
@@ -110,18 +128,22 @@ class TrajSolution:
         joints: (N, dof) optimised configurations (not yet clipped to the limits).
         point_rms: (N,) weighted RMS distance of each step's attached points to their
             targets, metres (0 where a step has no target).
+        clearance: (N,) smallest distance of the robot's body above the table at each step,
+            metres (negative: into it; +inf without a table).
         costs: squared norm of each residual group at the optimum.
         solve_time: wall time of the call, seconds (includes compilation on a first call).
     """
 
     joints: np.ndarray
     point_rms: np.ndarray
+    clearance: np.ndarray
     costs: dict[str, float] = field(default_factory=dict)
     solve_time: float = 0.0
 
 
 def step_residual(
     chain: TcpChain,
+    body: BodyPoints,
     q: jax.Array,
     local: jax.Array,
     target: jax.Array,
@@ -131,11 +153,16 @@ def step_residual(
     limit_w: jax.Array,
     anchor: jax.Array,
     anchor_w: jax.Array,
+    table: jax.Array,
+    table_w: jax.Array,
 ) -> jax.Array:
-    """Residuals of one step: attached points (P*3), limit violations (2 dof), anchor (dof)."""
+    """Residuals of one step: attached points (P*3), limit violations (2 dof), anchor (dof),
+    table penetration (S: how far each body point comes within ``table`` (S,), the lowest
+    height it may reach)."""
     points = attached_point_residual(tcp_fk(chain, q), local, target, sqrt_w)
     limits = jnp.concatenate([jnp.maximum(0.0, q - upper), jnp.maximum(0.0, lower - q)]) * limit_w
-    return jnp.concatenate([points, limits, (q - anchor) * anchor_w])
+    below = jnp.maximum(0.0, table - body_points(chain, body, q)[:, 2]) * table_w
+    return jnp.concatenate([points, limits, (q - anchor) * anchor_w, below])
 
 
 @jaxls.Cost.factory
@@ -165,27 +192,36 @@ class TrajectoryOptimizer:
         self.model = model
         self.config = config or TrajOptConfig()
         self.chain = tcp_chain(model)
+        self.body = robot_body_points(self.chain, model)
+        self.spheres = robot_spheres(self.chain, model.spec)
+        """Spheres covering the robot, for clearance from the scene's points (`sphere_centers`)."""
         self.traces = 0
         """How many times the solve was traced (one per new shape)."""
 
     @cached_property
     def _solve(self):
-        chain, cfg = self.chain, self.config
+        chain, body, cfg = self.chain, self.body, self.config
         var_cls = self.model.kinematics.joint_var_cls
         lower = jnp.asarray(self.model.lower, jnp.float32)
         upper = jnp.asarray(self.model.upper, jnp.float32)
 
         @jaxls.Cost.factory(name="step")
         def step_cost(vals, var, *args):
-            return step_residual(chain, vals[var], *args)
+            return step_residual(chain, body, vals[var], *args)
 
-        def solve(local, target, weights, q_start, q_init, smooth):
+        has_table = cfg.table_z is not None
+        table_z = cfg.table_z if has_table else -1e3  # without a table: far below everything
+        table_w = cfg.table_weight if has_table else 0.0
+        # the lowest height each body point may reach
+        floor = jnp.asarray(table_z + cfg.table_margin + body.radius, jnp.float32)
+
+        def solve(local, target, weights, q_start, q_init, smooth, hold):
             self.traces += 1  # runs at trace time only
             n = q_init.shape[0]
             ids = jnp.arange(n)
             sqrt_w = normalized_sqrt_weights(weights, cfg.point_weight)
             anchor = q_init.at[0].set(q_start)
-            anchor_w = jnp.full((n, 1), cfg.init_weight).at[0].set(cfg.start_weight)
+            anchor_w = (cfg.init_weight * hold[:, None]).at[0].set(cfg.start_weight)
             step_terms = step_cost(
                 var_cls(ids),
                 local,
@@ -196,6 +232,8 @@ class TrajectoryOptimizer:
                 jnp.full((1, 1), cfg.limit_weight),
                 anchor,
                 anchor_w,
+                floor[None],
+                jnp.full((1, 1), table_w),
             )
             smooth_terms = _smoothness_residual(
                 var_cls(ids[:-2]),
@@ -226,34 +264,72 @@ class TrajectoryOptimizer:
             )(ids)
             dq = jnp.concatenate([q[1:-1] - q[:-2], q[2:] - q[1:-1]]) * jnp.tile(smooth, 2)[:, None]
             ddq = (q[2:] - 2 * q[1:-1] + q[:-2]) * smooth[:, None]
+            heights = jax.vmap(lambda qi: body_points(chain, body, qi)[:, 2])(q)  # (N, S)
+            clearance = jnp.min(heights - body.radius - table_z, -1)
             costs = {
                 "points": jnp.sum(res[0]),
                 "limits": jnp.sum(res[1]) * cfg.limit_weight**2,
                 "start": jnp.sum((q[0] - q_start) ** 2) * cfg.start_weight**2,
                 "velocity": jnp.sum(dq**2) * cfg.velocity_weight**2,
                 "acceleration": jnp.sum(ddq**2) * cfg.acceleration_weight**2,
+                "table": jnp.sum(jnp.maximum(0.0, floor - heights) ** 2) * table_w**2,
                 "iterations": summary.iterations,
             }
-            return q, rms, costs
+            return q, rms, clearance, costs
 
         return jax.jit(solve)
+
+    @cached_property
+    def _clearance(self):
+        chain, body = self.chain, self.body
+        table_z = self.config.table_z if self.config.table_z is not None else -1e3
+
+        def clearance(q):
+            heights = jax.vmap(lambda qi: body_points(chain, body, qi)[:, 2])(q)
+            return jnp.min(heights - body.radius - table_z, -1)
+
+        return jax.jit(clearance)
+
+    @cached_property
+    def _sphere_centers(self):
+        chain, spheres = self.chain, self.spheres
+        return jax.jit(jax.vmap(lambda qi: body_points(chain, spheres, qi)))
+
+    def sphere_centers(self, q: np.ndarray) -> np.ndarray:
+        """(N, S, 3) centres of `spheres` (base frame) for (N, dof) joints."""
+        return np.asarray(self._sphere_centers(jnp.asarray(q, jnp.float32)), np.float64)
+
+    def clearance(self, q: np.ndarray) -> np.ndarray:
+        """(N,) smallest height of the robot's body above the table for (N, dof) joints,
+        metres (negative: into it; +inf without a table)."""
+        if self.config.table_z is None:
+            return np.full(len(q), np.inf)
+        return np.asarray(self._clearance(jnp.asarray(q, jnp.float32)), np.float64)
 
     def solve(self, problem: TrajProblem) -> TrajSolution:
         """Optimise the trajectory of ``problem`` (see `TrajProblem` for shapes)."""
         f32 = lambda a: jnp.asarray(a, jnp.float32)
         t0 = time.perf_counter()
-        q, rms, costs = self._solve(
+        q, rms, clearance, costs = self._solve(
             f32(problem.local),
             f32(problem.target),
             f32(problem.weights),
             f32(problem.q_start),
             f32(problem.q_init),
             f32(problem.smooth),
+            f32(problem.hold if problem.hold is not None else np.ones(len(problem.q_init))),
         )
         q = np.asarray(q, np.float64)
         elapsed = time.perf_counter() - t0
+        clearance = np.asarray(clearance, np.float64)
+        if self.config.table_z is None:
+            clearance = np.full(len(q), np.inf)
         return TrajSolution(
-            q, np.asarray(rms, np.float64), {k: float(v) for k, v in costs.items()}, elapsed
+            q,
+            np.asarray(rms, np.float64),
+            clearance,
+            {k: float(v) for k, v in costs.items()},
+            elapsed,
         )
 
 

@@ -1,5 +1,9 @@
-"""Execute a `Plan` on the simulated Panda: joint-space tracking of the timed trajectory at the
-sim rate, gripper commands on the finger joints, contacts and friction real.
+"""Execute a `Plan` on the simulated Panda: joint-space tracking of the plan's curve at the sim
+rate, gripper commands on the finger joints, contacts and friction real.
+
+The curve is the one every arm follows (`chord_robot.trajectory`): per motion between rests,
+the C2 cubic spline through the plan's joints, at rest at both ends; its velocities are fed
+forward to the position controller.
 
 Nothing is teleported. The one aid is a grasp weld: in a ``grasp`` plan, once the gripper is
 commanded closed and both fingers touch the same object, a fixed constraint of bounded force
@@ -18,6 +22,7 @@ import pybullet as pb
 
 from chord_robot.errors import InputError
 from chord_robot.plan import Plan
+from chord_robot.trajectory import follow, plan_motions
 from sim.world import (
     PANDA_ARM_JOINTS,
     Body,
@@ -127,17 +132,15 @@ def plan_arm_columns(plan: Plan) -> np.ndarray:
 def reference(
     plan: Plan, columns: np.ndarray, t: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Piecewise-linear joint reference at times ``t`` (S,).
+    """The plan's curve (`chord_robot.trajectory`) at times ``t`` (S,).
 
     Returns:
-        q: (S, 7) joint positions; qd: (S, 7) segment velocities; g: (S,) gripper commands.
+        q: (S, 7) joint positions; qd: (S, 7) joint velocities; g: (S,) gripper commands
+        (linear between steps: the fingers move during the rest between two motions).
     """
-    times, joints = plan.times, plan.joints[:, columns]
-    q = np.stack([np.interp(t, times, joints[:, j]) for j in range(joints.shape[1])], 1)
-    seg = np.clip(np.searchsorted(times, t, side="right") - 1, 0, len(times) - 2)
-    vel = np.diff(joints, axis=0) / np.diff(times)[:, None]  # (T-1, 7)
-    qd = np.where((t >= times[-1])[:, None], 0.0, vel[seg])
-    return q, qd, np.interp(t, times, plan.gripper)
+    joints = plan.joints[:, columns]
+    q, qd = follow(plan_motions(plan.times, joints, plan.gripper), joints[0], t)
+    return q, qd, np.interp(t, plan.times, plan.gripper)
 
 
 class _Grip:
@@ -242,8 +245,8 @@ def execute(
     """Track ``plan`` on ``panda`` in ``world``.
 
     First moves (bounded, at ``start_speed``) from the robot's configuration to the plan's
-    start if they differ, then follows the piecewise-linear joint reference at the sim rate
-    with position control (feed-forward segment velocities, effort limits from the URDF),
+    start if they differ, then follows the plan's curve (`reference`) at the sim rate with
+    position control (its velocities fed forward, effort limits from the URDF),
     sets the fingers to ``gripper * 0.04`` m each, then holds the final configuration.
 
     Args:

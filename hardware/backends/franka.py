@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from chord_robot.errors import InputError
+from chord_robot.trajectory import JointTrajectory
 from hardware.arm import ArmInfo, ArmState, GripperCommand, Progress
 from hardware.backends import import_sdk
 from hardware.robots import PANDA
-from hardware.trajectory import JointTrajectory
 
 
 @dataclass(frozen=True)

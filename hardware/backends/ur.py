@@ -30,10 +30,10 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from chord_robot.errors import InputError
+from chord_robot.trajectory import JointTrajectory
 from hardware.arm import ArmInfo, ArmState, GripperCommand, Progress
 from hardware.backends import import_sdk
 from hardware.robots import ROBOTS
-from hardware.trajectory import JointTrajectory
 
 UR_MODELS = ("ur5e",)
 

@@ -29,10 +29,10 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from chord_robot.errors import InputError
+from chord_robot.trajectory import JointTrajectory
 from hardware.arm import ArmInfo, ArmState, GripperCommand, Progress
 from hardware.backends import import_sdk
 from hardware.robots import ROBOTS
-from hardware.trajectory import JointTrajectory
 
 XARM_MODELS = ("xarm6", "xarm7")
 GRIPPER_OPEN_PULSE = 850.0

@@ -1,4 +1,10 @@
-"""close-laptop: a laptop facing the robot, its lid open 100-120 degrees; close it.
+"""close-laptop: a laptop beside the robot, its lid open 100-120 degrees; close it.
+
+The laptop stands sideways to the robot (its hinge axis points at the robot's base), as it
+would beside someone working at it. Facing the robot, its lid leans away: pushing it shut
+from behind would need the hand turned back toward the robot, beyond a Panda's wrist limits,
+and a grasp of its top edge would put the palm into the table before the lid is down. From
+the side, the fingertips push the back of the lid over and down.
 
 Success: the lid ends under 15 degrees. The hinge holds its angle by friction (a real
 laptop's lid stays where it is put), so pushing it part way is not enough.
@@ -29,8 +35,10 @@ class CloseLaptopConfig:
     x_range: tuple[float, float] = (0.46, 0.54)
     """Laptop base centre x, metres."""
     y_range: tuple[float, float] = (-0.10, 0.10)
+    facing: float = math.pi / 2
+    """Yaw of the laptop's front (its +x), rad: pi / 2 faces the robot's left, pi the robot."""
     yaw_jitter: float = 0.3
-    """Yaw about facing the robot, rad (uniform in +-)."""
+    """Yaw about ``facing``, rad (uniform in +-)."""
     open_deg: tuple[float, float] = (100.0, 120.0)
     """Initial lid angle, degrees."""
     width_range: tuple[float, float] = (0.28, 0.33)
@@ -70,7 +78,7 @@ class CloseLaptop:
         )
         self.start_angle = math.radians(rng.uniform(*cfg.open_deg))
         pose = np.eye(4)
-        yaw = math.pi + rng.uniform(-cfg.yaw_jitter, cfg.yaw_jitter)
+        yaw = cfg.facing + rng.uniform(-cfg.yaw_jitter, cfg.yaw_jitter)
         pose[:3, :3] = trimesh.transformations.rotation_matrix(yaw, [0, 0, 1])[:3, :3]
         pose[:3, 3] = [
             rng.uniform(*cfg.x_range),
@@ -192,7 +200,12 @@ class CloseLaptop:
         settle(self.world, list(self.bodies().values()), max_steps=240)
 
     def reference_camera(self, width: int, height: int) -> Camera:
-        return base.side_camera(self.base_pose[:3, 3] + [0.0, 0.0, 0.08], width, height)
+        """A camera in front of the laptop and to its right (turning with ``facing``)."""
+        turn = trimesh.transformations.rotation_matrix(self.config.facing - math.pi, [0, 0, 1])
+        offset = turn[:3, :3] @ np.array([-0.2, -0.55, 0.35])
+        return base.side_camera(
+            self.base_pose[:3, 3] + [0.0, 0.0, 0.08], width, height, offset=tuple(offset)
+        )
 
     def render_reference_video(
         self, num_frames: int = 41, width: int = 320, height: int = 240

@@ -10,9 +10,9 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
+from chord_robot.trajectory import JointTrajectory
 from hardware.arm import ArmInfo, ArmState, GripperCommand, Progress
 from hardware.robots import PANDA
-from hardware.trajectory import JointTrajectory
 
 
 class RecordingArm:

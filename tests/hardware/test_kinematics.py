@@ -1,6 +1,6 @@
 """The fast paths the safety layer relies on, held to plain references: forward kinematics
-against yourdfpy's scene graph, curve derivatives against finite differences, registration
-parsing against known transforms."""
+against yourdfpy's scene graph, registration parsing against known transforms. (The curve an
+arm follows is tested with its contract, tests/chord_robot/test_trajectory.py.)"""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from chord_robot.errors import InputError
 from hardware.frames import matrix_to_pose, parse_transform, pose_to_matrix
 from hardware.kinematics import kinematics_for
 from hardware.robots import PANDA, ROBOTS, XARM6
-from hardware.trajectory import derivatives, timed_segment
 
 
 @pytest.mark.parametrize("spec", [PANDA, XARM6], ids=lambda s: s.name)
@@ -42,39 +41,6 @@ def test_panda_home_pose_is_franka_s():
     )
     np.testing.assert_allclose(tcp[:3, 2], [0.0, 0.0, -1.0], atol=1e-6)
     np.testing.assert_allclose(tcp[:3, 3], flange[:3, 3] + 0.105 * flange[:3, 2], atol=1e-9)
-
-
-def test_curve_derivatives_match_finite_differences_and_pass_through_the_knots():
-    rng = np.random.default_rng(1)
-    times = np.cumsum(np.r_[0.0, rng.uniform(0.05, 0.2, 12)])
-    q = np.cumsum(rng.normal(0, 0.05, (13, 3)), axis=0)
-    traj = timed_segment(times, q, speed=0.5, first_step=7)
-    assert traj.duration == pytest.approx(times[-1] / 0.5) and traj.first_step == 7
-    c = traj.curve()
-    np.testing.assert_allclose(c(traj.times), q, atol=1e-12)
-    np.testing.assert_allclose(traj.velocities[[0, -1]], 0.0, atol=1e-12)  # rest to rest
-    h = 1e-5
-    t = np.linspace(0.01, traj.duration - 0.01, 57)
-    _, qd, qdd, _ = derivatives(traj, t)
-    np.testing.assert_allclose((c(t + h) - c(t - h)) / (2 * h), qd, atol=1e-6)
-    np.testing.assert_allclose((c(t + h, 1) - c(t - h, 1)) / (2 * h), qdd, atol=1e-4)
-    assert traj.step_at(0.0) == 7 and traj.step_at(traj.duration) == 19
-
-
-def test_speed_scaling_stretches_time_exactly():
-    times = np.linspace(0, 1.0, 11)
-    q = np.sin(np.linspace(0, 2, 11))[:, None] * [1.0, -0.5]
-    full, half = timed_segment(times, q, 1.0, 0), timed_segment(times, q, 0.5, 0)
-    t = np.linspace(0, 1.0, 23)
-    for n in range(4):
-        np.testing.assert_allclose(half.curve()(2 * t, n), full.curve()(t, n) * 0.5**n, atol=1e-9)
-
-
-def test_sample_ends_exactly_at_the_end():
-    traj = timed_segment(np.array([0.0, 0.3, 1.0]), np.array([[0.0], [0.2], [1.0]]), 1.0, 0)
-    t, q, v = traj.sample(0.008)
-    assert t[0] == 0 and t[-1] == pytest.approx(1.0) and np.all(np.diff(t) > 0)
-    assert q[-1, 0] == pytest.approx(1.0) and v[-1, 0] == pytest.approx(0.0, abs=1e-12)
 
 
 def test_parse_transform_accepts_the_documented_forms(tmp_path):

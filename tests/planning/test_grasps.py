@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from planning import analytic, se3
 from planning.grasps import (
@@ -13,6 +14,7 @@ from planning.grasps import (
     estimate_normals,
     is_collision_free,
 )
+from planning.pinch import PinchConfig, PinchPlanner
 from planning.push import PushPlanner, motion_directions
 from planning.robot import GripperSpec
 
@@ -160,3 +162,72 @@ def test_collision_counts_match_a_plain_loop():
         expected.append(count)
     assert got.tolist() == expected
     assert max(expected) > 0
+
+
+def test_both_faces_of_a_thin_plate_get_outward_normals():
+    # An 8 mm plate (a laptop lid): each point's neighbours span both faces, so orienting
+    # away from the object's centroid would point one face inward.
+    size = (0.008, 0.2, 0.25)
+    plate = analytic.box_surface(size, (0.5, 0.0, 0.2), spacing=0.008)
+    base = analytic.box_surface((0.2, 0.2, 0.02), (0.4, 0.0, 0.01), spacing=0.01)
+    pts = np.concatenate([plate, base])
+    normals = estimate_normals(pts)[: len(plate)]
+    face = np.abs(plate[:, 0] - 0.5) > 0.003  # the two big faces, x = 0.496 and 0.504
+    inner = face & (np.abs(plate[:, 1]) < 0.08) & (np.abs(plate[:, 2] - 0.2) < 0.1)
+    expected = np.sign(plate[inner, 0] - 0.5)
+    assert np.all(normals[inner, 0] * expected > 0.9)
+    # ...so the plate is grasped across its thickness
+    req = GraspRequest(
+        pts,
+        estimate_normals(pts),
+        np.r_[np.ones(len(plate)), np.zeros(len(base))],
+        analytic.table(),
+        GRIPPER,
+        np.array([0, 0, -1.0]),
+    )
+    grasps = AntipodalGraspPlanner(GraspConfig(samples=150)).propose(req, np.random.default_rng(0))
+    assert len(grasps) > 0
+    assert all(abs(g.width - 0.008) < 0.002 and abs(g.pose[0, 1]) > 0.95 for g in grasps)
+
+
+def _cloth_fold(n: int = 9):
+    """A 24 cm sheet on the table whose (-, -) half folds over its anti-diagonal."""
+    xs = np.linspace(-0.12, 0.12, 25)
+    gx, gy = np.meshgrid(xs, xs)
+    pts = np.stack([gx.ravel() + 0.5, gy.ravel(), np.full(gx.size, 0.002)], 1)
+    pivot, axis = np.array([0.5, 0.0, 0.008]), np.array([1.0, -1.0, 0.0])
+    poses = analytic.hinge_poses(pivot, axis, -np.pi, n)
+    side = (pts[:, 0] - 0.5) + pts[:, 1] < 0
+    traj = np.repeat(pts[None], n, 0)
+    traj[:, side] = se3.apply(poses, np.broadcast_to(pts[side], (n, side.sum(), 3)))
+    return pts, traj
+
+
+def test_a_sheet_is_pinched_from_above_where_it_moves_most_closing_across_its_travel():
+    pts, traj = _cloth_fold()
+    disp = np.linalg.norm(traj[-1] - traj[0], axis=1)
+    req = GraspRequest(
+        pts,
+        estimate_normals(pts),
+        disp / disp.max(),
+        analytic.table(),
+        GRIPPER,
+        np.array([0, 0, -1.0]),
+    )
+    assert AntipodalGraspPlanner().propose(req, np.random.default_rng(0)) == []
+    pinches = PinchPlanner(traj[-1] - traj[0]).propose(req, np.random.default_rng(0))
+    best = pinches[0]
+    assert best.pinch and best.mode == "grasp" and best.width == 0.0
+    np.testing.assert_allclose(best.contacts[0], [0.38, -0.12, 0.002])  # the folding corner
+    np.testing.assert_allclose(best.pose[:3, 2], [0, 0, -1], atol=1e-9)  # from above
+    tips = best.pose[2, 3] + best.pose[2, 2] * GRIPPER.finger_tip
+    assert tips - 0.002 == pytest.approx(PinchConfig().gap)
+    travel = (traj[-1] - traj[0])[np.argmin(np.linalg.norm(pts - best.contacts[0], axis=1))]
+    assert abs(best.pose[:3, 1] @ travel) < 1e-9  # the fingers close across the travel
+    # a box is no sheet
+    assert (
+        PinchPlanner(np.zeros_like(box_request().points)).propose(
+            box_request(), np.random.default_rng(0)
+        )
+        == []
+    )

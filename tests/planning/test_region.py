@@ -8,7 +8,14 @@ import pytest
 from chord_robot.errors import InputError, PlanningFailure
 from chord_robot.flow import ObjectFlow, ObjectMotion
 from planning import analytic, se3
-from planning.region import RegionConfig, carried_points, moving_mask, rigid_fit, select_object
+from planning.region import (
+    RegionConfig,
+    carried_points,
+    moving_mask,
+    pinched_point,
+    rigid_fit,
+    select_object,
+)
 
 
 def test_the_most_moving_object_is_selected():
@@ -60,3 +67,53 @@ def test_carried_points_are_padded_with_zero_weight():
     real = int((carried.weights > 0).sum())
     assert 0 < real < 4096
     assert np.all(carried.weights[real:] == 0)
+
+
+def _two_links(num_frames: int = 9):
+    """A 2 cm thick, 30 cm arm turning 40 degrees about its foot, and a 10 cm head beyond its
+    tip turning 60 degrees more (a desk lamp): (points, trajectories, is_head)."""
+    arm = analytic.box_surface((0.02, 0.02, 0.29), (0.0, 0.0, 0.145), spacing=0.01)
+    head = analytic.box_surface((0.09, 0.02, 0.02), (0.06, 0.0, 0.3), spacing=0.01)
+    y = np.array([0.0, 1.0, 0.0])
+    arm_poses = analytic.hinge_poses(np.zeros(3), y, np.deg2rad(40.0), num_frames)
+    tip = np.array([0.0, 0.0, 0.3])
+    head_local = analytic.hinge_poses(tip, y, np.deg2rad(60.0), num_frames)
+    traj = np.concatenate(
+        [
+            se3.apply(arm_poses, np.broadcast_to(arm, (num_frames, len(arm), 3))),
+            se3.apply(arm_poses @ head_local, np.broadcast_to(head, (num_frames, len(head), 3))),
+        ],
+        1,
+    )
+    return traj[0], traj, np.r_[np.zeros(len(arm), bool), np.ones(len(head), bool)]
+
+
+def test_carried_points_stay_on_the_grasped_link():
+    pts, traj, is_head = _two_links()
+    motion = ObjectMotion(
+        pts, traj, pts[:1], np.tile([1.0, 0, 0, 0], (9, 1, 1)), np.zeros((9, 1, 3))
+    )
+    mask = np.linalg.norm(traj[-1] - traj[0], axis=1) > 0.05
+    grasp = np.array([0.0, 0.0, 0.25])  # on the arm, 5 cm below the head's joint
+    carried = carried_points(motion, grasp, mask, np.random.default_rng(0), RegionConfig())
+    index = carried.index[carried.weights > 0]
+    # the head turns away from the arm: only its end at the joint stays within
+    # rigid_tolerance (1 cm) of the arm's motion and is carried
+    assert len(index) >= 50 and np.all(pts[index[is_head[index]], 0] < 0.04)
+    assert is_head[np.flatnonzero(mask)].sum() > 3 * is_head[index].sum()
+    fit = rigid_fit(carried)
+    expected = analytic.hinge_poses(np.zeros(3), np.array([0.0, 1, 0]), np.deg2rad(40.0), 9)
+    assert np.abs(fit - expected).max() < 2e-3
+
+
+def test_a_pinch_carries_its_point_by_translation():
+    pts, traj, _ = _two_links()
+    motion = ObjectMotion(
+        pts, traj, pts[:1], np.tile([1.0, 0, 0, 0], (9, 1, 1)), np.zeros((9, 1, 3))
+    )
+    mask = np.ones(len(pts), bool)
+    carried = pinched_point(motion, pts[40] + 0.0001, mask, RegionConfig(points=16))
+    assert (carried.weights > 0).sum() == 4 and carried.index[0] == 40
+    fit = rigid_fit(carried)
+    np.testing.assert_allclose(fit[:, :3, :3], np.broadcast_to(np.eye(3), (9, 3, 3)), atol=1e-9)
+    np.testing.assert_allclose(fit[:, :3, 3], traj[:, 40] - traj[0, 40], atol=1e-6)

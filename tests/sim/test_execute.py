@@ -1,4 +1,5 @@
-"""Plan execution: joint tracking accuracy, the start move, the grasp weld and its conditions."""
+"""Plan execution: the tracked curve, joint tracking accuracy, the start move, the grasp weld
+and its conditions."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import pytest
 from chord_robot.camera import Camera
 from chord_robot.errors import InputError
 from chord_robot.plan import Plan
-from sim.execute import ExecuteConfig, execute
+from sim.execute import ExecuteConfig, execute, reference
 from sim.render import Recorder
 from sim.world import PANDA_HOME, Body, Panda, World, load_panda, panda_joints, reset
 
@@ -189,3 +190,28 @@ def test_refuses_a_plan_for_another_base_or_robot(world: World) -> None:
     with pytest.raises(InputError, match="joint_names"):
         names = [f"j{i}" for i in range(7)]
         execute(world, panda, _plan(times, joints, np.ones(len(times)), joint_names=names), {})
+
+
+def test_reference_is_the_plans_contract_curve() -> None:
+    # What the simulator tracks is what every arm follows (chord_robot.trajectory): per motion
+    # between rests, the clamped cubic spline through the plan's joints.
+    from chord_robot.trajectory import timed_segment
+
+    rng = np.random.default_rng(0)
+    first = HOME + np.cumsum(rng.normal(0, 0.05, (8, 7)), axis=0)
+    second = first[-1] + np.cumsum(rng.normal(0, 0.05, (7, 7)), axis=0)
+    joints = np.concatenate([first, first[-1:], second])  # rest: step 8 repeats step 7
+    times = np.concatenate([np.arange(8) * 0.2, [1.4 + 0.6], 2.0 + np.arange(1, 8) * 0.15])
+    gripper = np.r_[np.ones(8), np.zeros(8)]
+    plan = _plan(times, joints, gripper)
+    t = np.linspace(0.0, times[-1] + 0.5, 997)
+    q, qd, g = reference(plan, np.arange(7), t)
+    for a, b in ((0, 8), (8, 16)):
+        seg = timed_segment(times[a:b], joints[a:b], 1.0, a)
+        inside = (t >= times[a]) & (t <= times[b - 1])
+        np.testing.assert_allclose(q[inside], seg.curve()(t[inside] - times[a]), atol=1e-12)
+        np.testing.assert_allclose(qd[inside], seg.curve()(t[inside] - times[a], 1), atol=1e-12)
+    rest = (t > times[7]) & (t < times[8])
+    np.testing.assert_allclose(q[rest], np.broadcast_to(joints[7], q[rest].shape), atol=1e-12)
+    assert np.all(qd[rest] == 0.0) and np.all(qd[t > times[-1]] == 0.0)
+    assert g[0] == 1.0 and g[-1] == 0.0
