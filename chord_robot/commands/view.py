@@ -23,6 +23,7 @@ def view(
     ),
 ) -> None:
     """Serve a 3D view of a flow or a plan (points, trajectories, grasp, robot, time slider) until Ctrl-C."""
+    import signal
     import time
 
     from chord_robot.errors import InputError
@@ -35,6 +36,10 @@ def view(
     viewer = open_viewer(path, flow, host=host, port=port, config=ViewerConfig(fps=fps))
     moved = "" if viewer.server.get_port() == port or port == 0 else f" (port {port} was taken)"
     print(f"viewer at {viewer.url}{moved}; Ctrl-C to stop", flush=True)
+    # Ctrl-C and SIGTERM stop the server cleanly, even when started from a non-interactive
+    # shell's background job (which starts Python with SIGINT ignored).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         while True:
             time.sleep(3600)
