@@ -13,7 +13,9 @@ import typer
 
 from chord_robot.commands import eval as _eval
 from chord_robot.commands import execute as _execute
+from chord_robot.commands import flow as _flow
 from chord_robot.commands import plan as _plan
+from chord_robot.commands import render as _render
 from chord_robot.commands import scene as _scene
 from chord_robot.commands import sim as _sim
 from chord_robot.commands import view as _view
@@ -34,7 +36,9 @@ def _root() -> None:
 
 
 app.command("scene")(_scene.scene)
+app.command("flow")(_flow.flow)
 app.command("plan")(_plan.plan)
+app.command("render")(_render.render)
 app.command("sim")(_sim.sim)
 app.command("eval")(_eval.eval_)
 app.command("execute")(_execute.execute)

@@ -160,3 +160,156 @@ def write_scan(
         path.write_text("\n".join(lines))
         return path
     raise ValueError(f"unknown format {fmt!r}; one of {FORMATS}")
+
+
+# --------------------------------------------------------------------------- hinged box
+
+
+@dataclass(frozen=True)
+class Hinge:
+    """A revolute joint with a known motion: the lid turns by ``turn_deg`` over the clip.
+
+    Attributes:
+        origin: (3,) a point on the hinge axis, world frame.
+        axis: (3,) unit axis; a positive angle turns the lid open (right-hand rule).
+        turn_deg: total turn over the clip, degrees.
+    """
+
+    origin: np.ndarray
+    axis: np.ndarray
+    turn_deg: float
+
+    def angle(self, s: float | np.ndarray) -> np.ndarray:
+        """Joint angle (radians) at clip time ``s`` in [0, 1]: smoothstep ease-in-out from 0."""
+        s = np.clip(np.asarray(s, dtype=np.float64), 0.0, 1.0)
+        return np.radians(self.turn_deg) * s * s * (3 - 2 * s)
+
+    def pose(self, s: float | np.ndarray) -> np.ndarray:
+        """(..., 4, 4) world transform taking frame-0 lid points to clip time ``s``."""
+        a = self.angle(s)
+        k = self.axis / np.linalg.norm(self.axis)
+        kx = np.array([[0, -k[2], k[1]], [k[2], 0, -k[0]], [-k[1], k[0], 0]])
+        rot = np.eye(3) + np.sin(a)[..., None, None] * kx + (1 - np.cos(a))[..., None, None] * (kx @ kx)
+        out = np.zeros(a.shape + (4, 4))
+        out[..., :3, :3] = rot
+        out[..., :3, 3] = self.origin - rot @ self.origin
+        out[..., 3, 3] = 1.0
+        return out
+
+    def move(self, points: np.ndarray, s: np.ndarray) -> np.ndarray:
+        """(S, N, 3) positions of frame-0 points (N, 3) at clip times ``s`` (S,)."""
+        pose = self.pose(np.asarray(s, dtype=np.float64))
+        return np.einsum("sij,nj->sni", pose[:, :3, :3], points) + pose[:, None, :3, 3]
+
+
+@dataclass(frozen=True)
+class PatchedPart:
+    """A watertight mesh coloured by patches (Voronoi cells of a few surface seeds).
+
+    Attributes:
+        mesh: the triangle mesh (world frame, frame 0), shared vertices.
+        vertex_colors: (V, 3) RGB in [0, 1], the patch colour at each vertex.
+        face_patch: (F,) patch index of each face (its centroid's cell).
+        palette: (P, 3) RGB of each patch.
+    """
+
+    mesh: trimesh.Trimesh
+    vertex_colors: np.ndarray
+    face_patch: np.ndarray
+    palette: np.ndarray
+
+
+@dataclass(frozen=True)
+class HingedBox:
+    """A table and a two-part box whose lid turns about a hinge on the base's back top edge.
+
+    Attributes:
+        table: the static support (uniform colour).
+        base: the box body.
+        lid: the lid at frame 0 (already ajar by ``start_deg``, so base and lid touch only
+            along the hinge and stay separate parts).
+        hinge: the lid's motion.
+        start_deg: opening of the lid at frame 0, degrees.
+    """
+
+    table: SynthObject
+    base: PatchedPart
+    lid: PatchedPart
+    hinge: Hinge
+    start_deg: float
+
+
+def _patched(mesh: trimesh.Trimesh, base_color: np.ndarray, patches: int, rng: np.random.Generator) -> PatchedPart:
+    """Colour a mesh by the Voronoi cells of ``patches`` random surface seeds."""
+    from scipy.spatial import cKDTree
+
+    seeds, _ = trimesh.sample.sample_surface_even(mesh, patches, seed=int(rng.integers(1 << 31)))
+    palette = np.clip(base_color + rng.uniform(-0.3, 0.3, (len(seeds), 3)), 0.05, 0.95)
+    tree = cKDTree(seeds)
+    face_patch = tree.query(mesh.triangles_center)[1].astype(np.int64)
+    vertex_colors = palette[tree.query(mesh.vertices)[1]]
+    return PatchedPart(mesh, vertex_colors, face_patch, palette)
+
+
+def hinged_box(
+    size: tuple[float, float, float] = (0.30, 0.20, 0.10),
+    lid_thickness: float = 0.02,
+    start_deg: float = 20.0,
+    turn_deg: float = 60.0,
+    patches: int = 10,
+    resolution: float = 0.01,
+    seed: int = 0,
+) -> HingedBox:
+    """A hinged box on a table: base ``size`` (x, y, z), lid of the same footprint.
+
+    The hinge is the base's back top edge (y = +size_y / 2, z = size_z), along -x so that a
+    positive angle lifts the lid's front. Meshes are subdivided to ``resolution`` so vertex
+    colours carry the patch pattern. Units: metres, z up, table top at z = 0.
+    """
+    rng = np.random.default_rng(seed)
+    sx, sy, sz = size
+    table = trimesh.creation.box((0.9, 0.6, 0.04))
+    table.apply_translation((0, 0, -0.02))
+    base = trimesh.creation.box(size)
+    base.apply_translation((0, 0, sz / 2))
+    lid = trimesh.creation.box((sx, sy, lid_thickness))
+    lid.apply_translation((0, 0, sz + lid_thickness / 2))
+    hinge = Hinge(np.array([0.0, sy / 2, sz]), np.array([-1.0, 0.0, 0.0]), turn_deg)
+    ajar = Hinge(hinge.origin, hinge.axis, start_deg).pose(1.0)
+    lid.apply_transform(ajar)
+    base, lid = (m.subdivide_to_size(resolution) for m in (base, lid))
+    return HingedBox(
+        table=SynthObject("table", table, (0.55, 0.45, 0.35), True),
+        base=_patched(base, np.array([0.75, 0.35, 0.2]), patches, rng),
+        lid=_patched(lid, np.array([0.25, 0.45, 0.75]), patches, rng),
+        hinge=hinge,
+        start_deg=start_deg,
+    )
+
+
+def write_hinged_box_scan(out_dir: str | os.PathLike[str], box: HingedBox) -> Path:
+    """A labelled mesh PLY (``table`` and ``box`` = base + lid, two connected components)
+    with vertex colours, and its ``scan.labels.json``; returns the PLY path."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table = box.table.mesh
+    parts = [
+        (table.vertices, table.faces, np.tile(box.table.color, (len(table.vertices), 1)), 0),
+        (box.base.mesh.vertices, box.base.mesh.faces, box.base.vertex_colors, 1),
+        (box.lid.mesh.vertices, box.lid.mesh.faces, box.lid.vertex_colors, 1),
+    ]
+    verts, faces, cols, labs, off = [], [], [], [], 0
+    for v, f, c, label in parts:
+        verts.append(v)
+        faces.append(f + off)
+        cols.append(c)
+        labs.append(np.full(len(v), label))
+        off += len(v)
+    v = np.concatenate(verts).astype(np.float32)
+    c = np.round(np.concatenate(cols) * 255).astype(np.uint8)
+    props = {"x": v[:, 0], "y": v[:, 1], "z": v[:, 2], "red": c[:, 0], "green": c[:, 1], "blue": c[:, 2],
+             "label": np.concatenate(labs).astype(np.int32)}
+    (out / "scan.labels.json").write_text(json.dumps({"0": "table", "1": "box"}))
+    path = out / "scan.ply"
+    write_ply(path, props, np.concatenate(faces))
+    return path

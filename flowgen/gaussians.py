@@ -67,7 +67,7 @@ class Gaussians:
 
 
 def from_object(obj: SceneObject, count: int, rng: np.random.Generator, opacity: float = 0.95,
-                thickness: float = 0.1) -> Gaussians:
+                thickness: float = 0.1, edge_factor: float = 0.35) -> Gaussians:
     """Gaussians for one scene object.
 
     Args:
@@ -76,6 +76,10 @@ def from_object(obj: SceneObject, count: int, rng: np.random.Generator, opacity:
         rng: random generator (surface sampling, subsampling).
         opacity: initial opacity of sampled Gaussians.
         thickness: normal-axis scale as a fraction of the tangential scale (flat discs).
+        edge_factor: meshes only - a disc's tangential scale is at most this times its distance
+            to the nearest crease (dihedral angle > 30 degrees) or open border, so discs do not
+            spill past the edges: a spill makes the rendered object too big, which the
+            photometric loss then corrects by pushing it away from the camera.
     """
     if obj.kind == "gaussians":
         return _from_3dgs(obj, count, rng)
@@ -89,6 +93,10 @@ def from_object(obj: SceneObject, count: int, rng: np.random.Generator, opacity:
         group = np.zeros(len(pts), np.int64)
     spacing = _spacing(pts)
     tangential = 0.75 * spacing
+    if obj.kind == "mesh" and edge_factor > 0:
+        assert obj.faces is not None
+        edge = crease_distance(obj.points, obj.faces, pts, float(np.median(spacing)) / 4)
+        tangential = np.clip(edge_factor * edge, 0.2 * spacing, tangential)
     scales = np.stack([tangential, tangential, np.maximum(thickness * tangential, 1e-5)], 1)
     quats = matrix_to_quat(_frames_from_normals(normals))
     logit = float(np.log(opacity / (1 - opacity)))
@@ -127,6 +135,28 @@ def _sample_mesh(obj: SceneObject, count: int, rng: np.random.Generator):
     normals = cross[face] / np.maximum(2 * area[face, None], 1e-12)
     colors = np.einsum("nk,nkd->nd", bary, obj.colors[f[face]]) if obj.colors is not None else np.full((count, 3), 0.6)
     return pts, normals, colors, mesh_components(len(v), f)[f[face, 0]]
+
+
+def crease_distance(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray, step: float,
+                    angle_deg: float = 30.0) -> np.ndarray:
+    """(N,) distance of points to the nearest sharp or open edge of a mesh (inf if none).
+
+    Edges are sampled every ``step``, so distances are accurate to about ``step / 2``.
+    """
+    import trimesh
+
+    mesh = trimesh.Trimesh(vertices, faces, process=False)
+    sharp = mesh.face_adjacency_edges[mesh.face_adjacency_angles > np.radians(angle_deg)]
+    unique, counts = np.unique(np.sort(mesh.edges, axis=1), axis=0, return_counts=True)
+    edges = np.concatenate([sharp, unique[counts == 1]])
+    if len(edges) == 0:
+        return np.full(len(points), np.inf)
+    a, b = vertices[edges[:, 0]], vertices[edges[:, 1]]
+    n = np.maximum(np.ceil(np.linalg.norm(b - a, axis=1) / max(step, 1e-6)).astype(int), 1)
+    t = np.concatenate([np.linspace(0, 1, k + 1) for k in n])
+    seg = np.repeat(np.arange(len(edges)), n + 1)
+    samples = a[seg] + t[:, None] * (b - a)[seg]
+    return cKDTree(samples).query(points)[0]
 
 
 def mesh_components(num_vertices: int, faces: np.ndarray) -> np.ndarray:

@@ -24,11 +24,14 @@ class GuideVideo:
         frames: (T, H, W, 3) float32 RGB in [0, 1].
         camera: the camera, intrinsics scaled to (W, H).
         mask: (T, H, W) float32 foreground in [0, 1] where a background image was given, else None.
+        background: (H, W, 3) float32 RGB background image (the view without the movable
+            objects) at the same size, or None.
     """
 
     frames: Tensor
     camera: Camera
     mask: Tensor | None = None
+    background: Tensor | None = None
 
 
 def read_video(path: str | os.PathLike[str]) -> np.ndarray:
@@ -61,6 +64,11 @@ def fit_video(frames: np.ndarray, camera: Camera, num_frames: int, max_side: int
     f, h, w, _ = frames.shape
     if f < 2:
         raise InputError(f"{name} has {f} frame; a motion needs at least 2")
+    if f < num_frames:
+        raise InputError(
+            f"{name} has {f} frames but the run needs {num_frames}: pass --frames {f} (or fewer) "
+            "or a longer video"
+        )
     if abs((w / h) / (camera.width / camera.height) - 1) > _ASPECT_TOL:
         raise InputError(
             f"{name} is {w}x{h} but its camera is {camera.width}x{camera.height}: the sizes do not fit "
@@ -72,7 +80,7 @@ def fit_video(frames: np.ndarray, camera: Camera, num_frames: int, max_side: int
     x = torch.as_tensor(np.asarray(frames), dtype=torch.float32).permute(0, 3, 1, 2) / 255.0  # (F, 3, H, W)
     x = resample_time(x, num_frames)
     x = torch.nn.functional.interpolate(x, size=(out_h, out_w), mode="area")
-    mask = None
+    mask = bg = None
     if background is not None:
         if background.shape[:2] != (h, w):
             raise InputError(f"background image is {background.shape[1]}x{background.shape[0]}, {name} is {w}x{h}")
@@ -80,7 +88,8 @@ def fit_video(frames: np.ndarray, camera: Camera, num_frames: int, max_side: int
         bg = torch.nn.functional.interpolate(bg, size=(out_h, out_w), mode="area")
         diff = (x - bg).abs().amax(1)  # (T, H, W)
         mask = (diff > 0.06).float()
-    return GuideVideo(x.permute(0, 2, 3, 1).contiguous(), cam, mask)
+        bg = bg[0].permute(1, 2, 0).contiguous()
+    return GuideVideo(x.permute(0, 2, 3, 1).contiguous(), cam, mask, bg)
 
 
 def resample_time(x: Tensor, num_frames: int) -> Tensor:
@@ -106,6 +115,8 @@ def load_guides(videos: list[Path], cameras: list[Path], num_frames: int, max_si
         raise InputError("the video prior needs at least one --video with its --camera")
     if len(videos) != len(cameras):
         raise InputError(f"{len(videos)} --video but {len(cameras)} --camera: give one camera JSON per video")
+    if backgrounds and len(backgrounds) != len(videos):
+        raise InputError(f"{len(videos)} --video but {len(backgrounds)} --background: give one image per video")
     out = []
     for i, (v, c) in enumerate(zip(videos, cameras)):
         cams = load_cameras(c)
@@ -116,6 +127,11 @@ def load_guides(videos: list[Path], cameras: list[Path], num_frames: int, max_si
         if backgrounds:
             import imageio.v3 as iio
 
-            bg = np.asarray(iio.imread(backgrounds[i]))
+            try:
+                bg = np.asarray(iio.imread(backgrounds[i]))
+            except Exception as e:  # imageio raises many types for unreadable files
+                raise InputError(f"cannot read background image {backgrounds[i]}: {e}") from None
+            if bg.ndim == 2:
+                bg = np.repeat(bg[..., None], 3, axis=-1)
         out.append(fit_video(frames, cams[0], num_frames, max_side, bg, name=str(v)))
     return out

@@ -231,3 +231,21 @@ def test_render_plan_command(tmp_path):
     frames = iio.imread(tmp_path / "v.mp4", index=None)
     assert frames.shape == (11, 64, 96, 3)
     assert "11 frames, 96x64" in res.output
+
+
+def test_render_command_dispatches_a_plan_store(tmp_path):
+    """`chord-robot render PLAN.zarr` renders the plan (the same command renders flows)."""
+    import subprocess
+    import sys
+
+    import imageio.v3 as iio
+
+    from tests.chord_robot.test_cli_sim import _plan
+
+    _plan(tmp_path / "p.zarr")
+    res = subprocess.run([sys.executable, "-m", "chord_robot.cli", "render", str(tmp_path / "p.zarr"), "-o",
+                          str(tmp_path / "p.mp4"), "--width", "160", "--height", "120", "--fps", "5"],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    frames = iio.imread(tmp_path / "p.mp4", index=None)
+    assert frames.shape == (11, 120, 160, 3)  # a 2 s plan at 5 fps: ceil(2 * 5) + 1 frames

@@ -1,0 +1,71 @@
+"""`chord-robot flow`: CHORD 4D generation, scan + task (+ guidance videos) -> FLOW.zarr."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def flow(
+    scan: Path = typer.Option(..., help="The scan (PLY, OBJ, GLB or scene.toml)."),
+    task: str = typer.Option(..., help="The task in words, e.g. 'open the lid'."),
+    out: Path = typer.Option(..., "-o", "--out", help="Write FLOW.zarr here."),
+    prior: str = typer.Option("video", help="video (given videos, CPU) | wan (Wan 2.2 SDS, GPU)."),
+    video: list[Path] = typer.Option([], help="A guidance video (mp4, ... or .npy); repeat for several."),
+    camera: list[Path] = typer.Option([], help="The camera JSON of each --video, in the same order."),
+    background: list[Path] = typer.Option([], help="Optional: per video, an image of the view without the movable objects."),
+    preset: str = typer.Option("cpu", help="paper | fast | cpu."),
+    frames: int | None = typer.Option(None, help="Frames of the flow (default: the preset's)."),
+    iters: int | None = typer.Option(None, help="Motion iterations (default: the preset's)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its checkpoint (FLOW.zarr.ckpt)."),
+    seed: int | None = typer.Option(None, help="Seed (default: the preset's)."),
+    threads: int = typer.Option(1, help="torch intra-op threads; 1 is fastest on a shared or 2-core CPU."),
+    up: str = typer.Option("z", help="The scan's up axis: z or y."),
+    scale: float = typer.Option(1.0, help="Multiply scan coordinates by this to get metres."),
+) -> None:
+    """Generate how the scene's objects move for the task (an ObjectFlow), guided by videos."""
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+    from rich.table import Table
+
+    from chord_robot.errors import InputError
+    from chord_robot.pipeline import flow_config, generate_flow, prepare_flow
+
+    if threads < 1:
+        raise InputError(f"--threads must be at least 1, got {threads}")
+    console = Console()
+    config = flow_config(preset, prior, frames, iters, seed)
+    inputs = prepare_flow(scan, videos=video, cameras=camera, backgrounds=background or None, config=config,
+                          task=task, up=up, scale=scale)
+    columns = (TextColumn("[bold]flow"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[terms]}"))
+    with Progress(*columns, console=console, transient=False) as bar:
+        job = bar.add_task("flow", total=config.appearance_iterations + config.iterations, terms="")
+
+        def progress(done: int, total: int, terms: dict[str, float]) -> None:
+            shown = " ".join(f"{k[:5]}={v:.3g}" for k, v in terms.items())
+            bar.update(job, completed=done, terms=shown)
+
+        import torch
+
+        torch.set_num_threads(threads)
+        result, summary = generate_flow(inputs, task, out, resume=resume, progress=progress,
+                                        log=lambda m: bar.console.print(f"  {m}"))
+    table = Table(title=f"{out.name}: {result.num_frames} frames at {result.fps:.3g} fps, prior {result.prior}")
+    for col in ("object", "points", "static", "max displacement (m)", "LBS reproduction (mm)"):
+        table.add_column(col)
+    for name, motion in result.objects.items():
+        repro = summary["reproduction_mm"].get(name)
+        table.add_row(name, f"{len(motion.points):,}", "yes" if motion.static else "",
+                      f"{float(motion.displacement.max()):.3f}", "" if repro is None else f"{repro:.2f}")
+    console.print(table)
+    console.print(f"wrote {out} ({summary['iterations']} iterations, {summary['seconds']:.0f} s"
+                  + (f", {summary['rollbacks']} rollbacks" if summary["rollbacks"] else "") + ")")

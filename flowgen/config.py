@@ -1,0 +1,200 @@
+"""The configuration of a flow generation run, and its presets (DESIGN.md §4, supp. §A.1).
+
+One frozen dataclass, a docstring under each field. Presets are plain functions returning a
+config: `paper` (the paper's numbers), `fast` (a GPU-friendly cut) and `cpu` (minutes on a
+laptop CPU). The regulariser weights depend on the prior: the paper's (temporal 9.6 -> 1.6,
+ARAP 3000 -> 300) are tuned against SDS gradients; the video prior's photometric loss has
+another scale and gets its own, measured on the hinged-box recovery test.
+
+Iterations of the motion stage are counted from 0; the appearance stage (frame 0, colours
+and light only) runs before it and is not counted in the schedules.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+from flowgen.control import ControlConfig
+
+__all__ = ["PRESETS", "Decay", "FlowConfig", "RegWeights", "cpu", "fast", "paper", "preset"]
+
+
+@dataclass(frozen=True)
+class Decay:
+    """A value going from ``start`` (first motion iteration) to ``end`` (last one)."""
+
+    start: float
+    """Value at motion iteration 0."""
+    end: float
+    """Value at the last motion iteration."""
+
+
+@dataclass(frozen=True)
+class RegWeights:
+    """Loss weights of the regularisers, which depend on the prior's scale."""
+
+    temporal: Decay
+    """Rendered 3D-flow loss (mean squared flow per pixel, m^2), decayed linearly."""
+    arap: Decay
+    """ARAP on the near-surface set (mean squared edge residual, m^2), decayed linearly."""
+    motion: float
+    """Minimal-motion prior: robust (Welsch) penalty on the Gaussians' displacement from rest."""
+    motion_scale: float
+    """Displacement (m) at which the minimal-motion prior pulls hardest; it fades beyond."""
+    attach: float
+    """Parts of one object that touch at rest stay in contact (linear in the gap's growth, m)."""
+    still: float = 0.0
+    """Rendered displacement since frame 0 where the video shows no change (m^2; video prior)."""
+
+
+def sds_weights() -> RegWeights:
+    """The paper's weights for the rectified-flow SDS prior (supp. §A.1)."""
+    return RegWeights(temporal=Decay(9.6, 1.6), arap=Decay(3000.0, 300.0), motion=0.0, motion_scale=0.005,
+                      attach=0.0)
+
+
+def video_weights() -> RegWeights:
+    """Weights for the video prior's photometric loss (measured on the hinge test)."""
+    return RegWeights(temporal=Decay(100.0, 20.0), arap=Decay(3000.0, 300.0), motion=1e-3, motion_scale=0.005,
+                      attach=2.0, still=1e4)
+
+
+@dataclass(frozen=True)
+class FlowConfig:
+    """Everything a flow generation run needs besides its inputs."""
+
+    prior: str = "video"
+    """Which prior guides the motion: "video" (given videos) or "wan" (Wan 2.2 SDS)."""
+    num_frames: int = 41
+    """T, frames of the flow including the rest frame 0 (paper: 41)."""
+    iterations: int = 2000
+    """Motion iterations (paper: 2000)."""
+    appearance_iterations: int = 0
+    """Iterations fitting colours and light to frame 0 before any motion (video prior)."""
+    max_side: int = 832
+    """Long side of the rendered images in pixels (paper: 832x464)."""
+    num_gaussians: int = 100_000
+    """Gaussians per moving object (meshes are sampled; points and 3DGS are capped)."""
+    num_static_gaussians: int = 30_000
+    """Gaussians per static object (rendered only when no background image is known)."""
+    controls: ControlConfig = field(default_factory=ControlConfig)
+    """Control points and the ARAP point set (coarse and fine levels)."""
+    skin_neighbours: int = 8
+    """Control points blended per point (K nearest of its part)."""
+    arap_neighbours: int = 10
+    """Neighbours per point in the ARAP energy (paper: 10)."""
+    views_per_iteration: int = 4
+    """Cameras rendered per iteration (paper: batch 4)."""
+    frames_per_view: int = 1
+    """Frames rendered per camera per iteration (the video prior may take several)."""
+    fine_start: float = 0.5
+    """Fraction of the motion iterations after which the fine control level is optimised."""
+    lr_deform: Decay = Decay(6e-3, 6e-5)
+    """Learning rate of the Fenwick-tree deformations, log-linear (paper)."""
+    lr_control_scale: Decay = Decay(6e-3, 6e-5)
+    """Learning rate of the control points' log-scales, log-linear (paper)."""
+    lr_control_rotation: Decay = Decay(3e-3, 3e-5)
+    """Learning rate of the control points' covariance rotations, log-linear (paper)."""
+    lr_color: float = 2e-2
+    """Learning rate of the Gaussians' colours (albedo) in the appearance stage."""
+    lr_gaussian_scale: float = 5e-3
+    """Learning rate of the Gaussians' log-scales in the appearance stage (3DGS: 5e-3)."""
+    lr_opacity: float = 5e-2
+    """Learning rate of the Gaussians' opacity logits in the appearance stage (3DGS: 5e-2)."""
+    lr_color_motion: float = 0.0
+    """Learning rate, in the motion stage, of the colours of the Gaussians frame 0 does not show
+    (a lid's underside): they start at the scan's colours, which may not match the video, and
+    stay pulled towards them by ``albedo_prior``. Colours fitted on frame 0 stay fixed."""
+    lr_light: float = 2e-2
+    """Learning rate of the global light (direction, ambient, diffuse) in the appearance stage."""
+    lr_light_motion: float = 0.0
+    """Learning rate of the light during the motion stage (0 keeps it)."""
+    albedo_prior: float = 0.05
+    """Weight pulling the albedo towards the scan's colours (mean squared difference)."""
+    shading: bool = True
+    """Colour = albedo x (ambient + diffuse max(0, n.l)) with normals turned by the skinning."""
+    weights: RegWeights = field(default_factory=video_weights)
+    """Regulariser weights (prior-dependent, see the module docstring)."""
+    photometric_ssim: float = 0.2
+    """Share of D-SSIM (brightness-tolerant) in the photometric loss, the rest L1 (3DGS)."""
+    silhouette: float = 1.0
+    """Weight of the alpha-vs-mask loss where a background image is known."""
+    split_iteration: int | None = 100
+    """Motion iteration of the split re-initialisation (paper: 100); None disables it."""
+    split_fraction: float = 0.75
+    """Frames after round(split_fraction * (T - 1)) are reset at the split (paper: 30 of 40)."""
+    progressive: float = 0.0
+    """Fraction of the motion iterations over which frames are unlocked one by one (0: all at once)."""
+    lowres_fraction: float = 0.0
+    """Fraction of the motion iterations rendered at ``lowres_scale`` (coarse-to-fine pyramid)."""
+    lowres_scale: float = 0.5
+    """Image scale of the first ``lowres_fraction`` of the iterations."""
+    checkpoint_every: int = 100
+    """Iterations between checkpoints (rollback points, and files with --resume)."""
+    explode_factor: float = 20.0
+    """A loss above this multiple of the recent median counts as exploding (rolled back)."""
+    max_rollbacks: int = 5
+    """Rollbacks allowed before the run gives up with an error."""
+    seed: int = 0
+    """Seed of the Gaussians' sampling and the frame and camera draws."""
+
+    def __post_init__(self) -> None:
+        if self.num_frames < 2:
+            raise ValueError(f"num_frames must be >= 2, got {self.num_frames}")
+        if self.iterations < 1 or self.views_per_iteration < 1 or self.frames_per_view < 1:
+            raise ValueError("iterations, views_per_iteration and frames_per_view must be >= 1")
+        if self.prior not in ("video", "wan"):
+            raise ValueError(f"prior must be 'video' or 'wan', got {self.prior!r}")
+
+
+def paper(prior: str = "wan") -> FlowConfig:
+    """The paper's setting: 832x464, 41 frames, 2000 iterations, batch 4 (supp. §A.1)."""
+    from flowgen.control import paper_config
+
+    return FlowConfig(
+        prior=prior,
+        controls=paper_config(),
+        weights=sds_weights() if prior == "wan" else video_weights(),
+        appearance_iterations=0 if prior == "wan" else 200,
+    )
+
+
+def fast(prior: str = "wan") -> FlowConfig:
+    """A quicker GPU setting: half resolution, 25 frames, 800 iterations."""
+    return replace(paper(prior), max_side=416, num_frames=25, iterations=800, num_gaussians=40_000,
+                   split_iteration=60, fine_start=0.4)
+
+
+def cpu(prior: str = "video") -> FlowConfig:
+    """Minutes on a CPU: 160 px, 21 frames, a few hundred iterations (measured on the hinge test)."""
+    from flowgen.control import cpu_config
+
+    return FlowConfig(
+        prior=prior,
+        num_frames=21,
+        iterations=300,
+        appearance_iterations=40,
+        max_side=160,
+        num_gaussians=8_000,
+        num_static_gaussians=6_000,
+        controls=cpu_config(),
+        views_per_iteration=1,
+        frames_per_view=3,
+        fine_start=0.6,
+        weights=sds_weights() if prior == "wan" else video_weights(),
+        split_iteration=None,
+        progressive=0.5,
+        lowres_fraction=0.0,
+        checkpoint_every=50,
+    )
+
+
+PRESETS = {"paper": paper, "fast": fast, "cpu": cpu}
+"""Preset name -> function(prior) returning a FlowConfig (the registry the CLI uses)."""
+
+
+def preset(name: str, prior: str = "video") -> FlowConfig:
+    """The named preset for ``prior``; ValueError names the presets for an unknown one."""
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; one of {', '.join(PRESETS)}")
+    return PRESETS[name](prior)

@@ -1,0 +1,147 @@
+"""Loss terms of the 4D optimisation: photometric (video prior), silhouette, and the
+regularisers (rendered 3D-flow temporal loss, ARAP, minimal motion).
+
+Each is a small function of tensors returning a scalar; weights live in `FlowConfig` and the
+schedules in `flowgen.schedules`. Images are (F, H, W, C), frames first.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from flowgen.arap import ArapGraph, arap_energy
+
+__all__ = [
+    "arap",
+    "contact",
+    "l1",
+    "minimal_motion",
+    "photometric",
+    "silhouette",
+    "ssim",
+    "still",
+    "temporal_flow",
+]
+
+
+def l1(render: Tensor, target: Tensor) -> Tensor:
+    """Mean absolute difference of (F, H, W, C) images."""
+    assert render.shape == target.shape, (render.shape, target.shape)
+    return (render - target).abs().mean()
+
+
+def _gaussian_window(size: int, sigma: float, dtype: torch.dtype) -> Tensor:
+    x = torch.arange(size, dtype=dtype) - (size - 1) / 2
+    g = torch.exp(-0.5 * (x / sigma) ** 2)
+    return g / g.sum()
+
+
+def ssim(render: Tensor, target: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
+    """Mean structural similarity of (F, H, W, C) images in [0, 1] (Wang et al. 2004, the
+    Gaussian-window form 3DGS uses). Compares local means, contrasts and correlations, so a
+    brightness change costs much less than a shift."""
+    assert render.shape == target.shape and render.ndim == 4, (render.shape, target.shape)
+    channels = render.shape[-1]
+    x = render.permute(0, 3, 1, 2)
+    y = target.permute(0, 3, 1, 2)
+    g = _gaussian_window(window, sigma, render.dtype)
+    kernel_h = g.view(1, 1, 1, -1).repeat(channels, 1, 1, 1)
+    kernel_v = g.view(1, 1, -1, 1).repeat(channels, 1, 1, 1)
+    pad = window // 2
+
+    def blur(z: Tensor) -> Tensor:  # separable, reflect-padded
+        z = F.conv2d(F.pad(z, (pad, pad, 0, 0), mode="reflect"), kernel_h, groups=channels)
+        return F.conv2d(F.pad(z, (0, 0, pad, pad), mode="reflect"), kernel_v, groups=channels)
+
+    mu_x, mu_y = blur(x), blur(y)
+    var_x = blur(x * x) - mu_x**2
+    var_y = blur(y * y) - mu_y**2
+    cov = blur(x * y) - mu_x * mu_y
+    c1, c2 = 0.01**2, 0.03**2
+    num = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
+    den = (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
+    return (num / den).mean()
+
+
+def photometric(render: Tensor, target: Tensor, ssim_weight: float) -> Tensor:
+    """(1 - w) L1 + w (1 - SSIM) between (F, H, W, 3) images (3DGS uses w = 0.2)."""
+    loss = (1 - ssim_weight) * l1(render, target)
+    if ssim_weight > 0:
+        loss = loss + ssim_weight * (1 - ssim(render, target))
+    return loss
+
+
+def silhouette(alpha: Tensor, mask: Tensor) -> Tensor:
+    """Mean squared difference of rendered opacity (F, H, W) and a foreground mask."""
+    assert alpha.shape == mask.shape, (alpha.shape, mask.shape)
+    return (alpha - mask).square().mean()
+
+
+def temporal_flow(flow_image: Tensor) -> Tensor:
+    """The rendered 3D-flow loss: mean over frames and pixels of ``|flow|^2``.
+
+    ``flow_image`` (F, H, W, 3) is the render of the Gaussians with their colour replaced by
+    their displacement since the previous frame, ``mu^t - mu^(t-1)`` (paper, temporal
+    regulariser): zero for a static scene, and it penalises the visible motion's speed.
+    """
+    assert flow_image.ndim == 4 and flow_image.shape[-1] == 3, flow_image.shape
+    return flow_image.square().sum(-1).mean()
+
+
+def arap(graph: ArapGraph, deformed: Tensor) -> Tensor:
+    """ARAP energy of (F, M, 3) deformed near-surface points, per edge (mean squared
+    residual in m^2), so its weight does not depend on |S|."""
+    return arap_energy(graph, deformed) / max(graph.num_edges, 1)
+
+
+def minimal_motion(means: Tensor, rest: Tensor, scale: float = 0.005) -> Tensor:
+    """A robust pull towards not moving: mean over (F, N) of Welsch's
+    ``1 - exp(-d^2 / (2 scale^2))`` of the displacement ``d`` from the (N, 3) rest positions.
+
+    Its pull peaks at ``d = scale`` and vanishes for ``d >> scale``: it holds still what the
+    video barely moves (one camera leaves depth weakly constrained, so a static part would
+    otherwise drift along the viewing ray) and leaves alone what clearly moves, instead of
+    dragging a turning lid back towards its rest pose (what an L1 or L2 penalty does).
+    """
+    d2 = (means - rest).square().sum(-1)
+    return (1 - torch.exp(-d2 / (2 * scale * scale))).mean()
+
+
+def contact(means: Tensor, pairs: Tensor, rest: Tensor, group: Tensor, closest: int = 16) -> Tensor:
+    """Parts that touch at rest keep touching: for each pair of parts, the mean distance of its
+    ``closest`` nearest point pairs may not grow beyond its rest value (linear penalty, m).
+
+    A hinge keeps the pairs on its axis together while the rest of the lid swings away, so the
+    true motion costs nothing; a part sliding off (along the viewing ray, where one camera
+    barely sees it) separates every pair and is penalised.
+
+    Args:
+        means: (F, N, 3) positions; pairs: (P, 2) indices into N; rest: (P,) rest distances;
+        group: (P,) which pair of parts each pair joins.
+    """
+    if pairs.shape[0] == 0:
+        return means.new_zeros(())
+    dist = (means[:, pairs[:, 0]] - means[:, pairs[:, 1]]).norm(dim=-1)  # (F, P)
+    terms = []
+    for g in torch.unique(group).tolist():
+        sel = group == g
+        k = min(closest, int(sel.sum()))
+        now = dist[:, sel].topk(k, dim=-1, largest=False).values.mean(-1)  # (F,)
+        then = rest[sel].topk(k, largest=False).values.mean()
+        terms.append(torch.relu(now - then).mean())
+    return torch.stack(terms).mean()
+
+
+def still(displacement: Tensor, mask: Tensor) -> Tensor:
+    """Mean over frames and pixels of ``mask * |displacement|^2``: the rendered 3D displacement
+    since frame 0, ``mu^t - mu^0``, where the video shows no change (mask (F, H, W) from
+    `flowgen.priors.video.still_pixels`), in m^2.
+
+    Args:
+        displacement: (F, H, W, 3) render of the Gaussians' displacement since rest.
+        mask: (F, H, W) 1 on still pixels.
+    """
+    assert displacement.shape[:-1] == mask.shape, (displacement.shape, mask.shape)
+    return (displacement.square().sum(-1) * mask).mean()

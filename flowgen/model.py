@@ -1,0 +1,348 @@
+"""The 4D model: per moving object, Gaussians skinned by coarse + fine control points whose
+motion lives in Fenwick trees (DESIGN.md §4); static objects are Gaussians that never move.
+
+Appearance: each Gaussian has an albedo; with ``shading`` the rendered colour is
+
+    c_i^t = albedo_i * (ambient + diffuse * max(0, n_i^t . l))
+
+with one global light ``l`` and the Gaussian's normal ``n_i^t`` turned by the same skinning
+as its rotation (flat Gaussians carry their surface normal as the third axis). A lid that
+turns away from the light then darkens in the render as it does in the video, instead of the
+darkening being explained by a wrong pose (the findings note: blue 169 -> 88 while closing).
+
+Parts: a Gaussian, an ARAP point or a control point belongs to one part (mesh connected
+component, `flowgen.control`), and binds only to control points of its part.
+
+The model is a frozen dataclass of tensors; the optimised ones are ``torch.nn.Parameter``
+leaves, listed by :func:`parameters` under stable names (checkpoints, optimiser groups).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import trimesh
+from torch import Tensor
+
+from chord_robot.errors import InputError
+from chord_robot.scene import Scene, SceneObject
+from flowgen.arap import ArapGraph, arap_graph
+from flowgen.config import FlowConfig
+from flowgen.control import ObjectControls, object_controls, point_cloud_field, point_groups
+from flowgen.fenwick import FenwickStore, as_parameters, fenwick_identity, query_all
+from flowgen.gaussians import Gaussians, from_object
+from flowgen.quat import quat_identity
+from flowgen.skinning import ControlLevel, Deformed, HierarchyBinding, bind_hierarchy, deform
+
+__all__ = [
+    "Light",
+    "MovingObject",
+    "SceneModel",
+    "StaticObject",
+    "albedo",
+    "build_model",
+    "contact_pairs",
+    "deform_object",
+    "deform_surface",
+    "gaussian_normals",
+    "parameter_group",
+    "parameters",
+    "shade",
+]
+
+
+@dataclass(frozen=True)
+class Light:
+    """One directional light plus ambient, shared by the scene.
+
+    Attributes:
+        direction: (3,) towards the light (normalised when used).
+        ambient: () softplus-parametrised ambient term.
+        diffuse: () softplus-parametrised diffuse term.
+    """
+
+    direction: Tensor
+    ambient: Tensor
+    diffuse: Tensor
+
+
+@dataclass(frozen=True)
+class MovingObject:
+    """An object that may deform.
+
+    Attributes:
+        name: scene object name.
+        rest: its Gaussians at rest (``rest.colors`` are the scan's, the albedo prior).
+        albedo_logit: (N, 3) logit of the albedo.
+        log_scales: (N, 3) the Gaussians' log standard deviations (fitted in the appearance
+            stage: the sampled discs overlap the surface's edges, which biases depth).
+        opacity_logit: (N,) logit of the opacities (fitted with the scales).
+        part: (N,) part id of each Gaussian.
+        coarse: coarse control level (log-scales and rotations are parameters).
+        fine: fine control level, or None.
+        binding: Gaussians -> controls.
+        coarse_store: Fenwick nodes of the coarse controls.
+        fine_store: Fenwick nodes of the fine controls, or None.
+        surface: (M, 3) near-surface points S (ARAP).
+        surface_binding: S -> controls.
+        arap: the ARAP graph of S (edges within a part).
+        controls: the control initialisation (voxel size, parts), for export.
+        contact: (P, 2) int64 pairs of Gaussians of two different parts that touch at rest
+            (closer than 1.5 sample spacings); empty for a one-part object.
+        contact_rest: (P,) their rest distances.
+        contact_group: (P,) int64 id of the pair of parts each pair joins.
+    """
+
+    name: str
+    rest: Gaussians
+    albedo_logit: Tensor
+    log_scales: Tensor
+    opacity_logit: Tensor
+    part: Tensor
+    coarse: ControlLevel
+    fine: ControlLevel | None
+    binding: HierarchyBinding
+    coarse_store: FenwickStore
+    fine_store: FenwickStore | None
+    surface: Tensor
+    surface_binding: HierarchyBinding
+    arap: ArapGraph
+    controls: ObjectControls
+    contact: Tensor
+    contact_rest: Tensor
+    contact_group: Tensor
+
+
+@dataclass(frozen=True)
+class StaticObject:
+    """An object that never moves (rendered when no background image is known).
+
+    Attributes:
+        name: scene object name.
+        rest: its Gaussians.
+        albedo_logit: (N, 3) logit of the albedo.
+        log_scales: (N, 3) log standard deviations.
+        opacity_logit: (N,) logit of the opacities.
+    """
+
+    name: str
+    rest: Gaussians
+    albedo_logit: Tensor
+    log_scales: Tensor
+    opacity_logit: Tensor
+
+
+@dataclass(frozen=True)
+class SceneModel:
+    """All objects of a scene and the light.
+
+    Attributes:
+        moving: the objects that may move, in scene order.
+        static: the static ones.
+        light: the shared light.
+        num_frames: T.
+        shading: whether colours are shaded (see the module docstring).
+    """
+
+    moving: tuple[MovingObject, ...]
+    static: tuple[StaticObject, ...]
+    light: Light
+    num_frames: int
+    shading: bool
+
+
+def _logit(colors: Tensor) -> Tensor:
+    c = colors.clamp(0.02, 0.98)
+    return torch.log(c / (1 - c))
+
+
+def _softplus_inverse(x: float) -> float:
+    return float(np.log(np.expm1(x)))
+
+
+def _object_controls(obj: SceneObject, config: FlowConfig) -> tuple[ObjectControls, trimesh.Trimesh | None]:
+    if obj.kind == "mesh":
+        mesh = trimesh.Trimesh(obj.points, obj.faces, process=False)
+        return object_controls(mesh, config.controls), mesh
+    return object_controls(point_cloud_field(obj.points), config.controls), None
+
+
+def contact_pairs(means: np.ndarray, part: np.ndarray, factor: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs of points of different parts closer than ``factor`` x the median nearest-neighbour
+    spacing, and the id of the pair of parts each joins: ((P, 2), (P,)) int64."""
+    from scipy.spatial import cKDTree
+
+    pairs, groups = [np.zeros((0, 2), np.int64)], [np.zeros(0, np.int64)]
+    ids = np.unique(part)
+    if len(ids) < 2:
+        return pairs[0], groups[0]
+    spacing = float(np.median(cKDTree(means).query(means, k=2)[0][:, 1]))
+    trees = {g: (np.flatnonzero(part == g), cKDTree(means[part == g])) for g in ids}
+    for a in range(len(ids)):
+        for b in range(a + 1, len(ids)):
+            rows_a, _ = trees[ids[a]]
+            rows_b, tree_b = trees[ids[b]]
+            dist, idx = tree_b.query(means[rows_a], distance_upper_bound=factor * spacing)
+            near = np.isfinite(dist)
+            if near.any():
+                pairs.append(np.stack((rows_a[near], rows_b[idx[near]]), 1))
+                groups.append(np.full(int(near.sum()), a * len(ids) + b, np.int64))
+    return np.concatenate(pairs), np.concatenate(groups)
+
+
+def _moving(obj: SceneObject, config: FlowConfig, rng: np.random.Generator) -> MovingObject:
+    rest = from_object(obj, config.num_gaussians, rng)
+    controls, mesh = _object_controls(obj, config)
+    part = torch.as_tensor(point_groups(controls, rest.means.numpy(), mesh), dtype=torch.long)
+    levels = []
+    for init in controls.levels[:2]:
+        num = len(init.centres)
+        levels.append(ControlLevel(
+            centres=torch.as_tensor(init.centres, dtype=torch.float32),
+            log_scales=torch.nn.Parameter(torch.log(torch.as_tensor(init.scales, dtype=torch.float32))),
+            rotations=torch.nn.Parameter(quat_identity(num)),
+            group=torch.as_tensor(init.group, dtype=torch.long),
+        ))
+    coarse, fine = levels[0], (levels[1] if len(levels) > 1 else None)
+    k = config.skin_neighbours
+    surface = torch.as_tensor(controls.surface_points, dtype=torch.float32)
+    surface_group = torch.as_tensor(controls.surface_group, dtype=torch.long)
+    stores = [as_parameters(fenwick_identity(config.num_frames, lv.num_controls)) for lv in levels]
+    pairs, pair_group = contact_pairs(rest.means.numpy(), part.numpy())
+    pairs_t = torch.as_tensor(pairs, dtype=torch.long)
+    return MovingObject(
+        name=obj.name,
+        rest=rest,
+        albedo_logit=torch.nn.Parameter(_logit(rest.colors)),
+        log_scales=torch.nn.Parameter(rest.log_scales.clone()),
+        opacity_logit=torch.nn.Parameter(rest.opacity_logits.clone()),
+        part=part,
+        coarse=coarse,
+        fine=fine,
+        binding=bind_hierarchy(rest.means, coarse, fine, k, part),
+        coarse_store=stores[0],
+        fine_store=stores[1] if fine is not None else None,
+        surface=surface,
+        surface_binding=bind_hierarchy(surface, coarse, fine, k, surface_group),
+        arap=arap_graph(surface, config.arap_neighbours, surface_group),
+        controls=controls,
+        contact=pairs_t,
+        contact_rest=(rest.means[pairs_t[:, 0]] - rest.means[pairs_t[:, 1]]).norm(dim=-1),
+        contact_group=torch.as_tensor(pair_group, dtype=torch.long),
+    )
+
+
+def build_model(scene: Scene, config: FlowConfig) -> SceneModel:
+    """The initial model of ``scene``: identity motion, scan colours, a light from above.
+
+    Raises InputError when the scene has no movable object.
+    """
+    if not scene.movable():
+        raise InputError(
+            f"{scene.source or 'the scan'} has no movable object (every object is static: "
+            f"{', '.join(scene.objects)}); label the object to animate, or name it other than a support"
+        )
+    rng = np.random.default_rng(config.seed)
+    moving, static = [], []
+    for obj in scene.objects.values():
+        if obj.static:
+            rest = from_object(obj, config.num_static_gaussians, rng)
+            static.append(StaticObject(obj.name, rest, torch.nn.Parameter(_logit(rest.colors)),
+                                       torch.nn.Parameter(rest.log_scales.clone()),
+                                       torch.nn.Parameter(rest.opacity_logits.clone())))
+        else:
+            moving.append(_moving(obj, config, rng))
+    light = Light(
+        direction=torch.nn.Parameter(torch.tensor([0.3, -0.4, 0.87])),
+        ambient=torch.nn.Parameter(torch.tensor(_softplus_inverse(0.6))),
+        diffuse=torch.nn.Parameter(torch.tensor(_softplus_inverse(0.4))),
+    )
+    return SceneModel(tuple(moving), tuple(static), light, config.num_frames, config.shading)
+
+
+def parameters(model: SceneModel) -> dict[str, Tensor]:
+    """Every optimised tensor under a stable name ``object/what`` (checkpoint keys)."""
+    out: dict[str, Tensor] = {}
+    for obj in model.moving:
+        for level, store, tag in ((obj.coarse, obj.coarse_store, "coarse"), (obj.fine, obj.fine_store, "fine")):
+            if level is None or store is None:
+                continue
+            out[f"{obj.name}/{tag}/quats"] = store.quats
+            out[f"{obj.name}/{tag}/trans"] = store.trans
+            out[f"{obj.name}/{tag}/log_scales"] = level.log_scales
+            assert level.rotations is not None
+            out[f"{obj.name}/{tag}/rotations"] = level.rotations
+        out[f"{obj.name}/albedo"] = obj.albedo_logit
+        out[f"{obj.name}/log_scale"] = obj.log_scales
+        out[f"{obj.name}/opacity"] = obj.opacity_logit
+    for obj in model.static:
+        out[f"{obj.name}/albedo"] = obj.albedo_logit
+        out[f"{obj.name}/log_scale"] = obj.log_scales
+        out[f"{obj.name}/opacity"] = obj.opacity_logit
+    out["light/direction"] = model.light.direction
+    out["light/ambient"] = model.light.ambient
+    out["light/diffuse"] = model.light.diffuse
+    return out
+
+
+def parameter_group(name: str) -> str:
+    """The optimiser group of a parameter name: deform, control_scale, control_rotation,
+    color, gaussian_scale, opacity or light (each has its own learning-rate schedule)."""
+    if name.startswith("light/"):
+        return "light"
+    leaf = name.rsplit("/", 1)[-1]
+    return {"quats": "deform", "trans": "deform", "log_scales": "control_scale",
+            "rotations": "control_rotation", "albedo": "color", "log_scale": "gaussian_scale",
+            "opacity": "opacity"}[leaf]
+
+
+def _motions(obj: MovingObject, frames: Tensor, use_fine: bool):
+    coarse_q, coarse_t = query_all(obj.coarse_store)
+    coarse = (coarse_q[frames], coarse_t[frames])
+    if not use_fine or obj.fine_store is None:
+        return coarse, None
+    fine_q, fine_t = query_all(obj.fine_store)
+    return coarse, (fine_q[frames], fine_t[frames])
+
+
+def deform_object(obj: MovingObject, frames: Tensor, use_fine: bool) -> Deformed:
+    """The object's Gaussians at ``frames`` (F,): means (F, N, 3) and quats (F, N, 4)."""
+    coarse, fine = _motions(obj, frames, use_fine)
+    return deform(obj.rest.means, obj.coarse, coarse, obj.binding, obj.fine if fine else None,
+                  fine, obj.rest.quats)
+
+
+def deform_surface(obj: MovingObject, frames: Tensor, use_fine: bool) -> Tensor:
+    """(F, M, 3) the near-surface ARAP points at ``frames``, by the same skinning."""
+    coarse, fine = _motions(obj, frames, use_fine)
+    return deform(obj.surface, obj.coarse, coarse, obj.surface_binding, obj.fine if fine else None,
+                  fine).points
+
+
+def gaussian_normals(quats: Tensor) -> Tensor:
+    """(..., 3) third axis (the flat Gaussians' normal) of (..., 4) wxyz rotations."""
+    q = quats / quats.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    w, x, y, z = q.unbind(-1)
+    return torch.stack((2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y)), -1)
+
+
+def albedo(logit: Tensor) -> Tensor:
+    """(N, 3) albedo in (0, 1) from its logit."""
+    return torch.sigmoid(logit)
+
+
+def shade(model: SceneModel, albedo_rgb: Tensor, normals: Tensor | None) -> Tensor:
+    """Colours (..., N, 3) of albedo (N, 3) under the model's light, for normals (..., N, 3).
+
+    Without shading (or without normals, e.g. a 3DGS scan) the albedo is the colour.
+    """
+    if not model.shading or normals is None:
+        return albedo_rgb.expand(*(normals.shape[:-1] if normals is not None else albedo_rgb.shape[:-1]), 3)
+    light = model.light
+    direction = light.direction / light.direction.norm().clamp_min(1e-8)
+    lambert = (normals @ direction).clamp_min(0.0)[..., None]
+    ambient = torch.nn.functional.softplus(light.ambient)
+    diffuse = torch.nn.functional.softplus(light.diffuse)
+    return albedo_rgb * (ambient + diffuse * lambert)

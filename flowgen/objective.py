@@ -1,0 +1,222 @@
+"""The loss of one iteration: deform, render the prior's views, add the regularisers.
+
+Two stages share it: *appearance* (frame 0 only, rest pose, colours and light free, plus a
+pull of the albedo towards the scan's colours) and *motion* (batches of frames, the prior's
+loss plus the rendered 3D-flow temporal loss, ARAP on the near-surface set and the
+minimal-motion prior). Rendering packs colour and flow into one 6-channel pass.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+from torch import Tensor
+
+from flowgen import losses
+from flowgen.model import (
+    SceneModel,
+    albedo,
+    deform_object,
+    deform_surface,
+    gaussian_normals,
+    shade,
+)
+from flowgen.priors.video import View
+from flowgen.render import Splats, render_splats
+
+__all__ = ["Objective", "Prior", "appearance_objective", "motion_objective", "render_views", "visibility"]
+
+
+class Prior(Protocol):
+    """What the optimisation needs from a prior (the video prior; an SDS prior later)."""
+
+    num_frames: int
+    num_sources: int
+
+    def views(self, frames: list[Tensor], scale: float, first: int = 0) -> list[View]: ...
+
+    def loss(self, view: View, rgb: Tensor, alpha: Tensor, scale: float) -> dict[str, Tensor]: ...
+
+    def still(self, view: View, scale: float) -> Tensor | None: ...
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A weighted loss and its parts.
+
+    Attributes:
+        total: scalar to minimise.
+        terms: name -> weighted scalar term (for the progress bar and history).
+        per_frame: (T,) detached photometric error of the frames rendered, NaN elsewhere.
+    """
+
+    total: Tensor
+    terms: dict[str, Tensor]
+    per_frame: Tensor
+
+
+@dataclass(frozen=True)
+class _Posed:
+    """Per object, Gaussians at the frames needed: (F', N, ·) tensors."""
+
+    means: list[Tensor]
+    quats: list[Tensor]
+    colors: list[Tensor]
+
+
+def _pose(model: SceneModel, frames: Tensor, use_fine: bool) -> _Posed:
+    means, quats, colors = [], [], []
+    for obj in model.moving:
+        d = deform_object(obj, frames, use_fine)
+        assert d.quats is not None
+        normals = gaussian_normals(d.quats) if obj.rest.normals is not None else None
+        means.append(d.points)
+        quats.append(d.quats)
+        colors.append(shade(model, albedo(obj.albedo_logit), normals))
+    return _Posed(means, quats, colors)
+
+
+def _static_splats(model: SceneModel) -> list[Splats]:
+    out = []
+    for obj in model.static:
+        g = obj.rest
+        color = shade(model, albedo(obj.albedo_logit), g.normals)
+        zeros = torch.zeros_like(g.means)
+        out.append(Splats(g.means, g.quats, obj.log_scales.exp(), torch.sigmoid(obj.opacity_logit),
+                          torch.cat((color, zeros, zeros), -1)))
+    return out
+
+
+def render_views(model: SceneModel, views: list[View], posed: _Posed, slot: dict[int, int]):
+    """Render each view's frames in one pass of 9 channels: yields (view, rgb, flow,
+    displacement, alpha), images (F, H, W, ·); flow is ``mu^t - mu^(t-1)`` and displacement
+    ``mu^t - mu^0`` (zero for static objects)."""
+    static = None
+    for view in views:
+        if view.background is None and static is None:
+            static = _static_splats(model)
+        feats, alphas = [], []
+        for f in view.frames.tolist():
+            i, prev = slot[f], slot[max(f - 1, 0)]
+            parts = []
+            for k, obj in enumerate(model.moving):
+                flow = posed.means[k][i] - posed.means[k][prev]
+                moved = posed.means[k][i] - obj.rest.means
+                parts.append(Splats(posed.means[k][i], posed.quats[k][i], obj.log_scales.exp(),
+                                    torch.sigmoid(obj.opacity_logit),
+                                    torch.cat((posed.colors[k][i], flow, moved), -1)))
+            if view.background is None:
+                parts += static
+            splats = Splats(*(torch.cat([getattr(p, a) for p in parts]) for a in
+                              ("means", "quats", "scales", "opacities", "features")))
+            image = render_splats(splats, view.camera, view.background)
+            feats.append(image.features)
+            alphas.append(image.alpha)
+        feat = torch.stack(feats)
+        yield view, feat[..., :3], feat[..., 3:6], feat[..., 6:], torch.stack(alphas)
+
+
+def visibility(model: SceneModel, views: list[View], tolerance: float = 0.015) -> list[Tensor]:
+    """Per object (moving, then static), (N,) bool: which Gaussians, as sampled and at rest,
+    the views' cameras see (their centre projects into the image, onto rendered surface, and
+    no deeper than the rendered depth there plus ``tolerance`` metres).
+
+    It tells the appearance stage which Gaussians the video constrains: Adam would otherwise
+    move hidden ones - a lid's underside, seen only through the few percent of transmittance
+    the top layer lets through - as fast as visible ones, on their tiny gradients.
+    """
+    from flowgen.raster import render
+    from flowgen.render import camera_tensors
+
+    objects = list(model.moving) + list(model.static)
+    seen = [torch.zeros(o.rest.num, dtype=torch.bool) for o in objects]
+    for view in views:
+        shown = [i for i, o in enumerate(objects) if view.background is None or i < len(model.moving)]
+        parts = [objects[i].rest for i in shown]
+        means = torch.cat([g.means for g in parts])
+        viewmat, K = camera_tensors(view.camera)
+        with torch.no_grad():
+            out = render(means, torch.cat([g.quats for g in parts]), torch.cat([g.log_scales.exp() for g in parts]),
+                         torch.cat([torch.sigmoid(g.opacity_logits) for g in parts]), means.new_zeros(len(means), 1),
+                         viewmat, K, view.camera.width, view.camera.height)
+        uv, z = view.camera.project(means.double().numpy())
+        col, row = torch.as_tensor(uv[:, 0]).floor().long(), torch.as_tensor(uv[:, 1]).floor().long()
+        inside = (col >= 0) & (col < view.camera.width) & (row >= 0) & (row < view.camera.height)
+        col, row = col.clamp(0, view.camera.width - 1), row.clamp(0, view.camera.height - 1)
+        alpha = out.alpha[row, col]
+        surface = out.depth[row, col] / alpha.clamp_min(1e-6)
+        visible = inside & (alpha > 0.5) & (torch.as_tensor(z, dtype=torch.float32) <= surface + tolerance)
+        for i, v in zip(shown, visible.split([g.num for g in parts])):
+            seen[i] |= v
+    return seen
+
+
+def _frames_and_slots(views: list[View]) -> tuple[Tensor, dict[int, int]]:
+    needed = sorted({f for v in views for g in v.frames.tolist() for f in (g, max(g - 1, 0))})
+    return torch.tensor(needed, dtype=torch.long), {f: i for i, f in enumerate(needed)}
+
+
+def appearance_objective(model: SceneModel, prior: Prior, views: list[View], albedo_prior: float,
+                         scale: float = 1.0) -> Objective:
+    """Frame-0 photometric loss (+ silhouette) and the albedo pull towards scan colours."""
+    frames, slot = _frames_and_slots(views)
+    posed = _pose(model, frames, use_fine=False)
+    terms: dict[str, Tensor] = {}
+    per_frame = torch.full((model.num_frames,), float("nan"))
+    for view, rgb, _, _, alpha in render_views(model, views, posed, slot):
+        _add_prior_terms(terms, per_frame, prior.loss(view, rgb, alpha, scale), view, len(views))
+    if albedo_prior > 0:
+        terms["albedo"] = albedo_prior * albedo_pull(model)
+    return Objective(sum(terms.values()), terms, per_frame)
+
+
+def albedo_pull(model: SceneModel) -> Tensor:
+    """Mean squared difference of the albedos from the scan's colours (their prior)."""
+    objs = list(model.moving) + list(model.static)
+    return sum((albedo(o.albedo_logit) - o.rest.colors).square().mean() for o in objs) / len(objs)
+
+
+def _add_prior_terms(terms: dict, per_frame: Tensor, out: dict[str, Tensor], view: View, count: int) -> None:
+    for name, value in out.items():
+        if name == "per_frame":
+            per_frame[view.frames] = value
+        else:
+            terms[name] = terms.get(name, 0.0) + value / count
+
+
+def motion_objective(model: SceneModel, prior: Prior, views: list[View], weights: dict[str, float],
+                     use_fine: bool, scale: float = 1.0) -> Objective:
+    """The prior's loss on ``views`` plus the weighted regularisers on the frames rendered."""
+    frames, slot = _frames_and_slots(views)
+    posed = _pose(model, frames, use_fine)
+    terms: dict[str, Tensor] = {}
+    per_frame = torch.full((model.num_frames,), float("nan"))
+    temporal, still = [], []
+    for view, rgb, flow, moved, alpha in render_views(model, views, posed, slot):
+        _add_prior_terms(terms, per_frame, prior.loss(view, rgb, alpha, scale), view, len(views))
+        temporal.append(losses.temporal_flow(flow))
+        mask = prior.still(view, scale) if weights["still"] > 0 else None
+        if mask is not None:
+            still.append(losses.still(moved, mask))
+    if weights["temporal"] > 0:
+        terms["temporal"] = weights["temporal"] * torch.stack(temporal).mean()
+    if still:
+        terms["still"] = weights["still"] * torch.stack(still).mean()
+    batch = torch.unique(torch.cat([v.frames for v in views]))
+    rows = torch.tensor([slot[f] for f in batch.tolist()], dtype=torch.long)
+    if weights["arap"] > 0:
+        arap = [losses.arap(obj.arap, deform_surface(obj, batch, use_fine)) for obj in model.moving]
+        terms["arap"] = weights["arap"] * torch.stack(arap).mean()
+    if weights.get("albedo", 0.0) > 0:
+        terms["albedo"] = weights["albedo"] * albedo_pull(model)
+    if weights["attach"] > 0:
+        attach = [losses.contact(posed.means[k][rows], obj.contact, obj.contact_rest, obj.contact_group)
+                  for k, obj in enumerate(model.moving)]
+        terms["attach"] = weights["attach"] * torch.stack(attach).mean()
+    if weights["motion"] > 0:
+        motion = [losses.minimal_motion(posed.means[k][rows], obj.rest.means, weights["motion_scale"])
+                  for k, obj in enumerate(model.moving)]
+        terms["motion"] = weights["motion"] * torch.stack(motion).mean()
+    return Objective(sum(terms.values()), terms, per_frame)

@@ -1,0 +1,103 @@
+"""Rendering the 4D model's Gaussians from a `Camera` (a thin layer over `flowgen.raster`).
+
+Colours and any extra per-Gaussian features (the 3D flow of the temporal loss) are rendered
+in one pass as feature channels; a known background image is composited behind the colour
+channels only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from chord_robot.camera import Camera
+
+__all__ = ["Image", "Splats", "camera_tensors", "point_splats", "render_splats"]
+
+
+@dataclass(frozen=True)
+class Splats:
+    """World-space Gaussians of one frame.
+
+    Attributes:
+        means: (N, 3).
+        quats: (N, 4) wxyz.
+        scales: (N, 3) positive standard deviations.
+        opacities: (N,) in [0, 1].
+        features: (N, C) channels to composite (colour first).
+    """
+
+    means: Tensor
+    quats: Tensor
+    scales: Tensor
+    opacities: Tensor
+    features: Tensor
+
+
+@dataclass(frozen=True)
+class Image:
+    """A rendered frame.
+
+    Attributes:
+        features: (H, W, C) composited channels (colour over the background when given).
+        alpha: (H, W) accumulated opacity.
+    """
+
+    features: Tensor
+    alpha: Tensor
+
+
+def camera_tensors(camera: Camera, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
+    """(4, 4) camera_from_world and (3, 3) intrinsics of ``camera`` as tensors."""
+    return (torch.as_tensor(camera.camera_from_world, dtype=dtype),
+            torch.as_tensor(camera.K, dtype=dtype))
+
+
+def render_splats(splats: Splats, camera: Camera, background: Tensor | None = None,
+                  color_channels: int = 3) -> Image:
+    """Render ``splats`` from ``camera``.
+
+    Args:
+        splats: the Gaussians.
+        camera: pinhole camera (its width and height are the image size).
+        background: (H, W, color_channels) image behind the colour channels, or None (black).
+        color_channels: how many leading feature channels get the background.
+    """
+    from flowgen.raster import render
+
+    viewmat, K = camera_tensors(camera, splats.means.dtype)
+    out = render(splats.means, splats.quats, splats.scales, splats.opacities, splats.features,
+                 viewmat, K, camera.width, camera.height)
+    features = out.color
+    if background is not None:
+        assert background.shape == (camera.height, camera.width, color_channels), background.shape
+        rest = 1.0 - out.alpha[..., None]
+        features = torch.cat((features[..., :color_channels] + rest * background,
+                              features[..., color_channels:]), -1)
+    return Image(features, out.alpha)
+
+
+def point_splats(flow, frame: int, size_factor: float = 0.7, default_color: float = 0.6) -> Splats:
+    """Isotropic Gaussians at a flow's points at ``frame`` (for viewing an ObjectFlow).
+
+    Each object's Gaussians get ``size_factor`` times its median nearest-point spacing as
+    standard deviation and the flow's colours (grey without).
+    """
+    import numpy as np
+    from scipy.spatial import cKDTree
+
+    means, scales, colors = [], [], []
+    for motion in flow.objects.values():
+        pts = motion.points
+        spacing = float(np.median(cKDTree(pts).query(pts, k=2)[0][:, 1])) if len(pts) > 1 else 0.005
+        means.append(motion.trajectories[frame])
+        scales.append(np.full(len(pts), max(size_factor * spacing, 1e-4)))
+        colors.append(motion.colors if motion.colors is not None else np.full((len(pts), 3), default_color))
+    n = sum(len(m) for m in means)
+    quats = torch.zeros(n, 4)
+    quats[:, 0] = 1.0
+    scale = torch.as_tensor(np.concatenate(scales), dtype=torch.float32)[:, None].expand(n, 3)
+    return Splats(torch.as_tensor(np.concatenate(means), dtype=torch.float32), quats, scale.contiguous(),
+                  torch.full((n,), 0.9), torch.as_tensor(np.concatenate(colors), dtype=torch.float32))
