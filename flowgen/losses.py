@@ -111,11 +111,11 @@ def minimal_motion(means: Tensor, rest: Tensor, scale: float = 0.005) -> Tensor:
 
 def contact(means: Tensor, pairs: Tensor, rest: Tensor, group: Tensor, closest: int = 16) -> Tensor:
     """Parts that touch at rest keep touching: for each pair of parts, the mean distance of its
-    ``closest`` nearest point pairs may not grow beyond its rest value (linear penalty, m).
+    ``closest`` nearest point pairs stays at its rest value (absolute difference, m).
 
     A hinge keeps the pairs on its axis together while the rest of the lid swings away, so the
-    true motion costs nothing; a part sliding off (along the viewing ray, where one camera
-    barely sees it) separates every pair and is penalised.
+    true motion costs nothing; a part sliding off or into its neighbour (along the viewing ray,
+    where one camera barely sees it) changes every pair's distance and is penalised.
 
     Args:
         means: (F, N, 3) positions; pairs: (P, 2) indices into N; rest: (P,) rest distances;
@@ -130,7 +130,7 @@ def contact(means: Tensor, pairs: Tensor, rest: Tensor, group: Tensor, closest: 
         k = min(closest, int(sel.sum()))
         now = dist[:, sel].topk(k, dim=-1, largest=False).values.mean(-1)  # (F,)
         then = rest[sel].topk(k, largest=False).values.mean()
-        terms.append(torch.relu(now - then).mean())
+        terms.append((now - then).abs().mean())
     return torch.stack(terms).mean()
 
 

@@ -110,7 +110,7 @@ def test_silhouette_and_minimal_motion():
     assert pull[1] > pull[0] > 100 * pull[2] > 0
 
 
-def test_contact_allows_a_hinge_and_penalises_a_slide(hinge_scene):
+def test_contact_allows_a_hinge_and_penalises_a_slide_or_a_push(hinge_scene):
     config = tiny_config(num_frames=2)
     model = build_model(hinge_scene, config)
     obj = model.moving[0]
@@ -126,9 +126,12 @@ def test_contact_allows_a_hinge_and_penalises_a_slide(hinge_scene):
     slid = means.clone()
     slid[lid] += torch.tensor([0.0, 0.01, -0.01])
     value = lambda m: losses.contact(m[None], obj.contact, obj.contact_rest, obj.contact_group).item()
+    pressed = means.clone()
+    pressed[lid] += torch.tensor([0.0, 0.0, -0.008])
     assert value(means) == 0.0
     assert value(hinged) < 2e-3
     assert value(slid) > 0.008
+    assert value(pressed) > 0.002  # two-sided: pushing one part into the other costs too
 
 
 def test_deformation_of_an_identity_model_is_the_rest_pose(hinge_scene):
