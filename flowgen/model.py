@@ -11,7 +11,10 @@ turns away from the light then darkens in the render as it does in the video, in
 darkening being explained by a wrong pose (the findings note: blue 169 -> 88 while closing).
 
 Parts: a Gaussian, an ARAP point or a control point belongs to one part (mesh connected
-component, `flowgen.control`), and binds only to control points of its part.
+component, `flowgen.control`), and binds only to control points of its part; ARAP edges stay
+within a part. Where two parts touch at rest (a hinge), pairs of their Gaussians are kept for
+the contact term (`flowgen.losses.contact`), which holds the parts together without coupling
+their motions.
 
 The model is a frozen dataclass of tensors; the optimised ones are ``torch.nn.Parameter``
 leaves, listed by :func:`parameters` under stable names (checkpoints, optimiser groups).
@@ -338,8 +341,10 @@ def shade(model: SceneModel, albedo_rgb: Tensor, normals: Tensor | None) -> Tens
 
     Without shading (or without normals, e.g. a 3DGS scan) the albedo is the colour.
     """
-    if not model.shading or normals is None:
-        return albedo_rgb.expand(*(normals.shape[:-1] if normals is not None else albedo_rgb.shape[:-1]), 3)
+    if normals is None:
+        return albedo_rgb
+    if not model.shading:
+        return albedo_rgb.expand(*normals.shape[:-1], 3)
     light = model.light
     direction = light.direction / light.direction.norm().clamp_min(1e-8)
     lambert = (normals @ direction).clamp_min(0.0)[..., None]

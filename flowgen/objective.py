@@ -1,9 +1,11 @@
 """The loss of one iteration: deform, render the prior's views, add the regularisers.
 
-Two stages share it: *appearance* (frame 0 only, rest pose, colours and light free, plus a
-pull of the albedo towards the scan's colours) and *motion* (batches of frames, the prior's
-loss plus the rendered 3D-flow temporal loss, ARAP on the near-surface set and the
-minimal-motion prior). Rendering packs colour and flow into one 6-channel pass.
+Two stages share it: *appearance* (frame 0 only, rest pose; colours, light and the
+Gaussians' scales and opacities free, plus a pull of the albedo towards the scan's colours)
+and *motion* (batches of frames: the prior's loss plus the rendered 3D-flow temporal loss,
+ARAP on the near-surface set, the still-pixel term, the contact term between touching parts
+and the robust minimal-motion prior). Rendering packs colour, flow ``mu^t - mu^(t-1)`` and
+displacement ``mu^t - mu^0`` into one 9-channel pass per frame.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ from flowgen.model import (
     shade,
 )
 from flowgen.priors.video import View
-from flowgen.render import Splats, render_splats
+from flowgen.raster import render
+from flowgen.render import Splats, camera_tensors, render_splats
 
 __all__ = ["Objective", "Prior", "appearance_objective", "motion_objective", "render_views", "visibility"]
 
@@ -67,6 +70,7 @@ class _Posed:
 
 
 def _pose(model: SceneModel, frames: Tensor, use_fine: bool) -> _Posed:
+    """Deform and shade every moving object at ``frames`` (F',)."""
     means, quats, colors = [], [], []
     for obj in model.moving:
         d = deform_object(obj, frames, use_fine)
@@ -74,7 +78,7 @@ def _pose(model: SceneModel, frames: Tensor, use_fine: bool) -> _Posed:
         normals = gaussian_normals(d.quats) if obj.rest.normals is not None else None
         means.append(d.points)
         quats.append(d.quats)
-        colors.append(shade(model, albedo(obj.albedo_logit), normals))
+        colors.append(shade(model, albedo(obj.albedo_logit), normals).expand_as(d.points))
     return _Posed(means, quats, colors)
 
 
@@ -127,9 +131,6 @@ def visibility(model: SceneModel, views: list[View], tolerance: float = 0.015) -
     move hidden ones - a lid's underside, seen only through the few percent of transmittance
     the top layer lets through - as fast as visible ones, on their tiny gradients.
     """
-    from flowgen.raster import render
-    from flowgen.render import camera_tensors
-
     objects = list(model.moving) + list(model.static)
     seen = [torch.zeros(o.rest.num, dtype=torch.bool) for o in objects]
     for view in views:
@@ -138,9 +139,10 @@ def visibility(model: SceneModel, views: list[View], tolerance: float = 0.015) -
         means = torch.cat([g.means for g in parts])
         viewmat, K = camera_tensors(view.camera)
         with torch.no_grad():
-            out = render(means, torch.cat([g.quats for g in parts]), torch.cat([g.log_scales.exp() for g in parts]),
-                         torch.cat([torch.sigmoid(g.opacity_logits) for g in parts]), means.new_zeros(len(means), 1),
-                         viewmat, K, view.camera.width, view.camera.height)
+            out = render(means, torch.cat([g.quats for g in parts]),
+                         torch.cat([g.log_scales.exp() for g in parts]),
+                         torch.cat([torch.sigmoid(g.opacity_logits) for g in parts]),
+                         means.new_zeros(len(means), 1), viewmat, K, view.camera.width, view.camera.height)
         uv, z = view.camera.project(means.double().numpy())
         col, row = torch.as_tensor(uv[:, 0]).floor().long(), torch.as_tensor(uv[:, 1]).floor().long()
         inside = (col >= 0) & (col < view.camera.width) & (row >= 0) & (row < view.camera.height)
@@ -154,6 +156,7 @@ def visibility(model: SceneModel, views: list[View], tolerance: float = 0.015) -
 
 
 def _frames_and_slots(views: list[View]) -> tuple[Tensor, dict[int, int]]:
+    """The frames to deform (the views' frames and their predecessors) and frame -> row."""
     needed = sorted({f for v in views for g in v.frames.tolist() for f in (g, max(g - 1, 0))})
     return torch.tensor(needed, dtype=torch.long), {f: i for i, f in enumerate(needed)}
 

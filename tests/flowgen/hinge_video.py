@@ -9,7 +9,6 @@ Test helper only: flowgen itself never imports pybullet.
 from __future__ import annotations
 
 import dataclasses
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,5 +139,4 @@ def render_clip(box: HingedBox, out: Path, camera: Camera | None = None, frames:
     iio.imwrite(clip.video, np.stack(images), fps=10, codec="libx264", quality=9, macro_block_size=8)
     iio.imwrite(clip.background, background)
     save_cameras(clip.camera, camera)
-    (out / "clip.json").write_text(json.dumps({"frames": frames}))
     return clip

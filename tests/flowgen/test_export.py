@@ -25,14 +25,15 @@ def test_exported_controls_reproduce_a_hinge_with_a_still_base():
     centres, quats, trans, scales = fit_controls(rest, traj, part, ExportConfig(num_controls=256))
     assert centres.shape == (len(quats[0]), 3) and np.allclose(quats[0], [1, 0, 0, 0])
     motion = ObjectMotion(rest, traj, centres, quats, trans, scales=scales)
-    assert reproduction_error(motion) < 1.5e-3
-    # points never seen by the fit (the scan's vertices) follow their part too
-    query = np.asarray(box.lid.mesh.vertices)[rng.choice(len(box.lid.mesh.vertices), 500)]
+    assert reproduction_error(motion) < 0.5e-3
+    # points never seen by the fit (the scan's vertices) follow their part too, also near the
+    # hinge, where plain LBS would blend the lid's and the base's controls
+    query = np.asarray(box.lid.mesh.vertices)[rng.choice(len(box.lid.mesh.vertices), 2000)]
     err = np.linalg.norm(lbs_numpy(query, centres, quats, trans, scales) - box.hinge.move(query, times), axis=-1)
-    assert err.mean() < 2e-3
+    assert err.mean() < 0.5e-3 and np.percentile(err, 99) < 4e-3
     still = np.asarray(box.base.mesh.vertices)
     drift = np.linalg.norm(lbs_numpy(still, centres, quats, trans, scales) - still[None], axis=-1)
-    assert drift.mean() < 1e-3
+    assert drift.mean() < 0.5e-3 and np.percentile(drift, 99) < 2e-3
 
 
 def test_export_flags_static_objects_and_keeps_colours(hinge_scene):
@@ -46,3 +47,21 @@ def test_export_flags_static_objects_and_keeps_colours(hinge_scene):
     assert np.allclose(box.trajectories, box.points[None], atol=1e-6)  # identity motion
     assert np.allclose(box.evaluate(box.points[:50]), box.points[None, :50], atol=1e-6)
     assert flow.config["num_frames"] == 3 and flow.config["controls"]["num_controls"] == [6, 16]
+
+
+def test_scans_without_normals_run_and_export(tmp_path):
+    """A 3DGS scan (no normals: colours are not shaded) and a point cloud go through the loop."""
+    from chord_robot.pipeline import load_scene
+    from flowgen.optimize import optimize
+
+    from .conftest import tiny_prior
+
+    for fmt in ("gaussians-ply-labelled", "points-ply-labelled"):
+        scene = load_scene(synth.write_scan(tmp_path / fmt, fmt, synth.tabletop(0), num_points=6000))
+        config = tiny_config(iterations=2, appearance_iterations=1)
+        model = build_model(scene, config)
+        assert len(model.moving) == 3 and [o.name for o in model.static] == ["table"]
+        optimize(model, tiny_prior(config.num_frames, background=False), config)
+        flow = export_flow(model, config, "push")
+        assert flow.num_frames == config.num_frames and flow.objects["table"].static
+        assert all(np.isfinite(m.trajectories).all() for m in flow.objects.values())

@@ -32,6 +32,7 @@ def recovery_errors(flow: ObjectFlow, box: synth.HingedBox) -> dict[str, float]:
         "lid_final_mm": 1000 * float(lid_error[-1].mean()),
         "base_mean_mm": 1000 * float(base_error.mean()),
         "base_worst_frame_mm": 1000 * float(base_error.mean(1).max()),
+        "base_p95_mm": 1000 * float(np.percentile(base_error, 95)),
         "lid_per_frame_mm": [round(1000 * float(e), 1) for e in lid_error.mean(1)],
     }
 
@@ -53,5 +54,5 @@ def test_flow_recovers_a_hinged_lid_from_one_video(tmp_path):
     assert flow.objects["table"].static and not flow.objects["box"].static
     assert figures["lid_mean_mm"] < 10.0
     assert figures["lid_final_mm"] < 20.0
-    assert figures["base_mean_mm"] < 3.0
+    assert figures["base_mean_mm"] < 3.0 and figures["base_worst_frame_mm"] < 3.0
     assert seconds < 300.0
