@@ -91,7 +91,12 @@ class GraspConfig:
     open_margin: float = 0.01
     """Extra opening on each side of the contacts while approaching, metres."""
     ray_radius: float = 0.004
-    """How far from the first contact's normal line the second contact may lie, metres."""
+    """How far from the first contact's normal line the second contact may lie, metres (at
+    least; see ``spacing_factor``)."""
+    spacing_factor: float = 0.75
+    """On sparser points the ray's radius grows to this multiple of the median point spacing,
+    so that a flow sampled every centimetre still finds opposite contacts (the friction cone
+    still decides which pairs are antipodal)."""
     approach_distance: float = 0.08
     """Length of the straight approach along z before the grasp; its swept volume must be free."""
     clearance: float = 0.003
@@ -190,6 +195,8 @@ class AntipodalGraspPlanner:
         reach = float(np.linalg.norm(extent, axis=1).max()) + cfg.clearance
         cos_cone = np.cos(np.arctan(cfg.friction))
         max_gap = g.max_width - 2 * cfg.open_margin
+        spacing = float(np.median(tree.query(pts, k=2)[0][:, 1])) if len(pts) > 1 else 0.0
+        ray_radius = max(cfg.ray_radius, cfg.spacing_factor * spacing)
 
         p = request.weights + 0.25 * max(float(request.weights.max()), 1e-6)
         first = rng.choice(len(pts), size=min(cfg.samples, len(pts)), replace=False, p=p / p.sum())
@@ -201,7 +208,7 @@ class AntipodalGraspPlanner:
             rel = pts[near] - pts[i]
             along = rel @ inward
             perp = np.linalg.norm(rel - along[:, None] * inward, axis=1)
-            ok = (along >= cfg.min_width) & (perp <= cfg.ray_radius)
+            ok = (along >= cfg.min_width) & (perp <= ray_radius)
             if not ok.any():
                 continue
             cand = near[ok]

@@ -231,3 +231,25 @@ def test_a_sheet_is_pinched_from_above_where_it_moves_most_closing_across_its_tr
         )
         == []
     )
+
+
+def test_sparse_points_still_give_antipodal_grasps():
+    """A flow sampled about every centimetre (e.g. from a coarse scan): the ray widens with the
+    spacing; with the fixed 4 mm ray almost no opposite point lies on the normal line."""
+    full = box_request()
+    keep = np.random.default_rng(1).choice(len(full.points), size=80, replace=False)
+    pts = full.points[keep]
+    req = GraspRequest(pts, estimate_normals(pts, k=8), np.ones(len(pts)), analytic.table(), GRIPPER,
+                       np.array([0, 0, -1.0]))
+    from scipy.spatial import cKDTree
+
+    spacing = float(np.median(cKDTree(pts).query(pts, k=2)[0][:, 1]))
+    assert spacing > 0.009
+    adaptive = AntipodalGraspPlanner(GraspConfig(samples=150)).propose(req, np.random.default_rng(0))
+    fixed = AntipodalGraspPlanner(GraspConfig(samples=150, spacing_factor=0.0)).propose(
+        req, np.random.default_rng(0))
+    assert len(adaptive) >= 5
+    assert len(adaptive) >= 3 * max(len(fixed), 1)
+    for g in adaptive:  # still across the narrow side, contacts on the two x faces
+        assert abs(g.pose[0, 1]) > 0.8
+        assert np.allclose(np.sort(g.contacts[:, 0]), [0.48, 0.52], atol=2e-3)
