@@ -55,23 +55,39 @@ def _flow_fps(video: str | os.PathLike[str], num_frames: int, default: float = 1
     return fps * (num_frames - 1) / (source_frames - 1)
 
 
+def parse_size(text: str) -> tuple[int, int]:
+    """``"WxH"`` (e.g. ``"64x48"``) -> (width, height); InputError otherwise."""
+    from chord_robot.errors import InputError
+
+    parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise InputError(f"--size must be WIDTHxHEIGHT in pixels, e.g. 64x48, got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
 def flow_config(preset: str = "cpu", prior: str = "video", frames: int | None = None,
-                iterations: int | None = None, seed: int | None = None):
+                iterations: int | None = None, seed: int | None = None, *, variant: str | None = None,
+                size: tuple[int, int] | None = None):
     """The named `flowgen` preset with the CLI's overrides applied.
 
     ``iterations`` sets the motion iterations; the appearance stage scales with it (at least
-    one iteration when the preset has one). Raises InputError for an unknown preset or a
-    value out of range.
+    one iteration when the preset has one). ``variant`` ("i2v-a14b" or "ti2v-5b") and ``size``
+    ((width, height) of the renders) apply to the wan prior; whether the frames and size fit
+    the model is checked against its weights in :func:`prepare_flow`. Raises InputError for an
+    unknown preset or a value out of range.
     """
     import dataclasses
 
     from chord_robot.errors import InputError
-    from flowgen.config import PRESETS
+    from flowgen.config import PRESETS, wan_settings
+    from flowgen.priors.wan import VARIANTS
 
     if preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r}; one of {', '.join(PRESETS)}")
     if prior not in ("video", "wan"):
         raise InputError(f"unknown prior {prior!r}; one of video, wan")
+    if prior != "wan" and (variant is not None or size is not None):
+        raise InputError("--variant and --size apply to --prior wan (the video prior renders at its videos' size)")
     config = PRESETS[preset](prior)
     changes: dict = {}
     if frames is not None:
@@ -86,8 +102,16 @@ def flow_config(preset: str = "cpu", prior: str = "video", frames: int | None = 
             changes["appearance_iterations"] = max(
                 1, round(config.appearance_iterations * iterations / config.iterations))
         changes["checkpoint_every"] = max(1, min(config.checkpoint_every, iterations // 4 or 1))
+        if prior == "wan" and config.split_iteration is not None:  # the preset's share of the run
+            changes["split_iteration"] = max(1, round(config.split_iteration * iterations / config.iterations))
     if seed is not None:
         changes["seed"] = seed
+    if variant is not None:
+        if variant not in VARIANTS:
+            raise InputError(f"unknown --variant {variant!r}; one of {', '.join(VARIANTS)}")
+        changes["wan"] = wan_settings(variant, config.views_per_iteration)
+    if size is not None:
+        changes["render_size"] = size
     return dataclasses.replace(config, **changes)
 
 
@@ -104,11 +128,14 @@ class FlowInputs:
     """Validated inputs of a flow run (see :func:`prepare_flow`).
 
     Attributes:
-        scene: the segmented scan.
-        guides: the guidance videos fitted to the run (`flowgen.priors.video_io.GuideVideo`).
-        config: the run's `flowgen.config.FlowConfig`.
+        scene: the segmented scan (with ``--continue-from``: posed at the previous flow's end).
+        guides: the guidance videos fitted to the run (`flowgen.priors.video_io.GuideVideo`);
+            empty for the wan prior.
+        config: the run's `flowgen.config.FlowConfig` (wan: ``render_size`` resolved).
         fingerprint: identifies config and input files (a checkpoint must match it).
-        fps: frame rate of the flow (the videos' duration over its frames).
+        fps: frame rate of the flow (the videos' duration over its frames; Wan's own rate).
+        model_dir: the Wan weights directory (wan prior), else None.
+        notes: warnings for the user (e.g. running Wan on a CPU, and the estimated time).
     """
 
     scene: Scene
@@ -116,23 +143,142 @@ class FlowInputs:
     config: object
     fingerprint: str
     fps: float
+    model_dir: object = None
+    notes: tuple[str, ...] = ()
+
+
+def continue_scene(scene: Scene, flow_path: str | os.PathLike[str]) -> Scene:
+    """``scene`` posed at the last frame of the flow at ``flow_path`` (long-horizon chaining):
+    that pose becomes the rest pose of the next flow.
+
+    Meshes keep their faces (and so their parts, which the control points and ARAP need): their
+    vertices move by the flow's own skinning (`ObjectMotion.evaluate`). Point clouds and 3DGS
+    objects become the flow's points and colours at its last frame. Static objects stay.
+    InputError when the flow is not an ObjectFlow or was made from another scene.
+    """
+    import dataclasses
+
+    from chord_robot.errors import InputError
+    from chord_robot.flow import ObjectFlow
+    from chord_robot.scene import SceneObject
+
+    flow = ObjectFlow.load(flow_path)
+    missing = sorted(set(scene.objects) - set(flow.objects))
+    extra = sorted(set(flow.objects) - set(scene.objects))
+    if missing or extra:
+        raise InputError(f"--continue-from {flow_path} was made from another scene (objects "
+                         f"{', '.join(sorted(flow.objects))}; this scan has {', '.join(scene.objects)}); "
+                         "pass the scan that flow was generated from")
+    last = flow.num_frames - 1
+    objects = {}
+    for name, obj in scene.objects.items():
+        motion = flow.objects[name]
+        if obj.static or motion.static:
+            objects[name] = obj
+        elif obj.kind == "mesh":
+            objects[name] = dataclasses.replace(obj, points=motion.evaluate(obj.points)[last])
+        else:
+            objects[name] = SceneObject(name, "points", motion.trajectories[last], motion.colors)
+    note = f"continuing from frame {last} of {flow_path} (task {flow.task!r})"
+    return Scene(objects, scene.source, (*scene.notes, note))
+
+
+def _model_digest(root) -> str:
+    """The Wan weights' identity for the fingerprint: their path and JSON configs (hashing the
+    weights themselves would read tens of GB)."""
+    import hashlib
+
+    h = hashlib.sha256(str(root).encode())
+    for q in sorted(root.rglob("*.json")):
+        h.update(str(q.relative_to(root)).encode())
+        h.update(q.read_bytes())
+    return h.hexdigest()
+
+
+def _cpu_flops_per_second(seconds: float = 0.1) -> float:
+    """This CPU's float32 matrix-product rate, measured for ``seconds`` (for run-time estimates)."""
+    import time
+
+    import torch
+
+    a, b = torch.randn(256, 256), torch.randn(256, 256)
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        count += 1
+    return count * 2 * 256**3 / (time.perf_counter() - start)
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("years", 365 * 86400), ("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.3g} {unit}"
+    return f"{seconds:.0f} s" if seconds >= 1 else "under a second"
+
+
+def _wan_inputs(config, model, allow_cpu: bool):
+    """Check the Wan weights and the run's size against them, and the device: (config with
+    ``render_size`` resolved, weights directory, notes). WeightsError or InputError (exit 2)
+    when the weights are missing, the size does not fit, or there is no CUDA GPU and
+    ``allow_cpu`` is not given (the message estimates the CPU time)."""
+    import dataclasses
+
+    import torch
+
+    from chord_robot.errors import InputError
+    from flowgen.priors.wan import model_shape, resolve_model_dir
+
+    variant = config.wan.variant
+    root = resolve_model_dir(model, variant)
+    shape = model_shape(root, variant)
+    width, height = config.render_size or shape.fit_size(config.max_side)
+    shape.check(config.num_frames, height, width)
+    config = dataclasses.replace(config, render_size=(width, height))
+    notes: list[str] = []
+    if not torch.cuda.is_available():
+        flops = shape.sds_flops(config.num_frames, height, width, config.wan.max_sequence_length)
+        seconds = flops * config.views_per_iteration * config.iterations / _cpu_flops_per_second()
+        text = (f"no CUDA GPU: {shape.spec.label} would run on the CPU, estimated at least "
+                f"{_duration(seconds)} for {config.iterations} iterations x {config.views_per_iteration} "
+                f"view(s) at {width}x{height}x{config.num_frames} (its transformer alone: "
+                f"{flops / 1e12:.3g} TFLOP per view)")
+        if not allow_cpu:
+            raise InputError(f"{text}; pass --allow-cpu to run anyway, or use a GPU")
+        notes.append(f"warning: {text}")
+    return config, root, tuple(notes)
 
 
 def prepare_flow(
     scan: str | os.PathLike[str],
     *,
-    videos: list,
-    cameras: list,
+    videos: list = (),
+    cameras: list = (),
     backgrounds: list | None = None,
     config=None,
     task: str = "",
     up: str = "z",
     scale: float = 1.0,
+    model: str | os.PathLike[str] | None = None,
+    continue_from: str | os.PathLike[str] | None = None,
+    allow_cpu: bool = False,
 ) -> FlowInputs:
     """Load and check every input of a flow run before any optimisation.
 
-    A bad scan, a video whose size or frame count does not fit its camera or the run, a camera
-    that is not rigid, or a scene with nothing to move raises InputError (exit 2).
+    Video prior: a video whose size or frame count does not fit its camera or the run, or a
+    camera that is not rigid, raises InputError (exit 2). Wan prior: missing weights
+    (WeightsError, saying where they are expected), frames or a size the model cannot take,
+    or no CUDA GPU without ``allow_cpu``. Both: a bad scan, a scene with nothing to move, or a
+    ``continue_from`` flow of another scene.
+
+    Args:
+        scan: the scan.
+        videos, cameras, backgrounds: the video prior's guides (one camera per video).
+        config: the run's FlowConfig (default: the cpu preset of the video prior).
+        task: the task text.
+        up, scale: the scan's axis and units.
+        model: the Wan weights directory (None: the local Hugging Face cache).
+        continue_from: a previous FLOW.zarr whose last frame is this run's rest pose.
+        allow_cpu: run the wan prior without a CUDA GPU (after a warning).
     """
     import json
     from dataclasses import asdict
@@ -142,26 +288,59 @@ def prepare_flow(
 
     if config is None:
         config = flow_config()
-    if config.prior != "video":
-        raise InputError(
-            "the wan prior (Wan 2.2 SDS) needs a CUDA GPU and its weights and is not available in "
-            "this build; use --prior video with --video V.mp4 --camera CAM.json"
-        )
     scene = load_scene(scan, up=up, scale=scale)
     if not scene.movable():
         raise InputError(
             f"{scan} has no movable object (every object is static: {', '.join(scene.objects)}); "
             "label the object to animate, or give it a name other than a support's"
         )
-    from flowgen.priors.video_io import load_guides
+    chained: tuple[str, ...] = ()
+    if continue_from is not None:
+        scene = continue_scene(scene, continue_from)
+        chained = scene.notes[-1:]
+    inputs = [scan, *([continue_from] if continue_from is not None else [])]
+    if config.prior == "wan":
+        if videos or cameras or backgrounds:
+            raise InputError("--video, --camera and --background guide the video prior; the wan prior "
+                             "samples its own cameras (drop them, or pass --prior video)")
+        from flowgen.priors.wan import VARIANTS
 
-    guides = load_guides([Path(v) for v in videos], [Path(c) for c in cameras], config.num_frames,
-                         config.max_side, [Path(b) for b in backgrounds] if backgrounds else None)
-    fingerprint = json.dumps({
-        "config": asdict(config), "task": task, "up": up, "scale": scale,
-        "inputs": [_file_digest(p) for p in [scan, *videos, *cameras, *(backgrounds or [])]],
-    }, sort_keys=True, default=str)
-    return FlowInputs(scene, tuple(guides), config, fingerprint, _flow_fps(videos[0], config.num_frames))
+        config, root, notes = _wan_inputs(config, model, allow_cpu)
+        digests = [_file_digest(p) for p in inputs] + [_model_digest(root)]
+        guides: tuple = ()
+        fps = VARIANTS[config.wan.variant].fps
+    else:
+        from flowgen.priors.video_io import load_guides
+
+        guides = tuple(load_guides([Path(v) for v in videos], [Path(c) for c in cameras], config.num_frames,
+                                   config.max_side, [Path(b) for b in backgrounds] if backgrounds else None))
+        digests = [_file_digest(p) for p in [*inputs, *videos, *cameras, *(backgrounds or [])]]
+        root, notes, fps = None, (), _flow_fps(videos[0], config.num_frames)
+    fingerprint = json.dumps({"config": asdict(config), "task": task, "up": up, "scale": scale,
+                              "inputs": digests}, sort_keys=True, default=str)
+    return FlowInputs(scene, guides, config, fingerprint, fps, root, chained + notes)
+
+
+def _prior(inputs: FlowInputs, model, task: str, log):
+    """The loop's prior of a run: the videos, or Wan loaded from its weights (SDS)."""
+    config = inputs.config
+    if config.prior == "video":
+        from flowgen.priors.video import VideoPrior
+
+        return VideoPrior(inputs.guides, config.photometric_ssim, config.silhouette)
+    import torch
+
+    from flowgen.priors.sds_prior import SdsPrior
+    from flowgen.priors.wan import load_wan_prior
+
+    wan = load_wan_prior(inputs.model_dir, config.wan.variant, prompt=task, config=config.wan, log=log)
+    targets = torch.cat([obj.rest.means for obj in model.moving]).numpy()
+    width, height = config.render_size
+    prior = SdsPrior(wan, targets, config.num_frames, width, height, config.views_per_iteration,
+                     config.iterations, config.wan.cameras, config.seed)
+    if log is not None:
+        log(prior.plan())
+    return prior
 
 
 def generate_flow(
@@ -173,7 +352,8 @@ def generate_flow(
     progress=None,
     log=None,
 ):
-    """CHORD flow generation with the video prior: validated inputs -> ObjectFlow at ``output``.
+    """CHORD flow generation: validated inputs -> ObjectFlow at ``output``, guided by videos
+    (prior "video") or by Wan 2.2 score distillation (prior "wan").
 
     The run checkpoints beside the output (:func:`checkpoint_path`); ``resume`` continues from
     that checkpoint when it was made with the same inputs and settings. The flow is written
@@ -181,14 +361,15 @@ def generate_flow(
 
     Args:
         inputs: from :func:`prepare_flow`.
-        task: the task text (stored in the flow).
+        task: the task text (stored in the flow; Wan's prompt).
         output: FLOW.zarr to write.
         resume: continue a killed run.
         progress: callback (done, total, loss terms) per iteration.
         log: callback for one-line messages.
 
     Returns:
-        (flow, summary): the ObjectFlow written and a dict of run figures.
+        (flow, summary): the ObjectFlow written and a dict of run figures, among them
+        ``deform_grad`` (the norm of the Fenwick stores' gradient at every motion iteration).
     """
     import time
     from pathlib import Path
@@ -203,14 +384,18 @@ def generate_flow(
     from flowgen.export import export_flow, reproduction_error
     from flowgen.model import build_model
     from flowgen.optimize import optimize
-    from flowgen.priors.video import VideoPrior
 
     config = inputs.config
-    model = build_model(inputs.scene, config)
-    prior = VideoPrior(inputs.guides, config.photometric_ssim, config.silhouette)
+    model = build_model(inputs.scene, config, log=log)
+    prior = _prior(inputs, model, task, log)
     ckpt = checkpoint_path(out)
-    state = optimize(model, prior, config, checkpoint_path=ckpt, resume=resume,
-                     fingerprint=inputs.fingerprint, progress=progress, log=log)
+    try:
+        state = optimize(model, prior, config, checkpoint_path=ckpt, resume=resume,
+                         fingerprint=inputs.fingerprint, progress=progress, log=log)
+    finally:
+        release = getattr(prior, "release", None)  # the Wan prior's device memory
+        if release is not None:
+            release()
     flow = export_flow(model, config, task, fps=inputs.fps)
     flow.save(out)
     ckpt.unlink(missing_ok=True)
@@ -220,6 +405,7 @@ def generate_flow(
         "final_loss": state.history[-1]["total"] if state.history else float("nan"),
         "seconds": time.time() - start,
         "reproduction_mm": {n: 1000 * reproduction_error(m) for n, m in flow.moving().items()},
+        "deform_grad": [h["grad_deform"] for h in state.history if h.get("stage") == 1.0],
     }
     return flow, summary
 

@@ -18,7 +18,7 @@ import numpy as np
 
 from chord_robot.errors import ScanError
 from chord_robot.ply import read_ply
-from chord_robot.scene import GaussianAttrs, SH_C0, Scene, SceneObject
+from chord_robot.scene import GaussianAttrs, MeshTexture, SH_C0, Scene, SceneObject
 
 LABEL_KEYS = ("label", "object_id", "instance", "segment")
 STATIC_NAMES = ("table", "floor", "ground", "support", "desk", "counter")
@@ -41,6 +41,7 @@ class RawScan:
         static: names that are static, when the file says so (a manifest); None infers static
             objects from their names (a "table").
         notes: messages for the user.
+        texture: texture images and per-vertex UVs of a textured mesh, else None.
     """
 
     kind: str
@@ -52,6 +53,7 @@ class RawScan:
     names: dict[int, str] | None = None
     static: frozenset[str] | None = None
     notes: tuple[str, ...] = ()
+    texture: MeshTexture | None = None
 
 
 def up_rotation(up: str) -> np.ndarray:
@@ -146,7 +148,10 @@ def _subset(raw: RawScan, mask: np.ndarray, name: str, static: bool) -> SceneObj
             return SceneObject(name, "points", raw.points[idx], colors, static=static)
         remap = -np.ones(len(raw.points), np.int64)
         remap[idx] = np.arange(len(idx))
-        return SceneObject(name, "mesh", raw.points[idx], colors, remap[faces], static=static)
+        texture = raw.texture.subset(idx) if raw.texture is not None else None
+        if texture is not None and not (texture.image_id >= 0).any():
+            texture = None  # an untextured geometry of a scan where others have textures
+        return SceneObject(name, "mesh", raw.points[idx], colors, remap[faces], static=static, texture=texture)
     gaussians = raw.gaussians.subset(idx) if raw.gaussians is not None else None
     return SceneObject(name, raw.kind, raw.points[idx], colors, gaussians=gaussians, static=static)
 
@@ -218,15 +223,16 @@ def _from_trimesh(path: Path) -> RawScan:
         geom = loaded.geometry[geom_name]
         if not isinstance(geom, trimesh.Trimesh) or len(geom.faces) == 0:
             continue
-        geoms.append((str(node), geom.copy().apply_transform(transform)))
+        geoms.append((str(node), geom.copy().apply_transform(transform), _mesh_texture(geom)))
     if not geoms:
         raise ScanError(f"{path} holds no triangle mesh")
     return _merge_meshes(geoms, labelled=len(geoms) > 1)
 
 
 def _merge_meshes(geoms: list, labelled: bool) -> RawScan:
+    """One RawScan of (name, trimesh, MeshTexture or None) geometries."""
     pts, faces, colors, labels, names, offset = [], [], [], [], {}, 0
-    for i, (name, mesh) in enumerate(geoms):
+    for i, (name, mesh, _) in enumerate(geoms):
         v = np.asarray(mesh.vertices, np.float64)
         pts.append(v)
         faces.append(np.asarray(mesh.faces, np.int64) + offset)
@@ -237,15 +243,56 @@ def _merge_meshes(geoms: list, labelled: bool) -> RawScan:
     return RawScan(
         "mesh", np.concatenate(pts), np.concatenate(colors), np.concatenate(faces),
         labels=np.concatenate(labels) if labelled else None, names=names if labelled else None,
+        texture=_merge_textures([(len(m.vertices), t) for _, m, t in geoms]),
     )
 
 
+def _mesh_texture(mesh) -> MeshTexture | None:
+    """The base-colour texture and UVs of a trimesh, or None when it has none."""
+    visual = mesh.visual
+    uv = getattr(visual, "uv", None)
+    if getattr(visual, "kind", None) != "texture" or uv is None or len(uv) != len(mesh.vertices):
+        return None
+    material = visual.material
+    image = getattr(material, "baseColorTexture", None) or getattr(material, "image", None)
+    if image is None:
+        return None
+    rgb = np.asarray(image.convert("RGB"), np.float64)
+    factor = getattr(material, "baseColorFactor", None)  # uint8 RGBA in trimesh
+    if factor is not None:
+        rgb = rgb * np.asarray(factor, np.float64)[:3] / 255.0
+    image_id = np.zeros(len(uv), np.int64)
+    return MeshTexture(np.asarray(uv, np.float64), image_id, (np.clip(rgb, 0, 255).round().astype(np.uint8),))
+
+
+def _merge_textures(parts: list[tuple[int, MeshTexture | None]]) -> MeshTexture | None:
+    """The textures of concatenated geometries ((vertex count, texture) each), or None if none has one."""
+    if all(t is None for _, t in parts):
+        return None
+    uv, ids, images = [], [], []
+    for n, t in parts:
+        if t is None:
+            uv.append(np.zeros((n, 2)))
+            ids.append(np.full(n, -1, np.int64))
+            continue
+        uv.append(t.uv)
+        ids.append(np.where(t.image_id >= 0, t.image_id + len(images), -1))
+        images.extend(t.images)
+    return MeshTexture(np.concatenate(uv), np.concatenate(ids), tuple(images))
+
+
 def _mesh_colors(mesh) -> np.ndarray:
+    """(V, 3) vertex colours: the file's vertex colours, face colours averaged at the vertices,
+    or a texture sampled at the vertices; grey 0.7 for an uncoloured mesh."""
+    visual = mesh.visual
     try:
-        c = np.asarray(mesh.visual.to_color().vertex_colors, np.float64)[:, :3] / 255.0
-        if len(c) == len(mesh.vertices):
-            return c
-    except Exception:
+        if visual.kind == "texture":
+            visual = visual.to_color()
+        if visual.kind is not None:  # "vertex" or "face" colours; None: the file has none
+            c = np.asarray(visual.vertex_colors, np.float64)[:, :3] / 255.0
+            if len(c) == len(mesh.vertices):
+                return c
+    except Exception:  # trimesh raises many types on odd materials; fall back to grey
         pass
     return np.full((len(mesh.vertices), 3), 0.7)
 
@@ -275,7 +322,7 @@ def _from_manifest(path: Path) -> RawScan:
         m = np.eye(4)
         m[:3, :3] = trimesh.transformations.quaternion_matrix(pose[3:] / np.linalg.norm(pose[3:]))[:3, :3]
         m[:3, 3] = pose[:3]
-        geoms.append((str(e["name"]), mesh.apply_transform(m)))
+        geoms.append((str(e["name"]), mesh.apply_transform(m), sub.texture))
         if e.get("static", str(e["name"]).lower() in STATIC_NAMES):
             statics.add(str(e["name"]))
     # objects named like a support are static unless the manifest says `static = false`

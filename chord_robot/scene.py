@@ -39,6 +39,42 @@ class GaussianAttrs:
 
 
 SH_C0 = 0.28209479177387814
+DEFAULT_GREY = 0.6
+"""Colour of a mesh or point without colours."""
+
+
+@dataclass(frozen=True)
+class MeshTexture:
+    """Texture images of a mesh, looked up through per-vertex UV coordinates.
+
+    UVs follow trimesh's convention (u right, v up; texel (row, col) of an H x W image at
+    ((1 - v) (H - 1), u (W - 1))), and wrap around outside [0, 1].
+
+    Attributes:
+        uv: (N, 2) texture coordinates per vertex.
+        image_id: (N,) int64 index into ``images`` of each vertex's texture, -1 for none.
+        images: RGB images (H, W, 3) uint8.
+    """
+
+    uv: np.ndarray
+    image_id: np.ndarray
+    images: tuple[np.ndarray, ...]
+
+    def subset(self, idx: np.ndarray) -> MeshTexture:
+        return MeshTexture(self.uv[idx], self.image_id[idx], self.images)
+
+    def sample(self, image: int, uv: np.ndarray) -> np.ndarray:
+        """(N, 3) bilinear colours in [0, 1] of ``images[image]`` at (N, 2) ``uv``."""
+        tex = self.images[image]
+        h, w = tex.shape[:2]
+        x = np.mod(uv[:, 0], 1.0) * (w - 1)
+        y = (1.0 - np.mod(uv[:, 1], 1.0)) * (h - 1)
+        x0, y0 = np.floor(x).astype(np.int64), np.floor(y).astype(np.int64)
+        fx, fy = (x - x0)[:, None], (y - y0)[:, None]
+        x1, y1 = np.minimum(x0 + 1, w - 1), np.minimum(y0 + 1, h - 1)
+        top = (1 - fx) * tex[y0, x0] + fx * tex[y0, x1]
+        bottom = (1 - fx) * tex[y1, x0] + fx * tex[y1, x1]
+        return ((1 - fy) * top + fy * bottom) / 255.0
 
 
 @dataclass(frozen=True)
@@ -53,6 +89,8 @@ class SceneObject:
         faces: (F, 3) triangles into ``points`` for meshes, else None.
         gaussians: Gaussian attributes for kind "gaussians", else None.
         static: True for the support (table) and anything that must not move.
+        texture: for a textured mesh, its texture images and per-vertex UVs (``colors`` then
+            holds the texture sampled at the vertices), else None.
     """
 
     name: str
@@ -62,6 +100,7 @@ class SceneObject:
     faces: np.ndarray | None = None
     gaussians: GaussianAttrs | None = None
     static: bool = False
+    texture: MeshTexture | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -74,6 +113,25 @@ class SceneObject:
             object.__setattr__(self, "colors", np.clip(np.asarray(self.colors, np.float64), 0.0, 1.0))
         if (self.faces is None) != (self.kind != "mesh"):
             raise ScanError(f"object {self.name!r}: a mesh needs faces and only a mesh has them")
+        if self.texture is not None and (self.kind != "mesh" or self.texture.uv.shape != (len(pts), 2)):
+            raise ScanError(f"object {self.name!r}: a texture needs a mesh and one UV per vertex")
+
+    def colors_at(self, face: np.ndarray, bary: np.ndarray) -> np.ndarray:
+        """(N, 3) colours of a mesh at points given by triangle ids (N,) and barycentric weights
+        (N, 3): the texture where the triangle has one, else interpolated vertex colours, else grey."""
+        assert self.faces is not None and bary.shape == (len(face), 3), bary.shape
+        corners = self.faces[face]  # (N, 3)
+        if self.colors is None:
+            out = np.full((len(face), 3), DEFAULT_GREY)
+        else:
+            out = np.einsum("nk,nkc->nc", bary, self.colors[corners])
+        if self.texture is not None:
+            image = self.texture.image_id[corners[:, 0]]
+            uv = np.einsum("nk,nkc->nc", bary, self.texture.uv[corners])
+            for i in np.unique(image[image >= 0]):
+                rows = image == i
+                out[rows] = self.texture.sample(int(i), uv[rows])
+        return out
 
     @property
     def bounds(self) -> np.ndarray:

@@ -15,8 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from flowgen.control import ControlConfig
+from flowgen.mesh_fit import MeshFitConfig
+from flowgen.priors.wan import PRESETS as WAN_PRESETS
+from flowgen.priors.wan import WanConfig
 
-__all__ = ["PRESETS", "Decay", "FlowConfig", "RegWeights", "cpu", "fast", "paper", "preset"]
+__all__ = ["PRESETS", "Decay", "FlowConfig", "RegWeights", "cpu", "fast", "paper", "preset", "wan_settings"]
 
 
 @dataclass(frozen=True)
@@ -78,12 +81,17 @@ class FlowConfig:
     """Iterations fitting colours and light to frame 0 before any motion (video prior)."""
     max_side: int = 832
     """Long side of the rendered images in pixels (paper: 832x464)."""
+    render_size: tuple[int, int] | None = None
+    """(width, height) of the SDS renders; None: ``max_side`` wide at the paper's 832:464
+    aspect, rounded to the model's multiple (`flowgen.priors.wan.ModelShape.fit_size`)."""
     num_gaussians: int = 100_000
     """Gaussians per moving object (meshes are sampled; points and 3DGS are capped)."""
     num_static_gaussians: int = 30_000
     """Gaussians per static object (rendered only when no background image is known)."""
     controls: ControlConfig = field(default_factory=ControlConfig)
     """Control points and the ARAP point set (coarse and fine levels)."""
+    mesh_fit: MeshFitConfig = field(default_factory=MeshFitConfig)
+    """Gaussians of mesh objects fitted to multi-view renders of the mesh (`flowgen.mesh_fit`)."""
     skin_neighbours: int = 8
     """Control points blended per point (K nearest of its part)."""
     arap_neighbours: int = 10
@@ -142,6 +150,9 @@ class FlowConfig:
     """Rollbacks allowed before the run gives up with an error."""
     seed: int = 0
     """Seed of the Gaussians' sampling and the frame and camera draws."""
+    wan: WanConfig | None = None
+    """The Wan SDS prior's settings (prior "wan" only; its ``num_views`` is
+    ``views_per_iteration``)."""
 
     def __post_init__(self) -> None:
         if self.num_frames < 2:
@@ -150,17 +161,34 @@ class FlowConfig:
             raise ValueError("iterations, views_per_iteration and frames_per_view must be >= 1")
         if self.prior not in ("video", "wan"):
             raise ValueError(f"prior must be 'video' or 'wan', got {self.prior!r}")
+        if self.render_size is not None and min(self.render_size) < 1:
+            raise ValueError(f"render_size must be positive, got {self.render_size}")
+        if self.prior == "wan":
+            if self.wan is None or self.wan.num_views != self.views_per_iteration:
+                raise ValueError("the wan prior needs wan settings with num_views == views_per_iteration")
+            if self.appearance_iterations or self.lowres_fraction or self.progressive:
+                raise ValueError("the wan prior renders every frame at full size from iteration 0: "
+                                 "appearance_iterations, lowres_fraction and progressive must be 0")
+
+
+def wan_settings(variant: str, views: int) -> WanConfig:
+    """The Wan preset of ``variant`` ("i2v-a14b" or "ti2v-5b") with ``views`` cameras per
+    iteration."""
+    return replace(WAN_PRESETS[variant](), num_views=views)
 
 
 def paper(prior: str = "wan") -> FlowConfig:
     """The paper's setting: 832x464, 41 frames, 2000 iterations, batch 4 (supp. §A.1)."""
     from flowgen.control import paper_config
+    from flowgen.mesh_fit import paper_mesh_fit
 
     return FlowConfig(
         prior=prior,
         controls=paper_config(),
+        mesh_fit=paper_mesh_fit(),
         weights=sds_weights() if prior == "wan" else video_weights(),
         appearance_iterations=0 if prior == "wan" else 200,
+        wan=wan_settings("i2v-a14b", 4) if prior == "wan" else None,
     )
 
 
@@ -168,6 +196,20 @@ def fast(prior: str = "wan") -> FlowConfig:
     """A quicker GPU setting: half resolution, 25 frames, 800 iterations."""
     return replace(paper(prior), max_side=416, num_frames=25, iterations=800, num_gaussians=40_000,
                    split_iteration=60, fine_start=0.4)
+
+
+def _cpu_wan() -> FlowConfig:
+    """The cpu preset of the wan prior: for small Wan models (e.g. trained at 32-64 px and
+    9-17 frames) - 17 frames at 64 px wide, one view per iteration, 200 iterations, 4000
+    Gaussians per moving object (more than the pixels of a 64x32 render), the paper's
+    regularisers and split (at a twentieth of the run, as 100 of 2000)."""
+    from flowgen.control import cpu_config
+
+    return FlowConfig(
+        prior="wan", num_frames=17, iterations=200, max_side=64, num_gaussians=4_000,
+        num_static_gaussians=3_000, controls=cpu_config(), views_per_iteration=1, fine_start=0.5,
+        weights=sds_weights(), split_iteration=10, checkpoint_every=50, wan=wan_settings("i2v-a14b", 1),
+    )
 
 
 def cpu(prior: str = "video") -> FlowConfig:
@@ -181,6 +223,8 @@ def cpu(prior: str = "video") -> FlowConfig:
     """
     from flowgen.control import cpu_config
 
+    if prior == "wan":
+        return _cpu_wan()
     return FlowConfig(
         prior=prior,
         num_frames=21,
@@ -193,7 +237,7 @@ def cpu(prior: str = "video") -> FlowConfig:
         views_per_iteration=1,
         frames_per_view=2,
         fine_start=0.6,
-        weights=sds_weights() if prior == "wan" else video_weights(),
+        weights=video_weights(),
         split_iteration=None,
         progressive=0.5,
         checkpoint_every=50,

@@ -1,5 +1,6 @@
 """3D Gaussians from scene objects (DESIGN.md §4): a 3DGS scan directly, a coloured point
-cloud, or a mesh by surface sampling.
+cloud, or a mesh by surface sampling (colours from its texture or vertex colours; the model
+then fits them to renders of the mesh, `flowgen.mesh_fit`).
 
 Points and meshes become flat, surface-aligned Gaussians (discs): two tangential axes of about
 the sample spacing and a thin normal axis. The findings in shared/notes showed that isotropic
@@ -114,13 +115,14 @@ def _from_3dgs(obj: SceneObject, count: int, rng: np.random.Generator) -> Gaussi
 
 
 def _tensors(means, quats, log_scales, logits, colors, normals, group) -> Gaussians:
-    f = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
+    f = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)
     return Gaussians(f(means), f(quats), f(log_scales), f(logits), f(colors).clamp(0, 1),
                      None if normals is None else f(normals), torch.as_tensor(group, dtype=torch.int64))
 
 
 def _sample_mesh(obj: SceneObject, count: int, rng: np.random.Generator):
-    """Area-weighted samples with face normals, interpolated vertex colours and part ids."""
+    """Area-weighted samples with face normals, the mesh's colours (texture or interpolated
+    vertex colours) and part ids."""
     assert obj.faces is not None
     v, f = obj.points, obj.faces
     tri = v[f]
@@ -133,8 +135,7 @@ def _sample_mesh(obj: SceneObject, count: int, rng: np.random.Generator):
     bary = np.stack([1 - u - w, u, w], 1)
     pts = np.einsum("nk,nkd->nd", bary, tri[face])
     normals = cross[face] / np.maximum(2 * area[face, None], 1e-12)
-    colors = np.einsum("nk,nkd->nd", bary, obj.colors[f[face]]) if obj.colors is not None else np.full((count, 3), 0.6)
-    return pts, normals, colors, mesh_components(len(v), f)[f[face, 0]]
+    return pts, normals, obj.colors_at(face, bary), mesh_components(len(v), f)[f[face, 0]]
 
 
 def crease_distance(vertices: np.ndarray, faces: np.ndarray, points: np.ndarray, step: float,

@@ -22,6 +22,7 @@ leaves, listed by :func:`parameters` under stable names (checkpoints, optimiser 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,7 @@ from flowgen.config import FlowConfig
 from flowgen.control import ObjectControls, object_controls, point_cloud_field, point_groups
 from flowgen.fenwick import FenwickStore, as_parameters, fenwick_identity, query_all
 from flowgen.gaussians import Gaussians, from_object
+from flowgen.mesh_fit import fit_to_mesh
 from flowgen.quat import quat_identity
 from flowgen.skinning import ControlLevel, Deformed, HierarchyBinding, bind_hierarchy, deform
 
@@ -52,6 +54,7 @@ __all__ = [
     "gaussian_normals",
     "parameter_group",
     "parameters",
+    "rest_gaussians",
     "shade",
 ]
 
@@ -195,8 +198,23 @@ def contact_pairs(means: np.ndarray, part: np.ndarray, factor: float = 1.5) -> t
     return np.concatenate(pairs), np.concatenate(groups)
 
 
-def _moving(obj: SceneObject, config: FlowConfig, rng: np.random.Generator) -> MovingObject:
-    rest = from_object(obj, config.num_gaussians, rng)
+def rest_gaussians(obj: SceneObject, count: int, config: FlowConfig, rng: np.random.Generator,
+                   log: Callable[[str], None] | None = None) -> Gaussians:
+    """The Gaussians of ``obj`` at rest: `from_object`, then, for a mesh, fitted to renders of
+    the mesh (`flowgen.mesh_fit`) unless ``config.mesh_fit.enabled`` is False; ``log`` gets
+    one line per fit."""
+    rest = from_object(obj, count, rng)
+    if obj.kind == "mesh" and config.mesh_fit.enabled:
+        rest, fit = fit_to_mesh(rest, obj, config.mesh_fit, config.seed)
+        if log is not None:
+            log(f"{obj.name}: Gaussians fitted to {config.mesh_fit.views} mesh renders, loss {fit.loss_first:.3f} "
+                f"-> {fit.loss_last:.3f} ({rest.num:,} Gaussians, {fit.iterations} steps, {fit.seconds:.1f} s)")
+    return rest
+
+
+def _moving(obj: SceneObject, config: FlowConfig, rng: np.random.Generator,
+            log: Callable[[str], None] | None = None) -> MovingObject:
+    rest = rest_gaussians(obj, config.num_gaussians, config, rng, log)
     controls, mesh = _object_controls(obj, config)
     part = torch.as_tensor(point_groups(controls, rest.means.numpy(), mesh), dtype=torch.long)
     levels = []
@@ -237,10 +255,12 @@ def _moving(obj: SceneObject, config: FlowConfig, rng: np.random.Generator) -> M
     )
 
 
-def build_model(scene: Scene, config: FlowConfig) -> SceneModel:
-    """The initial model of ``scene``: identity motion, scan colours, a light from above.
+def build_model(scene: Scene, config: FlowConfig, log: Callable[[str], None] | None = None) -> SceneModel:
+    """The initial model of ``scene``: identity motion, scan colours (mesh objects' Gaussians
+    fitted to renders of the mesh, `rest_gaussians`), a light from above.
 
-    Raises InputError when the scene has no movable object.
+    Raises InputError when the scene has no movable object. ``log`` gets one-line messages
+    (the mesh fits).
     """
     if not scene.movable():
         raise InputError(
@@ -251,12 +271,12 @@ def build_model(scene: Scene, config: FlowConfig) -> SceneModel:
     moving, static = [], []
     for obj in scene.objects.values():
         if obj.static:
-            rest = from_object(obj, config.num_static_gaussians, rng)
+            rest = rest_gaussians(obj, config.num_static_gaussians, config, rng, log)
             static.append(StaticObject(obj.name, rest, torch.nn.Parameter(_logit(rest.colors)),
                                        torch.nn.Parameter(rest.log_scales.clone()),
                                        torch.nn.Parameter(rest.opacity_logits.clone())))
         else:
-            moving.append(_moving(obj, config, rng))
+            moving.append(_moving(obj, config, rng, log))
     light = Light(
         direction=torch.nn.Parameter(torch.tensor([0.3, -0.4, 0.87])),
         ambient=torch.nn.Parameter(torch.tensor(_softplus_inverse(0.6))),

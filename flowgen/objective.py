@@ -33,7 +33,15 @@ __all__ = ["Objective", "Prior", "appearance_objective", "motion_objective", "re
 
 
 class Prior(Protocol):
-    """What the optimisation needs from a prior (the video prior; an SDS prior later)."""
+    """What the optimisation needs from a prior: `flowgen.priors.video.VideoPrior` (given
+    videos, a few frames per view) or `flowgen.priors.sds_prior.SdsPrior` (Wan score
+    distillation, every frame of each sampled camera).
+
+    ``views(frames, scale, first)`` gets one frame draw per view and ``first``, the running
+    count of views (``iteration * views per iteration``); ``loss`` returns named scalar terms
+    (and optionally ``per_frame``, (F,) errors that steer the frame draws); ``still`` the
+    still-pixel mask of a view, or None.
+    """
 
     num_frames: int
     num_sources: int

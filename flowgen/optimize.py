@@ -12,7 +12,8 @@ Per motion iteration ``it``:
 3. a batch: ``views_per_iteration`` cameras x ``frames_per_view`` frames, the frames drawn in
    proportion to their running photometric error (more iterations where the motion is
    fast or hard), the newest unlocked frame always included while frames unlock;
-4. loss (`flowgen.objective`), a finiteness and explosion check, Adam step.
+4. loss (`flowgen.objective`), a finiteness and explosion check, Adam step; the norm of the
+   deformation (Fenwick) gradients goes into the history (``grad_deform``) with the loss terms.
 
 A NaN or exploding loss (or gradient) restores the last checkpoint, halves the learning
 rates, reseeds the batch draws and continues, with a message; after ``max_rollbacks`` the
@@ -191,6 +192,15 @@ def _mask_appearance(model: SceneModel, masks: dict[str, Tensor], keep_visible: 
                 p.grad.mul_(keep.view(-1, *([1] * (p.grad.dim() - 1))).to(p.grad.dtype))
 
 
+def _group_grad_norm(optimizer: torch.optim.Adam, name: str) -> float:
+    """Euclidean norm of the gradients of one parameter group (0 without any)."""
+    total = 0.0
+    for group in optimizer.param_groups:
+        if group["name"] == name:
+            total += sum(float(p.grad.square().sum()) for p in group["params"] if p.grad is not None)
+    return math.sqrt(total)
+
+
 def _exploding(loss: float, state: TrainState, config: FlowConfig) -> bool:
     recent = [h["total"] for h in state.history[-20:] if h.get("stage") == 1.0]
     if len(recent) < 10:
@@ -214,7 +224,8 @@ def optimize(
 
     Args:
         model: from `flowgen.model.build_model` (its parameters are updated in place).
-        prior: the guidance (`flowgen.priors.video.VideoPrior`).
+        prior: the guidance (`flowgen.priors.video.VideoPrior` or
+            `flowgen.priors.sds_prior.SdsPrior`).
         config: the run's settings.
         checkpoint_path: where to write checkpoints (None: in memory only).
         resume: continue from ``checkpoint_path`` if it exists (same fingerprint required).
@@ -275,13 +286,14 @@ def optimize(
         if not grads_ok:
             state = rollback("a gradient is NaN")
             continue
+        deform_grad = _group_grad_norm(optimizer, "deform")
         optimizer.step()
         measured = ~torch.isnan(objective.per_frame)
         old = state.frame_error[measured]
         new = objective.per_frame[measured]
         state.frame_error[measured] = torch.where(torch.isnan(old), new, 0.7 * old + 0.3 * new)
         terms = {k: float(v.detach()) for k, v in objective.terms.items()}
-        state.history.append({"total": value, "stage": float(motion), **terms})
+        state.history.append({"total": value, "stage": float(motion), "grad_deform": deform_grad, **terms})
         state.iteration += 1
         if state.iteration % config.checkpoint_every == 0 or state.iteration in (
                 config.appearance_iterations, total):

@@ -72,6 +72,7 @@ __all__ = [
     "WAN_NEGATIVE_PROMPT",
     "Condition",
     "ExpertSlot",
+    "ModelShape",
     "SdsResult",
     "Variant",
     "WanConfig",
@@ -81,6 +82,7 @@ __all__ = [
     "encode_video",
     "i2v_a14b",
     "load_wan_prior",
+    "model_shape",
     "resolve_model_dir",
     "ti2v_5b",
     "wan_sds_loss",
@@ -109,6 +111,7 @@ class WanVariant:
         experts: transformer subfolders, the high-noise one first.
         expand_timesteps: TI2V-style conditioning (first latent frame replaced, per-token
             timesteps) instead of mask + latent channels.
+        fps: the frame rate the model generates at (the flow's frame rate).
     """
 
     name: str
@@ -116,13 +119,14 @@ class WanVariant:
     repo_id: str
     experts: tuple[str, ...]
     expand_timesteps: bool
+    fps: float
 
 
 VARIANTS: dict[str, WanVariant] = {
     "i2v-a14b": WanVariant("i2v-a14b", "Wan 2.2 I2V A14B", "Wan-AI/Wan2.2-I2V-A14B-Diffusers",
-                           ("transformer", "transformer_2"), False),
+                           ("transformer", "transformer_2"), False, 16.0),
     "ti2v-5b": WanVariant("ti2v-5b", "Wan 2.2 TI2V 5B", "Wan-AI/Wan2.2-TI2V-5B-Diffusers",
-                          ("transformer",), True),
+                          ("transformer",), True, 24.0),
 }
 """Variant name -> its description (the registry)."""
 
@@ -254,6 +258,69 @@ def _read_json(path: Path) -> dict:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as e:
         raise WeightsError(f"cannot read {path}: {e}") from None
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What a Wan model directory says about the videos it takes, read from its JSON configs
+    (no weights loaded): enough to check a run's size and estimate its cost before loading.
+
+    Attributes:
+        spec: the variant.
+        temporal_factor: frames per latent frame after the first (T = 1 + this * k).
+        spatial_multiple: H and W must be multiples of this (VAE factor x transformer patch).
+        transformer: the first expert's config.json.
+    """
+
+    spec: WanVariant
+    temporal_factor: int
+    spatial_multiple: int
+    transformer: dict
+
+    def check(self, num_frames: int, height: int, width: int) -> None:
+        """InputError unless a (T, H, W) video fits the model, naming sizes that do."""
+        k, m = self.temporal_factor, self.spatial_multiple
+        if num_frames < 1 or (num_frames - 1) % k:
+            near = max(1, round((num_frames - 1) / k)) * k + 1
+            raise InputError(f"{self.spec.label} needs 1 + {k}k frames (e.g. {near}, 21, 41), got "
+                             f"{num_frames}; pass --frames {near}")
+        if height % m or width % m or height < m or width < m:
+            fit = f"{max(m, round(width / m) * m)}x{max(m, round(height / m) * m)}"
+            raise InputError(f"{self.spec.label} needs width and height that are multiples of {m} "
+                             f"(e.g. {fit} or 832x{464 if m == 16 else 480}), got {width}x{height}; "
+                             f"pass --size {fit}")
+
+    def fit_size(self, max_side: int, aspect: float = 464 / 832) -> tuple[int, int]:
+        """(width, height) with the long side about ``max_side`` and height/width about
+        ``aspect``, both rounded to the model's multiple (832x464 for A14B at 832)."""
+        m = self.spatial_multiple
+        return max(m, round(max_side / m) * m), max(m, round(max_side * aspect / m) * m)
+
+    def sds_flops(self, num_frames: int, height: int, width: int, text_tokens: int) -> float:
+        """Floating-point operations of the guided transformer for one view (both guidance
+        branches, matrix products only): a lower bound on an SDS step's cost, which adds the
+        VAE encode with gradient and the render."""
+        c = self.transformer
+        _, ph, pw = c.get("patch_size", (1, 2, 2))
+        d = int(c["num_attention_heads"]) * int(c["attention_head_dim"])
+        ffn, layers = int(c["ffn_dim"]), int(c["num_layers"])
+        vae_factor = self.spatial_multiple // pw
+        n = (1 + (num_frames - 1) // self.temporal_factor) * (height // vae_factor // ph) * (width // vae_factor // pw)
+        per_token = 2 * (4 * d * d + 2 * d * d + 2 * d * ffn)  # self-attn qkvo, cross-attn qo, FFN
+        attention = 4 * n * n * d + 4 * n * text_tokens * d + 2 * 2 * text_tokens * d * d
+        return 2.0 * layers * (n * per_token + attention)
+
+
+def model_shape(root: str | Path, variant: Variant) -> ModelShape:
+    """The `ModelShape` of the weights in ``root`` (a directory `resolve_model_dir` accepted)."""
+    spec = VARIANTS[variant]
+    root = Path(root)
+    vae = _read_json(root / "vae" / "config.json")
+    transformer = _read_json(root / spec.experts[0] / "config.json")
+    patch = transformer.get("patch_size", (1, 2, 2))
+    default_spatial = 16 if spec.expand_timesteps else 8
+    return ModelShape(spec, int(vae.get("scale_factor_temporal", 4)),
+                      int(vae.get("scale_factor_spatial", default_spatial)) * int(patch[1]), transformer)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -469,12 +536,7 @@ class WanPrior:
 
     def check_size(self, num_frames: int, height: int, width: int) -> None:
         """InputError unless a (T, H, W) video fits the model, naming sizes that do."""
-        k, m = self.temporal_factor, self.spatial_multiple
-        if (num_frames - 1) % k or num_frames < 1:
-            raise InputError(f"{self.spec.label} needs 1 + {k}k frames (e.g. 21, 41, 81), got {num_frames}")
-        if height % m or width % m:
-            raise InputError(f"{self.spec.label} needs height and width that are multiples of {m} "
-                             f"(e.g. 832x{464 if m == 16 else 480}), got {width}x{height}")
+        ModelShape(self.spec, self.temporal_factor, self.spatial_multiple, {}).check(num_frames, height, width)
 
     # -- schedule -----------------------------------------------------------------------------
     def tau(self, it: int, total: int) -> float:
@@ -559,8 +621,10 @@ class WanPrior:
         return torch.randn(shape, generator=gen, device=self.device, dtype=torch.float32)
 
     def sds(self, video: Tensor, first_frames: Tensor | None, it: int, total: int,
-            seed: int = 0) -> SdsResult:
-        """The RF-SDS step of iteration ``it`` of ``total`` (see `wan_sds_loss`)."""
+            seed: int = 0, first_view: int = 0) -> SdsResult:
+        """The RF-SDS step of iteration ``it`` of ``total`` (see `wan_sds_loss`); the views
+        are numbered from ``first_view`` for the noise draws (a batch split into calls of one
+        view each draws the same noise as one call)."""
         assert video.ndim == 5 and video.shape[-1] == 3, video.shape
         views, frames, height, width, _ = video.shape
         self.check_size(frames, height, width)
@@ -578,7 +642,8 @@ class WanPrior:
                 pixels = (leaf * 2.0 - 1.0).permute(3, 0, 1, 2)[None].to(self.vae.dtype)
                 z = encode_video(self.vae, pixels, self.config.vae_checkpointing)
                 g = rf_sds_gradient(z, tau, self.embeddings, self.velocity_model(expert, condition),
-                                    scale, self._noise(z.shape, seed, it, v), self.config.batch_guidance)
+                                    scale, self._noise(z.shape, seed, it, first_view + v),
+                                    self.config.batch_guidance)
                 if condition.mask is not None:
                     g = g * condition.mask
                 (gx,) = torch.autograd.grad(z, leaf, (weight * g).to(z.dtype))

@@ -14,6 +14,7 @@ from chord_robot.pipeline import load_scene
 from chord_robot.scene import Scene
 from flowgen.config import FlowConfig, video_weights
 from flowgen.control import ControlConfig
+from flowgen.mesh_fit import MeshFitConfig
 from flowgen.priors.video import VideoPrior
 from flowgen.priors.video_io import GuideVideo
 
@@ -41,7 +42,7 @@ def tiny_config(**changes) -> FlowConfig:
         num_frames=5, iterations=8, appearance_iterations=2, max_side=32, num_gaussians=400,
         num_static_gaussians=100, controls=ControlConfig(target_surface_points=400, num_controls=(6, 16)),
         views_per_iteration=1, frames_per_view=2, checkpoint_every=3, split_iteration=None,
-        progressive=0.0, weights=video_weights(), fine_start=0.5,
+        progressive=0.0, weights=video_weights(), fine_start=0.5, mesh_fit=MeshFitConfig(enabled=False),
     )
     return dataclasses.replace(base, **changes)
 

@@ -36,10 +36,8 @@ from flowgen.priors.wan import (
     ti2v_5b,
     wan_sds_loss,
 )
+from tests.flowgen.wan_models import NEGATIVE, PROMPT, SIZES, build_tiny_wan
 
-PROMPT = "the lamp lowers its head slowly"
-NEGATIVE = "static still picture"
-SIZES = {"i2v-a14b": 16, "ti2v-5b": 32}  # pixels: multiples of 8 x 2 and 16 x 2
 FRAMES = 9
 
 
@@ -52,67 +50,12 @@ def _one_thread():
     torch.set_num_threads(before)
 
 
-def _tokenizer():
-    from tokenizers import Tokenizer, models, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
-    for word in (PROMPT + " " + NEGATIVE + " a the blurry").split():
-        vocab.setdefault(word, len(vocab))
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>",
-                                   unk_token="<unk>", model_max_length=512)
-
-
-def _build(root: Path, variant: str) -> None:
-    """A tiny model directory laid out like Wan-AI/Wan2.2-{I2V-A14B,TI2V-5B}-Diffusers."""
-    from diffusers import (
-        AutoencoderKLWan,
-        UniPCMultistepScheduler,
-        WanImageToVideoPipeline,
-        WanTransformer3DModel,
-    )
-    from transformers import UMT5Config, UMT5EncoderModel
-
-    five = variant == "ti2v-5b"
-    torch.manual_seed(0)
-    if five:
-        vae = AutoencoderKLWan(base_dim=3, z_dim=48, in_channels=12, out_channels=12, is_residual=True,
-                               patch_size=2, latents_mean=[0.0] * 48, latents_std=[1.0] * 48,
-                               dim_mult=[1, 1, 1, 1], num_res_blocks=1, scale_factor_spatial=16,
-                               scale_factor_temporal=4, temperal_downsample=[False, True, True])
-    else:  # keeps Wan 2.1's real latents_mean/std, so the normalisation is exercised
-        vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                               temperal_downsample=[False, True, True])
-    text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=64, d_model=32, d_kv=8, d_ff=37, num_layers=2,
-                                               num_heads=4, relative_attention_num_buckets=8))
-    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=5.0)
-
-    def transformer(seed: int):
-        torch.manual_seed(seed)  # different seeds: the two experts must differ for the test to see the switch
-        return WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
-                                     in_channels=48 if five else 36, out_channels=48 if five else 16,
-                                     text_dim=32, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
-                                     qk_norm="rms_norm_across_heads", rope_max_seq_len=32)
-
-    parts = {"tokenizer": _tokenizer(), "text_encoder": text_encoder, "vae": vae, "scheduler": scheduler,
-             "transformer": transformer(1)}
-    if five:
-        pipe = WanImageToVideoPipeline(**parts, transformer_2=None, boundary_ratio=None, expand_timesteps=True)
-    else:
-        pipe = WanImageToVideoPipeline(**parts, transformer_2=transformer(2), boundary_ratio=0.9)
-    pipe.save_pretrained(root)
-
-
 @pytest.fixture(scope="module")
 def model_dirs(tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("wan")
     out = {}
     for variant in VARIANTS:
-        _build(base / variant, variant)
-        out[variant] = base / variant
+        out[variant] = build_tiny_wan(base / variant, variant)
     return out
 
 
@@ -381,3 +324,48 @@ def test_presets_and_config_checks():
 def test_importing_the_module_does_not_import_diffusers():
     code = "import sys, flowgen.priors.wan; assert 'diffusers' not in sys.modules and 'transformers' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+
+
+# -- the loop's SDS prior ---------------------------------------------------------------------
+
+
+def test_views_one_at_a_time_draw_the_noise_of_the_whole_batch(priors):
+    prior, _ = priors["i2v-a14b"]
+    video = torch.rand(2, FRAMES, 16, 16, 3, generator=torch.Generator().manual_seed(6))
+    whole = video.clone().requires_grad_(True)
+    wan_sds_loss(prior, whole, None, 2, 10, seed=5).backward()
+    split = video.clone().requires_grad_(True)
+    # the batch loss averages its views; the loop averages one-view losses the same way
+    sum(prior.sds(split[v : v + 1], None, 2, 10, 5, first_view=v).loss for v in range(2)).div(2).backward()
+    assert torch.allclose(split.grad, whole.grad, atol=1e-7)
+    again = video.clone().requires_grad_(True)
+    prior.sds(again[1:], None, 2, 10, 5, first_view=0).loss.backward()  # another noise draw
+    assert not torch.allclose(again.grad[1], 2 * whole.grad[1], atol=1e-4)
+
+
+def test_sds_prior_renders_every_frame_from_the_iterations_cameras(priors):
+    from flowgen.priors.sds_prior import SdsPrior
+
+    prior, _ = priors["i2v-a14b"]
+    targets = np.random.default_rng(0).normal(size=(200, 3)) * 0.1
+    sampling = CameraSampling()
+    sds = SdsPrior(prior, targets, FRAMES, 32, 16, num_views=2, iterations=10, sampling=sampling, seed=4)
+    views = sds.views([torch.tensor([3])] * 2, 1.0, first=6)
+    assert [v.source for v in views] == [6, 7] and [sds.iteration_of(v) for v in views] == [(3, 0), (3, 1)]
+    expected = sample_cameras(targets, 32, 16, sampling, 2, seed=4, iteration=3)
+    for view, camera in zip(views, expected):
+        assert torch.equal(view.frames, torch.arange(FRAMES)) and view.background is None
+        assert np.array_equal(view.camera.world_from_camera, camera.world_from_camera)
+        assert (view.camera.width, view.camera.height) == (32, 16)
+    rgb = torch.rand(FRAMES, 16, 32, 3, generator=torch.Generator().manual_seed(1)).requires_grad_(True)
+    sds.loss(views[1], rgb, torch.ones(FRAMES, 16, 32), 1.0)["sds"].backward()
+    reference = rgb.detach().clone()[None].requires_grad_(True)
+    wan_sds_loss(prior, reference, None, 3, 10, seed=4).backward()  # view 0's noise: differs
+    assert not torch.allclose(rgb.grad, reference.grad[0], atol=1e-4)
+    slot1 = rgb.detach().clone()[None].requires_grad_(True)
+    prior.sds(slot1, None, 3, 10, 4, first_view=1).loss.backward()
+    assert torch.equal(rgb.grad, slot1.grad[0])
+    with pytest.raises(ValueError, match="model's size"):
+        sds.views([torch.tensor([1])] * 2, 0.5, first=0)
+    with pytest.raises(InputError, match="multiples of 16"):
+        SdsPrior(prior, targets, FRAMES, 40, 16, 2, 10, sampling)
