@@ -61,6 +61,11 @@ def mesh_field(mesh: trimesh.Trimesh, sign_rays: int = 3) -> SignedDistanceField
         raise ValueError("the mesh has no faces; pass a triangle mesh or use point_cloud_field")
     if sign_rays < 1 or sign_rays % 2 == 0:
         raise ValueError(f"sign_rays must be a positive odd number, got {sign_rays}")
+    # Weld coincident vertices first: textured meshes duplicate them along UV seams (and
+    # flat-shaded ones per face), which would cut one solid into many open pieces. Faces keep
+    # their order, so part ids stay aligned with the caller's faces.
+    mesh = trimesh.Trimesh(np.asarray(mesh.vertices), np.asarray(mesh.faces), process=False)
+    mesh.merge_vertices(merge_tex=True, merge_norm=True)
     labels = trimesh.graph.connected_component_labels(
         mesh.face_adjacency, node_count=len(mesh.faces)
     )

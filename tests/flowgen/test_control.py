@@ -91,6 +91,21 @@ def test_separate_parts_get_their_own_groups():
     assert set(np.unique(controls.surface_group)) == {0, 1}
 
 
+def test_vertices_split_at_seams_still_form_one_part_per_solid():
+    """A textured or flat-shaded mesh duplicates vertices along seams (here: every face has
+    its own); the parts are still the two solids, and face ids keep the caller's order."""
+    mesh = laptop()
+    split = trimesh.Trimesh(mesh.vertices[mesh.faces].reshape(-1, 3), np.arange(3 * len(mesh.faces)).reshape(-1, 3),
+                            process=False)
+    pieces = trimesh.graph.connected_component_labels(split.face_adjacency, node_count=len(split.faces))
+    assert pieces.max() + 1 == len(mesh.faces)  # unwelded, every face is its own piece
+    field = mesh_field(split)
+    assert field.num_parts == 2
+    lid = split.triangles_center[:, 1] > 0.105
+    assert len(np.unique(field.face_group[lid])) == 1 and len(np.unique(field.face_group[~lid])) == 1
+    assert field.face_group[lid][0] != field.face_group[~lid][0]
+
+
 def test_interpenetrating_components_form_one_part():
     plate = trimesh.creation.box((0.3, 0.2, 0.02))
     knob = trimesh.creation.box((0.1, 0.1, 0.1)).apply_translation((0.0, 0.0, 0.04))
