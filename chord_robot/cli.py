@@ -11,6 +11,7 @@ import sys
 
 import typer
 
+from chord_robot.commands import demo as _demo
 from chord_robot.commands import eval as _eval
 from chord_robot.commands import execute as _execute
 from chord_robot.commands import flow as _flow
@@ -43,6 +44,7 @@ app.command("sim")(_sim.sim)
 app.command("eval")(_eval.eval_)
 app.command("execute")(_execute.execute)
 app.command("view")(_view.view)
+app.command("demo")(_demo.demo)
 
 
 def main(argv: list[str] | None = None) -> None:

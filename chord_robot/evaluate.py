@@ -39,7 +39,8 @@ class EvalConfig:
     workers: int = 1
     """Worker processes."""
     num_frames: int = 41
-    """Frames of each flow."""
+    """Frames of each oracle flow and of the reference video the ``video`` source fits (its
+    flows have the cpu preset's frame count over the same clip)."""
     record: bool = True
     """Record a video of the first trial of each task."""
 
@@ -67,7 +68,11 @@ _PLANNER = None  # one per worker process: the compiled trajectory solver is reu
 def _planner():
     global _PLANNER
     if _PLANNER is None:
+        from loguru import logger
+
         from planning.pipeline import FlowPlanner, enable_compilation_cache
+
+        logger.disable("jaxls")  # its problem-building messages, once per trial
 
         enable_compilation_cache()
         _PLANNER = FlowPlanner()
@@ -81,7 +86,8 @@ def task_flow(task, source: str, num_frames: int):
     if source == "video":
         from chord_robot.pipeline import flow_from_task_video
 
-        return flow_from_task_video(task, num_frames)
+        flow, _ = flow_from_task_video(task, num_frames)
+        return flow
     raise InputError("--flow-source wan needs a GPU with the Wan 2.2 weights; it is not available on this machine")
 
 

@@ -441,3 +441,56 @@ def render_flow(flow, camera=None, width: int = 480, height: int = 360, backgrou
             image = render_splats(splats, camera, bg)
             frames.append((image.features[..., :3].clamp(0, 1).numpy() * 255).round().astype(np.uint8))
     return np.stack(frames)
+
+
+# --------------------------------------------------------------------------- flows of sim tasks
+
+
+def flow_from_task_video(
+    task,
+    num_frames: int = 41,
+    *,
+    preset: str = "cpu",
+    frames: int | None = None,
+    iterations: int | None = None,
+    seed: int | None = None,
+    output: str | os.PathLike[str] | None = None,
+    inputs_dir: str | os.PathLike[str] | None = None,
+    progress=None,
+    log=None,
+):
+    """The ``video`` flow source of a reset sim task: flowgen fitted to the task's rendered
+    oracle video, as a user's video would be fitted (DESIGN.md §6).
+
+    Writes the task's coloured scan, a ``num_frames``-frame video of its oracle motion with the
+    camera JSON, and the background image (`sim.tasks.base.write_flow_inputs`), then runs
+    :func:`prepare_flow` and :func:`generate_flow` with the named preset on one thread. The
+    flow spans the whole clip with the preset's frame count unless ``frames`` is given. The
+    task is at its reset state afterwards.
+
+    Args:
+        task: a `sim.tasks.base.Task` after ``reset(seed)``.
+        num_frames: frames of the rendered reference video.
+        preset, frames, iterations, seed: see :func:`flow_config`.
+        output: where to keep FLOW.zarr (default: a temporary directory, removed).
+        inputs_dir: where to keep the scan, video, camera and background (default: temporary).
+        progress, log: passed to :func:`generate_flow`.
+
+    Returns:
+        (flow, summary): the ObjectFlow and :func:`generate_flow`'s run figures.
+    """
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    from sim.tasks.base import write_flow_inputs
+
+    torch.set_num_threads(1)
+    config = flow_config(preset, "video", frames=frames, iterations=iterations, seed=seed)
+    with tempfile.TemporaryDirectory(prefix="chord-task-flow-") as tmp:
+        files = write_flow_inputs(task, Path(inputs_dir) if inputs_dir else Path(tmp) / "inputs", num_frames)
+        inputs = prepare_flow(files.scan, videos=[files.video], cameras=[files.camera],
+                              backgrounds=[files.background], config=config, task=task.text)
+        out = Path(output) if output is not None else Path(tmp) / "flow.zarr"
+        return generate_flow(inputs, task.text, out, progress=progress, log=log)

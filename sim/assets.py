@@ -118,6 +118,87 @@ def _urdf(name: str, body: str) -> str:
     return f'<?xml version="1.0"?>\n<robot name="{name}">\n{body}\n</robot>\n'
 
 
+# --------------------------------------------------------------------------- patch textures
+
+
+@dataclass(frozen=True)
+class PatchTexture:
+    """A link's visual surface coloured by patches (Voronoi cells of a few surface seeds), so
+    that a video of it carries its motion and a scan of it has the colours the sim renders.
+
+    Attributes:
+        mesh: the link's surface subdivided to the texture's resolution, link frame.
+        face_patch: (F,) patch index of each face (its centroid's cell).
+        palette: (P, 3) RGB in [0, 1] of each patch.
+        vertex_colors: (V, 3) RGB in [0, 1], the patch colour at each vertex.
+    """
+
+    mesh: trimesh.Trimesh
+    face_patch: np.ndarray
+    palette: np.ndarray
+    vertex_colors: np.ndarray
+
+
+def patch_texture(
+    mesh: trimesh.Trimesh,
+    rgb: tuple[float, ...],
+    seed: int,
+    link: str,
+    patches: int = 10,
+    resolution: float = 0.01,
+) -> PatchTexture:
+    """Colour ``mesh`` by ``patches`` cells around ``rgb`` (each channel +-0.3), the palette
+    and seeds drawn from (``seed``, ``link``): the same seed gives the same texture."""
+    from scipy.spatial import cKDTree
+
+    rng = np.random.default_rng([seed, int(hashlib.sha1(link.encode()).hexdigest()[:8], 16)])
+    fine = mesh.subdivide_to_size(resolution)
+    areas = fine.area_faces
+    count = min(patches, len(fine.faces))
+    seeds = fine.triangles_center[rng.choice(len(fine.faces), count, replace=False, p=areas / areas.sum())]
+    palette = np.clip(np.asarray(rgb[:3]) + rng.uniform(-0.3, 0.3, (count, 3)), 0.05, 0.95)
+    tree = cKDTree(seeds)
+    face_patch = tree.query(fine.triangles_center)[1].astype(np.int64)
+    return PatchTexture(fine, face_patch, palette, palette[tree.query(fine.vertices)[1]])
+
+
+def flat_obj_text(vertices: np.ndarray, faces: np.ndarray) -> str:
+    """An OBJ with one flat normal per face (vertices duplicated per face)."""
+    tri = vertices[faces]  # (F, 3, 3)
+    normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+    lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in tri.reshape(-1, 3)]
+    lines += [f"vn {x:.6f} {y:.6f} {z:.6f}" for x, y, z in normals]
+    lines += [f"f {3 * i + 1}//{i + 1} {3 * i + 2}//{i + 1} {3 * i + 3}//{i + 1}" for i in range(len(faces))]
+    return "\n".join(lines) + "\n"
+
+
+def _patched_visuals(texture: PatchTexture, d: Path, key: str) -> str:
+    """URDF <visual> elements of a textured link, one OBJ per patch (files under ``d``)."""
+    xml = []
+    vertices = np.asarray(texture.mesh.vertices)
+    for p, colour in enumerate(texture.palette):
+        faces = texture.mesh.faces[texture.face_patch == p]
+        if len(faces):
+            obj = _write_once(d / f"{key}_p{p}.obj", flat_obj_text(vertices, faces))
+            xml.append(_geom("visual", _mesh(obj), rgba=(*colour, 1.0)))
+    return "".join(xml)
+
+
+def link_texture(spec: object, link: str, mesh: trimesh.Trimesh, rgba: tuple[float, ...]) -> PatchTexture | None:
+    """The patch texture of one link of an asset whose spec has a ``texture_seed`` (None: plain)."""
+    seed = getattr(spec, "texture_seed", None)
+    return None if seed is None else patch_texture(mesh, rgba, seed, link)
+
+
+def _visual(spec: object, link: str, mesh: trimesh.Trimesh, rgba: tuple[float, ...], plain: str,
+            d: Path, key: str) -> str:
+    """The visual XML of a link: ``plain`` for an untextured spec, else its coloured patches
+    (``mesh`` is the link's surface in its link frame)."""
+    texture = link_texture(spec, link, mesh, rgba)
+    return plain if texture is None else _patched_visuals(texture, d, f"{key}_{link}")
+
+
 # --------------------------------------------------------------------------- laptop
 
 
@@ -143,6 +224,8 @@ class LaptopSpec:
     """kg."""
     open_limit: float = math.radians(130.0)
     """Upper limit of the hinge, rad."""
+    texture_seed: int | None = None
+    """Seed of the coloured patches on the visual meshes (None: plain colours)."""
 
 
 LAPTOP_BASE_RGBA = (0.55, 0.57, 0.62, 1.0)
@@ -175,19 +258,23 @@ def laptop_meshes(spec: LaptopSpec) -> dict[str, trimesh.Trimesh]:
 def write_laptop(spec: LaptopSpec, root: str | os.PathLike[str] | None = None) -> Path:
     """Write the laptop URDF (links ``base``, ``lid``; joint ``lid_hinge``) and return its path."""
     d = cache_dir(root)
+    key = _spec_key("laptop", spec)
+    meshes = laptop_meshes(spec)
     bsize = (spec.depth, spec.width, spec.base_thickness)
     lsize = (spec.depth, spec.width, spec.lid_thickness)
     lxyz = (spec.depth / 2, 0.0, spec.lid_thickness / 2)
     h = laptop_hinge(spec)[:3, 3]
     body = f"""
 <link name="base">{_inertial(spec.base_mass, _box_inertia(spec.base_mass, bsize))}
-{_geom("visual", _box(bsize), rgba=LAPTOP_BASE_RGBA)}{_geom("collision", _box(bsize))}</link>
+{_visual(spec, "base", meshes["base"], LAPTOP_BASE_RGBA, _geom("visual", _box(bsize), rgba=LAPTOP_BASE_RGBA), d, key)}
+{_geom("collision", _box(bsize))}</link>
 <link name="lid">{_inertial(spec.lid_mass, _box_inertia(spec.lid_mass, lsize), lxyz)}
-{_geom("visual", _box(lsize), lxyz, rgba=LAPTOP_LID_RGBA)}{_geom("collision", _box(lsize), lxyz)}</link>
+{_visual(spec, "lid", meshes["lid"], LAPTOP_LID_RGBA, _geom("visual", _box(lsize), lxyz, rgba=LAPTOP_LID_RGBA), d, key)}
+{_geom("collision", _box(lsize), lxyz)}</link>
 <joint name="lid_hinge" type="revolute"><parent link="base"/><child link="lid"/>
 <origin xyz="{h[0]:.6f} {h[1]:.6f} {h[2]:.6f}"/><axis xyz="0 -1 0"/>
 <limit lower="0" upper="{spec.open_limit:.6f}" effort="50" velocity="5"/><dynamics damping="0.02"/></joint>"""
-    return _write_once(d / f"{_spec_key('laptop', spec)}.urdf", _urdf("laptop", body))
+    return _write_once(d / f"{key}.urdf", _urdf("laptop", body))
 
 
 # --------------------------------------------------------------------------- desk lamp
@@ -217,6 +304,8 @@ class LampSpec:
     """Radius of the shade's open end, metres."""
     shade_top_radius: float = 0.015
     head_mass: float = 0.15
+    texture_seed: int | None = None
+    """Seed of the coloured patches on the visual meshes (None: plain colours)."""
 
 
 LAMP_RGBA = (0.15, 0.35, 0.6, 1.0)
@@ -293,18 +382,23 @@ def write_lamp(spec: LampSpec, root: str | os.PathLike[str] | None = None) -> Pa
     neck_xyz = (spec.neck_length / 2, 0.0, 0.0)
     neck_rpy = (0.0, math.pi / 2, 0.0)
     shade_xyz = (spec.neck_length, 0.0, 0.0)
+    meshes = lamp_meshes(spec)
+    base_vis = (_geom("visual", _cylinder(spec.base_radius, spec.base_height), rgba=LAMP_RGBA)
+                + _geom("visual", _cylinder(spec.arm_radius * 1.4, spec.post_height), (0, 0, post_z), rgba=LAMP_RGBA))
+    arm_vis = _geom("visual", _cylinder(spec.arm_radius, spec.arm_length), (0, 0, spec.arm_length / 2), rgba=LAMP_RGBA)
+    head_vis = (_geom("visual", neck_geom, neck_xyz, neck_rpy, rgba=LAMP_RGBA)
+                + _geom("visual", _mesh(shade_path), shade_xyz, rgba=LAMP_HEAD_RGBA))
     body = f"""
 <link name="base">{_inertial(spec.base_mass, _cyl_inertia(spec.base_mass, spec.base_radius, spec.base_height))}
-{_geom("visual", _cylinder(spec.base_radius, spec.base_height), rgba=LAMP_RGBA)}
+{_visual(spec, "base", meshes["base"], LAMP_RGBA, base_vis, d, key)}
 {_geom("collision", _cylinder(spec.base_radius, spec.base_height))}
-{_geom("visual", _cylinder(spec.arm_radius * 1.4, spec.post_height), (0, 0, post_z), rgba=LAMP_RGBA)}
 {_geom("collision", _cylinder(spec.arm_radius * 1.4, spec.post_height), (0, 0, post_z))}</link>
 <link name="arm">{_inertial(spec.arm_mass, _cyl_inertia(spec.arm_mass, spec.arm_radius, spec.arm_length), (0, 0, spec.arm_length / 2))}
-{_geom("visual", _cylinder(spec.arm_radius, spec.arm_length), (0, 0, spec.arm_length / 2), rgba=LAMP_RGBA)}
+{_visual(spec, "arm", meshes["arm"], LAMP_RGBA, arm_vis, d, key)}
 {_geom("collision", _cylinder(spec.arm_radius, spec.arm_length), (0, 0, spec.arm_length / 2))}</link>
 <link name="head">{_inertial(spec.head_mass, _cyl_inertia(spec.head_mass, spec.shade_radius, spec.shade_length, 0), tuple(hc))}
-{_geom("visual", neck_geom, neck_xyz, neck_rpy, rgba=LAMP_RGBA)}{_geom("collision", neck_geom, neck_xyz, neck_rpy)}
-{_geom("visual", _mesh(shade_path), shade_xyz, rgba=LAMP_HEAD_RGBA)}{_geom("collision", _mesh(shade_path), shade_xyz)}</link>
+{_visual(spec, "head", meshes["head"], LAMP_HEAD_RGBA, head_vis, d, key)}
+{_geom("collision", neck_geom, neck_xyz, neck_rpy)}{_geom("collision", _mesh(shade_path), shade_xyz)}</link>
 <joint name="arm" type="revolute"><parent link="base"/><child link="arm"/>
 <origin xyz="{aj[0]:.6f} {aj[1]:.6f} {aj[2]:.6f}"/><axis xyz="0 1 0"/>
 <limit lower="-0.6" upper="1.4" effort="50" velocity="5"/><dynamics damping="0.02"/></joint>
@@ -337,6 +431,8 @@ class BananaSpec:
     pieces: int = 6
     """Convex pieces of the collision shape."""
     mass: float = 0.15
+    texture_seed: int | None = None
+    """Seed of the coloured patches on the visual meshes (None: plain colours)."""
 
 
 BANANA_RGBA = (0.95, 0.82, 0.2, 1.0)
@@ -413,7 +509,7 @@ def write_banana(spec: BananaSpec, root: str | os.PathLike[str] | None = None) -
         for i, p in enumerate(banana_pieces(spec))
     ]
     body = f"""<link name="banana">{_inertial(spec.mass, inertia)}
-{_geom("visual", _mesh(vis), rgba=BANANA_RGBA)}
+{_visual(spec, "banana", mesh, BANANA_RGBA, _geom("visual", _mesh(vis), rgba=BANANA_RGBA), d, key)}
 {"".join(_geom("collision", _mesh(c)) for c in cols)}</link>"""
     return _write_once(d / f"{key}.urdf", _urdf("banana", body))
 
@@ -428,6 +524,8 @@ class PlateSpec:
     rim_width: float = 0.012
     rim_segments: int = 16
     mass: float = 0.4
+    texture_seed: int | None = None
+    """Seed of the coloured patches on the visual meshes (None: plain colours)."""
 
 
 def _rim_boxes(spec: PlateSpec) -> list[tuple[tuple[float, float, float], np.ndarray]]:
@@ -458,19 +556,17 @@ def plate_top(spec: PlateSpec) -> float:
 def write_plate(spec: PlateSpec, root: str | os.PathLike[str] | None = None) -> Path:
     """Write the plate URDF: one link, a cylinder disc and a rim of boxes."""
     d = cache_dir(root)
+    key = _spec_key("plate", spec)
     inertia = _cyl_inertia(spec.mass, spec.radius, spec.thickness)
-    geoms = [
-        _geom("visual", _cylinder(spec.radius, spec.thickness), rgba=PLATE_RGBA),
-        _geom("collision", _cylinder(spec.radius, spec.thickness)),
-    ]
+    visuals = [_geom("visual", _cylinder(spec.radius, spec.thickness), rgba=PLATE_RGBA)]
+    geoms = [_geom("collision", _cylinder(spec.radius, spec.thickness))]
     for size, pose in _rim_boxes(spec):
         rpy = (0.0, 0.0, math.atan2(pose[1, 0], pose[0, 0]))
-        geoms += [
-            _geom("visual", _box(size), tuple(pose[:3, 3]), rpy, rgba=PLATE_RGBA),
-            _geom("collision", _box(size), tuple(pose[:3, 3]), rpy),
-        ]
+        visuals.append(_geom("visual", _box(size), tuple(pose[:3, 3]), rpy, rgba=PLATE_RGBA))
+        geoms.append(_geom("collision", _box(size), tuple(pose[:3, 3]), rpy))
+    geoms.insert(0, _visual(spec, "plate", plate_mesh(spec), PLATE_RGBA, "".join(visuals), d, key))
     body = f'<link name="plate">{_inertial(spec.mass, inertia)}\n{"".join(geoms)}</link>'
-    return _write_once(d / f"{_spec_key('plate', spec)}.urdf", _urdf("plate", body))
+    return _write_once(d / f"{key}.urdf", _urdf("plate", body))
 
 
 # --------------------------------------------------------------------------- cloth
@@ -487,6 +583,12 @@ class ClothSpec:
     size: float = 0.24
     resolution: int = 9
     mass: float = 0.05
+    texture_seed: int | None = None
+    """Seed of the coloured patches of its texture image (None: plain colour)."""
+
+
+CLOTH_TEXTURE_SIZE = 64
+"""Side of the cloth's square texture image, pixels."""
 
 
 def cloth_grid(spec: ClothSpec) -> trimesh.Trimesh:
@@ -508,8 +610,56 @@ def cloth_corners(spec: ClothSpec) -> tuple[int, int]:
     return 0, spec.resolution**2 - 1
 
 
+def cloth_uv(spec: ClothSpec) -> np.ndarray:
+    """(M, 2) texture coordinates of the cloth's nodes: (x, y) scaled to [0, 1]."""
+    return (cloth_grid(spec).vertices[:, :2] + spec.size / 2) / spec.size
+
+
+def cloth_texture(spec: ClothSpec, rgb: tuple[float, ...]) -> np.ndarray:
+    """(S, S, 3) uint8 texture image of a textured cloth: 10 Voronoi patches around ``rgb``
+    (each channel +-0.3), drawn from the spec's texture seed."""
+    assert spec.texture_seed is not None
+    rng = np.random.default_rng([spec.texture_seed, 1])
+    n = CLOTH_TEXTURE_SIZE
+    seeds = rng.random((10, 2)) * n
+    palette = np.clip(np.asarray(rgb[:3]) + rng.uniform(-0.3, 0.3, (10, 3)), 0.05, 0.95)
+    rows, cols = np.mgrid[0:n, 0:n] + 0.5
+    cell = np.argmin((cols[..., None] - seeds[:, 0]) ** 2 + (rows[..., None] - seeds[:, 1]) ** 2, axis=-1)
+    return np.round(palette[cell] * 255).astype(np.uint8)
+
+
+def texture_colors(image: np.ndarray, uv: np.ndarray) -> np.ndarray:
+    """(N, 3) RGB in [0, 1] of ``image`` at texture coordinates ``uv`` (N, 2), nearest pixel,
+    OpenGL convention (v = 0 is the image's bottom row)."""
+    h, w = image.shape[:2]
+    col = np.clip((uv[:, 0] * w).astype(int), 0, w - 1)
+    row = np.clip(((1.0 - uv[:, 1]) * h).astype(int), 0, h - 1)
+    return image[row, col, :3].astype(np.float64) / 255
+
+
 def write_cloth(spec: ClothSpec, root: str | os.PathLike[str] | None = None) -> Path:
-    """Write the cloth grid OBJ (for ``loadSoftBody``) and return its path."""
-    return _write_once(
-        cache_dir(root) / f"{_spec_key('cloth', spec)}.obj", _obj_text(cloth_grid(spec))
-    )
+    """Write the cloth grid OBJ (for ``loadSoftBody``; with texture coordinates when the spec
+    is textured) and return its path."""
+    mesh = cloth_grid(spec)
+    text = _obj_text(mesh)
+    if spec.texture_seed is not None:  # the same vertices and faces, each corner with its vt
+        lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in mesh.vertices]
+        lines += [f"vt {a:.6f} {b:.6f}" for a, b in cloth_uv(spec)]
+        lines += [f"f {a + 1}/{a + 1} {b + 1}/{b + 1} {c + 1}/{c + 1}" for a, b, c in mesh.faces]
+        text = "\n".join(lines) + "\n"
+    return _write_once(cache_dir(root) / f"{_spec_key('cloth', spec)}.obj", text)
+
+
+def write_cloth_texture(spec: ClothSpec, rgb: tuple[float, ...], root: str | os.PathLike[str] | None = None) -> Path:
+    """Write the textured cloth's image as a PNG (for ``loadTexture``) and return its path."""
+    import io
+
+    import imageio.v3 as iio
+
+    buf = io.BytesIO()
+    iio.imwrite(buf, cloth_texture(spec, rgb), extension=".png")
+    return _write_once(cache_dir(root) / f"{_spec_key('cloth', spec)}_{_rgb_key(rgb)}.png", buf.getvalue())
+
+
+def _rgb_key(rgb: tuple[float, ...]) -> str:
+    return "".join(f"{round(c * 255):02x}" for c in rgb[:3])

@@ -12,11 +12,14 @@ def eval_(
     out: Path = typer.Option(..., "-o", "--out", help="Output directory (results.json, summary.md, plots, videos)."),
     suite: str = typer.Option("paper", help="Task suite."),
     tasks: Optional[str] = typer.Option(None, help="Comma-separated task names (default: the whole suite)."),
-    flow_source: str = typer.Option("oracle", help="oracle | video | wan"),
+    flow_source: str = typer.Option(
+        "oracle", help="oracle (the scripted motion) | video (flowgen, cpu preset, fitted to the task's rendered "
+        "video; ~1-2 min per trial) | wan (GPU)."),
     trials: int = typer.Option(8, help="Trials per task (seeds seed..seed+trials-1)."),
     seed: int = typer.Option(0, help="First seed."),
     workers: int = typer.Option(1, help="Worker processes."),
-    frames: int = typer.Option(41, help="Frames per flow."),
+    frames: int = typer.Option(41, help="Frames per oracle flow and of the reference video (video flows have "
+                               "the cpu preset's 21 frames over the same clip)."),
     record: bool = typer.Option(True, help="Record a video of the first trial of each task."),
 ) -> None:
     """Run the simulated evaluation suite: flow -> plan -> PyBullet execution -> success, per trial."""

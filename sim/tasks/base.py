@@ -12,6 +12,7 @@ import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -20,6 +21,7 @@ import trimesh
 
 from chord_robot.camera import Camera
 from chord_robot.flow import ObjectFlow, ObjectMotion, matrix_to_quat
+from sim.assets import PatchTexture, link_texture
 from sim.world import Body, Panda, World, link_matrix, load_panda
 
 ORACLE_FPS = 10.0
@@ -41,6 +43,7 @@ class Task(Protocol):
     def load_robot(self) -> Panda: ...
     def scene_meshes(self) -> dict[str, trimesh.Trimesh]: ...
     def scene_points(self, num_points: int = 2048) -> dict[str, np.ndarray]: ...
+    def scan_surfaces(self) -> dict[str, tuple[trimesh.Trimesh, np.ndarray]]: ...
     def oracle_flow(self, num_frames: int = 41, points_per_object: int = 2048) -> ObjectFlow: ...
     def play_oracle(
         self, num_frames: int = 41, on_step: Callable[[float], None] | None = None
@@ -77,6 +80,7 @@ class Link:
         index: PyBullet link index, -1 for the base.
         mesh: its surface in the link frame.
         rgba: its colour.
+        texture: the coloured patches of its visual mesh, if it has them.
     """
 
     name: str
@@ -84,6 +88,15 @@ class Link:
     index: int
     mesh: trimesh.Trimesh
     rgba: tuple[float, float, float, float]
+    texture: PatchTexture | None = None
+
+
+def asset_links(
+    spec: object, body: int, meshes: dict[str, trimesh.Trimesh], parts: tuple[tuple[str, int, tuple], ...]
+) -> list[Link]:
+    """The links of an asset body: ``parts`` lists (link name, PyBullet link index, rgba); each
+    link carries its patch texture when ``spec`` has a texture seed (`sim.assets.link_texture`)."""
+    return [Link(n, body, i, meshes[n], rgba, link_texture(spec, n, meshes[n], rgba)) for n, i, rgba in parts]
 
 
 def sample_surface(mesh: trimesh.Trimesh, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -252,12 +265,13 @@ def drive_loop(
 
 
 def record_oracle(
-    task: Task, num_frames: int, width: int, height: int
+    task: Task, num_frames: int, width: int, height: int, camera: Camera | None = None
 ) -> tuple[np.ndarray, Camera]:
-    """Play the oracle and render frame i at time i / fps; return (T, H, W, 3) frames and the camera."""
+    """Play the oracle and render frame i at time i / fps from ``camera`` (default: the task's
+    reference camera); return (T, H, W, 3) frames and the camera."""
     from sim.render import render
 
-    camera = task.reference_camera(width, height)
+    camera = camera or task.reference_camera(width, height)
     frames: list[np.ndarray] = []
 
     def on_step(t: float) -> None:
@@ -291,3 +305,128 @@ def write_reference(
     write_mp4(video_path, frames, fps=ORACLE_FPS)
     save_cameras(camera_path, camera)
     return frames, camera
+
+
+# --------------------------------------------------------------------------- flow inputs
+
+
+def links_world_surface(world: World, links: list[Link]) -> tuple[trimesh.Trimesh, np.ndarray]:
+    """The links' visual surfaces at their current world poses and (V, 3) RGB vertex colours
+    in [0, 1]: a textured link's patches, else its plain colour. Links stay separate
+    connected components (the parts flowgen skins apart)."""
+    meshes, colours = [], []
+    for link in links:
+        m = (link.texture.mesh if link.texture is not None else link.mesh).copy()
+        m.apply_transform(link_matrix(world, link.body, link.index))
+        meshes.append(m)
+        colours.append(
+            link.texture.vertex_colors
+            if link.texture is not None
+            else np.tile(np.asarray(link.rgba[:3]), (len(m.vertices), 1))
+        )
+    return trimesh.util.concatenate(meshes), np.concatenate(colours)
+
+
+@dataclass(frozen=True)
+class FlowInputFiles:
+    """What the ``video`` flow source fits, written by :func:`write_flow_inputs`.
+
+    Attributes:
+        scan: labelled, coloured mesh PLY of the scene at reset (``scan.labels.json`` beside it).
+        video: MP4 of the oracle motion from the reference camera.
+        camera: that camera's JSON.
+        background: PNG of the same view with only the table.
+    """
+
+    scan: Path
+    video: Path
+    camera: Path
+    background: Path
+
+
+def write_scan(task: Task, path: str | os.PathLike[str]) -> Path:
+    """The task's scene as a scanned-style, labelled mesh PLY with vertex colours: the table
+    (label 0) and every task object at its current pose, in the colours the sim renders; the
+    names go to ``SCAN.labels.json`` (DESIGN.md §3). Both files are written atomically."""
+    import json
+
+    from chord_robot.atomic import atomic_path
+    from chord_robot.ply import write_ply
+    from sim.world import table_mesh
+
+    table = table_mesh(task.world.config.table)
+    objects = {"table": (table, np.tile(task.world.config.table.color[:3], (len(table.vertices), 1)))}
+    objects |= task.scan_surfaces()
+    verts, faces, cols, labels, offset = [], [], [], [], 0
+    for label, (mesh, colours) in enumerate(objects.values()):
+        verts.append(np.asarray(mesh.vertices))
+        faces.append(np.asarray(mesh.faces) + offset)
+        cols.append(colours)
+        labels.append(np.full(len(mesh.vertices), label, np.int32))
+        offset += len(mesh.vertices)
+    v = np.concatenate(verts).astype(np.float32)
+    c = np.round(np.clip(np.concatenate(cols), 0, 1) * 255).astype(np.uint8)
+    props = {"x": v[:, 0], "y": v[:, 1], "z": v[:, 2], "red": c[:, 0], "green": c[:, 1],
+             "blue": c[:, 2], "label": np.concatenate(labels)}
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        write_ply(tmp, props, np.concatenate(faces))
+    names = {str(i): name for i, name in enumerate(objects)}
+    with atomic_path(path.with_suffix(".labels.json")) as tmp:
+        Path(tmp).write_text(json.dumps(names))
+    return path
+
+
+def render_background(task: Task, camera: Camera) -> np.ndarray:
+    """(H, W, 3) uint8: the view of ``camera`` with the table only (a second, temporary world
+    with the task world's settings), the background the video prior composites over."""
+    from sim.render import render
+    from sim.world import create
+
+    empty = create(task.world.config, direct=True)
+    try:
+        return render(empty, camera, segmentation=False).rgb
+    finally:
+        empty.close()
+
+
+def flow_camera(task: Task, width: int, height: int, fov_y_deg: float = 40.0, margin: float = 1.1) -> Camera:
+    """A camera looking from the reference camera's direction that fits every moving object
+    over the whole oracle motion in view: the reference views frame the robot's workspace, in
+    which the objects cover a few dozen pixels at the flow's resolution."""
+    from chord_robot.camera import frame_points
+
+    flow = task.oracle_flow(num_frames=11, points_per_object=512)
+    points = np.concatenate([m.trajectories.reshape(-1, 3) for m in flow.moving().values()])
+    centre = (points.min(0) + points.max(0)) / 2
+    d = task.reference_camera(width, height).position - centre
+    azimuth = np.degrees(np.arctan2(d[1], d[0]))
+    elevation = np.degrees(np.arcsin(d[2] / np.linalg.norm(d)))
+    return frame_points(points, width, height, azimuth, elevation, fov_y_deg, margin)
+
+
+def write_flow_inputs(
+    task: Task, out_dir: str | os.PathLike[str], num_frames: int = 41, width: int = 320,
+    height: int = 240,
+) -> FlowInputFiles:
+    """Write the inputs of the ``video`` flow source for a reset task into ``out_dir``
+    (created): its scan, a video of the oracle motion from :func:`flow_camera` with that
+    camera's JSON, and the background image. The task is back at its reset state afterwards."""
+    import imageio.v3 as iio
+
+    from chord_robot.atomic import atomic_path
+    from chord_robot.camera import save_cameras
+    from sim.render import write_mp4
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files = FlowInputFiles(out / "scan.ply", out / "video.mp4", out / "camera.json", out / "background.png")
+    write_scan(task, files.scan)
+    camera = flow_camera(task, width, height)
+    frames, _ = record_oracle(task, num_frames, width, height, camera)
+    task.reset(task.seed)  # type: ignore[attr-defined]
+    write_mp4(files.video, frames, fps=ORACLE_FPS)
+    save_cameras(files.camera, camera)
+    with atomic_path(files.background) as tmp:
+        iio.imwrite(tmp, render_background(task, camera), extension=".png")
+    return files

@@ -75,6 +75,7 @@ class CloseLaptop:
         self.spec = assets.LaptopSpec(
             width=round(rng.uniform(*cfg.width_range), 3),
             depth=round(rng.uniform(*cfg.depth_range), 3),
+            texture_seed=seed,
         )
         self.start_angle = math.radians(rng.uniform(*cfg.open_deg))
         pose = np.eye(4)
@@ -124,11 +125,14 @@ class CloseLaptop:
         return base.load_task_robot(self.world)
 
     def _links(self) -> list[base.Link]:
-        meshes = assets.laptop_meshes(self.spec)
-        return [
-            base.Link("base", self.body, -1, meshes["base"], assets.LAPTOP_BASE_RGBA),
-            base.Link("lid", self.body, 0, meshes["lid"], assets.LAPTOP_LID_RGBA),
-        ]
+        parts = (("base", -1, assets.LAPTOP_BASE_RGBA), ("lid", 0, assets.LAPTOP_LID_RGBA))
+        return base.asset_links(self.spec, self.body, assets.laptop_meshes(self.spec), parts)
+
+    def scan_surfaces(self) -> dict[str, tuple[trimesh.Trimesh, np.ndarray]]:
+        """Object name -> (current visual surface in the world frame, (V, 3) RGB vertex
+        colours): what a scan of the scene sees (the table is added by `base.write_scan`)."""
+        self._require_reset()
+        return {"laptop": base.links_world_surface(self.world, self._links())}
 
     def scene_meshes(self) -> dict[str, trimesh.Trimesh]:
         """Object name -> current surface in the world frame (the table is static)."""

@@ -83,7 +83,8 @@ class FoldFabric:
         cfg, rng = self.config, np.random.default_rng([seed, 0])
         self.seed = seed
         self.spec = assets.ClothSpec(
-            size=round(rng.uniform(*cfg.size_range), 3), resolution=cfg.resolution, mass=cfg.mass
+            size=round(rng.uniform(*cfg.size_range), 3), resolution=cfg.resolution, mass=cfg.mass,
+            texture_seed=seed,
         )
         centre = [rng.uniform(*cfg.x_range), rng.uniform(*cfg.y_range), 0.003]
         yaw = rng.uniform(-cfg.yaw_jitter, cfg.yaw_jitter)
@@ -109,7 +110,12 @@ class FoldFabric:
             useFaceContact=1,
             physicsClientId=c,
         )
-        pb.changeVisualShape(self.body, -1, rgbaColor=CLOTH_RGBA, flags=0, physicsClientId=c)
+        if self.spec.texture_seed is None:
+            pb.changeVisualShape(self.body, -1, rgbaColor=CLOTH_RGBA, flags=0, physicsClientId=c)
+        else:
+            image = assets.write_cloth_texture(self.spec, CLOTH_RGBA, self.asset_root)
+            texture = pb.loadTexture(str(image), physicsClientId=c)
+            pb.changeVisualShape(self.body, -1, textureUniqueId=texture, flags=0, physicsClientId=c)
         self.faces = assets.cloth_grid(self.spec).faces
         self.corner, self.opposite = assets.cloth_corners(self.spec)
         settle(self.world, list(self.bodies().values()), max_steps=120)
@@ -141,6 +147,21 @@ class FoldFabric:
         """Object name -> current surface in the world frame (the table is static)."""
         self._require_reset()
         return {"table": table_mesh(self.world.config.table), "cloth": self.cloth_mesh()}
+
+    def scan_surfaces(self) -> dict[str, tuple[trimesh.Trimesh, np.ndarray]]:
+        """Object name -> (current surface in the world frame, (V, 3) RGB vertex colours): what
+        a scan sees. The simulation grid is subdivided (midpoints, three times) so the vertex
+        colours, read from the cloth's texture, carry its patches."""
+        self._require_reset()
+        mesh = self.cloth_mesh()
+        if self.spec.texture_seed is None:
+            return {"cloth": (mesh, np.tile(CLOTH_RGBA[:3], (len(mesh.vertices), 1)))}
+        vertices, faces, uv = mesh.vertices, mesh.faces, assets.cloth_uv(self.spec)
+        for _ in range(3):
+            vertices, faces, attrs = trimesh.remesh.subdivide(vertices, faces, vertex_attributes={"uv": uv})
+            uv = attrs["uv"]
+        colours = assets.texture_colors(assets.cloth_texture(self.spec, CLOTH_RGBA), uv)
+        return {"cloth": (trimesh.Trimesh(vertices, faces, process=False), colours)}
 
     def scene_points(self, num_points: int = 2048) -> dict[str, np.ndarray]:
         """Object name -> (N, 3) current surface points; 'table' is its top near the objects."""

@@ -86,6 +86,7 @@ class LowerLamp:
         self.spec = assets.LampSpec(
             arm_length=round(rng.uniform(*cfg.arm_length), 3),
             shade_radius=round(rng.uniform(*cfg.shade_radius), 3),
+            texture_seed=seed,
         )
         q0 = np.array([rng.uniform(*cfg.arm_start), rng.uniform(*cfg.head_start)])
         self.delta = np.array([rng.uniform(*cfg.arm_delta), rng.uniform(*cfg.head_delta)])
@@ -147,12 +148,15 @@ class LowerLamp:
         return base.load_task_robot(self.world)
 
     def _links(self) -> list[base.Link]:
-        meshes = assets.lamp_meshes(self.spec)
-        return [
-            base.Link("base", self.body, -1, meshes["base"], assets.LAMP_RGBA),
-            base.Link("arm", self.body, ARM, meshes["arm"], assets.LAMP_RGBA),
-            base.Link("head", self.body, HEAD, meshes["head"], assets.LAMP_HEAD_RGBA),
-        ]
+        parts = (("base", -1, assets.LAMP_RGBA), ("arm", ARM, assets.LAMP_RGBA),
+                 ("head", HEAD, assets.LAMP_HEAD_RGBA))
+        return base.asset_links(self.spec, self.body, assets.lamp_meshes(self.spec), parts)
+
+    def scan_surfaces(self) -> dict[str, tuple[trimesh.Trimesh, np.ndarray]]:
+        """Object name -> (current visual surface in the world frame, (V, 3) RGB vertex
+        colours): what a scan of the scene sees (the table is added by `base.write_scan`)."""
+        self._require_reset()
+        return {"lamp": base.links_world_surface(self.world, self._links())}
 
     def scene_meshes(self) -> dict[str, trimesh.Trimesh]:
         """Object name -> current surface in the world frame (the table is static)."""

@@ -81,8 +81,11 @@ class PickBanana:
             arc_radius=round(rng.uniform(*cfg.arc_radius), 3),
             arc_angle=round(rng.uniform(*cfg.arc_angle), 3),
             radius=round(rng.uniform(*cfg.banana_radius), 4),
+            texture_seed=seed,
         )
-        self.plate_spec = assets.PlateSpec(radius=round(rng.uniform(*cfg.plate_radius), 3))
+        self.plate_spec = assets.PlateSpec(
+            radius=round(rng.uniform(*cfg.plate_radius), 3), texture_seed=seed
+        )
         banana_mesh = assets.banana_mesh(self.banana_spec)
         reach = float(np.linalg.norm(banana_mesh.vertices[:, :2], axis=1).max())
         for _ in range(50):  # bounded rejection sampling of a layout without overlap
@@ -140,21 +143,17 @@ class PickBanana:
 
     def _links(self) -> dict[str, list[base.Link]]:
         return {
-            "banana": [
-                base.Link(
-                    "banana",
-                    self.banana,
-                    -1,
-                    assets.banana_mesh(self.banana_spec),
-                    assets.BANANA_RGBA,
-                )
-            ],
-            "plate": [
-                base.Link(
-                    "plate", self.plate, -1, assets.plate_mesh(self.plate_spec), assets.PLATE_RGBA
-                )
-            ],
+            "banana": base.asset_links(self.banana_spec, self.banana, {"banana": assets.banana_mesh(self.banana_spec)},
+                                       (("banana", -1, assets.BANANA_RGBA),)),
+            "plate": base.asset_links(self.plate_spec, self.plate, {"plate": assets.plate_mesh(self.plate_spec)},
+                                      (("plate", -1, assets.PLATE_RGBA),)),
         }
+
+    def scan_surfaces(self) -> dict[str, tuple[trimesh.Trimesh, np.ndarray]]:
+        """Object name -> (current visual surface in the world frame, (V, 3) RGB vertex
+        colours): what a scan of the scene sees (the table is added by `base.write_scan`)."""
+        self._require_reset()
+        return {n: base.links_world_surface(self.world, links) for n, links in self._links().items()}
 
     def scene_meshes(self) -> dict[str, trimesh.Trimesh]:
         """Object name -> current surface in the world frame (the table is static)."""

@@ -45,13 +45,9 @@ def default_camera(width: int = 320, height: int = 240) -> Camera:
 
 def _write_obj(path: Path, vertices: np.ndarray, faces: np.ndarray) -> None:
     """An OBJ with one flat normal per face (vertices duplicated per face)."""
-    tri = vertices[faces]  # (F, 3, 3)
-    normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-    lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in tri.reshape(-1, 3)]
-    lines += [f"vn {x:.6f} {y:.6f} {z:.6f}" for x, y, z in normals]
-    lines += [f"f {3 * i + 1}//{i + 1} {3 * i + 2}//{i + 1} {3 * i + 3}//{i + 1}" for i in range(len(faces))]
-    path.write_text("\n".join(lines) + "\n")
+    from sim.assets import flat_obj_text
+
+    path.write_text(flat_obj_text(vertices, faces))
 
 
 def _visuals(part: PatchedPart, name: str, out: Path, offset: np.ndarray) -> str:

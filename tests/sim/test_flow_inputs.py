@@ -1,0 +1,87 @@
+"""Inputs of the ``video`` flow source: the task objects carry coloured patches (seeded), and a
+task writes a labelled, coloured scan whose colours are the ones the sim renders, a video of its
+oracle motion with the camera JSON, and a background image without the objects."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from chord_robot.camera import load_cameras
+from chord_robot.pipeline import load_scene
+from sim import assets
+from sim.tasks import TASKS, make
+from sim.tasks.base import write_flow_inputs
+from sim.world import World
+
+
+def test_patch_textures_follow_the_seed():
+    mesh = assets.laptop_meshes(assets.LaptopSpec())["lid"]
+    a = assets.patch_texture(mesh, (0.3, 0.3, 0.3), seed=4, link="lid")
+    b = assets.patch_texture(mesh, (0.3, 0.3, 0.3), seed=4, link="lid")
+    c = assets.patch_texture(mesh, (0.3, 0.3, 0.3), seed=5, link="lid")
+    np.testing.assert_array_equal(a.vertex_colors, b.vertex_colors)
+    assert np.abs(a.palette - c.palette).max() > 0.05
+    assert len(a.palette) == 10 and len(np.unique(a.face_patch)) == 10
+    assert np.abs(a.palette - 0.3).max() <= 0.3 + 1e-9
+    assert a.mesh.area == pytest.approx(mesh.area)  # subdivided, same surface
+
+
+@pytest.mark.parametrize("name", [n for n in TASKS if n != "fold-fabric"])
+def test_textured_urdf_keeps_its_collision_shapes(name, asset_root):
+    spec = {"close-laptop": assets.LaptopSpec, "lower-lamp": assets.LampSpec,
+            "pick-banana": assets.BananaSpec}[name]
+    writer = {"close-laptop": assets.write_laptop, "lower-lamp": assets.write_lamp,
+              "pick-banana": assets.write_banana}[name]
+    plain = writer(spec(), asset_root).read_text()
+    textured = writer(spec(texture_seed=3), asset_root).read_text()
+
+    def collisions(urdf: str) -> list[str]:  # collision elements, mesh files replaced by their contents
+        elements = [c.split("</collision>")[0] for c in urdf.split("<collision>")[1:]]
+        return [re.sub(r'filename="([^"]+)"', lambda m: Path(m.group(1)).read_text(), e) for e in elements]
+
+    assert len(collisions(plain)) >= 1 and collisions(plain) == collisions(textured)
+    assert textured.count("<visual>") > plain.count("<visual>")
+
+
+@pytest.mark.parametrize(("name", "obj", "patches"), [("close-laptop", "laptop", 20), ("fold-fabric", "cloth", 10)])
+def test_flow_inputs(world: World, asset_root: str, tmp_path, name, obj, patches):
+    task = make(name, world, asset_root)
+    task.reset(3)
+    start = task.evaluate()[1]
+    files = write_flow_inputs(task, tmp_path, num_frames=9, width=160, height=120)
+    assert task.evaluate()[1] == pytest.approx(start, abs=1e-6)  # back at its reset state
+
+    scene = load_scene(files.scan)
+    assert list(scene.objects) == ["table", obj]
+    assert scene.objects["table"].static and not scene.objects[obj].static
+    scanned_object = scene.objects[obj]
+    assert len(np.unique(np.round(scanned_object.colors, 2), axis=0)) >= patches  # laptop: 2 links x 10
+
+    video = iio.imread(files.video)
+    assert video.shape == (9, 120, 160, 3)
+    background = iio.imread(files.background)
+    (camera,) = load_cameras(files.camera)
+    assert (camera.width, camera.height) == (160, 120)
+    changed = np.abs(video[0].astype(int) - background.astype(int)).sum(-1) > 30  # the object's pixels
+    assert 0.03 < changed.mean() < 0.6
+    assert (np.abs(video[-1].astype(int) - video[0].astype(int)).sum(-1) > 30).mean() > 0.02  # it moves
+
+    # The scan's colours are what the sim renders: projected into frame 0, the colour of each
+    # visible scan vertex has the chromaticity of its pixel (shading scales all channels alike).
+    uv, depth = camera.project(scanned_object.points)
+    px = np.floor(uv).astype(int)
+    inside = (px[:, 0] >= 0) & (px[:, 0] < 160) & (px[:, 1] >= 0) & (px[:, 1] < 120) & (depth > 0)
+    px, colours = px[inside], scanned_object.colors[inside]
+    on_object = changed[px[:, 1], px[:, 0]]
+    rendered = video[0][px[on_object, 1], px[on_object, 0]].astype(float) / 255
+    scanned = colours[on_object]
+    def chroma(c: np.ndarray) -> np.ndarray:
+        return c / np.maximum(c.sum(-1, keepdims=True), 1e-6)
+
+    close = np.abs(chroma(rendered) - chroma(scanned)).max(-1) < 0.06
+    assert on_object.sum() > 100 and close.mean() > 0.6, close.mean()
