@@ -178,7 +178,7 @@ def report_markdown(result: DemoResult, config: DemoConfig) -> str:
         f"# chord-robot demo: {ex.text} ({ex.task}, seed {ex.seed})",
         "",
         f"**Result: {verdict}**: "
-        + (f"lid at {result.lid_deg:.1f} degrees (success below 15)." if ex.task == "close-laptop"
+        + (f"lid at {round(result.lid_deg, 1) + 0.0:.1f} degrees (success below 15)." if ex.task == "close-laptop"
            else f"task metric {result.lid_deg:.3f}.")
         + (f" Failed before execution: {result.failure}." if result.failure else ""),
         "",
