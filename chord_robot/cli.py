@@ -19,6 +19,7 @@ from chord_robot.commands import plan as _plan
 from chord_robot.commands import render as _render
 from chord_robot.commands import scene as _scene
 from chord_robot.commands import sim as _sim
+from chord_robot.commands import train_prior as _train_prior
 from chord_robot.commands import view as _view
 from chord_robot.errors import ChordError
 
@@ -44,6 +45,7 @@ app.command("sim")(_sim.sim)
 app.command("eval")(_eval.eval_)
 app.command("execute")(_execute.execute)
 app.command("view")(_view.view)
+app.command("train-prior")(_train_prior.train_prior_cmd)
 app.command("demo")(_demo.demo)
 
 

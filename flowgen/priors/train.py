@@ -1,0 +1,448 @@
+"""Train a small video prior of the Wan 2.2 I2V architecture on short clips (issue #9).
+
+The model is the 14B prior's architecture at toy size, so that the distillation code path is
+exercised end to end by a model that actually knows some motions:
+
+- ``AutoencoderKLWan`` (causal 3D VAE) with two down-sampling stages: 4x in space and in time,
+  so a 9-frame 32x32 clip becomes 3 latent frames of 8x8. Trained first, on the clips
+  (reconstruction + a small KL term); its latent mean and standard deviation per channel are
+  measured on the clips and written to its config (``latents_mean``/``latents_std``), the
+  normalisation every Wan user applies.
+- A UMT5 text encoder built from a config (random, frozen) with a word-level tokenizer over the
+  prompts' words: it only has to tell the prompts apart; the transformer learns what they mean.
+- ``WanTransformer3DModel`` with the I2V A14B input layout: noisy latents, 4 mask channels (1 on
+  the first latent frame) and the latents of [first frame, black frames...], 2 z + 4 channels, as
+  `WanImageToVideoPipeline.prepare_latents` builds them. Trained by rectified flow: z_tau =
+  (1 - tau) z + tau eps, target eps - z, tau from the same shifted density the scheduler samples
+  with; the text is dropped (replaced by the empty prompt or Wan's negative prompt) at
+  ``drop_text`` so classifier-free guidance works. An exponential moving average of its weights is
+  what is saved.
+
+`save_prior` writes a directory laid out like ``Wan-AI/Wan2.2-I2V-A14B-Diffusers`` through
+``WanImageToVideoPipeline.save_pretrained``; the one trained transformer is saved as both
+experts (``transformer`` and ``transformer_2``), so `flowgen.priors.wan.load_wan_prior` and
+diffusers' pipeline load it exactly as they load the 14B model.
+
+Everything is a pure function of the clips, the config and its seed (one torch.Generator per
+stage); progress goes to a callback.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from flowgen.priors.wan import WAN_NEGATIVE_PROMPT, encode_text
+
+if TYPE_CHECKING:
+    from diffusers import AutoencoderKLWan, WanTransformer3DModel
+
+__all__ = ["TrainConfig", "TrainedPrior", "build_tokenizer", "load_trained", "quick", "reconstruction_psnr", "sample_videos",
+           "save_prior", "train_prior"]
+
+Progress = Callable[[str, int, int, float], None]
+"""progress(stage, step, total, loss) after each step of a stage ("vae", "latents", "transformer")."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Sizes and schedule of the small prior (defaults: the documented ~25 min CPU run)."""
+
+    seed: int = 0
+    """Seeds every random draw (initialisation, batches, noise)."""
+    z_dim: int = 8
+    """VAE latent channels."""
+    vae_base_dim: int = 16
+    """VAE width (channels of its first stage; x2 in the second and third)."""
+    vae_steps: int = 500
+    """VAE optimisation steps."""
+    vae_batch: int = 4
+    """Clips per VAE step."""
+    vae_frames: int = 5
+    """Frames per VAE training window (1 + 4k; a window starts at a multiple of 4: the causal
+    VAE encodes 1, then 4 at a time, so short windows teach it the whole clip at less cost)."""
+    vae_lr: float = 1e-3
+    """VAE Adam learning rate (cosine to 5% of it)."""
+    kl_weight: float = 1e-5
+    """Weight of the KL term against the mean squared reconstruction error."""
+    text_dim: int = 32
+    """UMT5 width (d_model), the transformer's text_dim."""
+    heads: int = 4
+    """Transformer attention heads."""
+    head_dim: int = 32
+    """Channels per head."""
+    layers: int = 4
+    """Transformer blocks."""
+    ffn_dim: int = 256
+    """Transformer feed-forward width."""
+    steps: int = 3500
+    """Transformer optimisation steps."""
+    batch: int = 16
+    """Clips per transformer step."""
+    lr: float = 5e-4
+    """Transformer AdamW learning rate (linear warm-up over 200 steps, cosine to 5%)."""
+    ema: float = 0.998
+    """Decay of the moving average of the transformer weights that is saved."""
+    drop_text: float = 0.15
+    """Probability that a clip's prompt is replaced by an unconditional one (for guidance)."""
+    flow_shift: float = 3.0
+    """Shift of the noise-level density, for training and the saved scheduler."""
+    max_sequence_length: int = 512
+    """Text tokens (Wan's 512: the padding takes part in cross-attention, so train as used)."""
+    boundary_ratio: float = 0.9
+    """Written to model_index.json like the A14B model's (both experts are the same model)."""
+
+    def __post_init__(self) -> None:
+        if min(self.steps, self.vae_batch, self.batch) < 1 or self.vae_steps < 0:
+            raise ValueError("steps and batch sizes must be >= 1 (vae_steps >= 0: 0 keeps a fine-tuned VAE)")
+        if self.vae_frames < 1 or (self.vae_frames - 1) % 4:
+            raise ValueError(f"vae_frames must be 1 + 4k, got {self.vae_frames}")
+        if not 0.0 <= self.drop_text < 1.0:
+            raise ValueError(f"drop_text must be in [0, 1), got {self.drop_text}")
+
+
+def quick(seed: int = 0) -> TrainConfig:
+    """A few steps of a tiny model (tests): seconds, not minutes."""
+    return TrainConfig(seed=seed, vae_base_dim=8, z_dim=4, vae_steps=6, vae_batch=2, heads=2, head_dim=8,
+                       layers=1, ffn_dim=32, steps=30, batch=8, lr=2e-3, ema=0.9, max_sequence_length=16)
+
+
+@dataclass
+class TrainedPrior:
+    """The trained parts, ready for `save_prior`.
+
+    Attributes:
+        vae, transformer (its weight average), text_encoder, tokenizer: the components.
+        config: the training config.
+        prompts: the prompts trained on.
+        log: per stage, the loss curve (one value per step) and the seconds it took.
+    """
+
+    vae: AutoencoderKLWan
+    transformer: WanTransformer3DModel
+    text_encoder: torch.nn.Module
+    tokenizer: object
+    config: TrainConfig
+    prompts: tuple[str, ...]
+    log: dict
+
+
+# --------------------------------------------------------------------------- components
+
+
+def build_tokenizer(texts: list[str]):
+    """A lower-casing word-level tokenizer over the words of ``texts`` (T5's specials: <pad> 0,
+    </s> 1 appended to every text, <unk> 2), as a PreTrainedTokenizerFast."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
+    for text in texts:
+        for word in re.findall(r"\w+|[^\w\s]+", text.lower()):
+            vocab.setdefault(word, len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
+                                   model_max_length=512)
+
+
+def _vae(config: TrainConfig) -> AutoencoderKLWan:
+    from diffusers import AutoencoderKLWan
+
+    z = config.z_dim
+    return AutoencoderKLWan(base_dim=config.vae_base_dim, z_dim=z, dim_mult=[1, 2, 2], num_res_blocks=1,
+                            temperal_downsample=[True, True], latents_mean=[0.0] * z, latents_std=[1.0] * z,
+                            scale_factor_spatial=4, scale_factor_temporal=4)
+
+
+def _transformer(config: TrainConfig) -> WanTransformer3DModel:
+    from diffusers import WanTransformer3DModel
+
+    return WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=config.heads,
+                                 attention_head_dim=config.head_dim, in_channels=2 * config.z_dim + 4,
+                                 out_channels=config.z_dim, text_dim=config.text_dim, freq_dim=64,
+                                 ffn_dim=config.ffn_dim, num_layers=config.layers, cross_attn_norm=True,
+                                 qk_norm="rms_norm_across_heads", rope_max_seq_len=64)
+
+
+def _text_encoder(config: TrainConfig, vocab_size: int):
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    return UMT5EncoderModel(UMT5Config(vocab_size=vocab_size, d_model=config.text_dim, d_kv=8,
+                                       d_ff=2 * config.text_dim, num_layers=2, num_heads=4,
+                                       relative_attention_num_buckets=8)).eval()
+
+
+def _cosine(step: int, total: int, warmup: int = 0) -> float:
+    """Learning-rate factor: linear warm-up, then cosine from 1 to 0.05."""
+    if step < warmup:
+        return (step + 1) / warmup
+    p = (step - warmup) / max(total - warmup, 1)
+    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * p))
+
+
+def _pixels(videos: np.ndarray) -> Tensor:
+    """(B, T, H, W, 3) uint8 -> (B, 3, T, H, W) float in [-1, 1]."""
+    return torch.from_numpy(videos).float().div(127.5).sub(1.0).permute(0, 4, 1, 2, 3).contiguous()
+
+
+# --------------------------------------------------------------------------- stages
+
+
+def _train_vae(videos: np.ndarray, config: TrainConfig, progress: Progress, deadline: float | None,
+               init: AutoencoderKLWan | None = None) -> tuple[AutoencoderKLWan, list[float]]:
+    torch.manual_seed(config.seed)
+    vae = (_vae(config) if init is None else copy.deepcopy(init).requires_grad_(True)).train()
+    gen = torch.Generator().manual_seed(config.seed * 1000 + 1)
+    opt = torch.optim.Adam(vae.parameters(), lr=config.vae_lr)
+    losses = []
+    for step in range(config.vae_steps):
+        for g in opt.param_groups:
+            g["lr"] = config.vae_lr * _cosine(step, config.vae_steps, 20)
+        idx = torch.randint(len(videos), (config.vae_batch,), generator=gen).numpy()
+        start = 4 * int(torch.randint((videos.shape[1] - config.vae_frames) // 4 + 1, (1,), generator=gen))
+        x = _pixels(videos[idx, start : start + config.vae_frames])
+        posterior = vae.encode(x).latent_dist
+        z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen)
+        rec = vae.decode(z).sample
+        mse = (rec - x).square().mean()
+        loss = mse + config.kl_weight * posterior.kl().mean() / x[0].numel()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        losses.append(mse.item())
+        progress("vae", step + 1, config.vae_steps, losses[-1])
+        if deadline is not None and time.monotonic() > deadline:
+            break
+    return vae.eval().requires_grad_(False), losses
+
+
+@torch.no_grad()
+def _encode_all(vae: AutoencoderKLWan, videos: np.ndarray, progress: Progress, chunk: int = 16,
+                measure: bool = True) -> tuple[Tensor, Tensor]:
+    """Normalised latents of every clip and of its [first frame, black...] condition video;
+    with ``measure``, first sets the VAE's latents_mean/std from the clips (else keeps them)."""
+    raw, cond, total = [], [], len(videos)
+    for i in range(0, total, chunk):
+        x = _pixels(videos[i : i + chunk])
+        raw.append(vae.encode(x).latent_dist.mode())
+        first = torch.cat([x[:, :, :1], torch.zeros_like(x[:, :, 1:])], dim=2)
+        cond.append(vae.encode(first).latent_dist.mode())
+        progress("latents", min(i + chunk, total), total, 0.0)
+    z, c = torch.cat(raw), torch.cat(cond)
+    if measure:
+        mean = z.mean(dim=(0, 2, 3, 4))
+        std = z.std(dim=(0, 2, 3, 4)).clamp_min(1e-3)
+        vae.register_to_config(latents_mean=[float(v) for v in mean], latents_std=[float(v) for v in std])
+    mean, std = torch.tensor(vae.config.latents_mean), torch.tensor(vae.config.latents_std)
+    view = (1, -1, 1, 1, 1)
+    return (z - mean.view(view)) / std.view(view), (c - mean.view(view)) / std.view(view)
+
+
+def _mask(n: int, latents: Tensor, temporal: int = 4) -> Tensor:
+    """(n, temporal, F, h, w): the pipeline's mask channels, 1 on the first latent frame."""
+    m = torch.zeros(n, temporal, *latents.shape[2:])
+    m[:, :, 0] = 1.0
+    return m
+
+
+def _train_transformer(z0: Tensor, cond: Tensor, prompt_ids: np.ndarray, texts: Tensor, num_prompts: int,
+                       config: TrainConfig, progress: Progress, deadline: float | None,
+                       init: WanTransformer3DModel | None = None) -> tuple[WanTransformer3DModel, list[float]]:
+    """``texts``: (num_prompts + 2, L, D) the prompts' embeddings, then the two unconditional ones;
+    ``init``: weights to start from (fine-tuning) instead of a fresh model."""
+    torch.manual_seed(config.seed + 7)
+    model = (_transformer(config) if init is None else copy.deepcopy(init).requires_grad_(True)).train()
+    average = copy.deepcopy(model).requires_grad_(False)
+    gen = torch.Generator().manual_seed(config.seed * 1000 + 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
+    ids = torch.from_numpy(prompt_ids)
+    losses = []
+    for step in range(config.steps):
+        for g in opt.param_groups:
+            g["lr"] = config.lr * _cosine(step, config.steps, min(200, config.steps // 10 + 1))
+        idx = torch.randint(len(z0), (config.batch,), generator=gen)
+        z, c = z0[idx], cond[idx]
+        u = torch.rand(config.batch, generator=gen)
+        tau = config.flow_shift * u / (1 + (config.flow_shift - 1) * u)
+        eps = torch.randn(z.shape, generator=gen)
+        t = tau.view(-1, 1, 1, 1, 1)
+        x = torch.cat([(1 - t) * z + t * eps, _mask(config.batch, z), c], dim=1)
+        text = ids[idx].clone()
+        drop = torch.rand(config.batch, generator=gen) < config.drop_text
+        text[drop] = num_prompts + torch.randint(2, (int(drop.sum()),), generator=gen)
+        v = model(hidden_states=x, timestep=tau * 1000.0, encoder_hidden_states=texts[text], return_dict=False)[0]
+        loss = (v - (eps - z)).square().mean()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        decay = min(config.ema, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for a, p in zip(average.parameters(), model.parameters(), strict=True):
+                a.lerp_(p, 1 - decay)
+        losses.append(loss.item())
+        progress("transformer", step + 1, config.steps, losses[-1])
+        if deadline is not None and time.monotonic() > deadline:
+            break
+    return average.eval(), losses
+
+
+def train_prior(videos: np.ndarray, prompt_ids: np.ndarray, prompts: tuple[str, ...],
+                config: TrainConfig | None = None, progress: Progress | None = None,
+                minutes: float | None = None, init: TrainedPrior | None = None) -> TrainedPrior:
+    """Train the VAE, then the transformer on the VAE's latents (see the module docstring).
+
+    Args:
+        videos: (N, T, H, W, 3) uint8 clips, T = 1 + 4k, H and W multiples of 16.
+        prompt_ids: (N,) index into ``prompts`` of each clip's prompt.
+        prompts: the prompt texts.
+        config: sizes and schedule.
+        progress: called after every step.
+        minutes: a wall-clock cap: the VAE stage stops at 25% of it, the transformer stage at
+            the end (the learning-rate schedules stay those of the configured steps). The run is
+            a pure function of the seed only when the cap is not reached; ``log`` records the
+            steps done.
+        init: fine-tune this prior (`load_trained`): its tokenizer and text encoder are kept,
+            its VAE is trained ``config.vae_steps`` more steps (0: kept with its normalisation;
+            else the normalisation is measured again) and its transformer ``config.steps`` more;
+            ``prompts`` must be the ones it was trained on.
+    """
+    config = config or TrainConfig()
+    progress = progress or (lambda stage, step, total, loss: None)
+    assert videos.ndim == 5 and videos.shape[-1] == 3 and videos.dtype == np.uint8, (videos.shape, videos.dtype)
+    assert (videos.shape[1] - 1) % 4 == 0 and videos.shape[1] >= config.vae_frames and videos.shape[2] % 16 == 0 and videos.shape[3] % 16 == 0, videos.shape
+    assert prompt_ids.shape == (len(videos),) and prompt_ids.max() < len(prompts), prompt_ids.shape
+    log: dict = {}
+    start = time.perf_counter()
+    now = time.monotonic()
+    vae_deadline = None if minutes is None else now + 0.25 * 60.0 * minutes
+    deadline = None if minutes is None else now + 60.0 * minutes
+    unconditional = ["", WAN_NEGATIVE_PROMPT]
+    if init is None and config.vae_steps < 1:
+        raise ValueError("a new prior needs vae_steps >= 1 (0 only keeps the VAE of `init`)")
+    if init is None:
+        vae, vae_losses = _train_vae(videos, config, progress, vae_deadline)
+        tokenizer = build_tokenizer(list(prompts) + unconditional)
+        torch.manual_seed(config.seed + 3)
+        text_encoder = _text_encoder(config, len(tokenizer))
+    else:
+        if tuple(init.prompts) != tuple(prompts):
+            raise ValueError(f"fine-tuning needs the prompts the prior knows, {init.prompts}, got {prompts}")
+        vae, vae_losses, tokenizer, text_encoder = init.vae, [], init.tokenizer, init.text_encoder
+        if config.vae_steps > 0:
+            vae, vae_losses = _train_vae(videos, config, progress, vae_deadline, init.vae)
+        log["init"] = init.log
+    log["vae"] = {"loss": vae_losses, "seconds": time.perf_counter() - start}
+    start = time.perf_counter()
+    z0, cond = _encode_all(vae, videos, progress, measure=bool(vae_losses))
+    log["latents"] = {"seconds": time.perf_counter() - start, "shape": list(z0.shape)}
+
+    texts = encode_text(tokenizer, text_encoder, list(prompts) + unconditional, config.max_sequence_length,
+                        torch.device("cpu"))
+    start = time.perf_counter()
+    transformer, losses = _train_transformer(z0, cond, prompt_ids, texts, len(prompts), config, progress,
+                                              deadline, None if init is None else init.transformer)
+    log["transformer"] = {"loss": losses, "seconds": time.perf_counter() - start}
+    return TrainedPrior(vae, transformer, text_encoder, tokenizer, config, tuple(prompts), log)
+
+
+def save_prior(trained: TrainedPrior, out: str | Path) -> Path:
+    """Write ``trained`` as a Wan 2.2 I2V A14B-style diffusers directory (atomically) and
+    return it: model_index.json, transformer/, transformer_2/ (the same weights), vae/,
+    text_encoder/, tokenizer/, scheduler/ (UniPC flow matching with the training shift), plus
+    train_log.json (config, prompts, loss curves)."""
+    import json
+
+    from diffusers import UniPCMultistepScheduler, WanImageToVideoPipeline
+
+    from chord_robot.atomic import atomic_path
+
+    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
+                                        flow_shift=trained.config.flow_shift)
+    pipe = WanImageToVideoPipeline(tokenizer=trained.tokenizer, text_encoder=trained.text_encoder,
+                                   vae=trained.vae, scheduler=scheduler, transformer=trained.transformer,
+                                   transformer_2=copy.deepcopy(trained.transformer),
+                                   boundary_ratio=trained.config.boundary_ratio)
+    out = Path(out)
+    with atomic_path(out) as tmp:
+        pipe.save_pretrained(tmp)
+        summary = {"config": asdict(trained.config), "prompts": list(trained.prompts), "log": trained.log}
+        (tmp / "train_log.json").write_text(json.dumps(summary))
+    return out
+
+
+def load_trained(model_dir: str | Path) -> TrainedPrior:
+    """A prior written by `save_prior`, back as a `TrainedPrior` (to fine-tune it)."""
+    import json
+
+    from diffusers import AutoencoderKLWan, WanTransformer3DModel
+    from transformers import AutoTokenizer, UMT5EncoderModel
+
+    root = Path(model_dir)
+    summary = json.loads((root / "train_log.json").read_text())
+    return TrainedPrior(AutoencoderKLWan.from_pretrained(root / "vae").eval().requires_grad_(False),
+                        WanTransformer3DModel.from_pretrained(root / "transformer"),
+                        UMT5EncoderModel.from_pretrained(root / "text_encoder").eval(),
+                        AutoTokenizer.from_pretrained(root / "tokenizer"), TrainConfig(**summary["config"]),
+                        tuple(summary["prompts"]), summary["log"])
+
+
+# --------------------------------------------------------------------------- checks
+
+
+@torch.no_grad()
+def reconstruction_psnr(vae: AutoencoderKLWan, videos: np.ndarray, chunk: int = 16) -> float:
+    """PSNR (dB, peak 2 on [-1, 1]) of the VAE's reconstructions (latent means) of ``videos``."""
+    se, count = 0.0, 0
+    for i in range(0, len(videos), chunk):
+        x = _pixels(videos[i : i + chunk])
+        rec = vae.decode(vae.encode(x).latent_dist.mode()).sample
+        se += float((rec.clamp(-1, 1) - x).square().sum())
+        count += x.numel()
+    return 10.0 * math.log10(4.0 / (se / count))
+
+
+def sample_videos(model_dir: str | Path, first_frames: np.ndarray, prompts: list[str], seed: int = 0,
+                  steps: int = 30, guidance: float = 4.0, num_frames: int = 9,
+                  negative_prompt: str = "") -> np.ndarray:
+    """Clips generated by diffusers' own ``WanImageToVideoPipeline`` from a saved prior.
+
+    Args:
+        model_dir: a directory written by `save_prior` (or any Wan 2.2 I2V diffusers directory).
+        first_frames: (B, H, W, 3) uint8 image conditions.
+        prompts: B texts.
+        seed: generator seed of sample b is seed + b.
+        steps: denoising steps of the saved UniPC scheduler.
+        guidance: classifier-free guidance scale (both experts).
+    Returns:
+        (B, num_frames, H, W, 3) uint8.
+    """
+    from diffusers import WanImageToVideoPipeline
+    from PIL import Image
+
+    assert first_frames.ndim == 4 and len(first_frames) == len(prompts), first_frames.shape
+    pipe = WanImageToVideoPipeline.from_pretrained(model_dir)
+    pipe.set_progress_bar_config(disable=True)
+    h, w = first_frames.shape[1:3]
+    out = []
+    for b, (frame, prompt) in enumerate(zip(first_frames, prompts, strict=True)):
+        video = pipe(image=Image.fromarray(frame), prompt=prompt, negative_prompt=negative_prompt, height=h,
+                     width=w, num_frames=num_frames, num_inference_steps=steps, guidance_scale=guidance,
+                     guidance_scale_2=guidance, generator=torch.Generator().manual_seed(seed + b),
+                     output_type="np").frames[0]
+        out.append((np.clip(video, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
+    return np.stack(out)

@@ -1,0 +1,375 @@
+"""Short rendered clips of articulated objects moving as a prompt says: the training set of the
+small video prior (issue #9).
+
+Each clip shows one object on the table - a laptop whose lid closes or opens, or a desk lamp that
+lowers or raises its head - from a random camera, with a random size, pose, colours, light and
+start state, rendered by PyBullet's TinyRenderer (the sim's renderer, not flowgen's, so a prior
+trained on these clips does not learn flowgen's rendering). The joints move kinematically (no
+physics) along a smooth ease-in-out from the start to the end state.
+
+Stored with every clip: its prompt, the camera (OpenCV convention, as `chord_robot.camera`), the
+scene parameters needed to rebuild it, and the ground-truth joint angles per frame. The scene
+parameters let `fit_angles` measure the angle in *any* video of that scene (a sampled one) by
+rendering the object at candidate angles and keeping the best match per frame.
+
+A dataset is an ``.npz`` written atomically (`save_clips` / `load_clips`).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pybullet as pb
+
+from chord_robot.atomic import atomic_path
+from chord_robot.camera import Camera
+from chord_robot.errors import InputError
+from sim import assets
+from sim.render import render
+from sim.world import World, matrix_to_xyzw, reset
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Motion:
+    """One prompted motion: which object, which way, over what range.
+
+    Attributes:
+        prompt: the text.
+        kind: "laptop" or "lamp".
+        direction: +1 the measured angle grows (lid opens, head lowers), -1 it shrinks.
+        start_deg: range of the measured angle at frame 0, degrees.
+        travel_deg: range of how far it moves over the clip, degrees.
+    """
+
+    prompt: str
+    kind: str
+    direction: int
+    start_deg: tuple[float, float]
+    travel_deg: tuple[float, float]
+
+
+MOTIONS: dict[str, Motion] = {
+    m.prompt: m
+    for m in (
+        Motion("the laptop lid closes", "laptop", -1, (70.0, 125.0), (45.0, 90.0)),
+        Motion("the laptop lid opens", "laptop", +1, (0.0, 65.0), (45.0, 90.0)),
+        Motion("the lamp lowers its head", "lamp", +1, (-20.0, 40.0), (35.0, 60.0)),
+        Motion("the lamp raises its head", "lamp", -1, (45.0, 100.0), (35.0, 60.0)),
+    )
+}
+"""Prompt -> its motion (the registry). The laptop's angle is the lid hinge (0 closed); the
+lamp's is the head's downward tilt, arm + head joint, split between the two joints."""
+
+LAPTOP_RANGE_DEG = (0.0, 125.0)
+LAMP_RANGE_DEG = (-45.0, 140.0)
+
+
+@dataclass(frozen=True)
+class ClipConfig:
+    """Size of the clips and the randomisation ranges."""
+
+    size: int = 32
+    """Height and width in pixels (square)."""
+    num_frames: int = 9
+    """T, frames per clip (1 + 4k for the Wan VAE)."""
+    azimuth_deg: tuple[float, float] = (-180.0, 180.0)
+    """Camera azimuth around the object, relative to its front, degrees."""
+    elevation_deg: tuple[float, float] = (12.0, 50.0)
+    """Camera elevation above the table, degrees."""
+    margin: tuple[float, float] = (1.0, 1.35)
+    """Distance as a multiple of the one that just fits the object's bounding sphere."""
+    fov_deg: tuple[float, float] = (40.0, 50.0)
+    """Vertical field of view, degrees."""
+    colour_jitter: float = 0.25
+    """Each colour channel of each part is the default +- this (clipped to [0.05, 0.95])."""
+    textured: float = 0.0
+    """Fraction of clips whose object carries the sim tasks' coloured patches (`assets`'
+    ``texture_seed``, a random one per clip) instead of plain jittered colours."""
+
+    def __post_init__(self) -> None:
+        if self.size % 16 or self.size < 16:
+            raise ValueError(f"size must be a positive multiple of 16, got {self.size}")
+        if self.num_frames < 2:
+            raise ValueError(f"num_frames must be >= 2, got {self.num_frames}")
+        if not 0.0 <= self.textured <= 1.0:
+            raise ValueError(f"textured must be in [0, 1], got {self.textured}")
+
+
+@dataclass(frozen=True)
+class ClipScene:
+    """Everything needed to rebuild a clip's scene (JSON-able).
+
+    Attributes:
+        prompt: the motion's prompt.
+        kind: "laptop" or "lamp".
+        spec: the asset spec fields (`assets.LaptopSpec` or `assets.LampSpec`).
+        pose: (4, 4) base pose in the world, as nested lists.
+        colours: RGBA per link index (-1 the base), as lists; empty for a textured object.
+        table_rgba: the table's colour.
+        light: light direction.
+        arm_share: lamp only: the fraction of the head's tilt the arm joint carries.
+        camera: the camera as `Camera.to_dict`.
+    """
+
+    prompt: str
+    kind: str
+    spec: dict
+    pose: list
+    colours: dict[str, list[float]]
+    table_rgba: list[float]
+    light: list[float]
+    arm_share: float
+    camera: dict = field(default_factory=dict)
+
+    def to_camera(self) -> Camera:
+        return Camera.from_dict(self.camera)
+
+
+@dataclass(frozen=True)
+class ClipSet:
+    """A set of clips.
+
+    Attributes:
+        videos: (N, T, H, W, 3) uint8.
+        angles: (N, T) float32 the measured angle of each frame, degrees (see MOTIONS).
+        prompts: the prompt texts, in the order ``prompt_ids`` index them.
+        prompt_ids: (N,) int64.
+        scenes: per clip, its `ClipScene`.
+        seed: the seed the set was generated from.
+    """
+
+    videos: np.ndarray
+    angles: np.ndarray
+    prompts: tuple[str, ...]
+    prompt_ids: np.ndarray
+    scenes: tuple[ClipScene, ...]
+    seed: int
+
+    def __post_init__(self) -> None:
+        n = len(self.videos)
+        assert self.videos.ndim == 5 and self.videos.shape[-1] == 3, self.videos.shape
+        assert self.angles.shape == self.videos.shape[:2], (self.angles.shape, self.videos.shape)
+        assert self.prompt_ids.shape == (n,) and len(self.scenes) == n
+
+    def __len__(self) -> int:
+        return len(self.videos)
+
+
+# --------------------------------------------------------------------------- scenes
+
+
+def _ease(t: np.ndarray) -> np.ndarray:
+    """Smooth 0 -> 1 (cosine ease-in-out) at times t in [0, 1]."""
+    return 0.5 - 0.5 * np.cos(np.pi * t)
+
+
+def motion_angles(start_deg: float, end_deg: float, num_frames: int) -> np.ndarray:
+    """(T,) angles, degrees, easing from ``start_deg`` to ``end_deg``."""
+    return start_deg + (end_deg - start_deg) * _ease(np.linspace(0.0, 1.0, num_frames))
+
+
+def _jitter(rng: np.random.Generator, rgba: tuple[float, ...], amount: float) -> list[float]:
+    rgb = np.clip(np.asarray(rgba[:3]) + rng.uniform(-amount, amount, 3), 0.05, 0.95)
+    return [*map(float, rgb), 1.0]
+
+
+def _yaw_pose(yaw: float, xyz: tuple[float, float, float]) -> np.ndarray:
+    c, s = math.cos(yaw), math.sin(yaw)
+    m = np.eye(4)
+    m[:2, :2] = [[c, -s], [s, c]]
+    m[:3, 3] = xyz
+    return m
+
+
+def _sample_scene(motion: Motion, rng: np.random.Generator, config: ClipConfig) -> tuple[ClipScene, float, float]:
+    """A random scene for ``motion`` and its start and end angles (degrees), camera unset."""
+    yaw = rng.uniform(-math.pi, math.pi)
+    xy = np.array([0.4, 0.0]) + rng.uniform(-0.05, 0.05, 2)  # mid-table
+    table = _jitter(rng, (0.72, 0.58, 0.42, 1.0), config.colour_jitter)
+    light = [float(rng.uniform(-0.8, 0.8)), float(rng.uniform(-0.8, 0.8)), 1.0]
+    texture = int(rng.integers(1 << 30)) if rng.uniform() < config.textured else None
+    if motion.kind == "laptop":
+        spec = assets.LaptopSpec(width=round(rng.uniform(0.24, 0.36), 3), depth=round(rng.uniform(0.17, 0.25), 3),
+                                 texture_seed=texture)
+        z = spec.base_thickness / 2
+        colours = {"-1": _jitter(rng, assets.LAPTOP_BASE_RGBA, config.colour_jitter),
+                   "0": _jitter(rng, assets.LAPTOP_LID_RGBA, config.colour_jitter)}
+        lo, hi = LAPTOP_RANGE_DEG
+    else:
+        spec = assets.LampSpec(arm_length=round(rng.uniform(0.2, 0.3), 3),
+                               shade_radius=round(rng.uniform(0.035, 0.055), 3), texture_seed=texture)
+        z = spec.base_height / 2
+        colours = {"-1": _jitter(rng, assets.LAMP_RGBA, config.colour_jitter),
+                   "0": _jitter(rng, assets.LAMP_RGBA, config.colour_jitter),
+                   "1": _jitter(rng, assets.LAMP_HEAD_RGBA, config.colour_jitter)}
+        lo, hi = LAMP_RANGE_DEG
+    if texture is not None:  # the patches carry the colours
+        colours = {}
+    start = rng.uniform(*motion.start_deg)
+    end = float(np.clip(start + motion.direction * rng.uniform(*motion.travel_deg), lo, hi))
+    scene = ClipScene(motion.prompt, motion.kind, asdict(spec), _yaw_pose(yaw, (*xy, z)).tolist(), colours,
+                      table, light, float(rng.uniform(0.2, 0.5)))
+    return scene, float(start), end
+
+
+def _spec(scene: ClipScene) -> assets.LaptopSpec | assets.LampSpec:
+    return assets.LaptopSpec(**scene.spec) if scene.kind == "laptop" else assets.LampSpec(**scene.spec)
+
+
+def joint_values(scene: ClipScene, angle_deg: float) -> dict[int, float]:
+    """Joint index -> value (rad) that puts the object at the measured ``angle_deg``."""
+    a = math.radians(angle_deg)
+    if scene.kind == "laptop":
+        return {0: a}
+    return {0: scene.arm_share * a, 1: (1.0 - scene.arm_share) * a}
+
+
+def _points(scene: ClipScene, angles_deg: np.ndarray) -> np.ndarray:
+    """(M, 3) world points of the object's meshes at the given angles (for framing the camera)."""
+    spec, pose = _spec(scene), np.asarray(scene.pose)
+    pts = []
+    for a in angles_deg:
+        j = joint_values(scene, float(a))
+        if scene.kind == "laptop":
+            links, meshes = assets.laptop_link_poses(spec, j[0]), assets.laptop_meshes(spec)
+        else:
+            links, meshes = assets.lamp_link_poses(spec, j[0], j[1]), assets.lamp_meshes(spec)
+        for name, mesh in meshes.items():
+            v = np.asarray(mesh.vertices)
+            pts.append((pose @ links[name] @ np.c_[v, np.ones(len(v))].T).T[:, :3])
+    return np.concatenate(pts)
+
+
+def _sample_camera(rng: np.random.Generator, scene: ClipScene, angles_deg: np.ndarray,
+                   config: ClipConfig) -> Camera:
+    pts = _points(scene, angles_deg)
+    centre = 0.5 * (pts.min(0) + pts.max(0))
+    radius = float(np.linalg.norm(pts - centre, axis=1).max())
+    fov = rng.uniform(*config.fov_deg)
+    front = math.atan2(scene.pose[1][0], scene.pose[0][0])
+    az = front + math.radians(rng.uniform(*config.azimuth_deg))
+    el = math.radians(rng.uniform(*config.elevation_deg))
+    dist = radius / math.sin(math.radians(fov) / 2) * rng.uniform(*config.margin)
+    eye = centre + dist * np.array([math.cos(el) * math.cos(az), math.cos(el) * math.sin(az), math.sin(el)])
+    return Camera.look_at(eye, centre, config.size, config.size, fov_y_deg=fov)
+
+
+def build(world: World, scene: ClipScene, asset_root: str | None = None) -> int:
+    """Reset ``world`` to the clip's scene (table + object, colours set); returns the body id."""
+    table = reset(world)
+    c = world.client
+    assert table is not None
+    pb.changeVisualShape(table.id, -1, rgbaColor=scene.table_rgba, physicsClientId=c)
+    spec = _spec(scene)
+    path = assets.write_laptop(spec, asset_root) if scene.kind == "laptop" else assets.write_lamp(spec, asset_root)
+    pos, orn = matrix_to_xyzw(np.asarray(scene.pose))
+    body = pb.loadURDF(str(path), pos, orn, useFixedBase=True, physicsClientId=c)
+    for link, rgba in scene.colours.items():
+        pb.changeVisualShape(body, int(link), rgbaColor=rgba, physicsClientId=c)
+    return body
+
+
+def render_angles(world: World, body: int, scene: ClipScene, angles_deg: np.ndarray) -> np.ndarray:
+    """(len(angles), H, W, 3) uint8 frames of the built scene at each measured angle."""
+    camera, frames = scene.to_camera(), []
+    for a in angles_deg:
+        for joint, value in joint_values(scene, float(a)).items():
+            pb.resetJointState(body, joint, value, 0.0, physicsClientId=world.client)
+        frames.append(render(world, camera, segmentation=False, light_direction=tuple(scene.light)).rgb)
+    return np.stack(frames)
+
+
+def make_clip(world: World, motion: Motion, rng: np.random.Generator, config: ClipConfig,
+              asset_root: str | None = None) -> tuple[np.ndarray, np.ndarray, ClipScene]:
+    """One random clip of ``motion``: (T, H, W, 3) uint8 frames, (T,) angles (deg), its scene."""
+    scene, start, end = _sample_scene(motion, rng, config)
+    angles = motion_angles(start, end, config.num_frames)
+    camera = _sample_camera(rng, scene, angles, config)
+    scene = ClipScene(**{**asdict(scene), "camera": camera.to_dict()})
+    body = build(world, scene, asset_root)
+    return render_angles(world, body, scene, angles), angles.astype(np.float32), scene
+
+
+def generate(world: World, count: int, seed: int, config: ClipConfig | None = None,
+             prompts: tuple[str, ...] | None = None, asset_root: str | None = None,
+             progress: Progress | None = None) -> ClipSet:
+    """``count`` clips, cycling through ``prompts`` (default all of MOTIONS); clip i draws from
+    ``np.random.default_rng([seed, i])``, so a set is a pure function of (seed, count, config).
+
+    Args:
+        world: a PyBullet world (it is reset for each clip).
+        count: number of clips.
+        seed: the set's seed (use different seeds for training and held-out sets).
+        config: sizes and ranges.
+        prompts: which motions (keys of MOTIONS).
+        asset_root: asset cache directory.
+        progress: called with (done, count) after each clip.
+    """
+    config = config or ClipConfig()
+    prompts = tuple(prompts or MOTIONS)
+    unknown = [p for p in prompts if p not in MOTIONS]
+    if unknown:
+        raise InputError(f"unknown clip prompt(s) {unknown}; known: {list(MOTIONS)}")
+    if count < 1:
+        raise InputError(f"count must be >= 1, got {count}")
+    videos, angles, ids, scenes = [], [], [], []
+    for i in range(count):
+        k = i % len(prompts)
+        video, a, scene = make_clip(world, MOTIONS[prompts[k]], np.random.default_rng([seed, i]), config, asset_root)
+        videos.append(video)
+        angles.append(a)
+        ids.append(k)
+        scenes.append(scene)
+        if progress is not None:
+            progress(i + 1, count)
+    return ClipSet(np.stack(videos), np.stack(angles), prompts, np.asarray(ids, np.int64), tuple(scenes), seed)
+
+
+def fit_angles(world: World, scene: ClipScene, video: np.ndarray, step_deg: float = 2.5,
+               asset_root: str | None = None) -> np.ndarray:
+    """The measured angle of each frame of ``video`` (any video of ``scene``'s object from its
+    camera, e.g. one a model generated): the candidate angle, on a ``step_deg`` grid over the
+    object's range, whose render is nearest the frame in mean squared pixel error.
+
+    Args:
+        video: (T, H, W, 3) uint8 at the scene camera's size.
+    Returns:
+        (T,) angles, degrees.
+    """
+    cam = scene.to_camera()
+    assert video.ndim == 4 and video.shape[1:] == (cam.height, cam.width, 3), video.shape
+    lo, hi = LAPTOP_RANGE_DEG if scene.kind == "laptop" else LAMP_RANGE_DEG
+    grid = np.arange(lo, hi + 1e-6, step_deg)
+    body = build(world, scene, asset_root)
+    refs = render_angles(world, body, scene, grid).astype(np.float32)  # (G, H, W, 3)
+    err = ((video[:, None].astype(np.float32) - refs[None]) ** 2).mean(axis=(2, 3, 4))  # (T, G)
+    return grid[err.argmin(axis=1)].astype(np.float32)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def save_clips(path: str | Path, clips: ClipSet) -> None:
+    """Write a clip set as one ``.npz`` (atomically)."""
+    scenes = json.dumps([asdict(s) for s in clips.scenes])
+    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
+        np.savez(f, videos=clips.videos, angles=clips.angles, prompt_ids=clips.prompt_ids,
+                 prompts=np.array(json.dumps(list(clips.prompts))), scenes=np.array(scenes),
+                 seed=np.array(clips.seed))
+
+
+def load_clips(path: str | Path) -> ClipSet:
+    """Read a clip set written by `save_clips` (InputError if it is not one)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return ClipSet(z["videos"], z["angles"], tuple(json.loads(str(z["prompts"]))), z["prompt_ids"],
+                           tuple(ClipScene(**s) for s in json.loads(str(z["scenes"]))), int(z["seed"]))
+    except (OSError, KeyError, ValueError) as e:
+        raise InputError(f"{path} is not a clip set written by save_clips: {e}") from None

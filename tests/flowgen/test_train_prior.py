@@ -1,0 +1,122 @@
+"""The small-prior trainer at reduced size: a few steps on synthetic clips (a bar turning one way
+or the other, drawn with numpy) lower both losses, the run is a function of its seed, and the
+saved directory loads through `load_wan_prior` (the path `flow --prior wan --model DIR` takes) and
+through diffusers' own WanImageToVideoPipeline."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+pytest.importorskip("diffusers")
+
+from flowgen.priors.train import (
+    TrainConfig,
+    load_trained,
+    quick,
+    reconstruction_psnr,
+    sample_videos,
+    save_prior,
+    train_prior,
+)
+from flowgen.priors.wan import WanConfig, load_wan_prior, wan_sds_loss
+
+PROMPTS = ("the bar turns left", "the bar turns right")
+
+
+def _bars(count: int, seed: int, size: int = 32, frames: int = 9) -> tuple[np.ndarray, np.ndarray]:
+    """(count, T, H, W, 3) uint8 clips of a bar through the centre turning by +-60 degrees."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size] - (size - 1) / 2
+    videos = np.empty((count, frames, size, size, 3), np.uint8)
+    ids = np.arange(count) % 2
+    for i in range(count):
+        back, bar = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+        start, turn = rng.uniform(0, np.pi), (1 if ids[i] == 0 else -1) * np.radians(60)
+        for t in range(frames):
+            a = start + turn * t / (frames - 1)
+            on = (np.abs(-np.sin(a) * xx + np.cos(a) * yy) < 2.5) & (np.hypot(xx, yy) < size * 0.45)
+            videos[i, t] = np.where(on[..., None], bar, back)
+    return videos, ids
+
+
+@pytest.fixture(scope="module")
+def trained():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: one thread beats two fighting over shared cores
+    videos, ids = _bars(24, seed=0)
+    yield train_prior(videos, ids, PROMPTS, replace(quick(), vae_steps=12, steps=40)), videos
+    torch.set_num_threads(before)
+
+
+def test_a_few_steps_lower_the_losses(trained) -> None:
+    result, videos = trained
+    vae, transformer = result.log["vae"]["loss"], result.log["transformer"]["loss"]
+    assert len(vae) == 12 and len(transformer) == 40
+    assert np.mean(vae[-4:]) < 0.8 * np.mean(vae[:4]), vae
+    assert np.mean(transformer[-10:]) < 0.85 * np.mean(transformer[:10]), transformer
+    # the latent normalisation is measured on the clips, not left at the defaults
+    assert result.vae.config.latents_std != [1.0] * result.config.z_dim
+    assert 5.0 < reconstruction_psnr(result.vae, videos[:4]) < 60.0
+
+
+def test_training_is_a_function_of_the_seed() -> None:
+    videos, ids = _bars(8, seed=1)
+    small = replace(quick(), vae_steps=2, steps=3)
+    a = train_prior(videos, ids, PROMPTS, small)
+    b = train_prior(videos, ids, PROMPTS, small)
+    c = train_prior(videos, ids, PROMPTS, replace(small, seed=1))
+    assert a.log["transformer"]["loss"] == b.log["transformer"]["loss"]
+    assert a.log["transformer"]["loss"] != c.log["transformer"]["loss"]
+    with pytest.raises(ValueError, match="vae_frames"):
+        TrainConfig(vae_frames=4)
+
+
+def test_saved_prior_loads_like_the_14b_model(trained, tmp_path) -> None:
+    result, videos = trained
+    root = save_prior(result, tmp_path / "prior")
+    for part in ("transformer", "transformer_2", "vae", "text_encoder", "tokenizer", "scheduler"):
+        assert (root / part).is_dir(), part
+    log = json.loads((root / "train_log.json").read_text())
+    assert log["prompts"] == list(PROMPTS) and len(log["log"]["transformer"]["loss"]) == 40
+
+    config = replace(WanConfig(), max_sequence_length=result.config.max_sequence_length, num_views=1,
+                     guidance_start=3.0, guidance_end=3.0)
+    prior = load_wan_prior(root, "i2v-a14b", "cpu", torch.float32, prompt=PROMPTS[0], config=config)
+    assert prior.spatial_multiple == 8 and prior.temporal_factor == 4
+    video = torch.from_numpy(videos[:1]).float().div(255).requires_grad_(True)  # (1, T, H, W, 3)
+    wan_sds_loss(prior, video, None, iteration=0, total=10).backward()
+    assert torch.isfinite(video.grad).all() and video.grad.abs().sum() > 0
+
+    clips = sample_videos(root, videos[:2, 0], list(PROMPTS), steps=2, num_frames=9)
+    assert clips.shape == (2, 9, 32, 32, 3) and clips.dtype == np.uint8
+
+    # fine-tuning starts where training ended (same VAE normalisation, same weights)
+    back = load_trained(root)
+    assert back.vae.config.latents_std == result.vae.config.latents_std and back.prompts == PROMPTS
+    more = train_prior(videos, np.arange(len(videos)) % 2, PROMPTS, replace(back.config, steps=5, vae_steps=0), init=back)
+    fresh = result.log["transformer"]["loss"]
+    assert more.log["vae"]["loss"] == [] and np.mean(more.log["transformer"]["loss"]) < 0.9 * np.mean(fresh[:5])
+    with pytest.raises(ValueError, match="prompts the prior knows"):
+        train_prior(videos, np.zeros(len(videos), np.int64), ("something else",), back.config, init=back)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--clips", "4"], "--clips must be >= 8"),
+    (["--check-only"], "needs a trained model"),
+    (["--init", "nowhere"], "--init needs a directory written by train-prior"),
+    (["--textured", "2"], "--textured must be in"),
+])
+def test_train_prior_command_refuses_bad_input(tmp_path, capsys, args, message) -> None:
+    from chord_robot.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["train-prior", "-o", str(tmp_path / "out"), *args])
+    assert e.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

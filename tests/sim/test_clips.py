@@ -1,0 +1,72 @@
+"""The clip generator of the small video prior: clips move as their prompts say, are a pure
+function of the seed, survive a round trip to disk, and `fit_angles` recovers the ground truth
+from the pixels alone (the measurement that later checks clips a model generates)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from chord_robot.errors import InputError
+from sim.clips import (
+    MOTIONS,
+    ClipConfig,
+    fit_angles,
+    generate,
+    load_clips,
+    motion_angles,
+    save_clips,
+)
+from sim.world import World
+
+CONFIG = ClipConfig(size=32, num_frames=9)
+
+
+@pytest.fixture(scope="module")
+def clips(world: World, asset_root: str):
+    return generate(world, 8, seed=3, config=CONFIG, asset_root=asset_root)
+
+
+def test_clips_move_the_prompted_way(clips) -> None:
+    assert clips.videos.shape == (8, 9, 32, 32, 3) and clips.videos.dtype == np.uint8
+    assert clips.prompts == tuple(MOTIONS) and list(clips.prompt_ids) == [0, 1, 2, 3] * 2
+    for i, k in enumerate(clips.prompt_ids):
+        motion = MOTIONS[clips.prompts[k]]
+        steps = np.diff(clips.angles[i]) * motion.direction
+        assert (steps >= 0).all() and steps.sum() > 20.0, (motion.prompt, clips.angles[i])
+        # the object is in view and moves on screen: first and last frames differ
+        changed = np.abs(clips.videos[i, 0].astype(int) - clips.videos[i, -1].astype(int)).sum(-1) > 30
+        assert changed.sum() >= 4, (motion.prompt, changed.sum())
+        assert clips.scenes[i].to_camera().width == 32
+
+
+def test_clips_are_a_function_of_the_seed(world: World, asset_root: str, clips) -> None:
+    again = generate(world, 2, seed=3, config=CONFIG, asset_root=asset_root)
+    other = generate(world, 2, seed=4, config=CONFIG, asset_root=asset_root)
+    assert np.array_equal(again.videos, clips.videos[:2]) and again.scenes == clips.scenes[:2]
+    assert not np.array_equal(other.videos, clips.videos[:2])
+
+
+def test_fit_angles_recovers_the_ground_truth(world: World, asset_root: str, clips) -> None:
+    for i in (0, 1):  # laptop closing and opening
+        fitted = fit_angles(world, clips.scenes[i], clips.videos[i], asset_root=asset_root)
+        err = np.abs(fitted - clips.angles[i])  # 32 px: a few degrees are one pixel edge-on
+        assert np.median(err) <= 1.5 and err.max() <= 6.0, (fitted, clips.angles[i])
+    # a still video of the start state measures no motion
+    still = np.repeat(clips.videos[0][:1], 9, axis=0)
+    fitted = fit_angles(world, clips.scenes[0], still, asset_root=asset_root)
+    assert np.ptp(fitted) == 0 and abs(fitted[0] - clips.angles[0][0]) <= 1.25
+
+
+def test_round_trip_and_bad_input(tmp_path, world: World, clips) -> None:
+    path = tmp_path / "clips.npz"
+    save_clips(path, clips)
+    back = load_clips(path)
+    assert np.array_equal(back.videos, clips.videos) and np.array_equal(back.angles, clips.angles)
+    assert back.scenes == clips.scenes and back.prompts == clips.prompts and back.seed == 3
+    (tmp_path / "bad.npz").write_bytes(b"not a zip")
+    with pytest.raises(InputError, match="not a clip set"):
+        load_clips(tmp_path / "bad.npz")
+    with pytest.raises(InputError, match="unknown clip prompt"):
+        generate(world, 1, seed=0, prompts=("the laptop dances",))
+    assert motion_angles(10.0, 70.0, 5).tolist() == pytest.approx([10.0, 18.79, 40.0, 61.21, 70.0], abs=0.01)
