@@ -67,20 +67,22 @@ def parse_size(text: str) -> tuple[int, int]:
 
 def flow_config(preset: str = "cpu", prior: str = "video", frames: int | None = None,
                 iterations: int | None = None, seed: int | None = None, *, variant: str | None = None,
-                size: tuple[int, int] | None = None):
+                size: tuple[int, int] | None = None, tau_schedule: str | None = None,
+                store: str | None = None):
     """The named `flowgen` preset with the CLI's overrides applied.
 
     ``iterations`` sets the motion iterations; the appearance stage scales with it (at least
     one iteration when the preset has one). ``variant`` ("i2v-a14b" or "ti2v-5b") and ``size``
     ((width, height) of the renders) apply to the wan prior; whether the frames and size fit
-    the model is checked against its weights in :func:`prepare_flow`. Raises InputError for an
-    unknown preset or a value out of range.
+    the model is checked against its weights in :func:`prepare_flow`. ``tau_schedule``
+    ("annealed" | "uniform", wan only) and ``store`` ("fenwick" | "per-frame") select the
+    paper's ablations. Raises InputError for an unknown preset or a value out of range.
     """
     import dataclasses
 
     from chord_robot.errors import InputError
-    from flowgen.config import PRESETS, wan_settings
-    from flowgen.priors.wan import VARIANTS
+    from flowgen.config import DEFORMATION_STORES, PRESETS, wan_settings
+    from flowgen.priors.wan import TAU_SCHEDULES, VARIANTS
 
     if preset not in PRESETS:
         raise InputError(f"unknown preset {preset!r}; one of {', '.join(PRESETS)}")
@@ -109,9 +111,21 @@ def flow_config(preset: str = "cpu", prior: str = "video", frames: int | None = 
     if variant is not None:
         if variant not in VARIANTS:
             raise InputError(f"unknown --variant {variant!r}; one of {', '.join(VARIANTS)}")
-        changes["wan"] = wan_settings(variant, config.views_per_iteration)
+        kept = {f: getattr(config.wan, f) for f in ("guidance_start", "guidance_end", "grad_scale", "background",
+                                                    "cameras", "tau_schedule")}  # the preset's, not the variant's
+        changes["wan"] = dataclasses.replace(wan_settings(variant, config.views_per_iteration), **kept)
     if size is not None:
         changes["render_size"] = size
+    if tau_schedule is not None:
+        if prior != "wan":
+            raise InputError("--tau-schedule applies to --prior wan (the video prior has no noise levels)")
+        if tau_schedule not in TAU_SCHEDULES:
+            raise InputError(f"unknown --tau-schedule {tau_schedule!r}; one of {', '.join(TAU_SCHEDULES)}")
+        changes["wan"] = dataclasses.replace(changes.get("wan", config.wan), tau_schedule=tau_schedule)
+    if store is not None:
+        if store not in DEFORMATION_STORES:
+            raise InputError(f"unknown --store {store!r}; one of {', '.join(DEFORMATION_STORES)}")
+        changes["deformation_store"] = store
     return dataclasses.replace(config, **changes)
 
 

@@ -16,10 +16,11 @@ from dataclasses import dataclass, field, replace
 
 from flowgen.control import ControlConfig
 from flowgen.mesh_fit import MeshFitConfig
+from flowgen.priors.cameras import CameraSampling
 from flowgen.priors.wan import PRESETS as WAN_PRESETS
 from flowgen.priors.wan import WanConfig
 
-__all__ = ["PRESETS", "Decay", "FlowConfig", "RegWeights", "cpu", "fast", "paper", "preset", "wan_settings"]
+__all__ = ["DEFORMATION_STORES", "PRESETS", "Decay", "FlowConfig", "RegWeights", "cpu", "fast", "paper", "preset", "sds_cpu_weights", "wan_settings"]
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,17 @@ def sds_weights() -> RegWeights:
                       attach=0.0)
 
 
+def sds_cpu_weights() -> RegWeights:
+    """Weights for a small trained Wan prior at 32 px (the cpu preset; docs/trained-prior.md):
+    the video prior's ARAP, temporal and contact terms, and a robust minimal-motion prior 3000x
+    the video prior's with its peak at 1 cm, which holds the parts the prior does not move (a
+    laptop's base) to within a millimetre while a lid travelling several centimetres escapes
+    it. Meant with ``WanConfig.grad_scale`` 0.003: the SDS gradient on the deformations is
+    ~1000x the regularisers' at 32 px (measured), and unscaled it tears the object."""
+    return RegWeights(temporal=Decay(100.0, 20.0), arap=Decay(30_000.0, 3000.0), motion=3.0, motion_scale=0.01,
+                      attach=2.0)
+
+
 def video_weights() -> RegWeights:
     """Weights for the video prior's photometric loss, measured on the hinged-box recovery test
     (tests/flowgen/test_recovery.py): ARAP 10x the paper's (a lid that may bend follows the
@@ -65,6 +77,10 @@ def video_weights() -> RegWeights:
     its hinge."""
     return RegWeights(temporal=Decay(100.0, 20.0), arap=Decay(30_000.0, 3000.0), motion=1e-3, motion_scale=0.005,
                       attach=2.0, still=1e4)
+
+
+DEFORMATION_STORES = ("fenwick", "per-frame")
+"""Parameterisations of the deformations over time (`FlowConfig.deformation_store`)."""
 
 
 @dataclass(frozen=True)
@@ -150,6 +166,10 @@ class FlowConfig:
     """Rollbacks allowed before the run gives up with an error."""
     seed: int = 0
     """Seed of the Gaussians' sampling and the frame and camera draws."""
+    deformation_store: str = "fenwick"
+    """How the control points' per-frame deformations are parameterised: "fenwick" (the paper:
+    a Fenwick tree, frame t = product of O(log t) nodes) or "per-frame" (the paper's ablation:
+    independent deformations per frame, `flowgen.fenwick.PerFrameStore`)."""
     wan: WanConfig | None = None
     """The Wan SDS prior's settings (prior "wan" only; its ``num_views`` is
     ``views_per_iteration``)."""
@@ -159,6 +179,9 @@ class FlowConfig:
             raise ValueError(f"num_frames must be >= 2, got {self.num_frames}")
         if self.iterations < 1 or self.views_per_iteration < 1 or self.frames_per_view < 1:
             raise ValueError("iterations, views_per_iteration and frames_per_view must be >= 1")
+        if self.deformation_store not in DEFORMATION_STORES:
+            raise ValueError(f"unknown deformation store {self.deformation_store!r}; one of "
+                             f"{', '.join(DEFORMATION_STORES)}")
         if self.prior not in ("video", "wan"):
             raise ValueError(f"prior must be 'video' or 'wan', got {self.prior!r}")
         if self.render_size is not None and min(self.render_size) < 1:
@@ -200,15 +223,21 @@ def fast(prior: str = "wan") -> FlowConfig:
 
 def _cpu_wan() -> FlowConfig:
     """The cpu preset of the wan prior: for small Wan models (e.g. trained at 32-64 px and
-    9-17 frames) - 17 frames at 64 px wide, one view per iteration, 200 iterations, 4000
-    Gaussians per moving object (more than the pixels of a 64x32 render), the paper's
-    regularisers and split (at a twentieth of the run, as 100 of 2000)."""
+    9-17 frames by `chord-robot train-prior`) - 17 frames at 64 px wide, one view per
+    iteration, 200 iterations, 4000 Gaussians per moving object (more than the pixels of a
+    64x32 render), the paper's split (at a twentieth of the run, as 100 of 2000). Measured on
+    the trained prior (docs/trained-prior.md): the SDS gradient scaled by 0.003 against
+    `sds_cpu_weights` (the paper's balance tore the object), the renders composited over the
+    white backdrop of the training clips and the cameras drawn from their elevations and
+    distances."""
     from flowgen.control import cpu_config
 
+    wan = replace(wan_settings("i2v-a14b", 1), grad_scale=0.003, background=(1.0, 1.0, 1.0),
+                  cameras=CameraSampling(elevation_deg=(12.0, 50.0), margin=(1.0, 1.35)))
     return FlowConfig(
         prior="wan", num_frames=17, iterations=200, max_side=64, num_gaussians=4_000,
         num_static_gaussians=3_000, controls=cpu_config(), views_per_iteration=1, fine_start=0.5,
-        weights=sds_weights(), split_iteration=10, checkpoint_every=50, wan=wan_settings("i2v-a14b", 1),
+        weights=sds_cpu_weights(), split_iteration=10, checkpoint_every=50, wan=wan,
     )
 
 

@@ -35,7 +35,7 @@ from chord_robot.scene import Scene, SceneObject
 from flowgen.arap import ArapGraph, arap_graph
 from flowgen.config import FlowConfig
 from flowgen.control import ObjectControls, object_controls, point_cloud_field, point_groups
-from flowgen.fenwick import FenwickStore, as_parameters, fenwick_identity, query_all
+from flowgen.fenwick import DeformationStore, as_parameters, fenwick_identity, per_frame_identity, query_all
 from flowgen.gaussians import Gaussians, from_object
 from flowgen.mesh_fit import fit_to_mesh
 from flowgen.quat import quat_identity
@@ -89,8 +89,8 @@ class MovingObject:
         coarse: coarse control level (log-scales and rotations are parameters).
         fine: fine control level, or None.
         binding: Gaussians -> controls.
-        coarse_store: Fenwick nodes of the coarse controls.
-        fine_store: Fenwick nodes of the fine controls, or None.
+        coarse_store: Fenwick nodes (or per-frame rows, ``deformation_store``) of the coarse controls.
+        fine_store: the same of the fine controls, or None.
         surface: (M, 3) near-surface points S (ARAP).
         surface_binding: S -> controls.
         arap: the ARAP graph of S (edges within a part).
@@ -110,8 +110,8 @@ class MovingObject:
     coarse: ControlLevel
     fine: ControlLevel | None
     binding: HierarchyBinding
-    coarse_store: FenwickStore
-    fine_store: FenwickStore | None
+    coarse_store: DeformationStore
+    fine_store: DeformationStore | None
     surface: Tensor
     surface_binding: HierarchyBinding
     arap: ArapGraph
@@ -230,7 +230,8 @@ def _moving(obj: SceneObject, config: FlowConfig, rng: np.random.Generator,
     k = config.skin_neighbours
     surface = torch.as_tensor(controls.surface_points, dtype=torch.float32)
     surface_group = torch.as_tensor(controls.surface_group, dtype=torch.long)
-    stores = [as_parameters(fenwick_identity(config.num_frames, lv.num_controls)) for lv in levels]
+    identity = per_frame_identity if config.deformation_store == "per-frame" else fenwick_identity
+    stores = [as_parameters(identity(config.num_frames, lv.num_controls)) for lv in levels]
     pairs, pair_group = contact_pairs(rest.means.numpy(), part.numpy())
     pairs_t = torch.as_tensor(pairs, dtype=torch.long)
     return MovingObject(

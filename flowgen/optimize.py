@@ -41,7 +41,7 @@ from flowgen.checkpoint import (
     save_checkpoint,
 )
 from flowgen.config import FlowConfig
-from flowgen.fenwick import FenwickStore, from_per_frame, query_all, split
+from flowgen.fenwick import FenwickStore, PerFrameStore, from_per_frame, per_frame_from_per_frame, query_all, split
 from flowgen.model import SceneModel, parameter_group, parameters
 from flowgen.objective import Objective, Prior, appearance_objective, motion_objective, visibility
 from flowgen.quat import quat_conjugate, quat_multiply, quat_normalize
@@ -122,10 +122,11 @@ def extrapolate(store: FenwickStore, after_frame: int, steps: int) -> FenwickSto
             if f <= a + steps:
                 q, t = quat_normalize(quat_multiply(step_q, q)), t + step_t
             quats[f], trans[f] = q, t
-        rebuilt = from_per_frame(quats, trans)
+        rebuild = per_frame_from_per_frame if isinstance(store, PerFrameStore) else from_per_frame
+        rebuilt = rebuild(quats, trans)  # row j - 1 is node / frame j in both stores
         node_q = torch.cat((store.quats[:a].detach(), rebuilt.quats[a:]), 0)
         node_t = torch.cat((store.trans[:a].detach(), rebuilt.trans[a:]), 0)
-        return FenwickStore(node_q.clone(), node_t.clone())
+        return type(store)(node_q.clone(), node_t.clone())
 
 
 def _reset_stores(model: SceneModel, optimizer: torch.optim.Adam, after_frame: int,

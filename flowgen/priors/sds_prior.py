@@ -92,6 +92,10 @@ class SdsPrior:
         """``sds``: the RF-SDS loss of the rendered video ``rgb`` (T, H, W, 3); its gradient
         is Wan's, pulled back through the VAE (its value is 0.5 ||g||^2, for the log)."""
         assert rgb.shape == (self.num_frames, self.height, self.width, 3), rgb.shape
+        backdrop = self.wan.config.background
+        if backdrop is not None:  # the renders are premultiplied over black
+            colour = torch.as_tensor(backdrop, dtype=rgb.dtype, device=rgb.device)
+            rgb = rgb + (1.0 - alpha.reshape(*rgb.shape[:-1], 1)) * colour
         it, slot = self.iteration_of(view)
         result = self.wan.sds(rgb[None], None, it, self.iterations, self.seed, first_view=slot)
         return {"sds": result.loss}

@@ -68,6 +68,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PRESETS",
+    "TAU_SCHEDULES",
+    "UNIFORM_TAU_RANGE",
     "VARIANTS",
     "WAN_NEGATIVE_PROMPT",
     "Condition",
@@ -133,6 +135,12 @@ VARIANTS: dict[str, WanVariant] = {
 _SHARED_PARTS = ("vae", "text_encoder", "tokenizer", "scheduler")
 
 
+TAU_SCHEDULES = ("annealed", "uniform")
+"""Ways of drawing the noise level per iteration (`WanConfig.tau_schedule`)."""
+UNIFORM_TAU_RANGE = (0.02, 0.98)
+"""The interval of the ``uniform`` tau schedule."""
+
+
 @dataclass(frozen=True)
 class WanConfig:
     """Settings of the Wan SDS prior (paper §3.2, supp. §A.1)."""
@@ -149,6 +157,10 @@ class WanConfig:
     """tau at and above which the high-noise expert runs (A14B: 0.9); None for one expert."""
     tau_weight: TauWeight = "shifted"
     """W(tau), the density the schedule spreads the noise levels by (see schedule.py)."""
+    tau_schedule: str = "annealed"
+    """How tau is drawn per iteration: "annealed" (the paper: decreasing through W(tau)'s
+    quantiles, `schedule.tau_at`) or "uniform" (the paper's ablation: a seeded uniform draw in
+    [0.02, 0.98] each iteration, a pure function of the iteration)."""
     shift: float | None = None
     """Flow shift of the ``shifted`` density; None reads the model's scheduler (5.0 for both)."""
     num_views: int = 4
@@ -165,12 +177,18 @@ class WanConfig:
     """Multiplies the SDS gradient (the regulariser weights are tuned for 1)."""
     vae_float32: bool = False
     """Keep the VAE in float32 even when the rest is bf16."""
+    background: tuple[float, float, float] | None = None
+    """RGB in [0, 1] composited behind the rendered scene where nothing is (alpha < 1); None
+    keeps the renderer's black. A model trained on clips with a plain backdrop (the sim's
+    TinyRenderer clears to white) should see the same behind the renders."""
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
             raise ValueError(f"unknown Wan variant {self.variant!r}; one of {', '.join(VARIANTS)}")
         if self.num_views < 1 or self.max_sequence_length < 1:
             raise ValueError("num_views and max_sequence_length must be >= 1")
+        if self.tau_schedule not in TAU_SCHEDULES:
+            raise ValueError(f"unknown tau schedule {self.tau_schedule!r}; one of {', '.join(TAU_SCHEDULES)}")
         if self.boundary_ratio is not None and not 0.0 < self.boundary_ratio <= 1.0:
             raise ValueError(f"boundary_ratio must be in (0, 1], got {self.boundary_ratio}")
         if len(VARIANTS[self.variant].experts) > 1 and self.boundary_ratio is None:
@@ -540,7 +558,11 @@ class WanPrior:
 
     # -- schedule -----------------------------------------------------------------------------
     def tau(self, it: int, total: int) -> float:
-        """Noise level of iteration ``it`` of ``total`` (annealed, schedule.tau_at)."""
+        """Noise level of iteration ``it`` of ``total``: annealed (schedule.tau_at) or, for the
+        ``uniform`` schedule, a uniform draw in UNIFORM_TAU_RANGE seeded by ``it``."""
+        if self.config.tau_schedule == "uniform":
+            low, high = UNIFORM_TAU_RANGE
+            return float(np.random.default_rng([20261122, it]).uniform(low, high))
         return tau_at(self.levels, it, total)
 
     def guidance(self, it: int, total: int) -> float:
@@ -556,6 +578,14 @@ class WanPrior:
     def plan(self, total: int) -> str:
         """One line saying which expert runs when over ``total`` iterations."""
         first, last = self.tau(0, total), self.tau(total - 1, total)
+        if self.config.tau_schedule == "uniform":
+            low, high = UNIFORM_TAU_RANGE
+            text = (f"{self.spec.label}: tau uniform in [{low:g}, {high:g}] (ablation), guidance "
+                    f"{self.config.guidance_start:g} -> {self.config.guidance_end:g}")
+            if len(self.spec.experts) > 1:
+                text += (f"; {self.spec.experts[0]} while tau >= {self.config.boundary_ratio:g}, else "
+                         f"{self.spec.experts[1]} (the experts alternate: one resident at a time)")
+            return text
         text = (f"{self.spec.label}: tau {first:.3f} -> {last:.4f} ({self.levels.weight} W, shift "
                 f"{self.levels.shift:g}), guidance {self.config.guidance_start:g} -> "
                 f"{self.config.guidance_end:g}")

@@ -230,6 +230,23 @@ def test_wan_flow_continues_from_the_last_frame_of_a_previous_flow(wan_inputs, t
     assert not (tmp_path / "bad.zarr").exists()
 
 
+def test_wan_flow_ablation_options_reach_the_prior_and_the_stores(wan_inputs, tmp_path, capsys):
+    scan, model = wan_inputs
+    out = tmp_path / "flow.zarr"
+    code, stdout, err = cli(capsys, *_wan_args(scan, model, out, "--iters", 2, "--allow-cpu",
+                                               "--tau-schedule", "uniform", "--store", "per-frame"))
+    assert code == 0, err
+    flow = ObjectFlow.load(out)
+    assert flow.config["wan"]["tau_schedule"] == "uniform" and flow.config["deformation_store"] == "per-frame"
+    assert "tau uniform in [0.02, 0.98]" in " ".join(stdout.split())
+    assert flow.objects["box"].displacement[1:].max() > 1e-3  # the per-frame rows moved
+    for extra, message in ((("--tau-schedule", "random"), "unknown --tau-schedule 'random'; one of annealed, uniform"),
+                           (("--store", "tree"), "unknown --store 'tree'; one of fenwick, per-frame")):
+        code, _, err = cli(capsys, *_wan_args(scan, model, tmp_path / "bad.zarr", "--allow-cpu", *extra))
+        assert code == 2 and len(err.strip().splitlines()) == 1 and message in err, err
+    assert not (tmp_path / "bad.zarr").exists()
+
+
 @pytest.mark.skipif("__import__('torch').cuda.is_available()", reason="the refusal is for machines without CUDA")
 def test_wan_flow_without_a_gpu_asks_for_allow_cpu(wan_inputs, tmp_path, capsys):
     scan, model = wan_inputs

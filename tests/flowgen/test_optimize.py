@@ -227,3 +227,36 @@ def test_frame_zero_stays_the_rest_pose(hinge_scene):
     assert torch.equal(q[0], quat_normalize(torch.tensor([1.0, 0, 0, 0])).expand_as(q[0]))
     assert torch.equal(t[0], torch.zeros_like(t[0]))
     assert t[1:].abs().max() > 0
+
+
+def test_store_option_picks_the_deformation_store_and_per_frame_runs_the_loop(hinge_scene):
+    from flowgen.fenwick import FenwickStore, PerFrameStore
+
+    with pytest.raises(ValueError, match="unknown deformation store 'tree'; one of fenwick, per-frame"):
+        tiny_config(deformation_store="tree")
+    tree = build_model(hinge_scene, tiny_config())
+    assert type(tree.moving[0].coarse_store) is FenwickStore and type(tree.moving[0].fine_store) is FenwickStore
+    # progressive unlocking exercises extrapolate() on the per-frame rows
+    config = tiny_config(deformation_store="per-frame", iterations=6, progressive=0.5, appearance_iterations=1)
+    model = build_model(hinge_scene, config)
+    stores = (model.moving[0].coarse_store, model.moving[0].fine_store)
+    assert all(type(s) is PerFrameStore for s in stores)
+    optimize(model, tiny_prior(5), config)
+    obj = model.moving[0]
+    assert type(obj.coarse_store) is PerFrameStore and obj.coarse_store.quats.shape[0] == 4
+    assert float(obj.coarse_store.trans.detach().abs().max()) > 0  # the rows were optimised
+
+
+def test_extrapolation_of_a_per_frame_store_matches_the_tree():
+    from flowgen.fenwick import per_frame_from_per_frame
+
+    num_frames, k = 6, 2
+    angle = torch.linspace(0, 0.4, num_frames)[:, None].expand(num_frames, k)
+    quats = torch.stack((torch.cos(angle / 2), torch.sin(angle / 2), torch.zeros_like(angle), torch.zeros_like(angle)), -1)
+    trans = torch.linspace(0, 0.1, num_frames)[:, None, None].expand(num_frames, k, 3).clone()
+    tree_q, tree_t = query_all(extrapolate(from_per_frame(quats, trans), 2, 2))
+    rows = extrapolate(per_frame_from_per_frame(quats, trans), 2, 2)
+    assert type(rows).__name__ == "PerFrameStore"
+    rows_q, rows_t = query_all(rows)
+    assert torch.allclose(rows_q, tree_q, atol=1e-5) and torch.allclose(rows_t, tree_t, atol=1e-6)
+    assert torch.equal(rows.quats[:2], quats[1:3])  # frames <= 2 untouched

@@ -9,6 +9,7 @@ velocity it hands its scheduler (``noise_pred``) at each step must be ours at th
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -281,6 +282,34 @@ def test_experts_switch_once_over_a_run_and_say_so(model_dirs):
     assert "one expert resident at a time" in prior.plan(total) and "at iteration 5" in prior.plan(total)
 
 
+def test_uniform_tau_schedule_draws_seeded_uniform_levels_and_alternates_experts(model_dirs):
+    from dataclasses import replace
+
+    total = 40
+    annealed = load_wan_prior(model_dirs["i2v-a14b"], "i2v-a14b", "cpu", torch.float32, prompt=PROMPT,
+                              config=_config("i2v-a14b"))
+    logs: list[str] = []
+    uniform = load_wan_prior(model_dirs["i2v-a14b"], "i2v-a14b", "cpu", torch.float32, prompt=PROMPT,
+                             config=replace(_config("i2v-a14b"), tau_schedule="uniform"), log=logs.append)
+    a = np.array([annealed.tau(it, total) for it in range(total)])
+    u = np.array([uniform.tau(it, total) for it in range(total)])
+    assert np.all(np.diff(a) < 0)  # the paper's schedule only anneals
+    assert np.all((u >= 0.02) & (u <= 0.98)) and np.sum(np.diff(u) > 0) >= 10  # not monotone
+    assert u.min() < 0.2 and u.max() > 0.8  # spread over the range
+    assert [uniform.tau(it, 7) for it in (3, 11)] == [u[3], u[11]]  # a function of the iteration only
+    assert "tau uniform in [0.02, 0.98]" in uniform.plan(total) and "annealed" not in uniform.plan(total)
+    # the experts follow tau both ways: the high-noise one again after the low-noise one
+    its = [int(np.argmax(u >= 0.9)), int(np.argmax(u < 0.9))]
+    its = sorted(its) + [next(i for i in range(max(its) + 1, total) if (u[i] >= 0.9) != (u[max(its)] >= 0.9))]
+    video = torch.rand(1, FRAMES, 16, 16, 3, generator=torch.Generator().manual_seed(0))
+    used = []
+    for it in its:
+        result = uniform.sds(video, None, it, total)
+        assert math.isclose(result.tau, u[it]) and torch.isfinite(result.loss)
+        used.append(uniform.experts.active)
+    assert used[0] != used[1] and used[2] == used[0]
+
+
 # -- cameras --------------------------------------------------------------------------------
 
 
@@ -319,6 +348,9 @@ def test_presets_and_config_checks():
         WanConfig(boundary_ratio=None)
     with pytest.raises(ValueError, match="unknown Wan variant"):
         WanConfig(variant="wan-3")  # type: ignore[arg-type]
+    assert paper.tau_schedule == "annealed"
+    with pytest.raises(ValueError, match="unknown tau schedule 'random'; one of annealed, uniform"):
+        WanConfig(tau_schedule="random")
 
 
 def test_importing_the_module_does_not_import_diffusers():
@@ -369,3 +401,26 @@ def test_sds_prior_renders_every_frame_from_the_iterations_cameras(priors):
         sds.views([torch.tensor([1])] * 2, 0.5, first=0)
     with pytest.raises(InputError, match="multiples of 16"):
         SdsPrior(prior, targets, FRAMES, 40, 16, 2, 10, sampling)
+
+
+def test_sds_prior_composites_the_configured_backdrop_behind_the_renders(model_dirs):
+    from dataclasses import replace
+
+    from flowgen.priors.sds_prior import SdsPrior
+
+    config = replace(_config("i2v-a14b"), num_views=1, background=(1.0, 1.0, 1.0))
+    prior = load_wan_prior(model_dirs["i2v-a14b"], "i2v-a14b", "cpu", torch.float32, prompt=PROMPT, config=config)
+    targets = np.random.default_rng(0).normal(size=(200, 3)) * 0.1
+    sds = SdsPrior(prior, targets, FRAMES, 32, 16, 1, 10, CameraSampling(), seed=4)
+    view = sds.views([torch.tensor([0])], 1.0, first=2)[0]
+    gen = torch.Generator().manual_seed(2)
+    alpha = (torch.rand(FRAMES, 16, 32, generator=gen) > 0.5).float()
+    rgb = (torch.rand(FRAMES, 16, 32, 3, generator=gen) * alpha[..., None]).requires_grad_(True)  # premultiplied
+    sds.loss(view, rgb, alpha, 1.0)["sds"].backward()
+    # the same as the plain loss of the composite: white where nothing was rendered
+    composite = (rgb.detach() + (1 - alpha[..., None]))[None].requires_grad_(True)
+    prior.sds(composite, None, 2, 10, 4).loss.backward()
+    assert torch.allclose(rgb.grad, composite.grad[0], atol=1e-6)
+    black = rgb.detach()[None].requires_grad_(True)
+    prior.sds(black, None, 2, 10, 4).loss.backward()
+    assert not torch.allclose(rgb.grad, black.grad[0], atol=1e-4)  # black behind: another gradient
