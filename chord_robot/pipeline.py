@@ -68,7 +68,7 @@ def parse_size(text: str) -> tuple[int, int]:
 def flow_config(preset: str = "cpu", prior: str = "video", frames: int | None = None,
                 iterations: int | None = None, seed: int | None = None, *, variant: str | None = None,
                 size: tuple[int, int] | None = None, tau_schedule: str | None = None,
-                store: str | None = None):
+                store: str | None = None, rigid_parts: bool = False):
     """The named `flowgen` preset with the CLI's overrides applied.
 
     ``iterations`` sets the motion iterations; the appearance stage scales with it (at least
@@ -76,12 +76,15 @@ def flow_config(preset: str = "cpu", prior: str = "video", frames: int | None = 
     ((width, height) of the renders) apply to the wan prior; whether the frames and size fit
     the model is checked against its weights in :func:`prepare_flow`. ``tau_schedule``
     ("annealed" | "uniform", wan only) and ``store`` ("fenwick" | "per-frame") select the
-    paper's ablations. Raises InputError for an unknown preset or a value out of range.
+    paper's ablations. ``rigid_parts`` turns on the part-rigidity regulariser
+    (`flowgen.config.rigid_parts`: for scenes of articulated rigid parts). Raises InputError
+    for an unknown preset or a value out of range.
     """
     import dataclasses
 
     from chord_robot.errors import InputError
     from flowgen.config import DEFORMATION_STORES, PRESETS, wan_settings
+    from flowgen.config import rigid_parts as with_rigid_parts
     from flowgen.priors.wan import TAU_SCHEDULES, VARIANTS
 
     if preset not in PRESETS:
@@ -126,7 +129,8 @@ def flow_config(preset: str = "cpu", prior: str = "video", frames: int | None = 
         if store not in DEFORMATION_STORES:
             raise InputError(f"unknown --store {store!r}; one of {', '.join(DEFORMATION_STORES)}")
         changes["deformation_store"] = store
-    return dataclasses.replace(config, **changes)
+    config = dataclasses.replace(config, **changes)
+    return with_rigid_parts(config) if rigid_parts else config
 
 
 def checkpoint_path(output: str | os.PathLike[str]):

@@ -20,7 +20,8 @@ from flowgen.priors.cameras import CameraSampling
 from flowgen.priors.wan import PRESETS as WAN_PRESETS
 from flowgen.priors.wan import WanConfig
 
-__all__ = ["DEFORMATION_STORES", "PRESETS", "Decay", "FlowConfig", "RegWeights", "cpu", "fast", "paper", "preset", "sds_cpu_weights", "wan_settings"]
+__all__ = ["DEFORMATION_STORES", "PRESETS", "RIGID_PARTS_ATTACH", "RIGID_PARTS_WEIGHT", "Decay", "FlowConfig", "RegWeights", "cpu",
+           "fast", "paper", "preset", "rigid_parts", "sds_cpu_weights", "wan_settings"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,19 @@ class RegWeights:
     """Parts of one object that touch at rest stay in contact (linear in the gap's growth, m)."""
     still: float = 0.0
     """Rendered displacement since frame 0 where the video shows no change (m^2; video prior)."""
+    motion_per_part: bool = False
+    """The minimal-motion prior on each part's mean displacement instead of each Gaussian's
+    (`losses.minimal_motion`; set with ``rigid``)."""
+    rigid: float = 0.0
+    """Each part's deviation from a rigid motion (`losses.part_rigidity`, m^2): for scenes of
+    rigid parts (articulated objects), where a weak prior otherwise bends a thin part (a lid)
+    like a sheet; 0 (off) unless ``--rigid-parts`` asks for it."""
+    acceleration: float = 0.0
+    """Second differences of the Gaussians' trajectories, ``mu^(t+1) - 2 mu^t + mu^(t-1)``
+    (mean squared, m^2), over the frames rendered together. Needed with a video model whose VAE
+    compresses time (Wan: 4 frames per latent frame): the SDS gradient reaches the frames of one
+    latent frame only through their combination, so frame-by-frame it zig-zags (measured in
+    docs/trained-prior.md); the first-order temporal loss only slows such motion down."""
 
 
 def sds_weights() -> RegWeights:
@@ -63,9 +77,29 @@ def sds_cpu_weights() -> RegWeights:
     the video prior's with its peak at 1 cm, which holds the parts the prior does not move (a
     laptop's base) to within a millimetre while a lid travelling several centimetres escapes
     it. Meant with ``WanConfig.grad_scale`` 0.003: the SDS gradient on the deformations is
-    ~1000x the regularisers' at 32 px (measured), and unscaled it tears the object."""
+    ~1000x the regularisers' at 32 px (measured), and unscaled it tears the object. The
+    acceleration term keeps the frames of one VAE latent frame from zig-zagging (the SDS
+    gradient only constrains their combination)."""
     return RegWeights(temporal=Decay(100.0, 20.0), arap=Decay(30_000.0, 3000.0), motion=3.0, motion_scale=0.01,
-                      attach=2.0)
+                      attach=2.0, acceleration=3000.0)
+
+
+RIGID_PARTS_WEIGHT = 30_000.0
+"""`RegWeights.rigid` when the objects are made of rigid parts (``--rigid-parts``)."""
+RIGID_PARTS_ATTACH = 2_000.0
+"""`RegWeights.attach` (at least) when the objects are made of rigid parts: with each part
+rigid, a weak prior moves the lid as a whole off its hinge unless the contact term holds it
+(measured in docs/trained-prior.md)."""
+
+
+def rigid_parts(config: FlowConfig) -> FlowConfig:
+    """``config`` for objects made of rigid parts (articulated: a laptop, a lamp): each part's
+    deviation from a rigid motion is penalised (`losses.part_rigidity`) and touching parts are
+    held together harder, and the minimal-motion prior acts on each part as a whole (a rigid lid
+    is not held back by its points near the hinge). Not for deformable objects (cloth would be held flat)."""
+    w = config.weights
+    return replace(config, weights=replace(w, rigid=RIGID_PARTS_WEIGHT, attach=max(w.attach, RIGID_PARTS_ATTACH),
+                                           motion_per_part=True))
 
 
 def video_weights() -> RegWeights:

@@ -14,10 +14,12 @@ from torch import Tensor
 from flowgen.arap import ArapGraph, arap_energy
 
 __all__ = [
+    "acceleration",
     "arap",
     "contact",
     "l1",
     "minimal_motion",
+    "part_rigidity",
     "photometric",
     "silhouette",
     "ssim",
@@ -90,13 +92,53 @@ def temporal_flow(flow_image: Tensor) -> Tensor:
     return flow_image.square().sum(-1).mean()
 
 
+def acceleration(trajectories: Tensor) -> Tensor:
+    """Mean over (F - 2, N) of ``|mu^(t+1) - 2 mu^t + mu^(t-1)|^2`` for (F, N, 3) positions at F
+    consecutive frames: zero for motion at constant velocity (a lid turning at a steady rate
+    costs nearly nothing), large for frame-to-frame zig-zags."""
+    assert trajectories.ndim == 3 and trajectories.shape[0] >= 3, trajectories.shape
+    second = trajectories[2:] - 2 * trajectories[1:-1] + trajectories[:-2]
+    return second.square().sum(-1).mean()
+
+
+def part_rigidity(means: Tensor, rest: Tensor, part: Tensor) -> Tensor:
+    """How far each part is from moving rigidly: mean over frames and parts of the mean squared
+    residual ``|(mu - c) - R (mu_rest - c_rest)|^2`` of the part's Gaussians from their best
+    rigid fit (Kabsch; the rotation is not differentiated, as ARAP's local rotations), in m^2.
+
+    ARAP only asks each neighbourhood to move rigidly, so a thin part (a lid) may bend like a
+    sheet at little cost; this asks it of the whole part - right for articulated objects made of
+    rigid parts, wrong for cloth (off unless asked for, `RegWeights.rigid`).
+
+    Args:
+        means: (F, N, 3) positions; rest: (N, 3) rest positions; part: (N,) part id per point.
+    """
+    assert means.ndim == 3 and means.shape[1:] == rest.shape and part.shape == rest.shape[:1], (
+        means.shape, rest.shape, part.shape)
+    terms = []
+    for p in torch.unique(part).tolist():
+        sel = part == p
+        if int(sel.sum()) < 3:
+            continue
+        x, r = means[:, sel], rest[sel]
+        xc, rc = x - x.mean(1, keepdim=True), r - r.mean(0)
+        cross = xc.transpose(1, 2) @ rc  # (F, 3, 3)
+        u, _, vh = torch.linalg.svd(cross.detach())
+        d = torch.linalg.det(u @ vh)
+        fix = torch.diag_embed(torch.stack((torch.ones_like(d), torch.ones_like(d), d), -1))
+        rot = u @ fix @ vh  # (F, 3, 3): rotates rest offsets onto the current ones
+        residual = xc - rc @ rot.transpose(1, 2)
+        terms.append(residual.square().sum(-1).mean())
+    return torch.stack(terms).mean() if terms else means.new_zeros(())
+
+
 def arap(graph: ArapGraph, deformed: Tensor) -> Tensor:
     """ARAP energy of (F, M, 3) deformed near-surface points, per edge (mean squared
     residual in m^2), so its weight does not depend on |S|."""
     return arap_energy(graph, deformed) / max(graph.num_edges, 1)
 
 
-def minimal_motion(means: Tensor, rest: Tensor, scale: float = 0.005) -> Tensor:
+def minimal_motion(means: Tensor, rest: Tensor, scale: float = 0.005, part: Tensor | None = None) -> Tensor:
     """A robust pull towards not moving: mean over (F, N) of Welsch's
     ``1 - exp(-d^2 / (2 scale^2))`` of the displacement ``d`` from the (N, 3) rest positions.
 
@@ -104,9 +146,19 @@ def minimal_motion(means: Tensor, rest: Tensor, scale: float = 0.005) -> Tensor:
     video barely moves (one camera leaves depth weakly constrained, so a static part would
     otherwise drift along the viewing ray) and leaves alone what clearly moves, instead of
     dragging a turning lid back towards its rest pose (what an L1 or L2 penalty does).
+
+    With ``part`` (N,) the penalty is on each part's mean displacement magnitude instead (mean
+    over frames and parts): a lid turning about its hinge escapes as a whole, while per point
+    its Gaussians near the hinge (which barely move) would hold the whole rigid lid back.
     """
     d2 = (means - rest).square().sum(-1)
-    return (1 - torch.exp(-d2 / (2 * scale * scale))).mean()
+    if part is None:
+        return (1 - torch.exp(-d2 / (2 * scale * scale))).mean()
+    terms = []
+    for p in torch.unique(part).tolist():
+        mean = (d2[:, part == p] + 1e-12).sqrt().mean(-1)  # (F,)
+        terms.append(1 - torch.exp(-mean.square() / (2 * scale * scale)))
+    return torch.stack(terms).mean()
 
 
 def contact(means: Tensor, pairs: Tensor, rest: Tensor, group: Tensor, closest: int = 16) -> Tensor:

@@ -169,6 +169,18 @@ def _frames_and_slots(views: list[View]) -> tuple[Tensor, dict[int, int]]:
     return torch.tensor(needed, dtype=torch.long), {f: i for i, f in enumerate(needed)}
 
 
+def _consecutive_runs(frames: list[int]) -> list[list[int]]:
+    """Maximal runs of at least 3 consecutive frames in sorted ``frames``."""
+    runs, current = [], []
+    for f in frames:
+        if current and f != current[-1] + 1:
+            runs.append(current)
+            current = []
+        current.append(f)
+    runs.append(current)
+    return [r for r in runs if len(r) >= 3]
+
+
 def appearance_objective(model: SceneModel, prior: Prior, views: list[View], albedo_prior: float,
                          scale: float = 1.0) -> Objective:
     """Frame-0 photometric loss (+ silhouette) and the albedo pull towards scan colours."""
@@ -226,8 +238,18 @@ def motion_objective(model: SceneModel, prior: Prior, views: list[View], weights
         attach = [losses.contact(posed.means[k][rows], obj.contact, obj.contact_rest, obj.contact_group)
                   for k, obj in enumerate(model.moving)]
         terms["attach"] = weights["attach"] * torch.stack(attach).mean()
+    runs = _consecutive_runs(batch.tolist())
+    if weights.get("acceleration", 0.0) > 0 and runs:
+        accel = [losses.acceleration(posed.means[k][[slot[f] for f in run]])
+                 for k in range(len(model.moving)) for run in runs]
+        terms["acceleration"] = weights["acceleration"] * torch.stack(accel).mean()
+    if weights.get("rigid", 0.0) > 0:
+        rigid = [losses.part_rigidity(posed.means[k][rows], obj.rest.means, obj.part)
+                 for k, obj in enumerate(model.moving)]
+        terms["rigid"] = weights["rigid"] * torch.stack(rigid).mean()
     if weights["motion"] > 0:
-        motion = [losses.minimal_motion(posed.means[k][rows], obj.rest.means, weights["motion_scale"])
+        motion = [losses.minimal_motion(posed.means[k][rows], obj.rest.means, weights["motion_scale"],
+                                        obj.part if weights.get("motion_per_part", 0.0) else None)
                   for k, obj in enumerate(model.moving)]
         terms["motion"] = weights["motion"] * torch.stack(motion).mean()
     return Objective(sum(terms.values()), terms, per_frame)

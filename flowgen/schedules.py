@@ -77,6 +77,9 @@ def reg_weights(config: FlowConfig, it: int) -> dict[str, float]:
         "motion_scale": w.motion_scale,
         "attach": w.attach,
         "still": w.still,
+        "acceleration": w.acceleration,
+        "rigid": w.rigid,
+        "motion_per_part": float(w.motion_per_part),
         "albedo": config.albedo_prior if config.lr_color_motion > 0 else 0.0,
     }
 

@@ -14,6 +14,7 @@ import pytest
 
 from chord_robot import synth
 from chord_robot.flow import ObjectFlow
+from flowgen.config import RIGID_PARTS_ATTACH, RIGID_PARTS_WEIGHT
 from tests.flowgen.hinge_video import default_camera, render_clip
 
 # Runs chord_robot.cli.main, registering the flow and render commands if cli.py does not yet.
@@ -234,10 +235,13 @@ def test_wan_flow_ablation_options_reach_the_prior_and_the_stores(wan_inputs, tm
     scan, model = wan_inputs
     out = tmp_path / "flow.zarr"
     code, stdout, err = cli(capsys, *_wan_args(scan, model, out, "--iters", 2, "--allow-cpu",
-                                               "--tau-schedule", "uniform", "--store", "per-frame"))
+                                               "--tau-schedule", "uniform", "--store", "per-frame", "--rigid-parts"))
     assert code == 0, err
     flow = ObjectFlow.load(out)
     assert flow.config["wan"]["tau_schedule"] == "uniform" and flow.config["deformation_store"] == "per-frame"
+    weights = flow.config["weights"]
+    assert weights["rigid"] == RIGID_PARTS_WEIGHT and weights["attach"] == RIGID_PARTS_ATTACH
+    assert weights["acceleration"] > 0  # the cpu preset of the wan prior
     assert "tau uniform in [0.02, 0.98]" in " ".join(stdout.split())
     assert flow.objects["box"].displacement[1:].max() > 1e-3  # the per-frame rows moved
     for extra, message in ((("--tau-schedule", "random"), "unknown --tau-schedule 'random'; one of annealed, uniform"),

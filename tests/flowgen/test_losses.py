@@ -139,3 +139,86 @@ def test_deformation_of_an_identity_model_is_the_rest_pose(hinge_scene):
     obj = model.moving[0]
     d = deform_object(obj, torch.arange(3), use_fine=True)
     assert torch.allclose(d.points, obj.rest.means.expand(3, -1, -1), atol=1e-6)
+
+
+def test_acceleration_is_zero_at_constant_velocity_and_penalises_a_zig_zag(hinge_scene):
+    t = torch.arange(5, dtype=torch.float32)[:, None, None]
+    steady = t * torch.tensor([0.01, -0.02, 0.0]).expand(1, 3, 3)
+    assert losses.acceleration(steady).item() == pytest.approx(0.0, abs=1e-12)
+    zig = steady.clone()
+    zig[1::2, :, 0] += 0.01  # odd frames 1 cm ahead: second differences of +-2 cm
+    assert losses.acceleration(zig).item() == pytest.approx(0.02 ** 2, rel=1e-5)
+
+    config = tiny_config(num_frames=5)
+    model, prior = build_model(hinge_scene, config), tiny_prior(5)
+    weights = {**WEIGHTS, "temporal": 0.0, "acceleration": 1.0}
+    _translate(model, torch.tensor([0.01, -0.02, 0.0]))  # constant velocity: nothing to penalise
+    views = prior.views([torch.tensor([1, 2, 3, 4])], 1.0)
+    assert motion_objective(model, prior, views, weights, False).terms["acceleration"].item() < 1e-10
+    with torch.no_grad():  # one Fenwick node 1 cm further: the trajectory kinks
+        model.moving[0].coarse_store.trans[2] += torch.tensor([0.0, 0.0, 0.01])
+    kinked = motion_objective(model, prior, views, weights, False).terms["acceleration"].item()
+    assert kinked > 1e-6
+    # frame 3 and its predecessor are no run of 3 consecutive frames: no term
+    sparse = prior.views([torch.tensor([3])], 1.0)
+    assert "acceleration" not in motion_objective(model, prior, sparse, weights, False).terms
+
+
+def test_part_rigidity_is_zero_for_rigid_parts_and_catches_a_bent_part():
+    from scipy.spatial.transform import Rotation
+
+    g = torch.Generator().manual_seed(0)
+    rest = torch.rand(200, 3, generator=g) * torch.tensor([0.2, 0.3, 0.01])  # two thin plates
+    part = (torch.arange(200) >= 100).long()
+    turn = torch.as_tensor(Rotation.from_rotvec([0.0, -0.8, 0.0]).as_matrix(), dtype=torch.float32)
+    rigid = rest.clone()
+    rigid[part == 1] = rest[part == 1] @ turn.T + torch.tensor([0.0, 0.0, 0.05])  # each part rigid
+    frames = torch.stack([rest, rigid])
+    assert losses.part_rigidity(frames, rest, part).item() < 1e-10
+    # the whole object is not one rigid body: one part id for all is penalised
+    assert losses.part_rigidity(frames, rest, torch.zeros(200, dtype=torch.long)).item() > 1e-5
+    bent = rigid.clone()
+    x = rest[part == 1, 0]
+    bent[part == 1, 2] += 2.0 * (x - 0.1) ** 2  # the plate curls: ~5 mm at its ends
+    value = losses.part_rigidity(torch.stack([rest, bent]), rest, part).item()
+    assert 1e-7 < value < 1e-4
+    # a part of fewer than 3 points has no rigid fit: it is skipped
+    assert losses.part_rigidity(frames[:, :2], rest[:2], part[:2]).item() == 0.0
+
+
+def test_objective_adds_part_rigidity_when_asked(hinge_scene):
+    config = tiny_config(num_frames=4)
+    model, prior = build_model(hinge_scene, config), tiny_prior(4)
+    weights = {**WEIGHTS, "temporal": 0.0, "rigid": 1.0}
+    views = prior.views([torch.tensor([1, 2, 3])], 1.0)
+    _translate(model, torch.tensor([0.01, 0.0, 0.0]))  # a rigid translation
+    assert motion_objective(model, prior, views, weights, False).terms["rigid"].item() < 1e-9
+    group = model.moving[0].coarse.group
+    one = int(torch.nonzero(group == torch.mode(group).values)[0])  # a control of the part with the most
+    with torch.no_grad():  # that control alone moves (from frame 2 on): its part bends
+        model.moving[0].coarse_store.trans[-1, one] += torch.tensor([0.0, 0.0, 0.02])
+    assert motion_objective(model, prior, views, weights, False).terms["rigid"].item() > 1e-7
+    assert "rigid" not in motion_objective(model, prior, views, WEIGHTS, False).terms
+
+
+def test_minimal_motion_per_part_lets_a_turning_lid_go_and_holds_a_still_base():
+    from scipy.spatial.transform import Rotation
+
+    x = torch.linspace(0.0, 0.2, 101)
+    base = torch.stack([-x, torch.zeros_like(x), torch.zeros_like(x)], -1)
+    lid = torch.stack([x, torch.zeros_like(x), torch.zeros_like(x)], -1)  # hinged at x = 0
+    rest = torch.cat([base, lid])
+    part = torch.cat([torch.zeros(101), torch.ones(101)]).long()
+    turn = torch.as_tensor(Rotation.from_rotvec([0.0, -0.5, 0.0]).as_matrix(), dtype=torch.float32)
+    moved = torch.cat([base, lid @ turn.T])[None].requires_grad_(True)
+    per_point = losses.minimal_motion(moved, rest, 0.01)
+    (g_point,) = torch.autograd.grad(per_point, moved)
+    moved2 = moved.detach().clone().requires_grad_(True)
+    per_part = losses.minimal_motion(moved2, rest, 0.01, part)
+    (g_part,) = torch.autograd.grad(per_part, moved2)
+    near_hinge = slice(101, 111)  # lid points within 2 cm of the hinge: they barely move
+    assert g_point[0, near_hinge].norm() > 20 * g_part[0, near_hinge].norm()
+    # a base that moves 5 mm is pulled back per part as per point
+    shifted = torch.cat([base + torch.tensor([0.0, 0.0, 0.005]), lid])[None].requires_grad_(True)
+    (g_base,) = torch.autograd.grad(losses.minimal_motion(shifted, rest, 0.01, part), shifted)
+    assert (g_base[0, :101, 2] > 0).all() and g_base[0, :101].norm() > 1e-3
