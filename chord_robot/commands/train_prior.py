@@ -20,7 +20,7 @@ LAPTOP_PROMPTS = ("the laptop lid closes", "the laptop lid opens")
 
 
 def check_prior(model_dir: Path, count: int, seed: int, guidance: float, steps: int, threshold_deg: float = 10.0,
-                textured: float = 0.0, log=print) -> dict:
+                textured: float = 0.0, split_starts: bool = False, log=print) -> dict:
     """Sample ``count`` held-out laptop clips (prompts alternating close/open; a fraction
     ``textured`` with patch textures) and measure them.
 
@@ -35,7 +35,7 @@ def check_prior(model_dir: Path, count: int, seed: int, guidance: float, steps: 
 
     world = sim_world.create()
     try:
-        held = generate(world, count, seed=seed + 10_000, config=ClipConfig(textured=textured),
+        held = generate(world, count, seed=seed + 10_000, config=ClipConfig(textured=textured, split_starts=split_starts),
                         prompts=LAPTOP_PROMPTS)
         prompts = [held.prompts[k] for k in held.prompt_ids]
         samples = sample_videos(model_dir, held.videos[:, 0], prompts, seed=seed, steps=steps, guidance=guidance,
@@ -69,6 +69,8 @@ def train_prior_cmd(
     vae_frames: int | None = typer.Option(None, help="Frames per VAE training window, 1 + 4k (default: the config's)."),
     dataset: Path | None = typer.Option(None, help="Clip set .npz: read if it exists, else written there."),
     textured: float = typer.Option(0.0, help="Fraction of rendered clips (training and check) whose object carries the sim tasks' coloured patches."),
+    textured_clips: int = typer.Option(0, help="Extra training clips, every one textured, rendered from seed + 1 and appended."),
+    split_starts: bool = typer.Option(False, "--split-starts", help="Disjoint start states per prompt (how the v1/v2 priors were trained; see docs/trained-prior.md)."),
     init: Path | None = typer.Option(None, help="Fine-tune this trained prior (its VAE and text encoder kept) instead of starting afresh."),
     check: int = typer.Option(10, help="Held-out laptop samples to generate and measure after training (0: none)."),
     check_only: bool = typer.Option(False, "--check-only", help="Skip training: only check the model already in --out."),
@@ -85,8 +87,8 @@ def train_prior_cmd(
     from chord_robot.atomic import write_text_atomic
     from chord_robot.errors import InputError
 
-    if clips < 8 or check < 0 or (minutes is not None and minutes <= 0):
-        raise InputError("--clips must be >= 8, --check >= 0 and --minutes > 0")
+    if clips < 8 or check < 0 or textured_clips < 0 or (minutes is not None and minutes <= 0):
+        raise InputError("--clips must be >= 8, --check and --textured-clips >= 0 and --minutes > 0")
     if init is not None and not (init / "train_log.json").is_file():
         raise InputError(f"--init needs a directory written by train-prior ({init / 'train_log.json'} is missing)")
     if not 0.0 <= textured <= 1.0:
@@ -107,7 +109,7 @@ def train_prior_cmd(
             train_prior,
         )
         from sim import world as sim_world
-        from sim.clips import ClipConfig, generate, load_clips, save_clips
+        from sim.clips import ClipConfig, concatenate_clips, generate, load_clips, save_clips
 
         start = load_trained(init) if init is not None else None
         config = replace(start.config, seed=seed) if start is not None else TrainConfig(seed=seed)
@@ -119,11 +121,16 @@ def train_prior_cmd(
                 clip_set = load_clips(dataset)
                 console.print(f"read {len(clip_set)} clips from {dataset}")
             else:
-                task = bar.add_task("rendering clips", total=clips)
+                task = bar.add_task("rendering clips", total=clips + textured_clips)
                 world = sim_world.create()
                 try:
-                    clip_set = generate(world, clips, seed, ClipConfig(textured=textured),
+                    clip_set = generate(world, clips, seed, ClipConfig(textured=textured, split_starts=split_starts),
                                         progress=lambda i, n: bar.update(task, completed=i))
+                    if textured_clips:
+                        extra = generate(world, textured_clips, seed + 1,
+                                         ClipConfig(textured=1.0, split_starts=split_starts),
+                                         progress=lambda i, n: bar.update(task, completed=clips + i))
+                        clip_set = concatenate_clips(clip_set, extra)
                 finally:
                     world.close()
                 if dataset is not None:
@@ -141,7 +148,7 @@ def train_prior_cmd(
                                   start)
         world = sim_world.create()
         try:  # reconstruction of clips the VAE never saw
-            unseen = generate(world, 32, seed + 20_000, ClipConfig(textured=textured))
+            unseen = generate(world, 32, seed + 20_000, ClipConfig(textured=textured, split_starts=split_starts))
         finally:
             world.close()
         psnr = reconstruction_psnr(trained.vae, unseen.videos)
@@ -155,7 +162,8 @@ def train_prior_cmd(
         console.print(f"wrote {out}")
     if check:
         console.print(f"sampling {check} held-out laptop clips with WanImageToVideoPipeline ...")
-        result = check_prior(out, check, seed, guidance, sample_steps, textured=textured, log=console.print)
+        result = check_prior(out, check, seed, guidance, sample_steps, textured=textured, split_starts=split_starts,
+                             log=console.print)
         import imageio.v3 as iio
 
         from chord_robot.atomic import atomic_path

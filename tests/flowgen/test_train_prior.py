@@ -112,6 +112,7 @@ def test_saved_prior_loads_like_the_14b_model(trained, tmp_path) -> None:
     (["--check-only"], "needs a trained model"),
     (["--init", "nowhere"], "--init needs a directory written by train-prior"),
     (["--textured", "2"], "--textured must be in"),
+    (["--textured-clips", "-1"], "--textured-clips >= 0"),
 ])
 def test_train_prior_command_refuses_bad_input(tmp_path, capsys, args, message) -> None:
     from chord_robot.cli import main

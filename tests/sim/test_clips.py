@@ -11,6 +11,7 @@ from chord_robot.errors import InputError
 from sim.clips import (
     MOTIONS,
     ClipConfig,
+    concatenate_clips,
     fit_angles,
     generate,
     load_clips,
@@ -70,3 +71,31 @@ def test_round_trip_and_bad_input(tmp_path, world: World, clips) -> None:
     with pytest.raises(InputError, match="unknown clip prompt"):
         generate(world, 1, seed=0, prompts=("the laptop dances",))
     assert motion_angles(10.0, 70.0, 5).tolist() == pytest.approx([10.0, 18.79, 40.0, 61.21, 70.0], abs=0.01)
+
+
+def test_start_states_of_the_two_prompts_overlap_unless_split(world: World, asset_root: str) -> None:
+    """With shared start ranges the first frame does not give the motion away (the prior must
+    read the text); ``split_starts`` reproduces the disjoint ranges of the first priors."""
+    shared = generate(world, 24, seed=5, config=CONFIG, asset_root=asset_root,
+                      prompts=("the laptop lid closes", "the laptop lid opens"))
+    split = generate(world, 24, seed=5, config=ClipConfig(size=32, num_frames=9, split_starts=True),
+                     asset_root=asset_root, prompts=("the laptop lid closes", "the laptop lid opens"))
+    for clip_set, overlap in ((shared, True), (split, False)):
+        closes = clip_set.angles[clip_set.prompt_ids == 0, 0]
+        opens = clip_set.angles[clip_set.prompt_ids == 1, 0]
+        assert (closes.min() < opens.max()) == overlap, (closes.round(), opens.round())
+        assert (closes >= 35.0).all() and (opens <= 90.0).all()
+    assert (split.angles[split.prompt_ids == 0, 0] >= 70.0).all()
+    assert (split.angles[split.prompt_ids == 1, 0] <= 65.0).all()
+
+
+def test_concatenated_clip_sets_keep_their_order_and_refuse_other_prompts(world: World, asset_root: str,
+                                                                         clips) -> None:
+    extra = generate(world, 2, seed=9, config=CONFIG, asset_root=asset_root)
+    joined = concatenate_clips(clips, extra)
+    assert len(joined) == 10 and np.array_equal(joined.videos[8:], extra.videos)
+    assert joined.scenes[8:] == extra.scenes and list(joined.prompt_ids[8:]) == [0, 1]
+    lamps = generate(world, 2, seed=9, config=CONFIG, asset_root=asset_root,
+                     prompts=("the lamp lowers its head", "the lamp raises its head"))
+    with pytest.raises(InputError, match="different prompts"):
+        concatenate_clips(clips, lamps)
