@@ -53,6 +53,9 @@ class RegWeights:
     motion_per_part: bool = False
     """The minimal-motion prior on each part's mean displacement instead of each Gaussian's
     (`losses.minimal_motion`; set with ``rigid``)."""
+    motion_unsupported: float = 1.0
+    """With ``motion_per_part``: the minimal-motion factor of parts that do not rest on a static
+    object (a lid, a lamp's head: they may move; what stands on the table holds)."""
     rigid: float = 0.0
     """Each part's deviation from a rigid motion (`losses.part_rigidity`, m^2): for scenes of
     rigid parts (articulated objects), where a weak prior otherwise bends a thin part (a lid)
@@ -86,6 +89,8 @@ def sds_cpu_weights() -> RegWeights:
 
 RIGID_PARTS_WEIGHT = 30_000.0
 """`RegWeights.rigid` when the objects are made of rigid parts (``--rigid-parts``)."""
+RIGID_PARTS_UNSUPPORTED = 0.1
+"""`RegWeights.motion_unsupported` for objects made of rigid parts."""
 RIGID_PARTS_ATTACH = 2_000.0
 """`RegWeights.attach` (at least) when the objects are made of rigid parts: with each part
 rigid, a weak prior moves the lid as a whole off its hinge unless the contact term holds it
@@ -96,10 +101,11 @@ def rigid_parts(config: FlowConfig) -> FlowConfig:
     """``config`` for objects made of rigid parts (articulated: a laptop, a lamp): each part's
     deviation from a rigid motion is penalised (`losses.part_rigidity`) and touching parts are
     held together harder, and the minimal-motion prior acts on each part as a whole (a rigid lid
-    is not held back by its points near the hinge). Not for deformable objects (cloth would be held flat)."""
+    is not held back by its points near the hinge), a tenth as hard on parts that do not rest on
+    a static object (the lid) as on those that do (the base on the table). Not for deformable objects (cloth would be held flat)."""
     w = config.weights
     return replace(config, weights=replace(w, rigid=RIGID_PARTS_WEIGHT, attach=max(w.attach, RIGID_PARTS_ATTACH),
-                                           motion_per_part=True))
+                                           motion_per_part=True, motion_unsupported=RIGID_PARTS_UNSUPPORTED))
 
 
 def video_weights() -> RegWeights:

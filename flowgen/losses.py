@@ -138,7 +138,8 @@ def arap(graph: ArapGraph, deformed: Tensor) -> Tensor:
     return arap_energy(graph, deformed) / max(graph.num_edges, 1)
 
 
-def minimal_motion(means: Tensor, rest: Tensor, scale: float = 0.005, part: Tensor | None = None) -> Tensor:
+def minimal_motion(means: Tensor, rest: Tensor, scale: float = 0.005, part: Tensor | None = None,
+                   part_weight: dict[int, float] | None = None) -> Tensor:
     """A robust pull towards not moving: mean over (F, N) of Welsch's
     ``1 - exp(-d^2 / (2 scale^2))`` of the displacement ``d`` from the (N, 3) rest positions.
 
@@ -149,7 +150,8 @@ def minimal_motion(means: Tensor, rest: Tensor, scale: float = 0.005, part: Tens
 
     With ``part`` (N,) the penalty is on each part's mean displacement magnitude instead (mean
     over frames and parts): a lid turning about its hinge escapes as a whole, while per point
-    its Gaussians near the hinge (which barely move) would hold the whole rigid lid back.
+    its Gaussians near the hinge (which barely move) would hold the whole rigid lid back;
+    ``part_weight`` (part id -> factor, default 1) weighs the parts.
     """
     d2 = (means - rest).square().sum(-1)
     if part is None:
@@ -157,7 +159,8 @@ def minimal_motion(means: Tensor, rest: Tensor, scale: float = 0.005, part: Tens
     terms = []
     for p in torch.unique(part).tolist():
         mean = (d2[:, part == p] + 1e-12).sqrt().mean(-1)  # (F,)
-        terms.append(1 - torch.exp(-mean.square() / (2 * scale * scale)))
+        factor = 1.0 if part_weight is None else part_weight.get(p, 1.0)
+        terms.append(factor * (1 - torch.exp(-mean.square() / (2 * scale * scale))))
     return torch.stack(terms).mean()
 
 

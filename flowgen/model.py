@@ -23,7 +23,7 @@ leaves, listed by :func:`parameters` under stable names (checkpoints, optimiser 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -99,6 +99,8 @@ class MovingObject:
             (closer than 1.5 sample spacings); empty for a one-part object.
         contact_rest: (P,) their rest distances.
         contact_group: (P,) int64 id of the pair of parts each pair joins.
+        supported: int64 ids of the parts that rest on a static object (their Gaussians come
+            within SUPPORT_DISTANCE of it at rest: a laptop's base on the table, not its lid).
     """
 
     name: str
@@ -119,6 +121,7 @@ class MovingObject:
     contact: Tensor
     contact_rest: Tensor
     contact_group: Tensor
+    supported: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
 
 
 @dataclass(frozen=True)
@@ -256,6 +259,21 @@ def _moving(obj: SceneObject, config: FlowConfig, rng: np.random.Generator,
     )
 
 
+SUPPORT_DISTANCE = 0.01
+"""A part closer than this (m) to a static object at rest rests on it."""
+
+
+def supported_parts(obj: MovingObject, static: list[StaticObject]) -> Tensor:
+    """Ids of ``obj``'s parts that rest on one of the ``static`` objects (closer than
+    SUPPORT_DISTANCE at rest)."""
+    from scipy.spatial import cKDTree
+
+    tree = cKDTree(torch.cat([o.rest.means for o in static]).detach().numpy())
+    dist, _ = tree.query(obj.rest.means.detach().numpy(), distance_upper_bound=SUPPORT_DISTANCE)
+    near = torch.as_tensor(np.isfinite(dist))
+    return torch.unique(obj.part[near])
+
+
 def build_model(scene: Scene, config: FlowConfig, log: Callable[[str], None] | None = None) -> SceneModel:
     """The initial model of ``scene``: identity motion, scan colours (mesh objects' Gaussians
     fitted to renders of the mesh, `rest_gaussians`), a light from above.
@@ -278,6 +296,8 @@ def build_model(scene: Scene, config: FlowConfig, log: Callable[[str], None] | N
                                        torch.nn.Parameter(rest.opacity_logits.clone())))
         else:
             moving.append(_moving(obj, config, rng, log))
+    if static:
+        moving = [replace(obj, supported=supported_parts(obj, static)) for obj in moving]
     light = Light(
         direction=torch.nn.Parameter(torch.tensor([0.3, -0.4, 0.87])),
         ambient=torch.nn.Parameter(torch.tensor(_softplus_inverse(0.6))),

@@ -169,6 +169,14 @@ def _frames_and_slots(views: list[View]) -> tuple[Tensor, dict[int, int]]:
     return torch.tensor(needed, dtype=torch.long), {f: i for i, f in enumerate(needed)}
 
 
+def _part_weights(obj, weights: dict[str, float]) -> dict[int, float]:
+    """Minimal-motion factor per part: 1 for parts resting on a static object, else
+    ``motion_unsupported``."""
+    held = set(obj.supported.tolist())
+    free = weights.get("motion_unsupported", 1.0)
+    return {p: (1.0 if p in held else free) for p in torch.unique(obj.part).tolist()}
+
+
 def _consecutive_runs(frames: list[int]) -> list[list[int]]:
     """Maximal runs of at least 3 consecutive frames in sorted ``frames``."""
     runs, current = [], []
@@ -248,8 +256,9 @@ def motion_objective(model: SceneModel, prior: Prior, views: list[View], weights
                  for k, obj in enumerate(model.moving)]
         terms["rigid"] = weights["rigid"] * torch.stack(rigid).mean()
     if weights["motion"] > 0:
+        per_part = weights.get("motion_per_part", 0.0) > 0
         motion = [losses.minimal_motion(posed.means[k][rows], obj.rest.means, weights["motion_scale"],
-                                        obj.part if weights.get("motion_per_part", 0.0) else None)
+                                        obj.part if per_part else None, _part_weights(obj, weights) if per_part else None)
                   for k, obj in enumerate(model.moving)]
         terms["motion"] = weights["motion"] * torch.stack(motion).mean()
     return Objective(sum(terms.values()), terms, per_frame)

@@ -80,6 +80,7 @@ def reg_weights(config: FlowConfig, it: int) -> dict[str, float]:
         "acceleration": w.acceleration,
         "rigid": w.rigid,
         "motion_per_part": float(w.motion_per_part),
+        "motion_unsupported": w.motion_unsupported,
         "albedo": config.albedo_prior if config.lr_color_motion > 0 else 0.0,
     }
 

@@ -222,3 +222,23 @@ def test_minimal_motion_per_part_lets_a_turning_lid_go_and_holds_a_still_base():
     shifted = torch.cat([base + torch.tensor([0.0, 0.0, 0.005]), lid])[None].requires_grad_(True)
     (g_base,) = torch.autograd.grad(losses.minimal_motion(shifted, rest, 0.01, part), shifted)
     assert (g_base[0, :101, 2] > 0).all() and g_base[0, :101].norm() > 1e-3
+
+
+def test_the_base_on_the_table_is_supported_and_held_harder_than_the_lid(hinge_scene):
+    model = build_model(hinge_scene, tiny_config(num_frames=4))
+    box = model.moving[0]
+    counts = torch.bincount(box.part)
+    assert len(counts) == 2
+    low = [int(p) for p in range(2) if box.rest.means[box.part == p, 2].min() < 0.01]
+    assert box.supported.tolist() == low and len(low) == 1  # the part on the table, not the lid
+    # a 2 cm lift of the supported part costs ten times that of the other with factor 0.1
+    rest = box.rest.means
+    held, free = int(box.supported[0]), 1 - int(box.supported[0])
+    factors = {held: 1.0, free: 0.1}
+    lift = torch.tensor([0.0, 0.0, 0.02])
+    cost = {}
+    for p in (held, free):
+        moved = rest.clone()
+        moved[box.part == p] += lift
+        cost[p] = losses.minimal_motion(moved[None], rest, 0.01, box.part, factors).item()
+    assert cost[held] == pytest.approx(10 * cost[free], rel=1e-5) and cost[free] > 0
