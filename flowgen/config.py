@@ -48,6 +48,9 @@ class RegWeights:
     """Displacement (m) at which the minimal-motion prior pulls hardest; it fades beyond."""
     attach: float
     """Parts of one object that touch at rest stay in contact (linear in the gap's growth, m)."""
+    attach_smooth: float = 0.0
+    """Below this change of the contact distance (m) the contact term is quadratic (smooth L1),
+    above it linear; 0: linear throughout."""
     still: float = 0.0
     """Rendered displacement since frame 0 where the video shows no change (m^2; video prior)."""
     motion_per_part: bool = False
@@ -102,10 +105,14 @@ def rigid_parts(config: FlowConfig) -> FlowConfig:
     deviation from a rigid motion is penalised (`losses.part_rigidity`) and touching parts are
     held together harder, and the minimal-motion prior acts on each part as a whole (a rigid lid
     is not held back by its points near the hinge), a tenth as hard on parts that do not rest on
-    a static object (the lid) as on those that do (the base on the table). Not for deformable objects (cloth would be held flat)."""
+    a static object (the lid) as on those that do (the base on the table); and each part that
+    does not rest on a static object gets a rigid motion of its own about its joint
+    (``part_motion``, `flowgen.model`), so a prior's push on the whole lid turns it instead of
+    being spread over its control points. Not for deformable objects (cloth would be held flat)."""
     w = config.weights
-    return replace(config, weights=replace(w, rigid=RIGID_PARTS_WEIGHT, attach=max(w.attach, RIGID_PARTS_ATTACH),
-                                           motion_per_part=True, motion_unsupported=RIGID_PARTS_UNSUPPORTED))
+    return replace(config, part_motion=True,
+                   weights=replace(w, rigid=RIGID_PARTS_WEIGHT, attach=max(w.attach, RIGID_PARTS_ATTACH),
+                                   motion_per_part=True, motion_unsupported=RIGID_PARTS_UNSUPPORTED))
 
 
 def video_weights() -> RegWeights:
@@ -160,6 +167,11 @@ class FlowConfig:
     """Fraction of the motion iterations after which the fine control level is optimised."""
     lr_deform: Decay = Decay(6e-3, 6e-5)
     """Learning rate of the Fenwick-tree deformations, log-linear (paper)."""
+    lr_part: Decay = Decay(2e-2, 2e-4)
+    """Learning rate of the parts' rotations (``part_motion``; quaternion nodes), log-linear."""
+    lr_part_translation: Decay = Decay(2e-3, 2e-5)
+    """Learning rate of the parts' translations (``part_motion``, m), log-linear: a part turns
+    about its joint, and the contact term holds it there."""
     lr_control_scale: Decay = Decay(6e-3, 6e-5)
     """Learning rate of the control points' log-scales, log-linear (paper)."""
     lr_control_rotation: Decay = Decay(3e-3, 3e-5)
@@ -210,6 +222,10 @@ class FlowConfig:
     """How the control points' per-frame deformations are parameterised: "fenwick" (the paper:
     a Fenwick tree, frame t = product of O(log t) nodes) or "per-frame" (the paper's ablation:
     independent deformations per frame, `flowgen.fenwick.PerFrameStore`)."""
+    part_motion: bool = False
+    """Each part of a moving object (mesh component) also moves by one rigid motion per frame,
+    turning about where it touches other parts (`flowgen.model`; outside the paper: for objects
+    made of rigid parts, set by `rigid_parts`)."""
     wan: WanConfig | None = None
     """The Wan SDS prior's settings (prior "wan" only; its ``num_views`` is
     ``views_per_iteration``)."""

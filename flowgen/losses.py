@@ -164,9 +164,12 @@ def minimal_motion(means: Tensor, rest: Tensor, scale: float = 0.005, part: Tens
     return torch.stack(terms).mean()
 
 
-def contact(means: Tensor, pairs: Tensor, rest: Tensor, group: Tensor, closest: int = 16) -> Tensor:
+def contact(means: Tensor, pairs: Tensor, rest: Tensor, group: Tensor, closest: int = 16,
+            smooth: float = 0.0) -> Tensor:
     """Parts that touch at rest keep touching: for each pair of parts, the mean distance of its
-    ``closest`` nearest point pairs stays at its rest value (absolute difference, m).
+    ``closest`` nearest point pairs stays at its rest value (absolute difference, m; with
+    ``smooth`` > 0 the smooth L1 of the difference, quadratic below ``smooth`` m, so a joint's
+    few millimetres of play do not cost a constant-size gradient).
 
     A hinge keeps the pairs on its axis together while the rest of the lid swings away, so the
     true motion costs nothing; a part sliding off or into its neighbour (along the viewing ray,
@@ -185,7 +188,9 @@ def contact(means: Tensor, pairs: Tensor, rest: Tensor, group: Tensor, closest: 
         k = min(closest, int(sel.sum()))
         now = dist[:, sel].topk(k, dim=-1, largest=False).values.mean(-1)  # (F,)
         then = rest[sel].topk(k, largest=False).values.mean()
-        terms.append((now - then).abs().mean())
+        gap = now - then
+        terms.append(torch.nn.functional.smooth_l1_loss(gap, torch.zeros_like(gap), beta=smooth)
+                     if smooth > 0 else gap.abs().mean())
     return torch.stack(terms).mean()
 
 

@@ -16,6 +16,21 @@ within a part. Where two parts touch at rest (a hinge), pairs of their Gaussians
 the contact term (`flowgen.losses.contact`), which holds the parts together without coupling
 their motions.
 
+Part motion (``FlowConfig.part_motion``, an extension outside the paper for objects made of
+rigid parts): each part also gets one rigid motion per frame, in a Fenwick store of its own,
+turning it about a pivot - the centre of its contacts with other parts (a lid's hinge), or its
+centroid when it touches none - after the control points' skinning (parts resting on a static
+object, `supported_parts`, have none: the minimal-motion prior holds them by their control
+points, and a base free to swing about its own hinge drifted 9 cm):
+
+    x^t = R_p^t (x_cf^t - c_p) + c_p + T_p^t,        q^t = r_p^t ⊗ q_cf^t
+
+Along a chain of parts (base -> arm -> head, `part_joints`) a part's motion is carried by the
+one it hangs from, as a joint is. The control points then carry only what the parts' rigid
+motions do not; a lid turned by the
+prior moves through 6 numbers per Fenwick node instead of through every control point
+(measured in docs/trained-prior.md).
+
 The model is a frozen dataclass of tensors; the optimised ones are ``torch.nn.Parameter``
 leaves, listed by :func:`parameters` under stable names (checkpoints, optimiser groups).
 """
@@ -38,7 +53,7 @@ from flowgen.control import ObjectControls, object_controls, point_cloud_field, 
 from flowgen.fenwick import DeformationStore, as_parameters, fenwick_identity, per_frame_identity, query_all
 from flowgen.gaussians import Gaussians, from_object
 from flowgen.mesh_fit import fit_to_mesh
-from flowgen.quat import quat_identity
+from flowgen.quat import quat_identity, quat_multiply, quat_normalize, quat_to_matrix
 from flowgen.skinning import ControlLevel, Deformed, HierarchyBinding, bind_hierarchy, deform
 
 __all__ = [
@@ -54,6 +69,7 @@ __all__ = [
     "gaussian_normals",
     "parameter_group",
     "parameters",
+    "part_joints",
     "rest_gaussians",
     "shade",
 ]
@@ -101,6 +117,10 @@ class MovingObject:
         contact_group: (P,) int64 id of the pair of parts each pair joins.
         supported: int64 ids of the parts that rest on a static object (their Gaussians come
             within SUPPORT_DISTANCE of it at rest: a laptop's base on the table, not its lid).
+        part_store: per-part rigid motions (K = number of part ids) with ``part_motion``, else None.
+        part_pivot: (P, 3) the point each part turns about (see the module docstring).
+        part_parent: (P,) int64 the part each part hangs from (its motion carries this one), -1: none.
+        surface_part: (M,) int64 part id of each near-surface point.
     """
 
     name: str
@@ -122,6 +142,10 @@ class MovingObject:
     contact_rest: Tensor
     contact_group: Tensor
     supported: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+    part_store: DeformationStore | None = None
+    part_pivot: Tensor | None = None
+    part_parent: Tensor | None = None
+    surface_part: Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -237,6 +261,10 @@ def _moving(obj: SceneObject, config: FlowConfig, rng: np.random.Generator,
     stores = [as_parameters(identity(config.num_frames, lv.num_controls)) for lv in levels]
     pairs, pair_group = contact_pairs(rest.means.numpy(), part.numpy())
     pairs_t = torch.as_tensor(pairs, dtype=torch.long)
+    part_store = part_pivot = part_parent = None
+    if config.part_motion:
+        part_pivot, part_parent = part_joints(rest.means, part, pairs_t)
+        part_store = as_parameters(identity(config.num_frames, len(part_pivot)))
     return MovingObject(
         name=obj.name,
         rest=rest,
@@ -256,7 +284,44 @@ def _moving(obj: SceneObject, config: FlowConfig, rng: np.random.Generator,
         contact=pairs_t,
         contact_rest=(rest.means[pairs_t[:, 0]] - rest.means[pairs_t[:, 1]]).norm(dim=-1),
         contact_group=torch.as_tensor(pair_group, dtype=torch.long),
+        part_store=part_store,
+        part_pivot=part_pivot,
+        part_parent=part_parent,
+        surface_part=surface_group,
     )
+
+
+def part_joints(means: Tensor, part: Tensor, contact: Tensor, roots: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """For part ids 0..max: (P, 3) the point each part turns about and (P,) int64 the part it
+    hangs from (-1: none).
+
+    With ``roots`` (the parts resting on a static object) the parts form chains out from the
+    roots through their contacts (a lamp: base -> arm -> head): a part hangs from the part before
+    it in the chain and turns about the mean midpoint of their contact pairs (the joint).
+    Otherwise, and for parts no chain reaches, a part hangs from nothing and turns about the mean
+    midpoint of all its contact pairs (a hinge), or its centroid if it touches no other part."""
+    num = int(part.max()) + 1 if len(part) else 0
+    pivots, parent = torch.zeros(num, 3), torch.full((num,), -1, dtype=torch.long)
+    pa, pb = (part[contact[:, 0]], part[contact[:, 1]]) if len(contact) else (part[:0], part[:0])
+    mid = (means[contact[:, 0]] + means[contact[:, 1]]) / 2 if len(contact) else means[:0]
+    for p in range(num):
+        touching = (pa == p) | (pb == p)
+        if bool(touching.any()):
+            pivots[p] = mid[touching].mean(0)
+        elif bool((part == p).any()):
+            pivots[p] = means[part == p].mean(0)
+    if roots is None or not len(roots):
+        return pivots, parent
+    reached, frontier = set(roots.tolist()), list(roots.tolist())
+    while frontier:
+        above = frontier.pop(0)
+        for p in range(num):
+            joint = ((pa == above) & (pb == p)) | ((pa == p) & (pb == above))
+            if p not in reached and bool(joint.any()):
+                pivots[p], parent[p] = mid[joint].mean(0), above
+                reached.add(p)
+                frontier.append(p)
+    return pivots, parent
 
 
 SUPPORT_DISTANCE = 0.01
@@ -298,6 +363,10 @@ def build_model(scene: Scene, config: FlowConfig, log: Callable[[str], None] | N
             moving.append(_moving(obj, config, rng, log))
     if static:
         moving = [replace(obj, supported=supported_parts(obj, static)) for obj in moving]
+        moving = [obj if obj.part_store is None else
+                  replace(obj, **dict(zip(("part_pivot", "part_parent"),
+                                          part_joints(obj.rest.means, obj.part, obj.contact, obj.supported))))
+                  for obj in moving]
     light = Light(
         direction=torch.nn.Parameter(torch.tensor([0.3, -0.4, 0.87])),
         ambient=torch.nn.Parameter(torch.tensor(_softplus_inverse(0.6))),
@@ -318,6 +387,9 @@ def parameters(model: SceneModel) -> dict[str, Tensor]:
             out[f"{obj.name}/{tag}/log_scales"] = level.log_scales
             assert level.rotations is not None
             out[f"{obj.name}/{tag}/rotations"] = level.rotations
+        if obj.part_store is not None:
+            out[f"{obj.name}/part/quats"] = obj.part_store.quats
+            out[f"{obj.name}/part/trans"] = obj.part_store.trans
         out[f"{obj.name}/albedo"] = obj.albedo_logit
         out[f"{obj.name}/log_scale"] = obj.log_scales
         out[f"{obj.name}/opacity"] = obj.opacity_logit
@@ -332,10 +404,14 @@ def parameters(model: SceneModel) -> dict[str, Tensor]:
 
 
 def parameter_group(name: str) -> str:
-    """The optimiser group of a parameter name: deform, control_scale, control_rotation,
+    """The optimiser group of a parameter name: deform, part, part_translation, control_scale, control_rotation,
     color, gaussian_scale, opacity or light (each has its own learning-rate schedule)."""
     if name.startswith("light/"):
         return "light"
+    if name.endswith("/part/quats"):
+        return "part"
+    if name.endswith("/part/trans"):
+        return "part_translation"
     leaf = name.rsplit("/", 1)[-1]
     return {"quats": "deform", "trans": "deform", "log_scales": "control_scale",
             "rotations": "control_rotation", "albedo": "color", "log_scale": "gaussian_scale",
@@ -351,18 +427,61 @@ def _motions(obj: MovingObject, frames: Tensor, use_fine: bool):
     return coarse, (fine_q[frames], fine_t[frames])
 
 
+def _part_transforms(obj: MovingObject, frames: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Each part's rigid motion at ``frames``, carried along its chain: rotations (F, P, 3, 3),
+    their quaternions (F, P, 4) and offsets (F, P, 3), ``x -> R x + b``."""
+    quats, trans = query_all(obj.part_store)
+    quats, trans = quat_normalize(quats[frames]), trans[frames]
+    held = torch.zeros(quats.shape[1], dtype=torch.bool)
+    held[obj.supported] = True  # what rests on a static object moves by its control points only
+    quats = torch.where(held[:, None], quat_identity(len(held)), quats)
+    trans = torch.where(held[:, None], torch.zeros(()), trans)
+    rot = quat_to_matrix(quats)
+    pivot = obj.part_pivot
+    offset = pivot - (rot @ pivot[:, :, None])[..., 0] + trans  # turn about the pivot, then move
+    rots, qs, offsets = [None] * len(pivot), [None] * len(pivot), [None] * len(pivot)
+
+    def resolve(p: int) -> None:
+        if rots[p] is not None:
+            return
+        above = int(obj.part_parent[p]) if obj.part_parent is not None else -1
+        if above < 0:
+            rots[p], qs[p], offsets[p] = rot[:, p], quats[:, p], offset[:, p]
+            return
+        resolve(above)  # the chain carries the joint: world = parent's motion after this part's
+        rots[p] = rots[above] @ rot[:, p]
+        qs[p] = quat_multiply(qs[above], quats[:, p])
+        offsets[p] = (rots[above] @ offset[:, p, :, None])[..., 0] + offsets[above]
+
+    for p in range(len(pivot)):
+        resolve(p)
+    return torch.stack(rots, 1), torch.stack(qs, 1), torch.stack(offsets, 1)
+
+
+def _move_parts(obj: MovingObject, frames: Tensor, part: Tensor, deformed: Deformed) -> Deformed:
+    """``deformed`` (points of parts ``part``) carried by the parts' rigid motions at ``frames``."""
+    if obj.part_store is None or obj.part_pivot is None:
+        return deformed
+    rot, quats, offset = _part_transforms(obj, frames)
+    points = (rot[:, part] @ deformed.points[..., None])[..., 0] + offset[:, part]
+    turned = None if deformed.quats is None else quat_multiply(quats[:, part], deformed.quats)
+    return Deformed(points, turned)
+
+
 def deform_object(obj: MovingObject, frames: Tensor, use_fine: bool) -> Deformed:
     """The object's Gaussians at ``frames`` (F,): means (F, N, 3) and quats (F, N, 4)."""
     coarse, fine = _motions(obj, frames, use_fine)
-    return deform(obj.rest.means, obj.coarse, coarse, obj.binding, obj.fine if fine else None,
-                  fine, obj.rest.quats)
+    return _move_parts(obj, frames, obj.part, deform(obj.rest.means, obj.coarse, coarse, obj.binding,
+                                                     obj.fine if fine else None, fine, obj.rest.quats))
 
 
 def deform_surface(obj: MovingObject, frames: Tensor, use_fine: bool) -> Tensor:
     """(F, M, 3) the near-surface ARAP points at ``frames``, by the same skinning."""
     coarse, fine = _motions(obj, frames, use_fine)
-    return deform(obj.surface, obj.coarse, coarse, obj.surface_binding, obj.fine if fine else None,
-                  fine).points
+    moved = deform(obj.surface, obj.coarse, coarse, obj.surface_binding, obj.fine if fine else None, fine)
+    if obj.surface_part is None:
+        return moved.points
+    return _move_parts(obj, frames, obj.surface_part, moved).points
 
 
 def gaussian_normals(quats: Tensor) -> Tensor:

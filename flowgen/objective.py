@@ -243,8 +243,8 @@ def motion_objective(model: SceneModel, prior: Prior, views: list[View], weights
     if weights.get("albedo", 0.0) > 0:
         terms["albedo"] = weights["albedo"] * albedo_pull(model)
     if weights["attach"] > 0:
-        attach = [losses.contact(posed.means[k][rows], obj.contact, obj.contact_rest, obj.contact_group)
-                  for k, obj in enumerate(model.moving)]
+        attach = [losses.contact(posed.means[k][rows], obj.contact, obj.contact_rest, obj.contact_group,
+                                 smooth=weights.get("attach_smooth", 0.0)) for k, obj in enumerate(model.moving)]
         terms["attach"] = weights["attach"] * torch.stack(attach).mean()
     runs = _consecutive_runs(batch.tolist())
     if weights.get("acceleration", 0.0) > 0 and runs:

@@ -51,7 +51,7 @@ __all__ = ["draw_frames", "extrapolate", "make_optimizer", "optimize", "total_it
 Progress = Callable[[int, int, dict[str, float]], None]
 Log = Callable[[str], None]
 
-GROUPS = ("deform", "control_scale", "control_rotation", "color", "gaussian_scale", "opacity", "light")
+GROUPS = ("deform", "part", "part_translation", "control_scale", "control_rotation", "color", "gaussian_scale", "opacity", "light")
 
 
 def total_iterations(config: FlowConfig) -> int:
@@ -100,6 +100,8 @@ def _stores(model: SceneModel) -> list[FenwickStore]:
         out.append(obj.coarse_store)
         if obj.fine_store is not None:
             out.append(obj.fine_store)
+        if obj.part_store is not None:
+            out.append(obj.part_store)
     return out
 
 

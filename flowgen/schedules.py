@@ -51,6 +51,8 @@ def learning_rates(config: FlowConfig, it: int) -> dict[str, float]:
     total = config.iterations
     return {
         "deform": log_linear(config.lr_deform, it, total),
+        "part": log_linear(config.lr_part, it, total),
+        "part_translation": log_linear(config.lr_part_translation, it, total),
         "control_scale": log_linear(config.lr_control_scale, it, total),
         "control_rotation": log_linear(config.lr_control_rotation, it, total),
         "color": config.lr_color_motion,
@@ -62,7 +64,7 @@ def learning_rates(config: FlowConfig, it: int) -> dict[str, float]:
 
 def appearance_learning_rates(config: FlowConfig) -> dict[str, float]:
     """Learning rates of the appearance stage: colours and light only."""
-    return {"deform": 0.0, "control_scale": 0.0, "control_rotation": 0.0,
+    return {"deform": 0.0, "part": 0.0, "part_translation": 0.0, "control_scale": 0.0, "control_rotation": 0.0,
             "color": config.lr_color, "gaussian_scale": config.lr_gaussian_scale,
             "opacity": config.lr_opacity, "light": config.lr_light}
 
@@ -76,6 +78,7 @@ def reg_weights(config: FlowConfig, it: int) -> dict[str, float]:
         "motion": w.motion,
         "motion_scale": w.motion_scale,
         "attach": w.attach,
+        "attach_smooth": w.attach_smooth,
         "still": w.still,
         "acceleration": w.acceleration,
         "rigid": w.rigid,

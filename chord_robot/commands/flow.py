@@ -18,7 +18,7 @@ def flow(
     size: str | None = typer.Option(None, help="wan: render size WIDTHxHEIGHT, multiples of the model's 16 (A14B) or 32 (5B), e.g. 64x48 (default: the preset's long side at 832:464)."),
     tau_schedule: str | None = typer.Option(None, help="wan: noise levels per iteration: annealed (the paper's W(tau) schedule, default) | uniform (ablation)."),
     store: str | None = typer.Option(None, help="Deformations over time: fenwick (the paper's tree, default) | per-frame (ablation: independent frames)."),
-    rigid_parts: bool = typer.Option(False, "--rigid-parts", help="The moving objects are made of rigid parts (a laptop, a lamp; not cloth): penalise each part's deviation from a rigid motion and hold touching parts together."),
+    rigid_parts: bool = typer.Option(False, "--rigid-parts", help="The moving objects are made of rigid parts (a laptop, a lamp; not cloth): penalise each part's deviation from a rigid motion, hold touching parts together, and turn each part not resting on the table about its joint as a whole."),
     allow_cpu: bool = typer.Option(False, "--allow-cpu", help="wan: run without a CUDA GPU (slow; the estimate is printed)."),
     continue_from: Path | None = typer.Option(None, help="A previous FLOW.zarr: its last frame is this flow's rest pose (chaining)."),
     video: list[Path] = typer.Option([], help="A guidance video (mp4, ... or .npy); repeat for several."),

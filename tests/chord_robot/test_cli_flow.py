@@ -241,6 +241,7 @@ def test_wan_flow_ablation_options_reach_the_prior_and_the_stores(wan_inputs, tm
     assert flow.config["wan"]["tau_schedule"] == "uniform" and flow.config["deformation_store"] == "per-frame"
     weights = flow.config["weights"]
     assert weights["rigid"] == RIGID_PARTS_WEIGHT and weights["attach"] == RIGID_PARTS_ATTACH
+    assert flow.config["part_motion"] is True
     assert weights["acceleration"] > 0  # the cpu preset of the wan prior
     assert "tau uniform in [0.02, 0.98]" in " ".join(stdout.split())
     assert flow.objects["box"].displacement[1:].max() > 1e-3  # the per-frame rows moved

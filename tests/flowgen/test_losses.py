@@ -242,3 +242,14 @@ def test_the_base_on_the_table_is_supported_and_held_harder_than_the_lid(hinge_s
         moved[box.part == p] += lift
         cost[p] = losses.minimal_motion(moved[None], rest, 0.01, box.part, factors).item()
     assert cost[held] == pytest.approx(10 * cost[free], rel=1e-5) and cost[free] > 0
+
+
+def test_smooth_contact_is_quadratic_below_its_scale_and_linear_above():
+    means = torch.tensor([[[0.0, 0, 0], [0.0, 0, 0.01]]])
+    pairs, group = torch.tensor([[0, 1]]), torch.tensor([0])
+    rest = torch.tensor([0.01])
+    for gap, linear, smooth in ((0.001, 0.001, 0.5 * 0.001**2 / 0.005), (0.02, 0.02, 0.02 - 0.0025)):
+        moved = means.clone()
+        moved[0, 1, 2] += gap
+        assert losses.contact(moved, pairs, rest, group).item() == pytest.approx(linear, rel=1e-4)
+        assert losses.contact(moved, pairs, rest, group, smooth=0.005).item() == pytest.approx(smooth, rel=1e-4)

@@ -146,8 +146,9 @@ def test_split_reinitialises_at_its_iteration(hinge_scene):
     assert state.iteration == 7
 
 
-def test_resume_continues_a_killed_run_to_the_same_result(hinge_scene, tmp_path):
-    config = tiny_config(iterations=8, checkpoint_every=3)
+@pytest.mark.parametrize("part_motion", [False, True])
+def test_resume_continues_a_killed_run_to_the_same_result(hinge_scene, tmp_path, part_motion):
+    config = tiny_config(iterations=8, checkpoint_every=3, part_motion=part_motion)
     prior = tiny_prior(config.num_frames)
     straight = build_model(hinge_scene, config)
     optimize(straight, prior, config)
@@ -171,6 +172,7 @@ def test_resume_continues_a_killed_run_to_the_same_result(hinge_scene, tmp_path)
     want, got = _params(straight), _params(resumed)
     moved = want["box/coarse/trans"].abs().max()
     assert moved > 0
+    assert ("box/part/quats" in want) == part_motion
     for name in want:
         assert torch.allclose(got[name], want[name], atol=1e-6, rtol=0), name
     with pytest.raises(InputError, match="other inputs or settings"):
