@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from flowgen import schedules
-from flowgen.config import FlowConfig, rigid_parts
+from flowgen.config import RIGID_PARTS_ATTACH_SMOOTH, FlowConfig, rigid_parts
 from flowgen.fenwick import query_all
 from flowgen.model import build_model, deform_object, deform_surface, parameters, part_joints
 from flowgen.optimize import make_optimizer, optimize
@@ -78,9 +78,10 @@ def test_part_motions_are_parameters_of_their_own_group_and_optimised(hinge_scen
     assert plain.moving[0].part_store is None and not any("/part/" in k for k in parameters(plain))
 
 
-def test_rigid_parts_turns_part_motion_on():
-    assert not FlowConfig().part_motion
-    assert rigid_parts(FlowConfig()).part_motion
+def test_rigid_parts_turns_part_motion_and_the_smooth_contact_on():
+    assert not FlowConfig().part_motion and FlowConfig().weights.attach_smooth == 0
+    config = rigid_parts(FlowConfig())
+    assert config.part_motion and config.weights.attach_smooth == RIGID_PARTS_ATTACH_SMOOTH > 0
 
 
 def test_pivots_follow_the_chain_from_the_supported_part():
