@@ -27,9 +27,8 @@ points, and a base free to swing about its own hinge drifted 9 cm):
 
 Along a chain of parts (base -> arm -> head, `part_joints`) a part's motion is carried by the
 one it hangs from, as a joint is. The control points then carry only what the parts' rigid
-motions do not; a lid turned by the
-prior moves through 6 numbers per Fenwick node instead of through every control point
-(measured in docs/trained-prior.md).
+motions do not; a lid turned by the prior moves through 6 numbers per Fenwick node instead of
+through every control point (measured in docs/trained-prior.md).
 
 The model is a frozen dataclass of tensors; the optimised ones are ``torch.nn.Parameter``
 leaves, listed by :func:`parameters` under stable names (checkpoints, optimiser groups).
