@@ -167,10 +167,15 @@ def flat_obj_text(vertices: np.ndarray, faces: np.ndarray) -> str:
     tri = vertices[faces]  # (F, 3, 3)
     normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
     normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
-    lines = [f"v {x:.6f} {y:.6f} {z:.6f}" for x, y, z in tri.reshape(-1, 3)]
-    lines += [f"vn {x:.6f} {y:.6f} {z:.6f}" for x, y, z in normals]
-    lines += [f"f {3 * i + 1}//{i + 1} {3 * i + 2}//{i + 1} {3 * i + 3}//{i + 1}" for i in range(len(faces))]
-    return "\n".join(lines) + "\n"
+    n = len(faces)
+    if n == 0:
+        return "\n"
+    i = np.arange(1, n + 1)
+    corners = np.stack([3 * i - 2, i, 3 * i - 1, i, 3 * i, i], axis=1)
+    # one %-format per block (C speed; the text equals f"{x:.6f}" per value)
+    return (("v %.6f %.6f %.6f\n" * (3 * n)) % tuple(tri.reshape(-1).tolist())
+            + ("vn %.6f %.6f %.6f\n" * n) % tuple(normals.reshape(-1).tolist())
+            + ("f %d//%d %d//%d %d//%d\n" * n) % tuple(corners.reshape(-1).tolist()))
 
 
 def _patched_visuals(texture: PatchTexture, d: Path, key: str) -> str:

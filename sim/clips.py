@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -307,11 +309,41 @@ def make_clip(world: World, motion: Motion, rng: np.random.Generator, config: Cl
     return render_angles(world, body, scene, angles), angles.astype(np.float32), scene
 
 
+def _render_range(world: World, start: int, stop: int, seed: int, config: ClipConfig,
+                  prompts: tuple[str, ...], asset_root: str | None,
+                  progress: Progress | None = None) -> list[tuple[np.ndarray, np.ndarray, int, ClipScene]]:
+    """Clips ``start .. stop - 1`` of a set: (video, angles, prompt index, scene) each;
+    ``progress(done, stop - start)`` after each."""
+    out = []
+    for i in range(start, stop):
+        k = i % len(prompts)
+        video, a, scene = make_clip(world, MOTIONS[prompts[k]], np.random.default_rng([seed, i]), config, asset_root)
+        out.append((video, a, k, scene))
+        if progress is not None:
+            progress(i + 1 - start, stop - start)
+    return out
+
+
+_WORKER_WORLD: World | None = None
+
+
+def _worker_range(start: int, stop: int, seed: int, config: ClipConfig, prompts: tuple[str, ...],
+                  asset_root: str | None) -> list[tuple[np.ndarray, np.ndarray, int, ClipScene]]:
+    """`_render_range` in a worker process, on a world of its own kept for its later chunks."""
+    global _WORKER_WORLD
+    if _WORKER_WORLD is None:
+        from sim import world as sim_world
+
+        _WORKER_WORLD = sim_world.create()
+    return _render_range(_WORKER_WORLD, start, stop, seed, config, prompts, asset_root)
+
+
 def generate(world: World, count: int, seed: int, config: ClipConfig | None = None,
              prompts: tuple[str, ...] | None = None, asset_root: str | None = None,
-             progress: Progress | None = None) -> ClipSet:
+             progress: Progress | None = None, workers: int = 1) -> ClipSet:
     """``count`` clips, cycling through ``prompts`` (default all of MOTIONS); clip i draws from
-    ``np.random.default_rng([seed, i])``, so a set is a pure function of (seed, count, config).
+    ``np.random.default_rng([seed, i])``, so a set is a pure function of (seed, count, config)
+    whatever the number of ``workers``.
 
     Args:
         world: a PyBullet world (it is reset for each clip).
@@ -320,7 +352,9 @@ def generate(world: World, count: int, seed: int, config: ClipConfig | None = No
         config: sizes and ranges.
         prompts: which motions (keys of MOTIONS).
         asset_root: asset cache directory.
-        progress: called with (done, count) after each clip.
+        progress: called with (done, count) after each clip (after each chunk of clips with
+            workers > 1).
+        workers: rendering processes (each with its own PyBullet client; ``world`` is then unused).
     """
     config = config or ClipConfig()
     prompts = tuple(prompts or MOTIONS)
@@ -329,16 +363,25 @@ def generate(world: World, count: int, seed: int, config: ClipConfig | None = No
         raise InputError(f"unknown clip prompt(s) {unknown}; known: {list(MOTIONS)}")
     if count < 1:
         raise InputError(f"count must be >= 1, got {count}")
-    videos, angles, ids, scenes = [], [], [], []
-    for i in range(count):
-        k = i % len(prompts)
-        video, a, scene = make_clip(world, MOTIONS[prompts[k]], np.random.default_rng([seed, i]), config, asset_root)
-        videos.append(video)
-        angles.append(a)
-        ids.append(k)
-        scenes.append(scene)
-        if progress is not None:
-            progress(i + 1, count)
+    if workers < 1:
+        raise InputError(f"workers must be >= 1, got {workers}")
+    if workers == 1 or count < 2 * workers:
+        clips = _render_range(world, 0, count, seed, config, prompts, asset_root, progress)
+    else:
+        chunk = max(1, min(50, count // (4 * workers)))
+        bounds = [(a, min(a + chunk, count)) for a in range(0, count, chunk)]
+        parts: dict[int, list] = {}
+        # spawn, not fork: the parent may hold torch's thread pool and a PyBullet client
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {pool.submit(_worker_range, a, b, seed, config, prompts, asset_root): a for a, b in bounds}
+            finished = 0
+            for future in as_completed(futures):
+                parts[futures[future]] = future.result()
+                finished += len(parts[futures[future]])
+                if progress is not None:
+                    progress(finished, count)
+        clips = [clip for a, _ in bounds for clip in parts[a]]
+    videos, angles, ids, scenes = zip(*clips)
     return ClipSet(np.stack(videos), np.stack(angles), prompts, np.asarray(ids, np.int64), tuple(scenes), seed)
 
 

@@ -76,7 +76,7 @@ def train_prior_cmd(
     check_only: bool = typer.Option(False, "--check-only", help="Skip training: only check the model already in --out."),
     guidance: float = typer.Option(4.0, help="Guidance scale of the check's sampling."),
     sample_steps: int = typer.Option(30, help="Denoising steps of the check's sampling."),
-    threads: int = typer.Option(1, help="Torch threads (the machine is shared: 1 by default)."),
+    threads: int = typer.Option(1, help="Torch threads, and processes rendering the clips (the machine is shared: 1 by default)."),
 ) -> None:
     """Train a small video prior of the Wan 2.2 I2V architecture on rendered clips of prompted motions."""
     from dataclasses import replace
@@ -125,11 +125,11 @@ def train_prior_cmd(
                 world = sim_world.create()
                 try:
                     clip_set = generate(world, clips, seed, ClipConfig(textured=textured, split_starts=split_starts),
-                                        progress=lambda i, n: bar.update(task, completed=i))
+                                        progress=lambda i, n: bar.update(task, completed=i), workers=threads)
                     if textured_clips:
                         extra = generate(world, textured_clips, seed + 1,
                                          ClipConfig(textured=1.0, split_starts=split_starts),
-                                         progress=lambda i, n: bar.update(task, completed=clips + i))
+                                         progress=lambda i, n: bar.update(task, completed=clips + i), workers=threads)
                         clip_set = concatenate_clips(clip_set, extra)
                 finally:
                     world.close()

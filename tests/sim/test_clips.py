@@ -48,6 +48,23 @@ def test_clips_are_a_function_of_the_seed(world: World, asset_root: str, clips) 
     assert not np.array_equal(other.videos, clips.videos[:2])
 
 
+def test_workers_render_the_same_set(world: World, asset_root: str, clips) -> None:
+    """Two rendering processes give the same clips in the same order as one (textured ones
+    too: their patch meshes are written by both processes into one cache)."""
+    seen = []
+    split = generate(world, 8, seed=3, config=CONFIG, asset_root=asset_root, workers=2,
+                     progress=lambda done, n: seen.append((done, n)))
+    assert np.array_equal(split.videos, clips.videos) and split.scenes == clips.scenes
+    assert np.array_equal(split.prompt_ids, clips.prompt_ids) and np.array_equal(split.angles, clips.angles)
+    assert seen[-1] == (8, 8) and [d for d, _ in seen] == sorted(d for d, _ in seen)
+    textured = ClipConfig(size=32, num_frames=9, textured=1.0)
+    one = generate(world, 4, seed=6, config=textured, asset_root=asset_root)
+    two = generate(world, 4, seed=6, config=textured, asset_root=asset_root, workers=2)
+    assert np.array_equal(one.videos, two.videos)
+    with pytest.raises(InputError, match="workers"):
+        generate(world, 4, seed=6, config=CONFIG, workers=0)
+
+
 def test_fit_angles_recovers_the_ground_truth(world: World, asset_root: str, clips) -> None:
     for i in (0, 1):  # laptop closing and opening
         fitted = fit_angles(world, clips.scenes[i], clips.videos[i], asset_root=asset_root)
