@@ -13,7 +13,7 @@ import pytest
 
 from chord_robot import synth
 from chord_robot.flow import ObjectFlow
-from tests.chord_robot.test_cli_flow import run
+from tests.chord_robot.app.test_cli_flow import run
 from tests.flowgen.hinge_video import render_clip
 
 pytestmark = pytest.mark.slow

@@ -115,7 +115,7 @@ def test_saved_prior_loads_like_the_14b_model(trained, tmp_path) -> None:
     (["--textured-clips", "-1"], "--textured-clips >= 0"),
 ])
 def test_train_prior_command_refuses_bad_input(tmp_path, capsys, args, message) -> None:
-    from chord_robot.cli import main
+    from chord_robot.app.cli import main
 
     with pytest.raises(SystemExit) as e:
         main(["train-prior", "-o", str(tmp_path / "out"), *args])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from chord_robot.plan import Plan
+from chord_robot.plans import Plan
 from hardware.frames import matrix_to_pose, pose_to_matrix
 from hardware.kinematics import kinematics_for
 from hardware.robots import PANDA, RobotSpec

@@ -69,7 +69,7 @@ def test_planned_curve_passes_the_hardware_safety_checks_at_full_speed(plans, na
     # verified its times on that curve, so at speed 1.0 every check passes, and the
     # dynamics stay within the planning speed's share of the limits (TOPP-RA's times alone
     # reach ~30% of the acceleration limit here, over the 25% of speed 0.5).
-    from chord_robot.sim_arm import SimArm
+    from chord_robot.app.sim_arm import SimArm
     from hardware.runner import prepare
 
     _, plan = plans[name]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from chord_robot.errors import PlanningFailure
-from chord_robot.plan import Plan
+from chord_robot.plans import Plan
 from planning import analytic, se3
 from planning.region import moving_mask
 

@@ -9,7 +9,7 @@ import pytest
 
 from chord_robot.camera import Camera
 from chord_robot.errors import InputError
-from chord_robot.plan import Plan
+from chord_robot.plans import Plan
 from sim.execute import ExecuteConfig, execute, reference
 from sim.render import Recorder
 from sim.world import PANDA_HOME, Body, Panda, World, load_panda, panda_joints, reset

@@ -1,0 +1,51 @@
+"""`chord-robot render`: a video of an ObjectFlow."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def render(
+    flow: Path = typer.Argument(..., help="FLOW.zarr from `chord-robot flow`, or PLAN.zarr from `chord-robot plan`."),
+    out: Path = typer.Option(..., "-o", "--out", help="Write the video here (.mp4, .gif ...)."),
+    camera: Path | None = typer.Option(None, help="Camera JSON (the first camera of a list); default: a view framing every object."),
+    width: int = typer.Option(480, help="Image width when the camera is chosen automatically."),
+    height: int = typer.Option(360, help="Image height when the camera is chosen automatically."),
+    fps: float | None = typer.Option(None, help="Frames per second (default: the flow's; 15 for a plan)."),
+    with_flow: Path | None = typer.Option(None, "--flow", help="For a PLAN.zarr: the flow it was made from (its points move with the plan)."),
+) -> None:
+    """Render a flow's points over time, or a plan's robot with the object (kinematically), to a video."""
+    from chord_robot.app.views.plan_render import is_plan_store
+
+    if is_plan_store(flow):
+        from chord_robot.app.commands.render_plan import render_plan_cmd
+
+        return render_plan_cmd(flow, out, with_flow, camera, width, height, fps if fps is not None else 15.0)
+    from rich.console import Console
+
+    from chord_robot.atomic import atomic_path
+    from chord_robot.camera import load_cameras
+    from chord_robot.errors import InputError
+    from chord_robot.flow import ObjectFlow
+    from chord_robot.app.flowrun import render_flow
+
+    if out.suffix.lower() not in (".mp4", ".gif", ".webm", ".mov", ".mkv", ".avi"):
+        raise InputError(f"--out must be a video file (.mp4, .gif, ...), got {out.name!r}")
+    if width < 16 or height < 16:
+        raise InputError(f"--width and --height must be at least 16, got {width}x{height}")
+    result = ObjectFlow.load(flow)
+    cam = load_cameras(camera)[0] if camera is not None else None
+    console = Console()
+    with console.status(f"rendering {result.num_frames} frames"):
+        frames = render_flow(result, cam, width - width % 2, height - height % 2)
+    import imageio.v3 as iio
+
+    rate = fps if fps is not None else result.fps
+    with atomic_path(out) as tmp:
+        if out.suffix.lower() == ".gif":
+            iio.imwrite(tmp, frames, duration=1000.0 / rate, loop=0)
+        else:
+            iio.imwrite(tmp, frames, fps=rate, macro_block_size=2)
+    console.print(f"wrote {out} ({len(frames)} frames, {frames.shape[2]}x{frames.shape[1]})")

@@ -1,0 +1,75 @@
+"""`chord-robot plan` through the command line: a rigid lift of a block on the tabletop scan."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import trimesh
+
+from chord_robot import synth
+from chord_robot.flow import ObjectFlow, ObjectMotion
+from chord_robot.app.flowrun import load_scene
+from chord_robot.plans import Plan
+
+
+def _scan(tmp_path):
+    """The tabletop with a 4 cm wide block (the Panda opens 8 cm, less 1 cm margin a side)."""
+    objects = synth.tabletop(0)
+    block = trimesh.creation.box((0.04, 0.16, 0.08))
+    block.apply_translation((0.0, -0.15, 0.04))
+    objects[3] = synth.SynthObject("block", block, (0.15, 0.75, 0.20))
+    return synth.write_scan(tmp_path, "mesh-ply-labelled", objects)
+
+
+def _flow(tmp_path, scan, lift):
+    scene = load_scene(scan)
+    box = scene.objects["block"]
+    pts = box.surface_points(4000, np.random.default_rng(0))
+    s = np.linspace(0, 1, 21)
+    poses = np.tile(np.eye(4), (21, 1, 1))
+    poses[:, :3, 3] = np.asarray(lift)[None] * s[:, None]
+    motions = {"block": ObjectMotion.rigid(pts, poses, source="mesh")}
+    table = scene.objects["table"].surface_points(500, np.random.default_rng(1))
+    motions["table"] = ObjectMotion.rigid(table, np.tile(np.eye(4), (21, 1, 1)), static=True, source="mesh")
+    ObjectFlow(motions, task="lift the block", fps=10).save(tmp_path / "f.zarr")
+    return tmp_path / "f.zarr"
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "chord_robot.app.cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_plan_lifts_the_block(tmp_path):
+    scan = _scan(tmp_path)
+    flow = _flow(tmp_path, scan, [0.0, 0.0, 0.12])
+    res = run("plan", "--scan", scan, "--task", "lift the block", "--flow", flow, "-o", tmp_path / "p.zarr",
+              "--robot-base", "-0.55,0,0,0", "--preset", "fast", "--mode", "grasp")
+    assert res.returncode == 0, res.stderr + res.stdout
+    p = Plan.load(tmp_path / "p.zarr")
+    assert p.object == "block" and p.mode == "grasp"
+    a, b = p.segments["manipulate"]
+    assert b - a + 1 == 21  # aligned with the flow's frames
+    lift = p.ee_poses[b, 4:] - p.ee_poses[a, 4:]
+    np.testing.assert_allclose(lift, [0, 0, 0.12], atol=0.005)
+    assert p.costs["alignment_mean_m"] < 0.005
+    assert "alignment error" in res.stdout
+
+
+def test_plan_unreachable_exits_1(tmp_path):
+    scan = _scan(tmp_path)
+    flow = _flow(tmp_path, scan, [0.0, 1.6, 0.5])
+    res = run("plan", "--scan", scan, "--task", "throw the block", "--flow", flow, "-o", tmp_path / "p.zarr",
+              "--robot-base", "-0.55,0,0,0", "--preset", "fast")
+    assert res.returncode == 1, res.stderr + res.stdout
+    assert res.stderr.startswith("error: ") and len(res.stderr.strip().splitlines()) == 1
+    assert "reach" in res.stderr or "workspace" in res.stderr
+    assert not (tmp_path / "p.zarr").exists()
+
+
+def test_plan_without_flow_says_how(tmp_path):
+    scan = synth.write_scan(tmp_path, "mesh-ply-labelled", synth.tabletop(0))
+    res = run("plan", "--scan", scan, "--task", "lift the block", "-o", tmp_path / "p.zarr")
+    assert res.returncode == 2 and "chord-robot flow" in res.stderr
