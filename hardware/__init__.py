@@ -13,7 +13,7 @@ Modules:
     config      -- the execute TOML config file.
     backends    -- franka (franky-control), ur (ur-rtde), xarm (xarm-python-sdk); each SDK is
                    imported only inside its backend. The PyBullet backend lives in
-                   `chord_robot.sim_arm` (layer 2), since this package never imports `sim`.
+                   `chord_robot.app.sim_arm` (layer 2), since this package never imports `sim`.
 
 The curve an arm follows through a plan's waypoints (`JointTrajectory`) is the layer-0
 contract `chord_robot.trajectory`, which planning verifies its plans on and sim tracks.

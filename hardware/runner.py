@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from chord_robot.errors import ExecutionFault, InputError
-from chord_robot.plan import Plan
+from chord_robot.plans import Plan
 from chord_robot.trajectory import JointTrajectory, is_motion, pieces, timed_segment
 from hardware.arm import Arm, ArmInfo, ArmState, GripperCommand, Progress, session
 from hardware.kinematics import kinematics_for

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from chord_robot.plan import Plan
+from chord_robot.plans import Plan
 from planning import se3
 from planning.grasps import Grasp
 from planning.kinematics import marker_points

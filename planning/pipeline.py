@@ -17,7 +17,7 @@ from scipy.spatial import cKDTree
 
 from chord_robot.errors import InputError, PlanningFailure
 from chord_robot.flow import ObjectFlow, ObjectMotion
-from chord_robot.plan import Plan
+from chord_robot.plans import Plan
 from planning import se3
 from planning.candidates import diverse, motion_reach_score, twin
 from planning.grasps import (

@@ -27,7 +27,7 @@ import torch
 
 
 def main(scene_dir: Path, scene: str, prompt: str, iterations: int) -> list[float]:
-    from chord_robot import pipeline
+    from chord_robot.app import flowrun as pipeline
     from flowgen.model import albedo, build_model, gaussian_normals, shade
     from flowgen.objective import _static_splats
     from flowgen.priors.sds_prior import SdsPrior

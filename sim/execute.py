@@ -21,7 +21,7 @@ import numpy as np
 import pybullet as pb
 
 from chord_robot.errors import InputError
-from chord_robot.plan import Plan
+from chord_robot.plans import Plan
 from chord_robot.trajectory import follow, plan_motions
 from sim.world import (
     PANDA_ARM_JOINTS,
