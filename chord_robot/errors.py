@@ -20,6 +20,25 @@ class InputError(ChordError):
     exit_code = 2
 
 
+class ConfigError(InputError):
+    """A configuration value out of its allowed range or set.
+
+    The library names the config field (``field``, e.g. ``"iterations"`` or
+    ``"wan.tau_schedule"``); a front end that sets the field from something else (the CLI's
+    ``--iters``) re-words the message with :meth:`named`. ``message`` holds ``{field}`` where
+    the name goes: ``ConfigError("iterations", "{field} must be at least 1, got 0")``.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.template = message
+        super().__init__(message.format(field=field))
+
+    def named(self, name: str) -> str:
+        """The message with the field called ``name`` (e.g. a command-line flag)."""
+        return self.template.format(field=name)
+
+
 class ScanError(InputError):
     """A scan that cannot be loaded or segmented."""
 
