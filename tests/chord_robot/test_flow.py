@@ -130,11 +130,3 @@ def test_failed_write_leaves_previous_store(tmp_path):
     assert ObjectFlow.load(path).task == "first"
     assert [p.name for p in tmp_path.iterdir()] == ["f.zarr"]  # no temporary left behind
 
-
-def test_config_error_names_the_field_or_what_sets_it():
-    from chord_robot.errors import ConfigError, InputError
-
-    e = ConfigError("iterations", "{field} must be at least 1, got 0")
-    assert isinstance(e, InputError) and e.exit_code == 2
-    assert str(e) == "iterations must be at least 1, got 0"
-    assert e.named("--iters") == "--iters must be at least 1, got 0"
