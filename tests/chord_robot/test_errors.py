@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-
-
 from chord_robot.errors import ConfigError, InputError
 
 
