@@ -19,7 +19,6 @@ import json
 import os
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +26,8 @@ import torch
 
 
 def main(scene_dir: Path, scene: str, prompt: str, iterations: int) -> list[float]:
-    from chord_robot.app import flowrun as pipeline
+    from chord_robot.app.flowconfig import flow_config
+    from chord_robot.app.flowrun import prepare_flow
     from flowgen.model import albedo, build_model, gaussian_normals, shade
     from flowgen.objective import _static_splats
     from flowgen.priors.sds_prior import SdsPrior
@@ -41,9 +41,9 @@ def main(scene_dir: Path, scene: str, prompt: str, iterations: int) -> list[floa
     if info["kind"] != "laptop":
         sys.exit("the hinge diagnostic is for laptop scenes")
     pose, spec = np.asarray(info["base_pose"]), assets.LaptopSpec(**info["spec"])
-    config = pipeline.flow_config("cpu", "wan", frames=9, iterations=iterations, size=(32, 32))
-    inputs = pipeline.prepare_flow(scene_dir / f"{scene}.ply", config=config, task=prompt,
-                                   model=os.environ["PRIOR"], allow_cpu=True)
+    config = flow_config("cpu", "wan", frames=9, iters=iterations, size=(32, 32))
+    inputs = prepare_flow(scene_dir / f"{scene}.ply", config=config, task=prompt,
+                          model=os.environ["PRIOR"], allow_cpu=True)
     config = inputs.config
     model = build_model(inputs.scene, config)
     obj = next(o for o in model.moving if o.name == "laptop")

@@ -79,7 +79,7 @@ def write_close_up(flow_path: Path, video: Path, scene_dir: Path, scene: str, si
 
     from chord_robot.camera import frame_points
     from chord_robot.flow import ObjectFlow
-    from chord_robot.app.flowrun import render_flow
+    from chord_robot.app.views.videos import render_flow
 
     info = json.loads((scene_dir / "scenes.json").read_text())[scene]
     flow = ObjectFlow.load(flow_path)

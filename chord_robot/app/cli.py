@@ -21,7 +21,8 @@ from chord_robot.app.commands import scene as _scene
 from chord_robot.app.commands import sim as _sim
 from chord_robot.app.commands import train_prior as _train_prior
 from chord_robot.app.commands import view as _view
-from chord_robot.errors import ChordError
+from chord_robot.app.flowconfig import FIELD_OPTIONS
+from chord_robot.errors import ChordError, ConfigError
 
 app = typer.Typer(
     name="chord-robot",
@@ -53,10 +54,14 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning project errors into one line and an exit code.
 
     Usage errors are typer's own (exit 2); a ChordError prints ``error: ...`` and exits with
-    its code; anything else is a bug and keeps its traceback.
+    its code (a ConfigError names the option that sets its field); anything else is a bug and
+    keeps its traceback.
     """
     try:
         app(args=argv, prog_name="chord-robot")
+    except ConfigError as e:
+        print(f"error: {e.named(FIELD_OPTIONS.get(e.field, e.field))}", file=sys.stderr)
+        sys.exit(e.exit_code)
     except ChordError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)

@@ -19,12 +19,14 @@ from pathlib import Path
 
 import numpy as np
 
+from chord_robot.app.flowconfig import flow_config
 from chord_robot.errors import InputError
 
 DEFAULT_EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "laptop"
 """The example shipped in the repository (not inside the installed packages)."""
 EXAMPLE_FILES = ("example.json", "scan.ply", "scan.labels.json", "video.mp4", "camera.json", "background.png")
-STAGES = ("scene", "flow", "plan", "execute", "report")
+STAGES = ("reset", "flow", "plan", "execute", "report")
+"""The demo's stages: a trial's (`chord_robot.app.trial.TRIAL_STAGES`), then the report."""
 
 
 @dataclass(frozen=True)
@@ -234,82 +236,49 @@ def run_demo(
     import warnings
 
     import torch
-    from loguru import logger
 
+    from chord_robot.app.flowrun import generate_flow, prepare_flow
+    from chord_robot.app.trial import run_trial
+    from chord_robot.app.views.videos import render_flow
     from chord_robot.camera import load_cameras
-    from chord_robot.errors import PlanningFailure
-    from chord_robot.app.flowrun import flow_config, generate_flow, prepare_flow, render_flow
-    from sim import world as simworld
-    from sim.execute import execute
-    from sim.render import Recorder, write_mp4
-    from sim.tasks import make
+    from sim.render import write_mp4
 
-    logger.disable("jaxls")  # its problem-building messages; the planner logs what matters
     # imageio starts ffmpeg by fork after JAX has threads; the child only execs ffmpeg
     warnings.filterwarnings("ignore", message="os.fork", category=RuntimeWarning)
     out = Path(out_dir)
     result = DemoResult(example)
     torch.set_num_threads(1)
+    fconfig = flow_config(config.preset, "video", frames=config.frames, iters=config.iterations)
 
-    def begin(name: str) -> float:
-        if stage:
-            stage(name)
-        return time.perf_counter()
-
-    t0 = begin("scene")
-    world = simworld.create(direct=True)
-    try:
-        task = make(example.task, world)
-        task.reset(example.seed)
-        camera = load_cameras(example.path("camera.json"))[0]
-        fconfig = flow_config(config.preset, "video", frames=config.frames, iterations=config.iterations)
+    def fit_example_video(task):
+        """The flow source: the example's video fitted as a user's would be (written to
+        flow.zarr), and its error against the task's scripted motion."""
         inputs = prepare_flow(example.path("scan.ply"), videos=[example.path("video.mp4")],
                               cameras=[example.path("camera.json")], backgrounds=[example.path("background.png")],
                               config=fconfig, task=example.text)
         out.mkdir(parents=True, exist_ok=True)  # the inputs are sound: outputs from here on
-        result.stage_seconds["scene"] = time.perf_counter() - t0
-
-        t0 = begin("flow")
-        flow, _ = generate_flow(inputs, example.text, out / "flow.zarr", progress=flow_progress, log=log)
+        flow = generate_flow(inputs, example.text, out / "flow.zarr", progress=flow_progress, log=log).flow
         result.flow_frames, result.flow_iterations = flow.num_frames, fconfig.iterations
         result.flow_error_mm = flow_error_mm(flow, task.oracle_flow(num_frames=flow.num_frames))
-        result.stage_seconds["flow"] = time.perf_counter() - t0
+        return flow
 
-        t0 = begin("plan")
-        plan = None
-        try:
-            from planning.pipeline import FlowPlanner, enable_compilation_cache
+    width = config.video_width
+    trial = run_trial(example.task, example.seed, fit_example_video, record=out / "execution.mp4",
+                      video_size=(width, width * 3 // 4), plan_path=out / "plan.zarr", stage=stage, log=log)
+    result.stage_seconds.update(trial.times)
+    result.success, result.lid_deg, result.failure = trial.success, trial.metric, trial.failure
+    plan, flow = trial.plan, trial.flow
+    if plan is not None:
+        result.plan_mode, result.plan_object = plan.mode, plan.object
+        result.plan_steps, result.plan_duration = plan.num_steps, float(plan.times[-1])
+        result.planning_seconds = trial.planning_seconds
 
-            enable_compilation_cache()
-            start = time.perf_counter()
-            plan = FlowPlanner().plan(flow, task.scene_points(), base=simworld.pose_to_matrix(task.robot_base()),
-                                      rng=np.random.default_rng(example.seed), log=log)
-            result.planning_seconds = time.perf_counter() - start
-            plan.save(out / "plan.zarr")
-            result.plan_mode, result.plan_object = plan.mode, plan.object
-            result.plan_steps, result.plan_duration = plan.num_steps, float(plan.times[-1])
-        except PlanningFailure as e:
-            result.failure = f"planning ({e.stage}): {e}"
-        result.stage_seconds["plan"] = time.perf_counter() - t0
-
-        t0 = begin("execute")
-        width, height = config.video_width, config.video_width * 3 // 4
-        recorder = Recorder(task.reference_camera(width, height), fps=15.0)
-        if plan is not None:
-            panda = task.load_robot()
-            execute(world, panda, plan, task.bodies(), on_step=lambda t: recorder.maybe_capture(world, t))
-        else:  # nothing to execute: film the scene as it stands
-            recorder.capture(world)
-        write_mp4(out / "execution.mp4", recorder.video(), fps=15.0)
-        ok, deg = task.evaluate()
-        result.success, result.lid_deg = bool(ok), float(deg)
-        result.stage_seconds["execute"] = time.perf_counter() - t0
-    finally:
-        world.close()
-
-    t0 = begin("report")
-    frames = render_flow(flow, camera)  # the example video's view
-    write_mp4(out / "flow.mp4", frames, fps=flow.fps)
+    if stage:
+        stage("report")
+    t0 = time.perf_counter()
+    if flow is not None:
+        camera = load_cameras(example.path("camera.json"))[0]
+        write_mp4(out / "flow.mp4", render_flow(flow, camera), fps=flow.fps)  # the example video's view
     if plan is not None:
         plot_trajectory(out / "trajectory.png", plan, flow)
     result.stage_seconds["report"] = time.perf_counter() - t0

@@ -1,24 +1,23 @@
 """Layer 2: the simulated evaluation suite (`chord-robot eval`).
 
-Each trial: reset the task with its seed, get a flow from the chosen source, plan a grasp and a
-trajectory, execute it in PyBullet with real contacts, and ask the task whether it succeeded.
-Trials run in worker processes (spawned: JAX does not survive fork); each worker keeps one
-planner so the trajectory solver compiles once per process.
+Each trial (`chord_robot.app.trial.run_trial`): reset the task with its seed, get a flow from
+the chosen source (`chord_robot.app.taskflows`), plan a grasp and a trajectory, execute it in
+PyBullet with real contacts, and ask the task whether it succeeded. Trials run in worker
+processes (spawned: JAX does not survive fork); each worker keeps one planner so the
+trajectory solver compiles once per process.
 """
 
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from chord_robot.errors import InputError, PlanningFailure
 from chord_robot.app.results import TrialResult
-
-FLOW_SOURCES = ("oracle", "video", "wan")
+from chord_robot.app.taskflows import FLOW_SOURCES
+from chord_robot.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -62,80 +61,15 @@ def suite_tasks(config: EvalConfig) -> tuple[str, ...]:
     return tuple(names)
 
 
-_PLANNER = None  # one per worker process: the compiled trajectory solver is reused across trials
-
-
-def _planner():
-    global _PLANNER
-    if _PLANNER is None:
-        from loguru import logger
-
-        from planning.pipeline import FlowPlanner, enable_compilation_cache
-
-        logger.disable("jaxls")  # its problem-building messages, once per trial
-
-        enable_compilation_cache()
-        _PLANNER = FlowPlanner()
-    return _PLANNER
-
-
-def task_flow(task, source: str, num_frames: int):
-    """The flow a trial plans from."""
-    if source == "oracle":
-        return task.oracle_flow(num_frames=num_frames)
-    if source == "video":
-        from chord_robot.app.flowrun import flow_from_task_video
-
-        flow, _ = flow_from_task_video(task, num_frames)
-        return flow
-    raise InputError("--flow-source wan needs a GPU with the Wan 2.2 weights; it is not available on this machine")
-
-
 def run_trial(task_name: str, seed: int, flow_source: str, num_frames: int,
               record_path: str | None = None) -> TrialResult:
-    """One trial, in a fresh PyBullet world; never raises for a failed stage."""
-    import numpy as np
+    """One trial of the suite (`chord_robot.app.trial.run_trial` with the named flow source);
+    never raises for a failed stage."""
+    from chord_robot.app.taskflows import task_flow_source
+    from chord_robot.app.trial import run_trial as run
 
-    from sim import world as simworld
-    from sim.execute import execute
-    from sim.render import Recorder, write_mp4
-    from sim.tasks import make
-
-    times: dict[str, float] = {}
-    world = simworld.create(direct=True)
-    try:
-        task = make(task_name, world)
-        t0 = time.perf_counter()
-        task.reset(seed)
-        times["reset"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        try:
-            flow = task_flow(task, flow_source, num_frames)
-        except InputError:
-            raise
-        except Exception:  # a flow source that fails is a failed trial, not a crashed suite
-            return TrialResult(seed, False, "flow", float("nan"), times | {"flow": time.perf_counter() - t0})
-        times["flow"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        try:
-            base = simworld.pose_to_matrix(task.robot_base())
-            plan = _planner().plan(flow, task.scene_points(), base=base, rng=np.random.default_rng(seed))
-        except PlanningFailure as e:
-            times["plan"] = time.perf_counter() - t0
-            return TrialResult(seed, False, e.stage, float(task.evaluate()[1]), times)
-        times["plan"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        panda = task.load_robot()
-        recorder = Recorder(task.reference_camera(480, 360), fps=15.0) if record_path else None
-        execute(world, panda, plan, task.bodies(),
-                on_step=(lambda t: recorder.maybe_capture(world, t)) if recorder else None)
-        times["execute"] = time.perf_counter() - t0
-        if recorder is not None and recorder.frames:
-            write_mp4(record_path, recorder.video(), fps=15.0)
-        success, metric = task.evaluate()
-        return TrialResult(seed, bool(success), None if success else "execute", float(metric), times)
-    finally:
-        world.close()
+    outcome = run(task_name, seed, task_flow_source(flow_source, num_frames), record=record_path)
+    return TrialResult(seed, outcome.success, outcome.failure_stage, outcome.metric, outcome.times)
 
 
 def _worker_init() -> None:

@@ -1,28 +1,20 @@
-"""Layer 2: wires the layer-1 packages into the user-facing operations the CLI calls.
+"""A flow run: scan + task (+ guidance videos, or Wan weights) -> checked inputs -> ObjectFlow.
 
-Heavy libraries are imported inside the functions that need them.
+`prepare_flow` loads and checks everything before any optimisation (bad input is one line,
+exit 2, nothing written); `generate_flow` builds the 4D model, runs the loop with its prior
+and writes the flow atomically, checkpointing beside it so a killed run resumes. The config
+comes from `chord_robot.app.flowconfig`. Heavy libraries are imported inside the functions.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from chord_robot.scan import MAX_POINTS, read_scan, scene_from_labels
+from chord_robot.app.flowconfig import flow_config
+from chord_robot.app.scenes import load_scene
+from chord_robot.flow import ObjectFlow
 from chord_robot.scene import Scene
-
-
-def load_scene(path: str | os.PathLike[str], up: str = "z", scale: float = 1.0, max_points: int = MAX_POINTS) -> Scene:
-    """Load a scan and split it into named objects (labels if present, else geometry)."""
-    raw = read_scan(path, up=up, scale=scale, max_points=max_points)
-    if raw.labels is not None:
-        return scene_from_labels(raw, str(path))
-    from flowgen.segment import segment_scan
-
-    return segment_scan(raw, str(path))
-
-
-# --------------------------------------------------------------------------- flow generation
 
 
 def _file_digest(path: str | os.PathLike[str]) -> str:
@@ -53,84 +45,6 @@ def _flow_fps(video: str | os.PathLike[str], num_frames: int, default: float = 1
     if fps <= 0 or source_frames < 2:
         return default
     return fps * (num_frames - 1) / (source_frames - 1)
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """``"WxH"`` (e.g. ``"64x48"``) -> (width, height); InputError otherwise."""
-    from chord_robot.errors import InputError
-
-    parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise InputError(f"--size must be WIDTHxHEIGHT in pixels, e.g. 64x48, got {text!r}")
-    return int(parts[0]), int(parts[1])
-
-
-def flow_config(preset: str = "cpu", prior: str = "video", frames: int | None = None,
-                iterations: int | None = None, seed: int | None = None, *, variant: str | None = None,
-                size: tuple[int, int] | None = None, tau_schedule: str | None = None,
-                store: str | None = None, rigid_parts: bool = False):
-    """The named `flowgen` preset with the CLI's overrides applied.
-
-    ``iterations`` sets the motion iterations; the appearance stage scales with it (at least
-    one iteration when the preset has one). ``variant`` ("i2v-a14b" or "ti2v-5b") and ``size``
-    ((width, height) of the renders) apply to the wan prior; whether the frames and size fit
-    the model is checked against its weights in :func:`prepare_flow`. ``tau_schedule``
-    ("annealed" | "uniform", wan only) and ``store`` ("fenwick" | "per-frame") select the
-    paper's ablations. ``rigid_parts`` turns on the part-rigidity regulariser
-    (`flowgen.config.rigid_parts`: for scenes of articulated rigid parts). Raises InputError
-    for an unknown preset or a value out of range.
-    """
-    import dataclasses
-
-    from chord_robot.errors import InputError
-    from flowgen.config import DEFORMATION_STORES, PRESETS, wan_settings
-    from flowgen.config import rigid_parts as with_rigid_parts
-    from flowgen.priors.wan import TAU_SCHEDULES, VARIANTS
-
-    if preset not in PRESETS:
-        raise InputError(f"unknown preset {preset!r}; one of {', '.join(PRESETS)}")
-    if prior not in ("video", "wan"):
-        raise InputError(f"unknown prior {prior!r}; one of video, wan")
-    if prior != "wan" and (variant is not None or size is not None):
-        raise InputError("--variant and --size apply to --prior wan (the video prior renders at its videos' size)")
-    config = PRESETS[preset](prior)
-    changes: dict = {}
-    if frames is not None:
-        if frames < 2:
-            raise InputError(f"--frames must be at least 2 (frame 0 is the scan's pose), got {frames}")
-        changes["num_frames"] = frames
-    if iterations is not None:
-        if iterations < 1:
-            raise InputError(f"--iters must be at least 1, got {iterations}")
-        changes["iterations"] = iterations
-        if config.appearance_iterations:
-            changes["appearance_iterations"] = max(
-                1, round(config.appearance_iterations * iterations / config.iterations))
-        changes["checkpoint_every"] = max(1, min(config.checkpoint_every, iterations // 4 or 1))
-        if prior == "wan" and config.split_iteration is not None:  # the preset's share of the run
-            changes["split_iteration"] = max(1, round(config.split_iteration * iterations / config.iterations))
-    if seed is not None:
-        changes["seed"] = seed
-    if variant is not None:
-        if variant not in VARIANTS:
-            raise InputError(f"unknown --variant {variant!r}; one of {', '.join(VARIANTS)}")
-        kept = {f: getattr(config.wan, f) for f in ("guidance_start", "guidance_end", "grad_scale", "background",
-                                                    "cameras", "tau_schedule")}  # the preset's, not the variant's
-        changes["wan"] = dataclasses.replace(wan_settings(variant, config.views_per_iteration), **kept)
-    if size is not None:
-        changes["render_size"] = size
-    if tau_schedule is not None:
-        if prior != "wan":
-            raise InputError("--tau-schedule applies to --prior wan (the video prior has no noise levels)")
-        if tau_schedule not in TAU_SCHEDULES:
-            raise InputError(f"unknown --tau-schedule {tau_schedule!r}; one of {', '.join(TAU_SCHEDULES)}")
-        changes["wan"] = dataclasses.replace(changes.get("wan", config.wan), tau_schedule=tau_schedule)
-    if store is not None:
-        if store not in DEFORMATION_STORES:
-            raise InputError(f"unknown --store {store!r}; one of {', '.join(DEFORMATION_STORES)}")
-        changes["deformation_store"] = store
-    config = dataclasses.replace(config, **changes)
-    return with_rigid_parts(config) if rigid_parts else config
 
 
 def checkpoint_path(output: str | os.PathLike[str]):
@@ -339,6 +253,30 @@ def prepare_flow(
     return FlowInputs(scene, guides, config, fingerprint, fps, root, chained + notes)
 
 
+@dataclass(frozen=True)
+class FlowRun:
+    """What a flow run made, and its figures.
+
+    Attributes:
+        flow: the ObjectFlow written.
+        iterations: iterations run (appearance + motion).
+        rollbacks: times an exploding loss was rolled back to the last checkpoint.
+        final_loss: the last iteration's total loss.
+        seconds: wall time of the run.
+        reproduction_mm: per moving object, the mean distance (mm) between the exported
+            control-point skinning and the optimised points over all frames.
+        deform_grad: the norm of the deformation stores' gradient at every motion iteration.
+    """
+
+    flow: ObjectFlow
+    iterations: int
+    rollbacks: int
+    final_loss: float
+    seconds: float
+    reproduction_mm: dict[str, float] = field(default_factory=dict)
+    deform_grad: list[float] = field(default_factory=list)
+
+
 def _prior(inputs: FlowInputs, model, task: str, log):
     """The loop's prior of a run: the videos, or Wan loaded from its weights (SDS)."""
     config = inputs.config
@@ -369,7 +307,7 @@ def generate_flow(
     resume: bool = False,
     progress=None,
     log=None,
-):
+) -> FlowRun:
     """CHORD flow generation: validated inputs -> ObjectFlow at ``output``, guided by videos
     (prior "video") or by Wan 2.2 score distillation (prior "wan").
 
@@ -386,8 +324,7 @@ def generate_flow(
         log: callback for one-line messages.
 
     Returns:
-        (flow, summary): the ObjectFlow written and a dict of run figures, among them
-        ``deform_grad`` (the norm of the Fenwick stores' gradient at every motion iteration).
+        The run: the ObjectFlow written and its figures.
     """
     import time
     from pathlib import Path
@@ -417,98 +354,14 @@ def generate_flow(
     flow = export_flow(model, config, task, fps=inputs.fps)
     flow.save(out)
     ckpt.unlink(missing_ok=True)
-    summary = {
-        "iterations": state.iteration,
-        "rollbacks": state.rollbacks,
-        "final_loss": state.history[-1]["total"] if state.history else float("nan"),
-        "seconds": time.time() - start,
-        "reproduction_mm": {n: 1000 * reproduction_error(m) for n, m in flow.moving().items()},
-        "deform_grad": [h["grad_deform"] for h in state.history if h.get("stage") == 1.0],
-    }
-    return flow, summary
+    return FlowRun(
+        flow=flow,
+        iterations=state.iteration,
+        rollbacks=state.rollbacks,
+        final_loss=state.history[-1]["total"] if state.history else float("nan"),
+        seconds=time.time() - start,
+        reproduction_mm={n: 1000 * reproduction_error(m) for n, m in flow.moving().items()},
+        deform_grad=[h["grad_deform"] for h in state.history if h.get("stage") == 1.0],
+    )
 
 
-def render_flow(flow, camera=None, width: int = 480, height: int = 360, background=(1.0, 1.0, 1.0)):
-    """(T, H, W, 3) uint8 frames of a flow's points rendered as small Gaussians.
-
-    Args:
-        flow: an ObjectFlow.
-        camera: a `Camera`, or None for a view from the front, above, framing every object.
-        width, height: image size when the camera is chosen automatically.
-        background: RGB in [0, 1].
-    """
-    import numpy as np
-
-    from chord_robot.camera import Camera
-    from flowgen.render import point_splats, render_splats
-
-    pts = np.concatenate([m.points for m in flow.objects.values()])
-    if camera is None:
-        lo, hi = pts.min(0), pts.max(0)
-        centre, radius = (lo + hi) / 2, float(np.linalg.norm(hi - lo)) / 2
-        direction = np.array([0.45, -0.75, 0.5]) / np.linalg.norm([0.45, -0.75, 0.5])
-        distance = max(radius, 1e-3) / np.tan(np.radians(40.0) / 2) * 1.1
-        camera = Camera.look_at(centre + distance * direction, centre, width, height, fov_y_deg=40.0)
-    import torch
-
-    bg = torch.tensor(background, dtype=torch.float32).expand(camera.height, camera.width, 3).contiguous()
-    frames = []
-    with torch.no_grad():
-        for t in range(flow.num_frames):
-            splats = point_splats(flow, t)
-            image = render_splats(splats, camera, bg)
-            frames.append((image.features[..., :3].clamp(0, 1).numpy() * 255).round().astype(np.uint8))
-    return np.stack(frames)
-
-
-# --------------------------------------------------------------------------- flows of sim tasks
-
-
-def flow_from_task_video(
-    task,
-    num_frames: int = 41,
-    *,
-    preset: str = "cpu",
-    frames: int | None = None,
-    iterations: int | None = None,
-    seed: int | None = None,
-    output: str | os.PathLike[str] | None = None,
-    inputs_dir: str | os.PathLike[str] | None = None,
-    progress=None,
-    log=None,
-):
-    """The ``video`` flow source of a reset sim task: flowgen fitted to the task's rendered
-    oracle video, as a user's video would be fitted (DESIGN.md §6).
-
-    Writes the task's coloured scan, a ``num_frames``-frame video of its oracle motion with the
-    camera JSON, and the background image (`sim.tasks.base.write_flow_inputs`), then runs
-    :func:`prepare_flow` and :func:`generate_flow` with the named preset on one thread. The
-    flow spans the whole clip with the preset's frame count unless ``frames`` is given. The
-    task is at its reset state afterwards.
-
-    Args:
-        task: a `sim.tasks.base.Task` after ``reset(seed)``.
-        num_frames: frames of the rendered reference video.
-        preset, frames, iterations, seed: see :func:`flow_config`.
-        output: where to keep FLOW.zarr (default: a temporary directory, removed).
-        inputs_dir: where to keep the scan, video, camera and background (default: temporary).
-        progress, log: passed to :func:`generate_flow`.
-
-    Returns:
-        (flow, summary): the ObjectFlow and :func:`generate_flow`'s run figures.
-    """
-    import tempfile
-    from pathlib import Path
-
-    import torch
-
-    from sim.tasks.base import write_flow_inputs
-
-    torch.set_num_threads(1)
-    config = flow_config(preset, "video", frames=frames, iterations=iterations, seed=seed)
-    with tempfile.TemporaryDirectory(prefix="chord-task-flow-") as tmp:
-        files = write_flow_inputs(task, Path(inputs_dir) if inputs_dir else Path(tmp) / "inputs", num_frames)
-        inputs = prepare_flow(files.scan, videos=[files.video], cameras=[files.camera],
-                              backgrounds=[files.background], config=config, task=task.text)
-        out = Path(output) if output is not None else Path(tmp) / "flow.zarr"
-        return generate_flow(inputs, task.text, out, progress=progress, log=log)

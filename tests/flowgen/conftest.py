@@ -10,7 +10,7 @@ import torch
 
 from chord_robot import synth
 from chord_robot.camera import Camera
-from chord_robot.app.flowrun import load_scene
+from chord_robot.app.scenes import load_scene
 from chord_robot.scene import Scene
 from flowgen.config import FlowConfig, video_weights
 from flowgen.control import ControlConfig

@@ -51,7 +51,7 @@ def test_export_flags_static_objects_and_keeps_colours(hinge_scene):
 
 def test_scans_without_normals_run_and_export(tmp_path):
     """A 3DGS scan (no normals: colours are not shaded) and a point cloud go through the loop."""
-    from chord_robot.app.flowrun import load_scene
+    from chord_robot.app.scenes import load_scene
     from flowgen.optimize import optimize
 
     from .conftest import tiny_prior

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from chord_robot.camera import load_cameras
-from chord_robot.app.flowrun import load_scene
+from chord_robot.app.scenes import load_scene
 from sim import assets
 from sim.tasks import TASKS, make
 from sim.tasks.base import write_flow_inputs

@@ -25,7 +25,7 @@ def script():
 
 
 def test_scenes_and_measurement_of_an_oracle_flow(script, tmp_path, monkeypatch) -> None:
-    from chord_robot.app.flowrun import load_scene
+    from chord_robot.app.scenes import load_scene
     from sim import world as sim_world
     from sim.tasks.close_laptop import CloseLaptop, CloseLaptopConfig
 

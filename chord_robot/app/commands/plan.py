@@ -28,7 +28,7 @@ def plan(
 
     from chord_robot.errors import InputError
     from chord_robot.flow import ObjectFlow
-    from chord_robot.app.flowrun import load_scene
+    from chord_robot.app.scenes import load_scene
 
     console = Console()
     scene = load_scene(scan, up=up, scale=scale)

@@ -29,7 +29,7 @@ def render(
     from chord_robot.camera import load_cameras
     from chord_robot.errors import InputError
     from chord_robot.flow import ObjectFlow
-    from chord_robot.app.flowrun import render_flow
+    from chord_robot.app.views.videos import render_flow
 
     if out.suffix.lower() not in (".mp4", ".gif", ".webm", ".mov", ".mkv", ".avi"):
         raise InputError(f"--out must be a video file (.mp4, .gif, ...), got {out.name!r}")

@@ -21,7 +21,7 @@ def scene(
     from rich.table import Table
 
     from chord_robot.atomic import write_text_atomic
-    from chord_robot.app.flowrun import load_scene
+    from chord_robot.app.scenes import load_scene
 
     s = load_scene(scan, up=up, scale=scale)
     console = Console()

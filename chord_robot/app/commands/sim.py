@@ -23,7 +23,7 @@ def sim(
     from rich.table import Table
 
     from chord_robot.camera import frame_points
-    from chord_robot.app.flowrun import load_scene
+    from chord_robot.app.scenes import load_scene
     from chord_robot.plans import Plan
 
     console = Console()

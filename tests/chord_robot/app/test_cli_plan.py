@@ -9,7 +9,7 @@ import trimesh
 
 from chord_robot import synth
 from chord_robot.flow import ObjectFlow, ObjectMotion
-from chord_robot.app.flowrun import load_scene
+from chord_robot.app.scenes import load_scene
 from chord_robot.plans import Plan
 
 

@@ -75,7 +75,7 @@ def test_demo_closes_the_laptop_at_reduced_size(tmp_path):
     assert lid < 15.0
     mean_mm, final_mm = map(float, re.search(r"\| laptop \| ([\d.]+) \| ([\d.]+) \|", report).groups())
     assert mean_mm < 15.0 and final_mm < 25.0, report
-    for stage in ("scene", "flow", "plan", "execute", "report"):
+    for stage in ("reset", "flow", "plan", "execute", "report"):
         assert re.search(rf"\| {stage} \| [\d.]+ \|", report), stage
     assert re.search(r"planning time: [\d.]+ s", report)
     flow = ObjectFlow.load(out / "flow.zarr")

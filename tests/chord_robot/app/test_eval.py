@@ -64,7 +64,7 @@ def test_the_same_seed_gives_the_same_trial(evaluation, task):
 @pytest.mark.slow
 def test_video_flow_source_fits_the_tasks_rendered_video(tmp_path):
     # ~15-30 s: a tiny fit (5 frames, 8 iterations) of the close-laptop task's video
-    from chord_robot.app.flowrun import flow_from_task_video
+    from chord_robot.app.taskflows import flow_from_task_video
     from sim import world as simworld
     from sim.tasks import make
 
@@ -73,13 +73,14 @@ def test_video_flow_source_fits_the_tasks_rendered_video(tmp_path):
         task = make("close-laptop", world)
         task.reset(1)
         start = task.lid_angle()
-        flow, summary = flow_from_task_video(task, 9, frames=5, iterations=8, inputs_dir=tmp_path / "in")
+        run = flow_from_task_video(task, 9, frames=5, iterations=8, inputs_dir=tmp_path / "in")
+        flow = run.flow
         assert task.lid_angle() == pytest.approx(start, abs=1e-6)  # the task is back at its reset state
     finally:
         world.close()
     assert set(flow.objects) == {"table", "laptop"} and flow.objects["table"].static
     assert flow.num_frames == 5 and flow.prior == "video" and flow.task == task.text
     assert flow.fps == pytest.approx(10.0 * 4 / 8)  # 5 flow frames over the 9-frame, 0.8 s clip
-    assert summary["iterations"] >= 8 and math.isfinite(summary["final_loss"])
+    assert run.iterations >= 8 and math.isfinite(run.final_loss)
     assert {p.name for p in (tmp_path / "in").iterdir()} >= {"scan.ply", "scan.labels.json", "video.mp4",
                                                               "camera.json", "background.png"}

@@ -1,0 +1,243 @@
+"""A flow run's configuration: a `flowgen` preset plus overrides, declared once.
+
+`FLOW_OVERRIDES` is the one table of what a user may change on top of a preset: each entry
+names its option, the config field it sets, its help and how it is applied. `flow_config`
+applies them; the CLI builds its options from the same table (`options`), so an override is
+never declared twice, and a `ConfigError` naming a field is re-worded with the option that
+sets it (`FIELD_OPTIONS`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chord_robot.errors import ConfigError
+
+PRIORS = ("video", "wan")
+"""The flow priors: given videos, or Wan 2.2 score distillation."""
+
+
+@dataclass(frozen=True)
+class Override:
+    """One setting a user may change on top of a preset.
+
+    Attributes:
+        name: the option's name (``--name`` on the command line, ``name`` with ``_`` for ``-``
+            as a keyword of `flow_config`).
+        field: the config field it sets (dotted for nested configs, e.g. ``wan.tau_schedule``).
+        help: what it does (the choices are added from the field's ``Literal`` type).
+        type: the value's type (``bool`` makes a switch).
+        apply: (config, value) -> config with the value set; raises ConfigError naming
+            ``field`` for a value out of range.
+        wan_only: the setting exists for the wan prior only.
+        negative: the switch's off form (``--no-mesh-fit``), for a switch that is on by default.
+    """
+
+    name: str
+    field: str
+    help: str
+    type: type
+    apply: Callable[[Any, Any], Any]
+    wan_only: bool = False
+    negative: str | None = None
+
+    @property
+    def keyword(self) -> str:
+        return self.name.replace("-", "_")
+
+
+def parse_size(text: str | tuple[int, int]) -> tuple[int, int]:
+    """``"WxH"`` (e.g. ``"64x48"``) or (width, height) -> (width, height); ConfigError otherwise."""
+    if isinstance(text, tuple):
+        parts = [str(v) for v in text]
+    else:
+        parts = text.lower().split("x")
+    if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+        raise ConfigError("render_size", f"{{field}} must be WIDTHxHEIGHT in pixels, e.g. 64x48, got {text!r}")
+    return int(parts[0]), int(parts[1])
+
+
+def _choices(config_type: type, field: str) -> tuple[str, ...]:
+    """The values a ``Literal``-typed field of a config dataclass takes (dotted paths follow
+    nested configs); empty when the field is not a Literal."""
+    head, _, rest = field.partition(".")
+    hint = typing.get_type_hints(config_type)[head]
+    if rest:
+        nested = next(a for a in typing.get_args(hint) or (hint,) if dataclasses.is_dataclass(a))
+        return _choices(nested, rest)
+    for arg in (hint, *typing.get_args(hint)):
+        if typing.get_origin(arg) is typing.Literal:
+            return tuple(typing.get_args(arg))
+    return ()
+
+
+def _check_choice(field: str, value: str, choices) -> str:
+    if value not in choices:
+        raise ConfigError(field, f"unknown {{field}} {value!r}; one of {', '.join(choices)}")
+    return value
+
+
+def _frames(config, frames: int):
+    if frames < 2:
+        raise ConfigError("num_frames", f"{{field}} must be at least 2 (frame 0 is the scan's pose), got {frames}")
+    return dataclasses.replace(config, num_frames=frames)
+
+
+def _iterations(config, iterations: int):
+    """Motion iterations; the appearance stage, checkpoints and the wan split keep their share."""
+    if iterations < 1:
+        raise ConfigError("iterations", f"{{field}} must be at least 1, got {iterations}")
+    changes: dict[str, Any] = {"iterations": iterations,
+                               "checkpoint_every": max(1, min(config.checkpoint_every, iterations // 4 or 1))}
+    if config.appearance_iterations:
+        changes["appearance_iterations"] = max(1, round(config.appearance_iterations * iterations / config.iterations))
+    if config.prior == "wan" and config.split_iteration is not None:
+        changes["split_iteration"] = max(1, round(config.split_iteration * iterations / config.iterations))
+    return dataclasses.replace(config, **changes)
+
+
+def _variant(config, variant: str):
+    """Another Wan model: its own settings, but the preset's guidance, gradient scale, backdrop,
+    cameras and tau schedule (those belong to the preset, not the model)."""
+    from flowgen.config import wan_settings
+    from flowgen.priors.wan import VARIANTS
+
+    _check_choice("wan.variant", variant, VARIANTS)
+    kept = {f: getattr(config.wan, f) for f in ("guidance_start", "guidance_end", "grad_scale", "background",
+                                                "cameras", "tau_schedule")}
+    wan = dataclasses.replace(wan_settings(variant, config.views_per_iteration), **kept)
+    return dataclasses.replace(config, wan=wan)
+
+
+def _tau_schedule(config, schedule: str):
+    from flowgen.priors.wan import TAU_SCHEDULES
+
+    _check_choice("wan.tau_schedule", schedule, TAU_SCHEDULES)
+    return dataclasses.replace(config, wan=dataclasses.replace(config.wan, tau_schedule=schedule))
+
+
+def _store(config, store: str):
+    from flowgen.config import DEFORMATION_STORES
+
+    return dataclasses.replace(config, deformation_store=_check_choice("deformation_store", store, DEFORMATION_STORES))
+
+
+def _rigid_parts(config, on: bool):
+    from flowgen.config import rigid_parts
+
+    return rigid_parts(config) if on else config
+
+
+def _mesh_fit(config, on: bool):
+    return dataclasses.replace(config, mesh_fit=dataclasses.replace(config.mesh_fit, enabled=on))
+
+
+FLOW_OVERRIDES: tuple[Override, ...] = (
+    Override("frames", "num_frames", "Frames of the flow (default: the preset's; wan: 1 + 4k, e.g. 9, 17, 41).",
+             int, _frames),
+    Override("iters", "iterations", "Motion iterations (default: the preset's).", int, _iterations),
+    Override("seed", "seed", "Seed (default: the preset's).", int,
+             lambda c, s: dataclasses.replace(c, seed=s)),
+    Override("variant", "wan.variant", "Which Wan 2.2 model (default: the paper's i2v-a14b).", str, _variant,
+             wan_only=True),
+    Override("size", "render_size", "Render size WIDTHxHEIGHT, multiples of the model's 16 (A14B) or 32 (5B), "
+             "e.g. 64x48 (default: the preset's long side at 832:464).", str,
+             lambda c, s: dataclasses.replace(c, render_size=parse_size(s)), wan_only=True),
+    Override("tau-schedule", "wan.tau_schedule", "Noise levels per iteration: annealed (the paper's W(tau) "
+             "schedule, default) or uniform (ablation).", str, _tau_schedule, wan_only=True),
+    Override("store", "deformation_store", "Deformations over time: fenwick (the paper's tree, default) or "
+             "per-frame (ablation: independent frames).", str, _store),
+    Override("rigid-parts", "rigid_parts", "The moving objects are made of rigid parts (a laptop, a lamp; not "
+             "cloth): penalise each part's deviation from a rigid motion, hold touching parts together, and turn "
+             "each part not resting on the table about its joint as a whole.", bool, _rigid_parts),
+    Override("mesh-fit", "mesh_fit.enabled", "Fit mesh objects' Gaussians to renders of the mesh (off: the "
+             "surface samples as they are).", bool, _mesh_fit, negative="no-mesh-fit"),
+)
+"""Every override of a flow run, in the order the CLI lists them."""
+
+FIELD_OPTIONS: dict[str, str] = {"preset": "--preset", "prior": "--prior",
+                                 **{o.field: f"--{o.name}" for o in FLOW_OVERRIDES}}
+"""Config field -> the command-line option that sets it (for re-wording ConfigErrors)."""
+
+
+def flow_config(preset: str = "cpu", prior: str = "video", **overrides: Any):
+    """The named `flowgen` preset of ``prior`` with ``overrides`` applied.
+
+    Args:
+        preset: "paper", "fast" or "cpu" (`flowgen.config.PRESETS`).
+        prior: "video" or "wan".
+        **overrides: keyed by `Override.keyword` (``frames=9, iters=300, size=(32, 32),
+            rigid_parts=True`` ...); None leaves the preset's value (a switch: False).
+
+    Raises:
+        ConfigError naming the field for an unknown preset or prior, a value out of range, or a
+        wan-only setting with the video prior. TypeError for an unknown keyword (a bug).
+    """
+    from flowgen.config import PRESETS
+
+    if preset not in PRESETS:
+        raise ConfigError("preset", f"unknown {{field}} {preset!r}; one of {', '.join(PRESETS)}")
+    _check_choice("prior", prior, PRIORS)
+    by_keyword = {o.keyword: o for o in FLOW_OVERRIDES}
+    unknown = sorted(set(overrides) - set(by_keyword))
+    if unknown:
+        raise TypeError(f"flow_config got unknown override(s) {', '.join(unknown)}")
+    config = PRESETS[preset](prior)
+    for o in FLOW_OVERRIDES:  # the table's order: e.g. a variant's settings before its tau schedule
+        value = overrides.get(o.keyword)
+        if value is None or (o.type is bool and value is (o.negative is not None)):
+            continue  # left at the preset's (a switch at its default)
+        if o.wan_only and prior != "wan":
+            why = "renders at its videos' size" if o.field == "render_size" else "has no such setting"
+            raise ConfigError(o.field, f"{{field}} applies to the wan prior (the video prior {why})")
+        config = o.apply(config, value)
+    return config
+
+
+def options(overrides: tuple[Override, ...] = FLOW_OVERRIDES) -> list:
+    """The overrides as typer options: `inspect.Parameter` objects (keyword-only, with their
+    ``typer.Option`` defaults and types) for a command's signature (`with_overrides`)."""
+    import inspect
+
+    import typer
+
+    from flowgen.config import FlowConfig
+
+    params = []
+    for o in overrides:
+        choices = _choices(FlowConfig, o.field) if o.type is str else ()
+        text = o.help + (f" One of: {', '.join(choices)}." if choices and "One of" not in o.help else "")
+        text = ("wan: " + text) if o.wan_only else text
+        if o.type is bool:
+            decl = f"--{o.name}/--{o.negative}" if o.negative else f"--{o.name}"
+            default, annotation = o.negative is not None, bool
+        else:
+            decl, default, annotation = f"--{o.name}", None, o.type | None
+        params.append(inspect.Parameter(o.keyword, inspect.Parameter.KEYWORD_ONLY,
+                                        default=typer.Option(default, decl, help=text), annotation=annotation))
+    return params
+
+
+def with_overrides(command: Callable[..., Any], overrides: tuple[Override, ...] = FLOW_OVERRIDES):
+    """``command`` (whose last parameter is ``**overrides``) with one typer option per override
+    added to its signature, so the CLI lists them and passes them on as keywords."""
+    import functools
+    import inspect
+
+    hints = typing.get_type_hints(command)
+    signature = inspect.signature(command)
+    fixed = [p.replace(annotation=hints.get(p.name, p.annotation)) for p in signature.parameters.values()
+             if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    added = options(overrides)
+
+    @functools.wraps(command)
+    def wrapper(**kwargs: Any) -> Any:
+        return command(**kwargs)
+
+    wrapper.__signature__ = signature.replace(parameters=fixed + added, return_annotation=None)
+    wrapper.__annotations__ = {p.name: p.annotation for p in fixed + added} | {"return": None}
+    return wrapper
