@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from chord_robot import synth
-from chord_robot.errors import ScanError
 from chord_robot.app.scenes import load_scene
+from chord_robot.errors import ScanError
 from chord_robot.ply import read_ply, write_ply
 from chord_robot.scan import read_scan
 

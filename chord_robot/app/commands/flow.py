@@ -40,8 +40,8 @@ def _flow(
     )
     from rich.table import Table
 
-    from chord_robot.errors import InputError
     from chord_robot.app.flowrun import generate_flow, prepare_flow
+    from chord_robot.errors import InputError
 
     if threads < 1:
         raise InputError(f"--threads must be at least 1, got {threads}")

@@ -26,9 +26,9 @@ def plan(
     import numpy as np
     from rich.console import Console
 
+    from chord_robot.app.scenes import load_scene
     from chord_robot.errors import InputError
     from chord_robot.flow import ObjectFlow
-    from chord_robot.app.scenes import load_scene
 
     console = Console()
     scene = load_scene(scan, up=up, scale=scale)
@@ -47,7 +47,14 @@ def plan(
     from loguru import logger
 
     logger.disable("jaxls")
-    from planning import PRESETS, ROBOTS, FlowPlanner, describe, enable_compilation_cache, parse_base
+    from planning import (
+        PRESETS,
+        ROBOTS,
+        FlowPlanner,
+        describe,
+        enable_compilation_cache,
+        parse_base,
+    )
 
     if robot not in ROBOTS:
         raise InputError(f"unknown robot {robot!r}; available: {', '.join(ROBOTS)}")

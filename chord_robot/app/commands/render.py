@@ -17,7 +17,7 @@ def render(
     with_flow: Path | None = typer.Option(None, "--flow", help="For a PLAN.zarr: the flow it was made from (its points move with the plan)."),
 ) -> None:
     """Render a flow's points over time, or a plan's robot with the object (kinematically), to a video."""
-    from chord_robot.app.views.plan_render import is_plan_store
+    from chord_robot.app.views.playback import is_plan_store
 
     if is_plan_store(flow):
         from chord_robot.app.commands.render_plan import render_plan_cmd
@@ -25,11 +25,11 @@ def render(
         return render_plan_cmd(flow, out, with_flow, camera, width, height, fps if fps is not None else 15.0)
     from rich.console import Console
 
+    from chord_robot.app.views.videos import render_flow
     from chord_robot.atomic import atomic_path
     from chord_robot.camera import load_cameras
     from chord_robot.errors import InputError
     from chord_robot.flow import ObjectFlow
-    from chord_robot.app.views.videos import render_flow
 
     if out.suffix.lower() not in (".mp4", ".gif", ".webm", ".mov", ".mkv", ".avi"):
         raise InputError(f"--out must be a video file (.mp4, .gif, ...), got {out.name!r}")

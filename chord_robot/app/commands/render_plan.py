@@ -30,11 +30,12 @@ def render_plan_cmd(
     """Render the robot moving along the plan (kinematically, no physics) to an MP4."""
     from rich.progress import Progress
 
+    from chord_robot.app.views.plan_render import render_plan
+    from chord_robot.app.views.playback import video_times
     from chord_robot.camera import load_cameras
     from chord_robot.errors import InputError
     from chord_robot.flow import ObjectFlow
     from chord_robot.plans import Plan
-    from chord_robot.app.views.plan_render import render_plan, video_times
 
     if out.suffix.lower() != ".mp4":
         raise InputError(f"--out must be an .mp4 file, got {out.name!r}")

@@ -20,8 +20,8 @@ def scene(
     from rich.console import Console
     from rich.table import Table
 
-    from chord_robot.atomic import write_text_atomic
     from chord_robot.app.scenes import load_scene
+    from chord_robot.atomic import write_text_atomic
 
     s = load_scene(scan, up=up, scale=scale)
     console = Console()

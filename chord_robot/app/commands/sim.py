@@ -22,8 +22,8 @@ def sim(
     from rich.console import Console
     from rich.table import Table
 
-    from chord_robot.camera import frame_points
     from chord_robot.app.scenes import load_scene
+    from chord_robot.camera import frame_points
     from chord_robot.plans import Plan
 
     console = Console()

@@ -26,8 +26,8 @@ def view(
     import signal
     import time
 
-    from chord_robot.errors import InputError
     from chord_robot.app.views.viewer import ViewerConfig, open_viewer
+    from chord_robot.errors import InputError
 
     if not 0 <= port <= 65535:
         raise InputError(f"--port must be in 0..65535, got {port}")

@@ -1,6 +1,8 @@
 """Videos of flows: a flow's points rendered as small Gaussians, frame by frame."""
 
 from __future__ import annotations
+
+
 def render_flow(flow, camera=None, width: int = 480, height: int = 360, background=(1.0, 1.0, 1.0)):
     """(T, H, W, 3) uint8 frames of a flow's points rendered as small Gaussians.
 

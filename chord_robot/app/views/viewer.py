@@ -30,10 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from chord_robot.errors import InputError
-from chord_robot.flow import ObjectFlow
-from chord_robot.plans import SEGMENTS, Plan
-from chord_robot.app.views.plan_render import (
+from chord_robot.app.views.playback import (
     flow_phase,
     load_flow_or_plan,
     motion_at,
@@ -42,6 +39,9 @@ from chord_robot.app.views.plan_render import (
     subsample,
     video_times,
 )
+from chord_robot.errors import InputError
+from chord_robot.flow import ObjectFlow
+from chord_robot.plans import SEGMENTS, Plan
 
 SEGMENT_COLORS = {
     "approach": (40, 110, 220),

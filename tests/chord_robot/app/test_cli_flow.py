@@ -192,8 +192,8 @@ def test_wan_flow_runs_end_to_end_and_moves_the_fenwick_stores(wan_inputs, tmp_p
 
 
 def test_wan_flow_continues_from_the_last_frame_of_a_previous_flow(wan_inputs, tmp_path, capsys):
-    from chord_robot.flow import ObjectMotion
     from chord_robot.app.scenes import load_scene
+    from chord_robot.flow import ObjectMotion
 
     scan, model = wan_inputs
     scene = load_scene(scan)

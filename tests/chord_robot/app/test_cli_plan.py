@@ -8,8 +8,8 @@ import pytest
 import trimesh
 
 from chord_robot import synth
-from chord_robot.flow import ObjectFlow, ObjectMotion
 from chord_robot.app.scenes import load_scene
+from chord_robot.flow import ObjectFlow, ObjectMotion
 from chord_robot.plans import Plan
 
 

@@ -6,20 +6,13 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from chord_robot.camera import Camera
 from chord_robot.app.commands.render_plan import render_plan_cmd
+from chord_robot.app.views.plan_render import overlay_points, plan_frames, render_plan
+from chord_robot.app.views.playback import flow_phase, is_plan_store, plan_states, video_times
+from chord_robot.camera import Camera
 from chord_robot.errors import InputError
 from chord_robot.flow import ObjectFlow, ObjectMotion
 from chord_robot.plans import Plan
-from chord_robot.app.views.plan_render import (
-    flow_phase,
-    is_plan_store,
-    overlay_points,
-    plan_frames,
-    plan_states,
-    render_plan,
-    video_times,
-)
 
 OFFSET = (0.0, 0.15, 0.05)
 BOX_CENTER = (0.5, -0.05, 0.05)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chord_robot.errors import ExecutionFault
 from chord_robot.app.sim_arm import SimArm
+from chord_robot.errors import ExecutionFault
 from hardware.arm import Arm
 from hardware.frames import matrix_to_pose, pose_to_matrix
 from hardware.kinematics import kinematics_for

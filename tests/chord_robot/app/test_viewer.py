@@ -329,8 +329,8 @@ def test_viewer_state_follows_the_time(tmp_path):
 
 
 def test_open_viewer_refuses_bad_input(tmp_path):
-    from chord_robot.errors import InputError
     from chord_robot.app.views.viewer import open_viewer
+    from chord_robot.errors import InputError
 
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="neither a FLOW.zarr nor a PLAN.zarr"):
