@@ -29,7 +29,7 @@ class Override:
         name: the option's name (``--name`` on the command line, ``name`` with ``_`` for ``-``
             as a keyword of `flow_config`).
         field: the config field it sets (dotted for nested configs, e.g. ``wan.tau_schedule``).
-        help: what it does (the choices are added from the field's ``Literal`` type).
+        help: what it does, with the values it takes.
         type: the value's type (``bool`` makes a switch).
         apply: (config, value) -> config with the value set; raises ConfigError naming
             ``field`` for a value out of range.
@@ -59,20 +59,6 @@ def parse_size(text: str | tuple[int, int]) -> tuple[int, int]:
     if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
         raise ConfigError("render_size", f"{{field}} must be WIDTHxHEIGHT in pixels, e.g. 64x48, got {text!r}")
     return int(parts[0]), int(parts[1])
-
-
-def _choices(config_type: type, field: str) -> tuple[str, ...]:
-    """The values a ``Literal``-typed field of a config dataclass takes (dotted paths follow
-    nested configs); empty when the field is not a Literal."""
-    head, _, rest = field.partition(".")
-    hint = typing.get_type_hints(config_type)[head]
-    if rest:
-        nested = next(a for a in typing.get_args(hint) or (hint,) if dataclasses.is_dataclass(a))
-        return _choices(nested, rest)
-    for arg in (hint, *typing.get_args(hint)):
-        if typing.get_origin(arg) is typing.Literal:
-            return tuple(typing.get_args(arg))
-    return ()
 
 
 def _check_choice(field: str, value: str, choices) -> str:
@@ -200,18 +186,15 @@ def flow_config(preset: str = "cpu", prior: str = "video", **overrides: Any):
 
 def options(overrides: tuple[Override, ...] = FLOW_OVERRIDES) -> list:
     """The overrides as typer options: `inspect.Parameter` objects (keyword-only, with their
-    ``typer.Option`` defaults and types) for a command's signature (`with_overrides`)."""
+    ``typer.Option`` defaults and types) for a command's signature (`with_overrides`). Nothing
+    heavy is imported: the CLI builds every command's options for any ``--help``."""
     import inspect
 
     import typer
 
-    from flowgen.config import FlowConfig
-
     params = []
     for o in overrides:
-        choices = _choices(FlowConfig, o.field) if o.type is str else ()
-        text = o.help + (f" One of: {', '.join(choices)}." if choices and "One of" not in o.help else "")
-        text = ("wan: " + text) if o.wan_only else text
+        text = ("wan: " + o.help) if o.wan_only else o.help
         if o.type is bool:
             decl = f"--{o.name}/--{o.negative}" if o.negative else f"--{o.name}"
             default, annotation = o.negative is not None, bool
