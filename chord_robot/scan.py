@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import tomllib
 
 from chord_robot.errors import ScanError
 from chord_robot.ply import read_ply
-from chord_robot.scene import GaussianAttrs, MeshTexture, SH_C0, Scene, SceneObject
+from chord_robot.scene import SH_C0, GaussianAttrs, MeshTexture, Scene, SceneObject
 
 LABEL_KEYS = ("label", "object_id", "instance", "segment")
 STATIC_NAMES = ("table", "floor", "ground", "support", "desk", "counter")

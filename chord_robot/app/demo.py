@@ -227,7 +227,7 @@ def run_demo(
             trajectory.png (created).
         config: see DemoConfig.
         stage: called with each stage's name as it starts.
-        flow_progress: generate_flow's per-iteration callback.
+        flow_progress: run_flow's per-iteration callback.
         log: one-line messages.
     """
     config = config or DemoConfig()
@@ -237,7 +237,7 @@ def run_demo(
 
     import torch
 
-    from chord_robot.app.flowrun import generate_flow, prepare_flow
+    from chord_robot.app.flowrun import prepare_flow, run_flow
     from chord_robot.app.trial import run_trial
     from chord_robot.app.views.videos import render_flow
     from chord_robot.camera import load_cameras
@@ -257,7 +257,7 @@ def run_demo(
                               cameras=[example.path("camera.json")], backgrounds=[example.path("background.png")],
                               config=fconfig, task=example.text)
         out.mkdir(parents=True, exist_ok=True)  # the inputs are sound: outputs from here on
-        flow = generate_flow(inputs, example.text, out / "flow.zarr", progress=flow_progress, log=log).flow
+        flow = run_flow(inputs, example.text, out / "flow.zarr", progress=flow_progress, log=log).flow
         result.flow_frames, result.flow_iterations = flow.num_frames, fconfig.iterations
         result.flow_error_mm = flow_error_mm(flow, task.oracle_flow(num_frames=flow.num_frames))
         return flow

@@ -1,7 +1,7 @@
 """A flow run: scan + task (+ guidance videos, or Wan weights) -> checked inputs -> ObjectFlow.
 
 `prepare_flow` loads and checks everything before any optimisation (bad input is one line,
-exit 2, nothing written); `generate_flow` builds the 4D model, runs the loop with its prior
+exit 2, nothing written); `run_flow` builds the 4D model, runs the loop with its prior
 and writes the flow atomically, checkpointing beside it so a killed run resumes. The config
 comes from `chord_robot.app.flowconfig`. Heavy libraries are imported inside the functions.
 """
@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from chord_robot.app.flowconfig import flow_config
 from chord_robot.app.scenes import load_scene
@@ -28,6 +30,20 @@ def _file_digest(path: str | os.PathLike[str]) -> str:
     for q in files:
         h.update(str(q.relative_to(p) if p.is_dir() else q.name).encode())
         h.update(q.read_bytes())
+    return h.hexdigest()
+
+
+def _scene_digest(scene: Scene) -> str:
+    """SHA-256 of a scene's objects (names, kinds, points, colours, faces), for a run given a
+    scene instead of a scan file."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, obj in sorted(scene.objects.items()):
+        h.update(f"{name}:{obj.kind}:{obj.static}".encode())
+        for array in (obj.points, obj.colors, getattr(obj, "faces", None)):
+            if array is not None:
+                h.update(memoryview(np.ascontiguousarray(array)).cast("B"))
     return h.hexdigest()
 
 
@@ -181,7 +197,7 @@ def _wan_inputs(config, model, allow_cpu: bool):
 
 
 def prepare_flow(
-    scan: str | os.PathLike[str],
+    scan: str | os.PathLike[str] | Scene,
     *,
     videos: list = (),
     cameras: list = (),
@@ -203,7 +219,7 @@ def prepare_flow(
     ``continue_from`` flow of another scene.
 
     Args:
-        scan: the scan.
+        scan: the scan's path, or a scene already loaded (`chord_robot.app.scenes.load_scene`).
         videos, cameras, backgrounds: the video prior's guides (one camera per video).
         config: the run's FlowConfig (default: the cpu preset of the video prior).
         task: the task text.
@@ -220,17 +236,17 @@ def prepare_flow(
 
     if config is None:
         config = flow_config()
-    scene = load_scene(scan, up=up, scale=scale)
+    scene = scan if isinstance(scan, Scene) else load_scene(scan, up=up, scale=scale)
     if not scene.movable():
         raise InputError(
-            f"{scan} has no movable object (every object is static: {', '.join(scene.objects)}); "
+            f"{scene.source} has no movable object (every object is static: {', '.join(scene.objects)}); "
             "label the object to animate, or give it a name other than a support's"
         )
     chained: tuple[str, ...] = ()
     if continue_from is not None:
         scene = continue_scene(scene, continue_from)
         chained = scene.notes[-1:]
-    inputs = [scan, *([continue_from] if continue_from is not None else [])]
+    inputs = [*([] if isinstance(scan, Scene) else [scan]), *([continue_from] if continue_from is not None else [])]
     if config.prior == "wan":
         if videos or cameras or backgrounds:
             raise InputError("--video, --camera and --background guide the video prior; the wan prior "
@@ -248,6 +264,8 @@ def prepare_flow(
                                    config.max_side, [Path(b) for b in backgrounds] if backgrounds else None))
         digests = [_file_digest(p) for p in [*inputs, *videos, *cameras, *(backgrounds or [])]]
         root, notes, fps = None, (), _flow_fps(videos[0], config.num_frames)
+    if isinstance(scan, Scene):
+        digests.append(_scene_digest(scene))
     fingerprint = json.dumps({"config": asdict(config), "task": task, "up": up, "scale": scale,
                               "inputs": digests}, sort_keys=True, default=str)
     return FlowInputs(scene, guides, config, fingerprint, fps, root, chained + notes)
@@ -299,7 +317,7 @@ def _prior(inputs: FlowInputs, model, task: str, log):
     return prior
 
 
-def generate_flow(
+def run_flow(
     inputs: FlowInputs,
     task: str,
     output: str | os.PathLike[str],

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from chord_robot.app.flowconfig import flow_config
-from chord_robot.app.flowrun import FlowRun, generate_flow, prepare_flow
+from chord_robot.app.flowrun import FlowRun, prepare_flow, run_flow
 from chord_robot.app.trial import FlowSource
 from chord_robot.errors import InputError
 
@@ -48,7 +48,7 @@ def flow_from_task_video(
 
     Writes the task's coloured scan, a ``num_frames``-frame video of its oracle motion with the
     camera JSON, and the background image (`sim.tasks.base.write_flow_inputs`), then runs
-    `prepare_flow` and `generate_flow` with the named preset on one thread. The
+    `prepare_flow` and `run_flow` with the named preset on one thread. The
     flow spans the whole clip with the preset's frame count unless ``frames`` is given. The
     task is at its reset state afterwards.
 
@@ -59,7 +59,7 @@ def flow_from_task_video(
             (`chord_robot.app.flowconfig.flow_config`).
         output: where to keep FLOW.zarr (default: a temporary directory, removed).
         inputs_dir: where to keep the scan, video, camera and background (default: temporary).
-        progress, log: passed to `generate_flow`.
+        progress, log: passed to `run_flow`.
 
     Returns:
         The run (`FlowRun`): the ObjectFlow and its figures.
@@ -78,4 +78,4 @@ def flow_from_task_video(
         inputs = prepare_flow(files.scan, videos=[files.video], cameras=[files.camera],
                               backgrounds=[files.background], config=config, task=task.text)
         out = Path(output) if output is not None else Path(tmp) / "flow.zarr"
-        return generate_flow(inputs, task.text, out, progress=progress, log=log)
+        return run_flow(inputs, task.text, out, progress=progress, log=log)

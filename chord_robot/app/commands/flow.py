@@ -40,7 +40,7 @@ def _flow(
     )
     from rich.table import Table
 
-    from chord_robot.app.flowrun import generate_flow, prepare_flow
+    from chord_robot.app.flowrun import prepare_flow, run_flow
     from chord_robot.errors import InputError
 
     if threads < 1:
@@ -64,7 +64,7 @@ def _flow(
         import torch
 
         torch.set_num_threads(threads)
-        run = generate_flow(inputs, task, out, resume=resume, progress=progress,
+        run = run_flow(inputs, task, out, resume=resume, progress=progress,
                             log=lambda m: bar.console.print(f"  {m}"))
     result = run.flow
     table = Table(title=f"{out.name}: {result.num_frames} frames at {result.fps:.3g} fps, prior {result.prior}")

@@ -23,51 +23,24 @@ def plan(
     scale: float = typer.Option(1.0, help="Multiply scan coordinates by this to get metres."),
 ) -> None:
     """Propose a grasp on the moving object and optimise a trajectory that makes it follow the flow."""
-    import numpy as np
     from rich.console import Console
 
-    from chord_robot.app.scenes import load_scene
+    from chord_robot.app import api
     from chord_robot.errors import InputError
     from chord_robot.flow import ObjectFlow
 
     console = Console()
-    scene = load_scene(scan, up=up, scale=scale)
+    scene = api.load_scan(scan, up=up, scale=scale)
     if flow is None:
         raise InputError(
             "no --flow given: generate one first with `chord-robot flow --scan ... --task ... -o FLOW.zarr` "
             "(the video prior on a CPU, or the Wan prior on a GPU), then pass --flow FLOW.zarr"
         )
-    f = ObjectFlow.load(flow)
-    if mode not in ("grasp", "push", "auto"):
-        raise InputError(f"--mode must be grasp, push or auto, got {mode!r}")
-    missing = [n for n in f.moving() if n not in scene.objects]
-    if missing:
-        raise InputError(f"the flow moves {', '.join(missing)}, which {scan} does not contain; was it made for another scan?")
+    from planning import describe
 
-    from loguru import logger
-
-    logger.disable("jaxls")
-    from planning import (
-        PRESETS,
-        ROBOTS,
-        FlowPlanner,
-        describe,
-        enable_compilation_cache,
-        parse_base,
-    )
-
-    if robot not in ROBOTS:
-        raise InputError(f"unknown robot {robot!r}; available: {', '.join(ROBOTS)}")
-    if preset not in PRESETS:
-        raise InputError(f"unknown planner preset {preset!r}; available: {', '.join(PRESETS)}")
-    enable_compilation_cache()
-    rng = np.random.default_rng(seed)
-    points = {name: o.surface_points(4096, rng) if o.kind == "mesh" else o.points for name, o in scene.objects.items()}
-    base = parse_base(robot_base) if robot_base else None
-    planner = FlowPlanner(PRESETS[preset](robot=ROBOTS[robot]()))
     with console.status("planning: grasp proposals, reachability, trajectory optimisation (first run compiles, ~10 s)"):
-        result = planner.plan(f, points, object_name=object_name, base=base, mode=mode, rng=rng,
-                              log=lambda m: console.print(f"  {m}"))
+        result = api.plan(scene, ObjectFlow.load(flow), object_name=object_name, mode=mode, robot=robot,
+                          robot_base=robot_base, preset=preset, seed=seed, log=lambda m: console.print(f"  {m}"))
     result.save(out)
     console.print(describe(result))
     console.print(f"wrote {out} ({result.num_steps} steps, {result.times[-1]:.1f} s)")

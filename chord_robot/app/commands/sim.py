@@ -18,40 +18,18 @@ def sim(
     fps: float = typer.Option(15.0, help="Frames per simulated second of the recording."),
 ) -> None:
     """Execute a plan in PyBullet: the scan's objects become bodies, the robot tracks the plan."""
-    import numpy as np
     from rich.console import Console
     from rich.table import Table
 
-    from chord_robot.app.scenes import load_scene
-    from chord_robot.camera import frame_points
+    from chord_robot.app import api
     from chord_robot.plans import Plan
 
     console = Console()
     p = Plan.load(plan)
-    scene = load_scene(scan, up=up, scale=scale)
-    if p.object not in scene.objects:
-        from chord_robot.errors import InputError
-
-        raise InputError(f"the plan manipulates {p.object!r}, which {scan} does not contain ({', '.join(scene.objects)})")
-
-    from sim import world as simworld
-    from sim.execute import execute
-    from sim.render import Recorder, write_mp4
-    from sim.scene import scene_bodies
-
-    world = simworld.create(direct=not gui, table=False)
-    try:
-        with console.status("building the scene in PyBullet (convex decomposition of movable objects)"):
-            bodies = scene_bodies(world, scene)
-        panda = simworld.load_panda(world, base_pose=p.robot_base, joints=p.joints[0])
-        recorder = None
-        if record is not None:
-            pts = np.concatenate([o.points for o in scene.movable().values()] + [p.ee_poses[:, 4:]])
-            recorder = Recorder(frame_points(pts, 480, 360, margin=1.6), fps=fps)
-        with console.status(f"executing {p.num_steps} waypoints over {p.times[-1]:.1f} s"):
-            report = execute(world, panda, p, bodies, on_step=(lambda t: recorder.maybe_capture(world, t)) if recorder else None)
-    finally:
-        world.close()
+    scene = api.load_scan(scan, up=up, scale=scale)
+    with console.status(f"building the scene in PyBullet and executing {p.num_steps} waypoints over "
+                        f"{p.times[-1]:.1f} s"):
+        report = api.simulate(scene, p, record=record is not None, fps=fps, gui=gui)
     table = Table(title=f"executed {plan.name} on {scan.name}")
     table.add_column("quantity")
     table.add_column("value")
@@ -61,6 +39,8 @@ def sim(
     table.add_row("contacts", ", ".join(report.contact_objects) or "none")
     table.add_row("grasped", f"{report.grasp_object} at {report.grasp_time:.2f} s" if report.grasped else "no")
     console.print(table)
-    if recorder is not None:
-        write_mp4(record, recorder.video(), fps=fps)
-        console.print(f"wrote {record} ({len(recorder.frames)} frames)")
+    if record is not None:
+        from sim.render import write_mp4
+
+        write_mp4(record, report.frames, fps=fps)
+        console.print(f"wrote {record} ({len(report.frames)} frames)")
