@@ -23,7 +23,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from sim import assets
-from sim.tasks.base import sample_surface
+from sim.tasks.motion import sample_surface
 
 __all__ = ["Articulation", "articulation", "measure", "twist_deg"]
 

@@ -502,7 +502,7 @@ def flow_from_task_video(
 
     import torch
 
-    from sim.tasks.base import write_flow_inputs
+    from sim.tasks.flow_inputs import write_flow_inputs
 
     torch.set_num_threads(1)
     config = flow_config(preset, "video", frames=frames, iterations=iterations, seed=seed)

@@ -11,7 +11,16 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from sim.assets.common import cache_dir, geom, inertial, mesh_file, obj_text, spec_key, urdf, write_once
+from sim.assets.common import (
+    cache_dir,
+    geom,
+    inertial,
+    mesh_file,
+    obj_text,
+    spec_key,
+    urdf,
+    write_once,
+)
 from sim.assets.textures import link_visual
 
 

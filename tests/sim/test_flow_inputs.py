@@ -15,7 +15,7 @@ from chord_robot.camera import load_cameras
 from chord_robot.app.flowrun import load_scene
 from sim import assets
 from sim.tasks import TASKS, make
-from sim.tasks.base import write_flow_inputs
+from sim.tasks.flow_inputs import write_flow_inputs
 from sim.world import World
 
 
