@@ -43,16 +43,16 @@ class FoldFabricConfig:
     mass: float = 0.05
     """kg."""
     elastic_stiffness: float = 40.0
-    """Mass-spring stiffness (PyBullet springElasticStiffness; much higher diverges at 240 Hz)."""
+    """Mass-spring stiffness (PyBullet springElasticStiffness); the largest that stays stable
+    at the sim rate (docs/sim-notes.md)."""
     bending_stiffness: float = 0.3
     """PyBullet springBendingStiffness. Without cloth-cloth contact only the table's friction
-    holds a folded half against its crease's bending springs: at 0.5 a fold released 1 cm
-    short of the opposite corner springs fully open (a bistable knife edge no real napkin
-    has); at 0.3 it stays folded 2 cm from it, and the oracle's fold lands within 2 mm."""
+    holds a folded half against its crease's bending springs, so it is kept low enough that a
+    fold released a little short of the opposite corner stays folded (docs/sim-notes.md)."""
     self_collision: bool = False
     """Cloth-cloth contact. Off by default: PyBullet's soft self-collision is not deterministic
-    within a process (the same seed gives a different fold on a second run), and the fold's
-    metric does not need it (the folded half then lies in the plane of the other)."""
+    within a process, and the fold's metric does not need it (the folded half then lies in the
+    plane of the other); see docs/sim-notes.md."""
     friction: float = 1.0
     """Cloth friction coefficient (the table is set to the same)."""
     fold_lift: float = 0.006

@@ -145,7 +145,7 @@ def articulated_motion(
         pts.append(world_t[0])
         traj.append(world_t)
         cols.append(np.tile(np.asarray(link.rgba[:3]), (int(n), 1)))
-        c = world_t[0][farthest_points(world_t[0], controls_per_link, rng)]  # (k, 3)
+        c = world_t[0][farthest_points(world_t[0], controls_per_link, rng)]  # (K, 3)
         rel = p @ np.linalg.inv(p[0])  # (T, 4, 4): frame 0 -> frame t
         centers.append(c)
         q = matrix_to_quat(rel[:, :3, :3])  # (T, 4)
