@@ -25,7 +25,7 @@ def make_laptop(out: Path, seed: int = LAPTOP_SEED) -> None:
     temporary directory, so nothing outside ``out`` is written)."""
     from sim import world as simworld
     from sim.tasks import make
-    from sim.tasks.base import write_flow_inputs
+    from sim.tasks.flow_inputs import write_flow_inputs
 
     world = simworld.create(direct=True)
     try:

@@ -36,7 +36,7 @@ FLOW_ARGS = ["--allow-cpu", "--size", "32x32", "--frames", "9", "--iters", "300"
 
 def write_scenes(out: Path) -> dict:
     from sim import world as sim_world
-    from sim.tasks.base import write_scan
+    from sim.tasks.flow_inputs import write_scan
     from sim.tasks.close_laptop import CloseLaptop, CloseLaptopConfig
     from sim.tasks.lower_lamp import LowerLamp
 

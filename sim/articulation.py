@@ -18,14 +18,18 @@ hinge or stretches can fake a turn, and these say so.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 from scipy.spatial import cKDTree
 
 from sim import assets
-from sim.tasks.base import sample_surface
+from sim.tasks.motion import sample_surface
 
-__all__ = ["Articulation", "articulation", "measure", "twist_deg"]
+__all__ = ["ArticulatedKind", "Articulation", "articulation", "measure", "twist_deg"]
+
+ArticulatedKind = Literal["laptop", "lamp"]
+"""The articulated asset families whose joint is measured (`sim.assets.LaptopSpec`, `LampSpec`)."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,7 @@ class Articulation:
         origin: (3,) world point on that link's joint axis at frame 0.
     """
 
-    kind: str
+    kind: ArticulatedKind
     links: tuple[str, ...]
     samples: tuple[np.ndarray, ...]
     moving: int
@@ -52,7 +56,7 @@ class Articulation:
     origin: np.ndarray
 
 
-def articulation(kind: str, spec: assets.LaptopSpec | assets.LampSpec, base_pose: np.ndarray,
+def articulation(kind: ArticulatedKind, spec: assets.LaptopSpec | assets.LampSpec, base_pose: np.ndarray,
                  joints: tuple[float, ...], samples_per_link: int = 4000, seed: int = 0) -> Articulation:
     """The object at frame 0: ``joints`` are the laptop's (hinge,) or the lamp's (arm, head),
     radians, as the sim's tasks report them."""

@@ -30,8 +30,9 @@ import pybullet as pb
 
 from chord_robot.atomic import atomic_path
 from chord_robot.camera import Camera
-from chord_robot.errors import InputError
+from chord_robot.errors import ConfigError, InputError
 from sim import assets
+from sim.articulation import ArticulatedKind
 from sim.render import render
 from sim.world import World, matrix_to_xyzw, reset
 
@@ -57,7 +58,7 @@ class Motion:
     """
 
     prompt: str
-    kind: str
+    kind: ArticulatedKind
     direction: int
     start_deg: tuple[float, float]
     travel_deg: tuple[float, float]
@@ -107,11 +108,11 @@ class ClipConfig:
 
     def __post_init__(self) -> None:
         if self.size % 16 or self.size < 16:
-            raise ValueError(f"size must be a positive multiple of 16, got {self.size}")
+            raise ConfigError("size", f"{{field}} must be a positive multiple of 16, got {self.size}")
         if self.num_frames < 2:
-            raise ValueError(f"num_frames must be >= 2, got {self.num_frames}")
+            raise ConfigError("num_frames", f"{{field}} must be >= 2, got {self.num_frames}")
         if not 0.0 <= self.textured <= 1.0:
-            raise ValueError(f"textured must be in [0, 1], got {self.textured}")
+            raise ConfigError("textured", f"{{field}} must be in [0, 1], got {self.textured}")
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,7 @@ class ClipScene:
     """
 
     prompt: str
-    kind: str
+    kind: ArticulatedKind
     spec: dict
     pose: list
     colours: dict[str, list[float]]
@@ -149,10 +150,10 @@ class ClipSet:
     """A set of clips.
 
     Attributes:
-        videos: (N, T, H, W, 3) uint8.
-        angles: (N, T) float32 the measured angle of each frame, degrees (see MOTIONS).
+        videos: (B, T, H, W, 3) uint8, B clips.
+        angles: (B, T) float32 the measured angle of each frame, degrees (see MOTIONS).
         prompts: the prompt texts, in the order ``prompt_ids`` index them.
-        prompt_ids: (N,) int64.
+        prompt_ids: (B,) int64.
         scenes: per clip, its `ClipScene`.
         seed: the seed the set was generated from.
     """

@@ -59,8 +59,8 @@ class ExecuteConfig:
     """Strength of the weld, N; a heavier pull breaks contact as a real grip would slip."""
     soft_grasp_radius: float = 0.02
     """Soft body nodes this close to the TCP are anchored when the gripper has closed on the
-    body (both fingers touching it), metres. A cloth lying flat needs the TCP within ~5 mm of
-    its surface for both fingertips to touch it."""
+    body (both fingers touching it), metres. Both fingertips must touch, so a plan pinching a
+    flat cloth has to bring the TCP close to its surface (docs/sim-notes.md)."""
     soft_grasp_max_opening: float = 0.03
     """The fingers must have closed to this opening to pinch a soft body, metres."""
     max_soft_anchors: int = 4

@@ -11,6 +11,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, get_args
 
 import numpy as np
 import pybullet as pb
@@ -27,7 +28,9 @@ PANDA_TCP_LINK = "panda_grasptarget"
 PANDA_HAND_LINK = "panda_hand"
 PANDA_HOME = (0.0, -math.pi / 4, 0.0, -3 * math.pi / 4, 0.0, math.pi / 2, math.pi / 4)
 PANDA_MAX_OPENING = 0.08  # metres between the fingers, fully open
-BODY_KINDS = ("static", "rigid", "articulated", "soft")
+BodyKind = Literal["static", "rigid", "articulated", "soft"]
+"""How a body moves: never, as one rigid body, by its joints, or as a soft body."""
+BODY_KINDS: tuple[BodyKind, ...] = get_args(BodyKind)
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,7 @@ class Body:
 
     name: str
     id: int
-    kind: str
+    kind: BodyKind
 
     def __post_init__(self) -> None:
         assert self.kind in BODY_KINDS, self.kind

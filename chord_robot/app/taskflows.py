@@ -47,7 +47,7 @@ def flow_from_task_video(
     oracle video, as a user's video would be fitted (DESIGN.md §6).
 
     Writes the task's coloured scan, a ``num_frames``-frame video of its oracle motion with the
-    camera JSON, and the background image (`sim.tasks.base.write_flow_inputs`), then runs
+    camera JSON, and the background image (`sim.tasks.flow_inputs.write_flow_inputs`), then runs
     `prepare_flow` and `run_flow` with the named preset on one thread. The
     flow spans the whole clip with the preset's frame count unless ``frames`` is given. The
     task is at its reset state afterwards.
@@ -69,7 +69,7 @@ def flow_from_task_video(
 
     import torch
 
-    from sim.tasks.base import write_flow_inputs
+    from sim.tasks.flow_inputs import write_flow_inputs
 
     torch.set_num_threads(1)
     config = flow_config(preset, "video", frames=frames, iters=iterations, seed=seed)

@@ -1,5 +1,5 @@
-"""What every task shares: the `Task` protocol, surface sampling, oracle-flow building blocks,
-kinematic playback and reference-video rendering.
+"""What every task shares: the `Task` protocol, `TaskBase` (the constructor, reset bookkeeping,
+scene queries and reference video common to all tasks), time scaling and kinematic playback.
 
 A task owns the bodies of a `World` between two ``reset(seed)`` calls. Its oracle is a
 scripted object motion over normalised time s in [0, 1], lasting ``(num_frames - 1) / fps``
@@ -8,21 +8,26 @@ seconds; the flow samples it at ``num_frames`` frames and ``play_oracle`` at the
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
+from typing import ClassVar, Generic, Protocol, TypeVar
 
 import numpy as np
 import pybullet as pb
 import trimesh
 
 from chord_robot.camera import Camera
-from chord_robot.flow import ObjectFlow, ObjectMotion, matrix_to_quat
-from sim.assets import PatchTexture, link_texture
-from sim.world import Body, Panda, World, link_matrix, load_panda
+from chord_robot.errors import InputError
+from chord_robot.flow import ObjectFlow, ObjectMotion
+from sim.tasks.motion import (
+    Link,
+    links_world_mesh,
+    links_world_surface,
+    sample_surface,
+    table_motion,
+    table_region,
+)
+from sim.world import Body, Panda, World, load_panda, table_mesh
 
 ORACLE_FPS = 10.0
 """Frames per second of every oracle flow and reference video."""
@@ -67,157 +72,132 @@ def frame_times(num_frames: int) -> np.ndarray:
     return np.linspace(0.0, 1.0, num_frames)
 
 
-# --------------------------------------------------------------------------- geometry
+def central_rate(
+    f: Callable[[float], np.ndarray], s: float, ds_dt: float, eps: float = 1e-3
+) -> np.ndarray:
+    """d f / dt at normalised time ``s`` by a central difference (one-sided at the ends), for
+    the velocities a kinematic playback sets alongside the positions."""
+    return (f(min(s + eps, 1.0)) - f(max(s - eps, 0.0))) / (2 * eps) * ds_dt
 
 
-@dataclass(frozen=True)
-class Link:
-    """One rigid part of a task object.
+def yaw_pose(xy: np.ndarray, z: float, yaw: float) -> np.ndarray:
+    """(4, 4) pose at (x, y, z) turned by ``yaw`` about +z: how a task lays an object down."""
+    m = np.eye(4)
+    m[:3, :3] = trimesh.transformations.rotation_matrix(yaw, [0, 0, 1])[:3, :3]
+    m[:3, 3] = [xy[0], xy[1], z]
+    return m
 
-    Attributes:
-        name: link name ("base", "lid", ...).
-        body: PyBullet body id.
-        index: PyBullet link index, -1 for the base.
-        mesh: its surface in the link frame.
-        rgba: its colour.
-        texture: the coloured patches of its visual mesh, if it has them.
+
+# --------------------------------------------------------------------------- shared scaffolding
+
+C = TypeVar("C")
+
+
+class TaskBase(Generic[C]):
+    """The scaffolding every task class shares; a task adds its config, ``reset``, its bodies,
+    its oracle and its success test.
+
+    Subclasses set ``name``, ``text`` and ``config_type`` and implement ``reset``, ``bodies``,
+    ``oracle_flow``, ``play_oracle``, ``reference_camera`` and ``evaluate``; the scene queries
+    read ``object_links`` (rigid links) unless a task overrides ``object_meshes`` and
+    ``scan_surfaces`` (the cloth).
     """
 
-    name: str
-    body: int
-    index: int
-    mesh: trimesh.Trimesh
-    rgba: tuple[float, float, float, float]
-    texture: PatchTexture | None = None
+    name: ClassVar[str]
+    """The task's name in `sim.tasks.TASKS`."""
+    text: ClassVar[str]
+    """The instruction in words (the flow's prompt)."""
+    config_type: ClassVar[type]
+    """The task's config dataclass (its default is used when none is given)."""
 
+    def __init__(self, world: World, config: C | None = None, asset_root: str | None = None) -> None:
+        self.world = world
+        self.config: C = config or self.config_type()
+        self.asset_root = asset_root
+        self.seed: int | None = None
 
-def asset_links(
-    spec: object, body: int, meshes: dict[str, trimesh.Trimesh], parts: tuple[tuple[str, int, tuple], ...]
-) -> list[Link]:
-    """The links of an asset body: ``parts`` lists (link name, PyBullet link index, rgba); each
-    link carries its patch texture when ``spec`` has a texture seed (`sim.assets.link_texture`)."""
-    return [Link(n, body, i, meshes[n], rgba, link_texture(spec, n, meshes[n], rgba)) for n, i, rgba in parts]
+    def start_reset(self, seed: int) -> np.random.Generator:
+        """Record ``seed`` and return the generator that draws the task's layout from it."""
+        self.seed = seed
+        return np.random.default_rng([seed, 0])
 
+    def _require_reset(self) -> None:
+        if self.seed is None:
+            raise InputError("call reset(seed) first")
 
-def sample_surface(mesh: trimesh.Trimesh, n: int, rng: np.random.Generator) -> np.ndarray:
-    """(n, 3) points uniformly distributed over the surface of ``mesh`` (area weighted)."""
-    assert n > 0
-    tri = mesh.triangles  # (F, 3, 3)
-    area = mesh.area_faces
-    face = rng.choice(len(tri), size=n, p=area / area.sum())
-    u, v = rng.random(n), rng.random(n)
-    flip = u + v > 1
-    u[flip], v[flip] = 1 - u[flip], 1 - v[flip]
-    t = tri[face]
-    return t[:, 0] + u[:, None] * (t[:, 1] - t[:, 0]) + v[:, None] * (t[:, 2] - t[:, 0])
+    def robot_base(self) -> np.ndarray:
+        return ROBOT_BASE.copy()
 
+    def load_robot(self) -> Panda:
+        return load_task_robot(self.world)
 
-def farthest_points(points: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
-    """Indices of ``k`` points by farthest point sampling from a random start. (N, 3) -> (k,)."""
-    k = min(k, len(points))
-    idx = np.empty(k, dtype=np.int64)
-    idx[0] = rng.integers(len(points))
-    d = np.linalg.norm(points - points[idx[0]], axis=1)
-    for i in range(1, k):
-        idx[i] = int(np.argmax(d))
-        d = np.minimum(d, np.linalg.norm(points - points[idx[i]], axis=1))
-    return idx
+    # ------------------------------------------------------------------ scene
 
+    def object_links(self) -> dict[str, list[Link]]:
+        """Object name -> its links (meshes in link frames, PyBullet ids, colours)."""
+        raise NotImplementedError
 
-def split_count(total: int, weights: np.ndarray) -> np.ndarray:
-    """Split ``total`` into integer parts proportional to ``weights``, each at least 1."""
-    w = np.asarray(weights, dtype=np.float64)
-    parts = np.maximum(1, np.floor(total * w / w.sum()).astype(int))
-    parts[int(np.argmax(w))] += total - parts.sum()
-    return parts
+    def object_meshes(self) -> dict[str, trimesh.Trimesh]:
+        """Object name -> its current surface in the world frame (the table left out)."""
+        return {name: links_world_mesh(self.world, links) for name, links in self.object_links().items()}
 
+    def scan_surfaces(self) -> dict[str, tuple[trimesh.Trimesh, np.ndarray]]:
+        """Object name -> (current visual surface in the world frame, (M, 3) RGB vertex
+        colours): what a scan of the scene sees (the table is added by
+        `sim.tasks.flow_inputs.write_scan`)."""
+        self._require_reset()
+        return {name: links_world_surface(self.world, links) for name, links in self.object_links().items()}
 
-def transform(m: np.ndarray, points: np.ndarray) -> np.ndarray:
-    """Apply (4, 4) ``m`` to (N, 3) points."""
-    return points @ m[:3, :3].T + m[:3, 3]
+    def scene_meshes(self) -> dict[str, trimesh.Trimesh]:
+        """Object name -> current surface in the world frame (the table is static)."""
+        self._require_reset()
+        return {"table": table_mesh(self.world.config.table), **self.object_meshes()}
 
+    def scene_points(self, num_points: int = 2048) -> dict[str, np.ndarray]:
+        """Object name -> (N, 3) current surface points; 'table' is its top near the objects."""
+        rng = np.random.default_rng([self.seed or 0, 2])
+        pts = {name: sample_surface(mesh, num_points, rng) for name, mesh in self.object_meshes().items()}
+        pts["table"] = table_motion(table_region(list(pts.values())), 1, num_points, rng).points.astype(
+            np.float64
+        )
+        return pts
 
-def links_world_mesh(world: World, links: list[Link]) -> trimesh.Trimesh:
-    """The union of the links' meshes at their current world poses."""
-    parts = []
-    for link in links:
-        m = link.mesh.copy()
-        m.apply_transform(link_matrix(world, link.body, link.index))
-        parts.append(m)
-    return trimesh.util.concatenate(parts)
+    # ------------------------------------------------------------------ oracle
 
+    def oracle_objects(
+        self,
+        moving: dict[str, ObjectMotion],
+        near: list[np.ndarray],
+        num_frames: int,
+        points_per_object: int,
+        rng: np.random.Generator,
+    ) -> ObjectFlow:
+        """The oracle flow of the ``moving`` objects plus the table around the points ``near``."""
+        table = table_motion(table_region(near), num_frames, points_per_object, rng)
+        return ObjectFlow(
+            {**moving, "table": table},
+            self.text,
+            ORACLE_FPS,
+            "oracle",
+            {"task": self.name, "seed": self.seed},
+        )
 
-def articulated_motion(
-    links: list[Link],
-    poses: dict[str, np.ndarray],
-    num_points: int,
-    rng: np.random.Generator,
-    controls_per_link: int = 16,
-    skin_scale: float = 0.5,
-) -> ObjectMotion:
-    """The motion of an object made of rigid links, each following its own poses.
+    def render_reference_video(
+        self, num_frames: int = 41, width: int = 320, height: int = 240
+    ) -> tuple[np.ndarray, Camera]:
+        """(T, H, W, 3) uint8 frames of the oracle from `reference_camera`, and that camera.
 
-    Args:
-        links: the object's links (meshes in link frames).
-        poses: link name -> (T, 4, 4) world poses over the flow's frames.
-        num_points: surface points in total, split by link area.
-        controls_per_link: control points per link (farthest point sampled on the link),
-            each carrying the link's rigid transform.
-        skin_scale: skinning radii as a fraction of the mean distance to the 3 nearest
-            control points.
-    Returns:
-        An ObjectMotion whose trajectories are exact and whose skinning reproduces them away
-        from the joints.
-    """
-    counts = split_count(num_points, np.array([link.mesh.area for link in links]))
-    pts, traj, cols, centers, quats, trans = [], [], [], [], [], []
-    for link, n in zip(links, counts, strict=True):
-        local = sample_surface(link.mesh, int(n), rng)
-        p = poses[link.name]  # (T, 4, 4)
-        assert p.ndim == 3 and p.shape[1:] == (4, 4), p.shape
-        world_t = np.einsum("tij,nj->tni", p[:, :3, :3], local) + p[:, None, :3, 3]  # (T, n, 3)
-        pts.append(world_t[0])
-        traj.append(world_t)
-        cols.append(np.tile(np.asarray(link.rgba[:3]), (int(n), 1)))
-        c = world_t[0][farthest_points(world_t[0], controls_per_link, rng)]  # (k, 3)
-        rel = p @ np.linalg.inv(p[0])  # (T, 4, 4): frame 0 -> frame t
-        centers.append(c)
-        q = matrix_to_quat(rel[:, :3, :3])  # (T, 4)
-        quats.append(np.repeat(q[:, None], len(c), 1))
-        # x' = R (x - c) + c + T  =>  T = R c + t - c
-        trans.append(np.einsum("tij,kj->tki", rel[:, :3, :3], c) + rel[:, None, :3, 3] - c[None])
-    traj_all = np.concatenate(traj, 1)
-    motion = ObjectMotion(
-        points=traj_all[0],
-        trajectories=traj_all,
-        centers=np.concatenate(centers),
-        quats=np.concatenate(quats, 1),
-        translations=np.concatenate(trans, 1),
-        colors=np.concatenate(cols),
-        static=False,
-        source="mesh",
-    )
-    # Narrow skinning radii keep a point's blend on its own link's control points.
-    return dataclasses.replace(motion, scales=skin_scale * motion.control_scales())
+        Plays the oracle, then resets the task to the same seed (any robot is removed)."""
+        self._require_reset()
+        out = record_oracle(self, num_frames, width, height)  # type: ignore[arg-type]
+        self.reset(self.seed)  # type: ignore[arg-type]
+        return out
 
+    def reset(self, seed: int) -> None:
+        raise NotImplementedError
 
-def table_motion(
-    region: np.ndarray, num_frames: int, num_points: int, rng: np.random.Generator
-) -> ObjectMotion:
-    """The static table: points uniform on its top (z = 0) inside ``region`` (2, 2) xy min/max."""
-    region = np.asarray(region, dtype=np.float64)
-    xy = region[0] + rng.random((num_points, 2)) * (region[1] - region[0])
-    pts = np.concatenate([xy, np.zeros((num_points, 1))], 1)
-    poses = np.repeat(np.eye(4)[None], num_frames, 0)
-    return ObjectMotion.rigid(
-        pts, poses, colors=np.tile([0.72, 0.58, 0.42], (num_points, 1)), static=True, source="mesh"
-    )
-
-
-def table_region(points: list[np.ndarray], margin: float = 0.15) -> np.ndarray:
-    """(2, 2) xy bounds of the given point sets, grown by ``margin`` metres."""
-    allp = np.concatenate([p.reshape(-1, 3) for p in points])
-    return np.stack([allp[:, :2].min(0) - margin, allp[:, :2].max(0) + margin])
+    def reference_camera(self, width: int, height: int) -> Camera:
+        raise NotImplementedError
 
 
 def side_camera(
@@ -305,128 +285,3 @@ def write_reference(
     write_mp4(video_path, frames, fps=ORACLE_FPS)
     save_cameras(camera_path, camera)
     return frames, camera
-
-
-# --------------------------------------------------------------------------- flow inputs
-
-
-def links_world_surface(world: World, links: list[Link]) -> tuple[trimesh.Trimesh, np.ndarray]:
-    """The links' visual surfaces at their current world poses and (V, 3) RGB vertex colours
-    in [0, 1]: a textured link's patches, else its plain colour. Links stay separate
-    connected components (the parts flowgen skins apart)."""
-    meshes, colours = [], []
-    for link in links:
-        m = (link.texture.mesh if link.texture is not None else link.mesh).copy()
-        m.apply_transform(link_matrix(world, link.body, link.index))
-        meshes.append(m)
-        colours.append(
-            link.texture.vertex_colors
-            if link.texture is not None
-            else np.tile(np.asarray(link.rgba[:3]), (len(m.vertices), 1))
-        )
-    return trimesh.util.concatenate(meshes), np.concatenate(colours)
-
-
-@dataclass(frozen=True)
-class FlowInputFiles:
-    """What the ``video`` flow source fits, written by :func:`write_flow_inputs`.
-
-    Attributes:
-        scan: labelled, coloured mesh PLY of the scene at reset (``scan.labels.json`` beside it).
-        video: MP4 of the oracle motion from the reference camera.
-        camera: that camera's JSON.
-        background: PNG of the same view with only the table.
-    """
-
-    scan: Path
-    video: Path
-    camera: Path
-    background: Path
-
-
-def write_scan(task: Task, path: str | os.PathLike[str]) -> Path:
-    """The task's scene as a scanned-style, labelled mesh PLY with vertex colours: the table
-    (label 0) and every task object at its current pose, in the colours the sim renders; the
-    names go to ``SCAN.labels.json`` (DESIGN.md §3). Both files are written atomically."""
-    import json
-
-    from chord_robot.atomic import atomic_path
-    from chord_robot.ply import write_ply
-    from sim.world import table_mesh
-
-    table = table_mesh(task.world.config.table)
-    objects = {"table": (table, np.tile(task.world.config.table.color[:3], (len(table.vertices), 1)))}
-    objects |= task.scan_surfaces()
-    verts, faces, cols, labels, offset = [], [], [], [], 0
-    for label, (mesh, colours) in enumerate(objects.values()):
-        verts.append(np.asarray(mesh.vertices))
-        faces.append(np.asarray(mesh.faces) + offset)
-        cols.append(colours)
-        labels.append(np.full(len(mesh.vertices), label, np.int32))
-        offset += len(mesh.vertices)
-    v = np.concatenate(verts).astype(np.float32)
-    c = np.round(np.clip(np.concatenate(cols), 0, 1) * 255).astype(np.uint8)
-    props = {"x": v[:, 0], "y": v[:, 1], "z": v[:, 2], "red": c[:, 0], "green": c[:, 1],
-             "blue": c[:, 2], "label": np.concatenate(labels)}
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        write_ply(tmp, props, np.concatenate(faces))
-    names = {str(i): name for i, name in enumerate(objects)}
-    with atomic_path(path.with_suffix(".labels.json")) as tmp:
-        Path(tmp).write_text(json.dumps(names))
-    return path
-
-
-def render_background(task: Task, camera: Camera) -> np.ndarray:
-    """(H, W, 3) uint8: the view of ``camera`` with the table only (a second, temporary world
-    with the task world's settings), the background the video prior composites over."""
-    from sim.render import render
-    from sim.world import create
-
-    empty = create(task.world.config, direct=True)
-    try:
-        return render(empty, camera, segmentation=False).rgb
-    finally:
-        empty.close()
-
-
-def flow_camera(task: Task, width: int, height: int, fov_y_deg: float = 40.0, margin: float = 1.1) -> Camera:
-    """A camera looking from the reference camera's direction that fits every moving object
-    over the whole oracle motion in view: the reference views frame the robot's workspace, in
-    which the objects cover a few dozen pixels at the flow's resolution."""
-    from chord_robot.camera import frame_points
-
-    flow = task.oracle_flow(num_frames=11, points_per_object=512)
-    points = np.concatenate([m.trajectories.reshape(-1, 3) for m in flow.moving().values()])
-    centre = (points.min(0) + points.max(0)) / 2
-    d = task.reference_camera(width, height).position - centre
-    azimuth = np.degrees(np.arctan2(d[1], d[0]))
-    elevation = np.degrees(np.arcsin(d[2] / np.linalg.norm(d)))
-    return frame_points(points, width, height, azimuth, elevation, fov_y_deg, margin)
-
-
-def write_flow_inputs(
-    task: Task, out_dir: str | os.PathLike[str], num_frames: int = 41, width: int = 320,
-    height: int = 240,
-) -> FlowInputFiles:
-    """Write the inputs of the ``video`` flow source for a reset task into ``out_dir``
-    (created): its scan, a video of the oracle motion from :func:`flow_camera` with that
-    camera's JSON, and the background image. The task is back at its reset state afterwards."""
-    import imageio.v3 as iio
-
-    from chord_robot.atomic import atomic_path
-    from chord_robot.camera import save_cameras
-    from sim.render import write_mp4
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    files = FlowInputFiles(out / "scan.ply", out / "video.mp4", out / "camera.json", out / "background.png")
-    write_scan(task, files.scan)
-    camera = flow_camera(task, width, height)
-    frames, _ = record_oracle(task, num_frames, width, height, camera)
-    task.reset(task.seed)  # type: ignore[attr-defined]
-    write_mp4(files.video, frames, fps=ORACLE_FPS)
-    save_cameras(files.camera, camera)
-    with atomic_path(files.background) as tmp:
-        iio.imwrite(tmp, render_background(task, camera), extension=".png")
-    return files

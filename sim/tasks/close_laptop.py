@@ -21,11 +21,10 @@ import pybullet as pb
 import trimesh
 
 from chord_robot.camera import Camera
-from chord_robot.errors import InputError
 from chord_robot.flow import ObjectFlow
 from sim import assets
-from sim.tasks import base
-from sim.world import Body, Panda, World, base_matrix, matrix_to_xyzw, reset, settle
+from sim.tasks import base, motion
+from sim.world import Body, base_matrix, matrix_to_xyzw, reset, settle
 
 
 @dataclass(frozen=True)
@@ -52,40 +51,27 @@ class CloseLaptopConfig:
     """The oracle closes the lid to this angle."""
 
 
-class CloseLaptop:
+class CloseLaptop(base.TaskBase[CloseLaptopConfig]):
     """The close-laptop task (see module docstring)."""
 
     name = "close-laptop"
     text = "close the laptop"
-
-    def __init__(
-        self, world: World, config: CloseLaptopConfig | None = None, asset_root: str | None = None
-    ) -> None:
-        self.world = world
-        self.config = config or CloseLaptopConfig()
-        self.asset_root = asset_root
-        self.seed: int | None = None
+    config_type = CloseLaptopConfig
 
     # ------------------------------------------------------------------ state
 
     def reset(self, seed: int) -> None:
         """Rebuild the world: table and a laptop at a random pose, size and lid angle; settle."""
-        cfg, rng = self.config, np.random.default_rng([seed, 0])
-        self.seed = seed
+        cfg, rng = self.config, self.start_reset(seed)
         self.spec = assets.LaptopSpec(
             width=round(rng.uniform(*cfg.width_range), 3),
             depth=round(rng.uniform(*cfg.depth_range), 3),
             texture_seed=seed,
         )
         self.start_angle = math.radians(rng.uniform(*cfg.open_deg))
-        pose = np.eye(4)
         yaw = cfg.facing + rng.uniform(-cfg.yaw_jitter, cfg.yaw_jitter)
-        pose[:3, :3] = trimesh.transformations.rotation_matrix(yaw, [0, 0, 1])[:3, :3]
-        pose[:3, 3] = [
-            rng.uniform(*cfg.x_range),
-            rng.uniform(*cfg.y_range),
-            self.spec.base_thickness / 2,
-        ]
+        xy = (rng.uniform(*cfg.x_range), rng.uniform(*cfg.y_range))
+        pose = base.yaw_pose(xy, self.spec.base_thickness / 2, yaw)
         self.table = reset(self.world)
         pos, orn = matrix_to_xyzw(pose)
         c = self.world.client
@@ -106,10 +92,6 @@ class CloseLaptop:
         lever = self.spec.depth / 2 * math.cos(a) - self.spec.lid_thickness / 2 * math.sin(a)
         return self.spec.lid_mass * self.world.config.gravity * lever
 
-    def _require_reset(self) -> None:
-        if self.seed is None:
-            raise InputError("call reset(seed) first")
-
     def bodies(self) -> dict[str, Body]:
         self._require_reset()
         return {"table": self.table, "laptop": Body("laptop", self.body, "articulated")}
@@ -118,44 +100,9 @@ class CloseLaptop:
         """Current hinge angle, rad (0 = closed)."""
         return float(pb.getJointState(self.body, 0, physicsClientId=self.world.client)[0])
 
-    def robot_base(self) -> np.ndarray:
-        return base.ROBOT_BASE.copy()
-
-    def load_robot(self) -> Panda:
-        return base.load_task_robot(self.world)
-
-    def _links(self) -> list[base.Link]:
+    def object_links(self) -> dict[str, list[motion.Link]]:
         parts = (("base", -1, assets.LAPTOP_BASE_RGBA), ("lid", 0, assets.LAPTOP_LID_RGBA))
-        return base.asset_links(self.spec, self.body, assets.laptop_meshes(self.spec), parts)
-
-    def scan_surfaces(self) -> dict[str, tuple[trimesh.Trimesh, np.ndarray]]:
-        """Object name -> (current visual surface in the world frame, (V, 3) RGB vertex
-        colours): what a scan of the scene sees (the table is added by `base.write_scan`)."""
-        self._require_reset()
-        return {"laptop": base.links_world_surface(self.world, self._links())}
-
-    def scene_meshes(self) -> dict[str, trimesh.Trimesh]:
-        """Object name -> current surface in the world frame (the table is static)."""
-        self._require_reset()
-        from sim.world import table_mesh
-
-        return {
-            "table": table_mesh(self.world.config.table),
-            "laptop": base.links_world_mesh(self.world, self._links()),
-        }
-
-    def scene_points(self, num_points: int = 2048) -> dict[str, np.ndarray]:
-        """Object name -> (N, 3) current surface points; 'table' is its top near the objects."""
-        rng = np.random.default_rng([self.seed or 0, 2])
-        pts = {
-            "laptop": base.sample_surface(
-                base.links_world_mesh(self.world, self._links()), num_points, rng
-            )
-        }
-        pts["table"] = base.table_motion(
-            base.table_region(list(pts.values())), 1, num_points, rng
-        ).points.astype(np.float64)
-        return pts
+        return {"laptop": motion.asset_links(self.spec, self.body, assets.laptop_meshes(self.spec), parts)}
 
     # ------------------------------------------------------------------ oracle
 
@@ -171,16 +118,9 @@ class CloseLaptop:
         angles = self.oracle_angle(base.frame_times(num_frames))
         fk = [assets.laptop_link_poses(self.spec, a) for a in angles]
         poses = {name: np.stack([self.base_pose @ f[name] for f in fk]) for name in ("base", "lid")}
-        laptop = base.articulated_motion(self._links(), poses, points_per_object, rng)
-        table = base.table_motion(
-            base.table_region([laptop.trajectories]), num_frames, points_per_object, rng
-        )
-        return ObjectFlow(
-            {"laptop": laptop, "table": table},
-            self.text,
-            base.ORACLE_FPS,
-            "oracle",
-            {"task": self.name, "seed": self.seed},
+        laptop = motion.articulated_motion(self.object_links()["laptop"], poses, points_per_object, rng)
+        return self.oracle_objects(
+            {"laptop": laptop}, [laptop.trajectories], num_frames, points_per_object, rng
         )
 
     def play_oracle(
@@ -191,12 +131,7 @@ class CloseLaptop:
         c = self.world.client
 
         def drive(s: float, ds_dt: float) -> None:
-            eps = 1e-3
-            vel = (
-                float(self.oracle_angle(min(s + eps, 1.0)) - self.oracle_angle(max(s - eps, 0.0)))
-                / (2 * eps)
-                * ds_dt
-            )
+            vel = float(base.central_rate(self.oracle_angle, s, ds_dt))
             pb.resetJointState(self.body, 0, float(self.oracle_angle(s)), vel, physicsClientId=c)
 
         base.drive_loop(self.world, num_frames, drive, on_step)
@@ -210,17 +145,6 @@ class CloseLaptop:
         return base.side_camera(
             self.base_pose[:3, 3] + [0.0, 0.0, 0.08], width, height, offset=tuple(offset)
         )
-
-    def render_reference_video(
-        self, num_frames: int = 41, width: int = 320, height: int = 240
-    ) -> tuple[np.ndarray, Camera]:
-        """(T, H, W, 3) uint8 frames of the oracle from `reference_camera`, and that camera.
-
-        Plays the oracle, then resets the task to the same seed (any robot is removed)."""
-        self._require_reset()
-        out = base.record_oracle(self, num_frames, width, height)
-        self.reset(self.seed)  # type: ignore[arg-type]
-        return out
 
     # ------------------------------------------------------------------ success
 

@@ -19,11 +19,10 @@ import pybullet as pb
 import trimesh
 
 from chord_robot.camera import Camera
-from chord_robot.errors import InputError
 from chord_robot.flow import ObjectFlow, ObjectMotion, matrix_to_quat
 from sim import assets
-from sim.tasks import base
-from sim.world import Body, Panda, World, reset, settle, soft_nodes, table_mesh
+from sim.tasks import base, motion
+from sim.world import Body, reset, settle, soft_nodes
 
 CLOTH_RGBA = (0.8, 0.25, 0.3, 1.0)
 
@@ -44,16 +43,16 @@ class FoldFabricConfig:
     mass: float = 0.05
     """kg."""
     elastic_stiffness: float = 40.0
-    """Mass-spring stiffness (PyBullet springElasticStiffness; much higher diverges at 240 Hz)."""
+    """Mass-spring stiffness (PyBullet springElasticStiffness); the largest that stays stable
+    at the sim rate (docs/sim-notes.md)."""
     bending_stiffness: float = 0.3
     """PyBullet springBendingStiffness. Without cloth-cloth contact only the table's friction
-    holds a folded half against its crease's bending springs: at 0.5 a fold released 1 cm
-    short of the opposite corner springs fully open (a bistable knife edge no real napkin
-    has); at 0.3 it stays folded 2 cm from it, and the oracle's fold lands within 2 mm."""
+    holds a folded half against its crease's bending springs, so it is kept low enough that a
+    fold released a little short of the opposite corner stays folded (docs/sim-notes.md)."""
     self_collision: bool = False
     """Cloth-cloth contact. Off by default: PyBullet's soft self-collision is not deterministic
-    within a process (the same seed gives a different fold on a second run), and the fold's
-    metric does not need it (the folded half then lies in the plane of the other)."""
+    within a process, and the fold's metric does not need it (the folded half then lies in the
+    plane of the other); see docs/sim-notes.md."""
     friction: float = 1.0
     """Cloth friction coefficient (the table is set to the same)."""
     fold_lift: float = 0.006
@@ -62,26 +61,18 @@ class FoldFabricConfig:
     """The grabbed corner must end this close to the opposite corner, metres."""
 
 
-class FoldFabric:
+class FoldFabric(base.TaskBase[FoldFabricConfig]):
     """The fold-fabric task (see module docstring)."""
 
     name = "fold-fabric"
     text = "fold the cloth in half, corner to corner"
-
-    def __init__(
-        self, world: World, config: FoldFabricConfig | None = None, asset_root: str | None = None
-    ) -> None:
-        self.world = world
-        self.config = config or FoldFabricConfig()
-        self.asset_root = asset_root
-        self.seed: int | None = None
+    config_type = FoldFabricConfig
 
     # ------------------------------------------------------------------ state
 
     def reset(self, seed: int) -> None:
         """Rebuild a deformable world: table and a cloth at a random pose and size; settle."""
-        cfg, rng = self.config, np.random.default_rng([seed, 0])
-        self.seed = seed
+        cfg, rng = self.config, self.start_reset(seed)
         self.spec = assets.ClothSpec(
             size=round(rng.uniform(*cfg.size_range), 3), resolution=cfg.resolution, mass=cfg.mass,
             texture_seed=seed,
@@ -121,10 +112,6 @@ class FoldFabric:
         settle(self.world, list(self.bodies().values()), max_steps=120)
         self.start_nodes = self.nodes()
 
-    def _require_reset(self) -> None:
-        if self.seed is None:
-            raise InputError("call reset(seed) first")
-
     def bodies(self) -> dict[str, Body]:
         self._require_reset()
         return {"table": self.table, "cloth": Body("cloth", self.body, "soft")}
@@ -133,23 +120,15 @@ class FoldFabric:
         """(M, 3) current cloth node positions (grid order, see `assets.ClothSpec`)."""
         return soft_nodes(self.world, self.body)
 
-    def robot_base(self) -> np.ndarray:
-        return base.ROBOT_BASE.copy()
-
-    def load_robot(self) -> Panda:
-        return base.load_task_robot(self.world)
-
     def cloth_mesh(self) -> trimesh.Trimesh:
         """The cloth's current surface (its simulation mesh) in the world frame."""
         return trimesh.Trimesh(self.nodes(), self.faces, process=False)
 
-    def scene_meshes(self) -> dict[str, trimesh.Trimesh]:
-        """Object name -> current surface in the world frame (the table is static)."""
-        self._require_reset()
-        return {"table": table_mesh(self.world.config.table), "cloth": self.cloth_mesh()}
+    def object_meshes(self) -> dict[str, trimesh.Trimesh]:
+        return {"cloth": self.cloth_mesh()}
 
     def scan_surfaces(self) -> dict[str, tuple[trimesh.Trimesh, np.ndarray]]:
-        """Object name -> (current surface in the world frame, (V, 3) RGB vertex colours): what
+        """Object name -> (current surface in the world frame, (M, 3) RGB vertex colours): what
         a scan sees. The simulation grid is subdivided (midpoints, three times) so the vertex
         colours, read from the cloth's texture, carry its patches."""
         self._require_reset()
@@ -162,15 +141,6 @@ class FoldFabric:
             uv = attrs["uv"]
         colours = assets.texture_colors(assets.cloth_texture(self.spec, CLOTH_RGBA), uv)
         return {"cloth": (trimesh.Trimesh(vertices, faces, process=False), colours)}
-
-    def scene_points(self, num_points: int = 2048) -> dict[str, np.ndarray]:
-        """Object name -> (N, 3) current surface points; 'table' is its top near the objects."""
-        rng = np.random.default_rng([self.seed or 0, 2])
-        pts = {"cloth": base.sample_surface(self.cloth_mesh(), num_points, rng)}
-        pts["table"] = base.table_motion(
-            base.table_region(list(pts.values())), 1, num_points, rng
-        ).points.astype(np.float64)
-        return pts
 
     # ------------------------------------------------------------------ oracle
 
@@ -202,7 +172,7 @@ class FoldFabric:
         point, _, normal = self.fold_axis()
         side = (points - point) @ normal > 0
         out = points.copy()
-        out[side] = base.transform(self.fold_transform(s), points[side])
+        out[side] = motion.transform(self.fold_transform(s), points[side])
         return out
 
     def oracle_flow(
@@ -213,12 +183,12 @@ class FoldFabric:
         rng = np.random.default_rng([self.seed, 1])
         times = base.frame_times(num_frames)
         mesh = trimesh.Trimesh(self.start_nodes, self.faces, process=False)
-        pts = base.sample_surface(mesh, points_per_object, rng)
+        pts = motion.sample_surface(mesh, points_per_object, rng)
         traj = np.stack([self.fold_points(pts, s) for s in times])
         point, _, normal = self.fold_axis()
         dist = (pts - point) @ normal
         away = np.flatnonzero(np.abs(dist) > 0.01)  # keep control points off the crease
-        centers = pts[away[base.farthest_points(pts[away], num_controls, rng)]]
+        centers = pts[away[motion.farthest_points(pts[away], num_controls, rng)]]
         moving = (centers - point) @ normal > 0
         rel = np.stack([self.fold_transform(s) for s in times])  # (T, 4, 4)
         quats = np.zeros((num_frames, len(centers), 4))
@@ -250,14 +220,7 @@ class FoldFabric:
             False,
             "mesh",
         )
-        table = base.table_motion(base.table_region([traj]), num_frames, points_per_object, rng)
-        return ObjectFlow(
-            {"cloth": cloth, "table": table},
-            self.text,
-            base.ORACLE_FPS,
-            "oracle",
-            {"task": self.name, "seed": self.seed},
-        )
+        return self.oracle_objects({"cloth": cloth}, [traj], num_frames, points_per_object, rng)
 
     def play_oracle(
         self, num_frames: int = 41, on_step: Callable[[float], None] | None = None
@@ -283,17 +246,6 @@ class FoldFabric:
     def reference_camera(self, width: int, height: int) -> Camera:
         target = self.start_nodes.mean(0) + [0.0, 0.0, 0.05]
         return base.side_camera(target, width, height, offset=(-0.25, -0.35, 0.4))
-
-    def render_reference_video(
-        self, num_frames: int = 41, width: int = 320, height: int = 240
-    ) -> tuple[np.ndarray, Camera]:
-        """(T, H, W, 3) uint8 frames of the oracle from `reference_camera`, and that camera.
-
-        Plays the oracle, then resets the task to the same seed (any robot is removed)."""
-        self._require_reset()
-        out = base.record_oracle(self, num_frames, width, height)
-        self.reset(self.seed)  # type: ignore[arg-type]
-        return out
 
     # ------------------------------------------------------------------ success
 

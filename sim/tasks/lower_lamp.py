@@ -14,23 +14,18 @@ from dataclasses import dataclass
 
 import numpy as np
 import pybullet as pb
-import trimesh
 
 from chord_robot.camera import Camera
-from chord_robot.errors import InputError
 from chord_robot.flow import ObjectFlow
 from sim import assets
-from sim.tasks import base
+from sim.tasks import base, motion
 from sim.world import (
     Body,
-    Panda,
-    World,
     base_matrix,
     link_matrix,
     matrix_to_xyzw,
     reset,
     settle,
-    table_mesh,
 )
 
 ARM, HEAD = 0, 1  # PyBullet joint (and child link) indices
@@ -63,26 +58,18 @@ class LowerLampConfig:
     """Fraction of the oracle's height drop the head must achieve."""
 
 
-class LowerLamp:
+class LowerLamp(base.TaskBase[LowerLampConfig]):
     """The lower-lamp task (see module docstring)."""
 
     name = "lower-lamp"
     text = "lower the lamp"
-
-    def __init__(
-        self, world: World, config: LowerLampConfig | None = None, asset_root: str | None = None
-    ) -> None:
-        self.world = world
-        self.config = config or LowerLampConfig()
-        self.asset_root = asset_root
-        self.seed: int | None = None
+    config_type = LowerLampConfig
 
     # ------------------------------------------------------------------ state
 
     def reset(self, seed: int) -> None:
         """Rebuild the world: table and a lamp at a random pose, size and joint angles; settle."""
-        cfg, rng = self.config, np.random.default_rng([seed, 0])
-        self.seed = seed
+        cfg, rng = self.config, self.start_reset(seed)
         self.spec = assets.LampSpec(
             arm_length=round(rng.uniform(*cfg.arm_length), 3),
             shade_radius=round(rng.uniform(*cfg.shade_radius), 3),
@@ -90,14 +77,9 @@ class LowerLamp:
         )
         q0 = np.array([rng.uniform(*cfg.arm_start), rng.uniform(*cfg.head_start)])
         self.delta = np.array([rng.uniform(*cfg.arm_delta), rng.uniform(*cfg.head_delta)])
-        pose = np.eye(4)
         yaw = math.pi + rng.uniform(-cfg.yaw_jitter, cfg.yaw_jitter)
-        pose[:3, :3] = trimesh.transformations.rotation_matrix(yaw, [0, 0, 1])[:3, :3]
-        pose[:3, 3] = [
-            rng.uniform(*cfg.x_range),
-            rng.uniform(*cfg.y_range),
-            self.spec.base_height / 2,
-        ]
+        xy = (rng.uniform(*cfg.x_range), rng.uniform(*cfg.y_range))
+        pose = base.yaw_pose(xy, self.spec.base_height / 2, yaw)
         self.table = reset(self.world)
         c = self.world.client
         pos, orn = matrix_to_xyzw(pose)
@@ -116,12 +98,8 @@ class LowerLamp:
         self.start_height = self.head_height()
         final = assets.lamp_link_poses(self.spec, *self.oracle_joints(1.0))["head"]
         self.final_height = float(
-            base.transform(self.base_pose @ final, assets.lamp_head_centre(self.spec)[None])[0, 2]
+            motion.transform(self.base_pose @ final, assets.lamp_head_centre(self.spec)[None])[0, 2]
         )
-
-    def _require_reset(self) -> None:
-        if self.seed is None:
-            raise InputError("call reset(seed) first")
 
     def bodies(self) -> dict[str, Body]:
         self._require_reset()
@@ -139,45 +117,12 @@ class LowerLamp:
     def head_height(self) -> float:
         """Current height of the shade's centre above the table, metres."""
         m = link_matrix(self.world, self.body, HEAD)
-        return float(base.transform(m, assets.lamp_head_centre(self.spec)[None])[0, 2])
+        return float(motion.transform(m, assets.lamp_head_centre(self.spec)[None])[0, 2])
 
-    def robot_base(self) -> np.ndarray:
-        return base.ROBOT_BASE.copy()
-
-    def load_robot(self) -> Panda:
-        return base.load_task_robot(self.world)
-
-    def _links(self) -> list[base.Link]:
+    def object_links(self) -> dict[str, list[motion.Link]]:
         parts = (("base", -1, assets.LAMP_RGBA), ("arm", ARM, assets.LAMP_RGBA),
                  ("head", HEAD, assets.LAMP_HEAD_RGBA))
-        return base.asset_links(self.spec, self.body, assets.lamp_meshes(self.spec), parts)
-
-    def scan_surfaces(self) -> dict[str, tuple[trimesh.Trimesh, np.ndarray]]:
-        """Object name -> (current visual surface in the world frame, (V, 3) RGB vertex
-        colours): what a scan of the scene sees (the table is added by `base.write_scan`)."""
-        self._require_reset()
-        return {"lamp": base.links_world_surface(self.world, self._links())}
-
-    def scene_meshes(self) -> dict[str, trimesh.Trimesh]:
-        """Object name -> current surface in the world frame (the table is static)."""
-        self._require_reset()
-        return {
-            "table": table_mesh(self.world.config.table),
-            "lamp": base.links_world_mesh(self.world, self._links()),
-        }
-
-    def scene_points(self, num_points: int = 2048) -> dict[str, np.ndarray]:
-        """Object name -> (N, 3) current surface points; 'table' is its top near the objects."""
-        rng = np.random.default_rng([self.seed or 0, 2])
-        pts = {
-            "lamp": base.sample_surface(
-                base.links_world_mesh(self.world, self._links()), num_points, rng
-            )
-        }
-        pts["table"] = base.table_motion(
-            base.table_region(list(pts.values())), 1, num_points, rng
-        ).points.astype(np.float64)
-        return pts
+        return {"lamp": motion.asset_links(self.spec, self.body, assets.lamp_meshes(self.spec), parts)}
 
     # ------------------------------------------------------------------ oracle
 
@@ -196,16 +141,9 @@ class LowerLamp:
             name: np.stack([self.base_pose @ f[name] for f in fk])
             for name in ("base", "arm", "head")
         }
-        lamp = base.articulated_motion(self._links(), poses, points_per_object, rng)
-        table = base.table_motion(
-            base.table_region([lamp.trajectories]), num_frames, points_per_object, rng
-        )
-        return ObjectFlow(
-            {"lamp": lamp, "table": table},
-            self.text,
-            base.ORACLE_FPS,
-            "oracle",
-            {"task": self.name, "seed": self.seed},
+        lamp = motion.articulated_motion(self.object_links()["lamp"], poses, points_per_object, rng)
+        return self.oracle_objects(
+            {"lamp": lamp}, [lamp.trajectories], num_frames, points_per_object, rng
         )
 
     def play_oracle(
@@ -216,13 +154,8 @@ class LowerLamp:
         c = self.world.client
 
         def drive(s: float, ds_dt: float) -> None:
-            eps = 1e-3
             q = self.oracle_joints(s)
-            qd = (
-                (self.oracle_joints(min(s + eps, 1.0)) - self.oracle_joints(max(s - eps, 0.0)))
-                / (2 * eps)
-                * ds_dt
-            )
+            qd = base.central_rate(self.oracle_joints, s, ds_dt)
             for j in (ARM, HEAD):
                 pb.resetJointState(self.body, j, float(q[j]), float(qd[j]), physicsClientId=c)
 
@@ -235,17 +168,6 @@ class LowerLamp:
         return base.side_camera(
             self.base_pose[:3, 3] + [-0.1, 0.0, 0.15], width, height, offset=(-0.05, -0.6, 0.2)
         )
-
-    def render_reference_video(
-        self, num_frames: int = 41, width: int = 320, height: int = 240
-    ) -> tuple[np.ndarray, Camera]:
-        """(T, H, W, 3) uint8 frames of the oracle from `reference_camera`, and that camera.
-
-        Plays the oracle, then resets the task to the same seed (any robot is removed)."""
-        self._require_reset()
-        out = base.record_oracle(self, num_frames, width, height)
-        self.reset(self.seed)  # type: ignore[arg-type]
-        return out
 
     # ------------------------------------------------------------------ success
 

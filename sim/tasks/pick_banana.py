@@ -16,20 +16,16 @@ import pybullet as pb
 import trimesh
 
 from chord_robot.camera import Camera
-from chord_robot.errors import InputError
 from chord_robot.flow import ObjectFlow
 from sim import assets
-from sim.tasks import base
+from sim.tasks import base, motion
 from sim.world import (
     Body,
-    Panda,
-    World,
     base_matrix,
     body_speed,
     matrix_to_xyzw,
     reset,
     settle,
-    table_mesh,
 )
 
 
@@ -57,26 +53,18 @@ class PickBananaConfig:
     """The banana counts as resting below this speed, m/s."""
 
 
-class PickBanana:
+class PickBanana(base.TaskBase[PickBananaConfig]):
     """The pick-banana task (see module docstring)."""
 
     name = "pick-banana"
     text = "put the banana on the plate"
-
-    def __init__(
-        self, world: World, config: PickBananaConfig | None = None, asset_root: str | None = None
-    ) -> None:
-        self.world = world
-        self.config = config or PickBananaConfig()
-        self.asset_root = asset_root
-        self.seed: int | None = None
+    config_type = PickBananaConfig
 
     # ------------------------------------------------------------------ state
 
     def reset(self, seed: int) -> None:
         """Rebuild the world: table, a banana and a plate at random poses and sizes; settle."""
-        cfg, rng = self.config, np.random.default_rng([seed, 0])
-        self.seed = seed
+        cfg, rng = self.config, self.start_reset(seed)
         self.banana_spec = assets.BananaSpec(
             arc_radius=round(rng.uniform(*cfg.arc_radius), 3),
             arc_angle=round(rng.uniform(*cfg.arc_angle), 3),
@@ -102,11 +90,11 @@ class PickBanana:
         self.table = reset(self.world)
         c = self.world.client
         bottom = -float(banana_mesh.vertices[:, 2].min())
-        pos, orn = matrix_to_xyzw(_pose(b_xy, bottom + 1e-3, yaw))
+        pos, orn = matrix_to_xyzw(base.yaw_pose(b_xy, bottom + 1e-3, yaw))
         self.banana = pb.loadURDF(
             str(assets.write_banana(self.banana_spec, self.asset_root)), pos, orn, physicsClientId=c
         )
-        pos, orn = matrix_to_xyzw(_pose(p_xy, self.plate_spec.thickness / 2, 0.0))
+        pos, orn = matrix_to_xyzw(base.yaw_pose(p_xy, self.plate_spec.thickness / 2, 0.0))
         self.plate = pb.loadURDF(
             str(assets.write_plate(self.plate_spec, self.asset_root)), pos, orn, physicsClientId=c
         )
@@ -123,10 +111,6 @@ class PickBanana:
         self.banana_start = base_matrix(self.world, self.banana)
         self.plate_start = base_matrix(self.world, self.plate)
 
-    def _require_reset(self) -> None:
-        if self.seed is None:
-            raise InputError("call reset(seed) first")
-
     def bodies(self) -> dict[str, Body]:
         self._require_reset()
         return {
@@ -135,45 +119,13 @@ class PickBanana:
             "plate": Body("plate", self.plate, "rigid"),
         }
 
-    def robot_base(self) -> np.ndarray:
-        return base.ROBOT_BASE.copy()
-
-    def load_robot(self) -> Panda:
-        return base.load_task_robot(self.world)
-
-    def _links(self) -> dict[str, list[base.Link]]:
+    def object_links(self) -> dict[str, list[motion.Link]]:
         return {
-            "banana": base.asset_links(self.banana_spec, self.banana, {"banana": assets.banana_mesh(self.banana_spec)},
-                                       (("banana", -1, assets.BANANA_RGBA),)),
-            "plate": base.asset_links(self.plate_spec, self.plate, {"plate": assets.plate_mesh(self.plate_spec)},
-                                      (("plate", -1, assets.PLATE_RGBA),)),
+            "banana": motion.asset_links(self.banana_spec, self.banana, {"banana": assets.banana_mesh(self.banana_spec)},
+                                         (("banana", -1, assets.BANANA_RGBA),)),
+            "plate": motion.asset_links(self.plate_spec, self.plate, {"plate": assets.plate_mesh(self.plate_spec)},
+                                        (("plate", -1, assets.PLATE_RGBA),)),
         }
-
-    def scan_surfaces(self) -> dict[str, tuple[trimesh.Trimesh, np.ndarray]]:
-        """Object name -> (current visual surface in the world frame, (V, 3) RGB vertex
-        colours): what a scan of the scene sees (the table is added by `base.write_scan`)."""
-        self._require_reset()
-        return {n: base.links_world_surface(self.world, links) for n, links in self._links().items()}
-
-    def scene_meshes(self) -> dict[str, trimesh.Trimesh]:
-        """Object name -> current surface in the world frame (the table is static)."""
-        self._require_reset()
-        out = {
-            name: base.links_world_mesh(self.world, links) for name, links in self._links().items()
-        }
-        return {"table": table_mesh(self.world.config.table), **out}
-
-    def scene_points(self, num_points: int = 2048) -> dict[str, np.ndarray]:
-        """Object name -> (N, 3) current surface points; 'table' is its top near the objects."""
-        rng = np.random.default_rng([self.seed or 0, 2])
-        pts = {
-            n: base.sample_surface(base.links_world_mesh(self.world, ls), num_points, rng)
-            for n, ls in self._links().items()
-        }
-        pts["table"] = base.table_motion(
-            base.table_region(list(pts.values())), 1, num_points, rng
-        ).points.astype(np.float64)
-        return pts
 
     # ------------------------------------------------------------------ oracle
 
@@ -197,24 +149,21 @@ class PickBanana:
         """The scripted pick-and-place sampled on the banana; the plate stays; plus the table."""
         self._require_reset()
         rng = np.random.default_rng([self.seed, 1])
-        links = self._links()
+        links = self.object_links()
         banana_poses = np.stack([self.oracle_pose(s) for s in base.frame_times(num_frames)])
         plate_poses = np.repeat(self.plate_start[None], num_frames, 0)
-        banana = base.articulated_motion(
+        banana = motion.articulated_motion(
             links["banana"], {"banana": banana_poses}, points_per_object, rng
         )
-        plate = base.articulated_motion(
+        plate = motion.articulated_motion(
             links["plate"], {"plate": plate_poses}, points_per_object, rng
         )
-        table = base.table_motion(
-            base.table_region([banana.trajectories, plate.points]),
+        return self.oracle_objects(
+            {"banana": banana, "plate": plate},
+            [banana.trajectories, plate.points],
             num_frames,
             points_per_object,
             rng,
-        )
-        objects = {"banana": banana, "plate": plate, "table": table}
-        return ObjectFlow(
-            objects, self.text, base.ORACLE_FPS, "oracle", {"task": self.name, "seed": self.seed}
         )
 
     def play_oracle(
@@ -227,14 +176,7 @@ class PickBanana:
         def drive(s: float, ds_dt: float) -> None:
             eps = 1e-3
             m = self.oracle_pose(s)
-            lin = (
-                (
-                    self.oracle_pose(min(s + eps, 1.0))[:3, 3]
-                    - self.oracle_pose(max(s - eps, 0.0))[:3, 3]
-                )
-                / (2 * eps)
-                * ds_dt
-            )
+            lin = base.central_rate(lambda u: self.oracle_pose(u)[:3, 3], s, ds_dt, eps)
             ang = np.array(
                 [
                     0.0,
@@ -257,17 +199,6 @@ class PickBanana:
         target = 0.5 * (self.banana_start[:3, 3] + self.plate_start[:3, 3]) + [0.0, 0.0, 0.04]
         return base.side_camera(target, width, height, offset=(-0.5, -0.15, 0.42))
 
-    def render_reference_video(
-        self, num_frames: int = 41, width: int = 320, height: int = 240
-    ) -> tuple[np.ndarray, Camera]:
-        """(T, H, W, 3) uint8 frames of the oracle from `reference_camera`, and that camera.
-
-        Plays the oracle, then resets the task to the same seed (any robot is removed)."""
-        self._require_reset()
-        out = base.record_oracle(self, num_frames, width, height)
-        self.reset(self.seed)  # type: ignore[arg-type]
-        return out
-
     # ------------------------------------------------------------------ success
 
     def evaluate(self) -> tuple[bool, float]:
@@ -283,9 +214,3 @@ class PickBanana:
         dist = float(np.linalg.norm(b[:2, 3] - p[:2, 3]))
         return bool(on_plate and not on_table and still and dist < self.plate_spec.radius), dist
 
-
-def _pose(xy: np.ndarray, z: float, yaw: float) -> np.ndarray:
-    m = np.eye(4)
-    m[:3, :3] = trimesh.transformations.rotation_matrix(yaw, [0, 0, 1])[:3, :3]
-    m[:3, 3] = [xy[0], xy[1], z]
-    return m

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chord_robot.errors import InputError
+from chord_robot.errors import ConfigError, InputError
 from sim.clips import (
     MOTIONS,
     ClipConfig,
@@ -88,6 +88,13 @@ def test_round_trip_and_bad_input(tmp_path, world: World, clips) -> None:
     with pytest.raises(InputError, match="unknown clip prompt"):
         generate(world, 1, seed=0, prompts=("the laptop dances",))
     assert motion_angles(10.0, 70.0, 5).tolist() == pytest.approx([10.0, 18.79, 40.0, 61.21, 70.0], abs=0.01)
+
+
+def test_bad_config_values_name_their_field() -> None:
+    for field, kwargs in (("size", {"size": 20}), ("num_frames", {"num_frames": 1}), ("textured", {"textured": 1.5})):
+        with pytest.raises(ConfigError) as e:
+            ClipConfig(**kwargs)
+        assert e.value.field == field and str(e.value).startswith(f"{field} must")
 
 
 def test_start_states_of_the_two_prompts_overlap_unless_split(world: World, asset_root: str) -> None:
