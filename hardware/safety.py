@@ -28,8 +28,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from chord_robot.errors import SafetyError
+from chord_robot.geometry import invert, pose_to_matrix, rotation_angle
 from chord_robot.trajectory import JointTrajectory, derivatives, evaluation_times
-from hardware.frames import invert, pose_to_matrix, rotation_angle
 from hardware.kinematics import Kinematics
 from hardware.robots import RobotSpec
 
@@ -336,7 +336,7 @@ def check_base(
             "no --scan-to-robot: the plan's robot base is taken as the real one",
         )
     m = robot_from_scan @ pose_to_matrix(robot_base)
-    offset, angle = float(np.linalg.norm(m[:3, 3])), rotation_angle(m)
+    offset, angle = float(np.linalg.norm(m[:3, 3])), float(rotation_angle(m))
     ok = offset <= config.base_tolerance and angle <= config.base_angle_tolerance
     detail = f"the plan's robot base is {offset:.3f} m and {np.degrees(angle):.1f} deg from the registered one"
     if not ok:

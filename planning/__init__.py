@@ -16,8 +16,8 @@ frames, IK), `region` (object, moving part, the rigidly carried part or a pinche
 `grasps` (antipodal sampling, collisions, the `GraspPlanner` protocol), `push`, `pinch`
 (sheets), `candidates` (ranking), `placement` (automatic base), `trajopt` (jaxls problem with
 table clearance, jitted once per shape), `timing` (TOPP-RA, verified on the curve arms follow,
-`chord_robot.trajectory`), `pipeline`, `analytic` (flows with known motion), `se3` (numpy
-transforms).
+`chord_robot.trajectory`), `pipeline`, `analytic` (flows with known motion); poses and
+transforms come from `chord_robot.geometry`.
 """
 
 from planning.grasps import AntipodalGraspPlanner, Grasp, GraspConfig, GraspPlanner, GraspRequest

@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 from scipy.spatial import cKDTree
 
-from planning import se3
+from chord_robot import geometry
 from planning.robot import GripperSpec
 
 
@@ -262,7 +262,7 @@ class AntipodalGraspPlanner:
         u, v = _perpendicular_basis(axis)
         phi = np.arange(cfg.approaches) * (2 * np.pi / cfg.approaches)
         approach = np.cos(phi)[:, None] * u + np.sin(phi)[:, None] * v
-        poses = se3.frame_from_axes(
+        poses = geometry.frame_from_axes(
             approach, np.broadcast_to(axis, approach.shape), np.broadcast_to(center, approach.shape)
         )
         nearby = scene[scene_tree.query_ball_point(center, reach)]

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from chord_robot import geometry
 from chord_robot.plans import Plan
-from planning import se3
 from planning.grasps import Grasp
 from planning.kinematics import marker_points
 from planning.region import CarriedPoints
@@ -114,9 +114,9 @@ def step_targets(
     markers = marker_points()
     for i, pose in poses.items():
         local[i, :4] = markers
-        target[i, :4] = se3.apply(pose, markers)
+        target[i, :4] = geometry.transform_points(pose, markers)
         weights[i, :4] = 1.0
-    local[a : a + t] = se3.apply(se3.inverse(grasp), carried.points)
+    local[a : a + t] = geometry.transform_points(geometry.invert(grasp), carried.points)
     target[a : a + t] = carried.trajectories
     weights[a : a + t] = carried.weights
     return local, target, weights
@@ -137,7 +137,7 @@ def pose_error(
         w = weights[i]
         if w.sum() == 0:
             continue
-        d = np.linalg.norm(se3.apply(ee[i], local[i]) - target[i], axis=1)
+        d = np.linalg.norm(geometry.transform_points(ee[i], local[i]) - target[i], axis=1)
         worst = max(worst, float(np.sqrt((w * d**2).sum() / w.sum())))
     return worst
 
@@ -182,9 +182,9 @@ def assemble_plan(
         robot_urdf=model.spec.urdf,
         object=name,
         mode=grasp.mode,
-        grasp_pose=se3.to_wxyz_xyz(grasp.pose),
+        grasp_pose=geometry.matrix_to_pose(grasp.pose),
         grasp_width=grasp.width,
-        ee_poses=se3.to_wxyz_xyz(np.concatenate(layout.plan_segments(ee))),
+        ee_poses=geometry.matrix_to_pose(np.concatenate(layout.plan_segments(ee))),
         joints=np.concatenate(parts),
         times=np.concatenate(times),
         gripper=gripper,
@@ -197,5 +197,5 @@ def assemble_plan(
             "timing_stretch": max(s.stretch for s in timed),
         },
         joint_names=model.joint_names,
-        robot_base=se3.to_wxyz_xyz(base),
+        robot_base=geometry.matrix_to_pose(base),
     )

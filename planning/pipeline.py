@@ -15,10 +15,10 @@ from itertools import pairwise
 import numpy as np
 from scipy.spatial import cKDTree
 
+from chord_robot import geometry
 from chord_robot.errors import InputError, PlanningFailure
 from chord_robot.flow import ObjectFlow, ObjectMotion
 from chord_robot.plans import Plan
-from planning import se3
 from planning.candidates import diverse, motion_reach_score, twin
 from planning.grasps import (
     AntipodalGraspPlanner,
@@ -507,7 +507,7 @@ class FlowPlanner:
         local, target, weights = step_targets(
             layout, grasp.pose, ee, carried, approach, cfg.retreat_distance
         )
-        target = se3.apply(se3.inverse(base), target)
+        target = geometry.transform_points(geometry.invert(base), target)
         q_start = self._start()
         random = rng.uniform(self.model.lower, self.model.upper, (cfg.seeds - 1, self.model.dof))
         f = layout.first_target
@@ -571,7 +571,7 @@ class FlowPlanner:
         path = np.concatenate(
             [np.linspace(a, b, 4, endpoint=False) for a, b in pairwise(q[: f + 1])] + [q[f : f + 1]]
         )
-        centres = se3.apply(base, self.optimizer.sphere_centers(path).reshape(-1, 3))
+        centres = geometry.transform_points(base, self.optimizer.sphere_centers(path).reshape(-1, 3))
         distance, _ = scene.query(centres)
         radius = np.tile(self.optimizer.spheres.radius, len(path))
         return float((distance - radius).min())

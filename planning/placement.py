@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planning import se3
+from chord_robot import geometry
 from planning.robot import RobotSpec
 
 
@@ -60,6 +60,6 @@ def base_candidates(
             r = np.linalg.norm(targets - shoulder, axis=1)
             margin = min(spec.reach - r.max(), r.min() - config.min_reach)
             yaw = np.arctan2(center[1] - xy[1], center[0] - xy[0])
-            scored.append((margin, se3.yaw_pose(xy[0], xy[1], support_z, yaw)))
+            scored.append((margin, geometry.yaw_pose(xy[0], xy[1], support_z, yaw)))
     scored.sort(key=lambda s: -s[0])
     return [pose for _, pose in scored]

@@ -14,9 +14,9 @@ from functools import cached_property
 
 import numpy as np
 
+from chord_robot import geometry
 from chord_robot.errors import InputError
 from chord_robot.robots import PANDA_LIMITS, RobotLimits
-from planning import se3
 
 
 @dataclass(frozen=True)
@@ -189,7 +189,7 @@ class RobotModel:
         """TCP poses in the robot base frame: (..., dof) joints -> (..., 4, 4)."""
         q = np.asarray(q, dtype=np.float32)
         assert q.shape[-1] == self.dof, q.shape
-        return se3.to_matrix(np.asarray(self._fk(q), dtype=np.float64))
+        return geometry.pose_to_matrix(np.asarray(self._fk(q), dtype=np.float64))
 
     def within_limits(self, q: np.ndarray, tol: float = 1e-6) -> bool:
         """Whether every configuration in (..., dof) lies inside the position limits."""
@@ -269,7 +269,7 @@ def collision_hulls(urdf, path: str, links: list[str], directions: int) -> dict[
             name = col.geometry.mesh.filename.replace("package://", "")
             mesh = trimesh.load(os.path.join(os.path.dirname(path), name), force="mesh")
             origin = col.origin if col.origin is not None else np.eye(4)
-            verts.append(se3.apply(origin, np.asarray(mesh.vertices, np.float64)))
+            verts.append(geometry.transform_points(origin, np.asarray(mesh.vertices, np.float64)))
         pts = np.concatenate(verts)
         out[link] = pts[np.unique(np.argmin(pts @ dirs.T, axis=0))]
     return out
@@ -284,4 +284,4 @@ def parse_base(text: str) -> np.ndarray:
     if len(values) != 4 or not np.all(np.isfinite(values)):
         raise InputError(f"--robot-base wants x,y,z,yaw (metres, degrees), got {text!r}")
     x, y, z, yaw = values
-    return se3.yaw_pose(x, y, z, np.deg2rad(yaw))
+    return geometry.yaw_pose(x, y, z, np.deg2rad(yaw))

@@ -9,11 +9,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from planning import analytic, se3
+from chord_robot import geometry
+from planning import analytic
 from planning.pipeline import FlowPlanner, fast_config
 
 FRAMES = 21
-BASE = se3.yaw_pose(0.0, 0.0, 0.0, 0.0)
+BASE = geometry.yaw_pose(0.0, 0.0, 0.0, 0.0)
 
 
 @pytest.fixture(scope="session")
