@@ -93,7 +93,7 @@ def test_spheres_cover_every_collision_mesh_vertex_of_their_links(planner):
     import trimesh
     import yourdfpy
 
-    from planning.robot import resolve_urdf
+    from chord_robot.robots import resolve_urdf
 
     spec = planner.model.spec
     path = resolve_urdf(spec.urdf)
@@ -133,7 +133,7 @@ def test_hull_points_find_the_lowest_point_of_each_link(planner):
     import trimesh
     import yourdfpy
 
-    from planning.robot import resolve_urdf
+    from chord_robot.robots import resolve_urdf
 
     model = planner.model
     path = resolve_urdf(model.spec.urdf)
