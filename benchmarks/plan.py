@@ -71,7 +71,7 @@ def main() -> None:
 
     from chord_robot import geometry
     from planning import analytic
-    from planning.pipeline import FlowPlanner, default_config, enable_compilation_cache
+    from planning import FlowPlanner, default_config, enable_compilation_cache
     from planning.region import RegionConfig
 
     if args.cache:

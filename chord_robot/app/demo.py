@@ -278,7 +278,7 @@ def run_demo(
         t0 = begin("plan")
         plan = None
         try:
-            from planning.pipeline import FlowPlanner, enable_compilation_cache
+            from planning import FlowPlanner, enable_compilation_cache
 
             enable_compilation_cache()
             start = time.perf_counter()

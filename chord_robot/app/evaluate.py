@@ -70,7 +70,7 @@ def _planner():
     if _PLANNER is None:
         from loguru import logger
 
-        from planning.pipeline import FlowPlanner, enable_compilation_cache
+        from planning import FlowPlanner, enable_compilation_cache
 
         logger.disable("jaxls")  # its problem-building messages, once per trial
 

@@ -11,7 +11,8 @@ import pytest
 
 from chord_robot import geometry
 from planning import analytic
-from planning.pipeline import FlowPlanner, fast_config
+from planning.config import fast_config
+from planning.planner import FlowPlanner
 
 FRAMES = 21
 BASE = geometry.yaw_pose(0.0, 0.0, 0.0, 0.0)

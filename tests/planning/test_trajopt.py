@@ -145,7 +145,7 @@ class FixedGraspPlanner:
 
 
 def test_a_plugged_in_grasp_planner_is_used(planner):
-    from planning.pipeline import FlowPlanner
+    from planning.planner import FlowPlanner
 
     flow = analytic.translation_flow(FRAMES)
     center = flow.objects["object"].points.mean(0) + np.array([0.0, 0.02, 0.03])
@@ -174,7 +174,7 @@ def test_base_parsing():
 
 
 def test_describe_reports_grasp_error_and_time(plans):
-    from planning.pipeline import describe
+    from planning.report import describe
 
     text = describe(plans["arc"][1])
     assert "grasp 'object'" in text and "alignment error: mean" in text and "solve" in text
