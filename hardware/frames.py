@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from chord_robot.errors import InputError
+from chord_robot.errors import ConfigError, InputError, quote
 from chord_robot.geometry import pose_to_matrix
 
 
@@ -44,7 +44,7 @@ def check_rigid(m: np.ndarray, what: str) -> np.ndarray:
 
 
 def parse_transform(text: str | os.PathLike[str]) -> np.ndarray:
-    """A registration from the command line or a file -> (4, 4) robot_from_scan.
+    """A registration (the execute config's ``scan_to_robot``) -> (4, 4) robot_from_scan.
 
     Accepted:
         ``"x,y,z,qw,qx,qy,qz"``: translation (m) and a wxyz quaternion;
@@ -56,13 +56,17 @@ def parse_transform(text: str | os.PathLike[str]) -> np.ndarray:
     values = _numbers(s)
     if values is not None:
         if len(values) != 7:
-            raise InputError(
-                f"--scan-to-robot {s!r}: give x,y,z,qw,qx,qy,qz (7 numbers) or a file, got {len(values)} numbers"
+            raise ConfigError(
+                "scan_to_robot",
+                f"{{field}} {quote(s)}: give x,y,z,qw,qx,qy,qz (7 numbers) or a file, "
+                f"got {len(values)} numbers",
             )
         return _from_list(values, s)
     path = Path(os.path.expanduser(s))
     if not path.is_file():
-        raise InputError(f"--scan-to-robot {s!r} is neither x,y,z,qw,qx,qy,qz nor an existing file")
+        raise ConfigError(
+            "scan_to_robot", f"{{field}} {quote(s)} is neither x,y,z,qw,qx,qy,qz nor an existing file"
+        )
     body = path.read_text()
     if path.suffix.lower() == ".json":
         try:

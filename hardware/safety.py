@@ -333,7 +333,7 @@ def check_base(
             0.0,
             config.base_tolerance,
             "m",
-            "no --scan-to-robot: the plan's robot base is taken as the real one",
+            "no scan-to-robot registration: the plan's robot base is taken as the real one",
         )
     m = robot_from_scan @ pose_to_matrix(robot_base)
     offset, angle = float(np.linalg.norm(m[:3, 3])), float(rotation_angle(m))

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Literal, get_args
 
-from chord_robot.errors import ConfigError
+from chord_robot.errors import ConfigError, quote
 from planning.grasps import GraspConfig
 from planning.kinematics import IKConfig
 from planning.layout import StepLayout
@@ -33,8 +33,7 @@ MODES: tuple[str, ...] = get_args(Mode)
 def check_mode(mode: str) -> None:
     """ConfigError (field ``mode``) unless ``mode`` is one of `MODES`."""
     if mode not in MODES:
-        got = repr(mode).replace("{", "{{").replace("}", "}}")  # the message is a template
-        raise ConfigError("mode", f"{{field}} must be one of {', '.join(MODES)}, got {got}")
+        raise ConfigError("mode", f"{{field}} must be one of {', '.join(MODES)}, got {quote(mode)}")
 
 
 @dataclass(frozen=True)

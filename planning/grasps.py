@@ -8,7 +8,7 @@ AnyGrasp, ...) can replace `AntipodalGraspPlanner` by returning the same `Grasp`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -36,7 +36,7 @@ class Grasp:
     width: float
     score: float
     contacts: np.ndarray
-    mode: str = "grasp"
+    mode: Literal["grasp", "push"] = "grasp"
     pinch: bool = False
 
 

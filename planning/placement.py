@@ -1,4 +1,4 @@
-"""Where to put the robot's base when the user does not say (`--robot-base`).
+"""Where to put the robot's base when the caller gives none.
 
 Candidates stand on the surface the object rests on, at a few distances around it, facing it;
 a candidate is kept if its footprint is free of scene points, and ranked by how comfortably

@@ -54,7 +54,7 @@ def select_object(
     if name is not None:
         if name not in flow.objects:
             raise InputError(
-                f"--object {name!r} is not in the flow; objects: {', '.join(sorted(flow.objects))}"
+                f"object {name!r} is not in the flow; objects: {', '.join(sorted(flow.objects))}"
             )
         if float(max_displacement(flow.objects[name]).max()) < config.min_displacement:
             raise PlanningFailure(

@@ -261,6 +261,6 @@ def parse_base(text: str) -> np.ndarray:
     except ValueError:
         values = []
     if len(values) != 4 or not np.all(np.isfinite(values)):
-        raise InputError(f"--robot-base wants x,y,z,yaw (metres, degrees), got {text!r}")
+        raise InputError(f"a robot base is x,y,z,yaw (metres, degrees), got {text!r}")
     x, y, z, yaw = values
     return geometry.yaw_pose(x, y, z, np.deg2rad(yaw))
