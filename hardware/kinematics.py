@@ -120,7 +120,7 @@ class Kinematics:
             q: (S, dof) configurations.
             points: (link, (3,) offset in the link frame) pairs, P of them.
         Returns:
-            (S, P, 3).
+            (S, N, 3).
         """
         poses = self.link_poses(q, sorted({link for link, _ in points}))
         cols = [

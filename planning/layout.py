@@ -1,15 +1,15 @@
 """The step layout of one manipulation, its targets, and its assembly into a timed Plan.
 
-Optimisation steps (N = A + T + R)::
+Optimisation steps (S = A + T + R)::
 
     0                 start configuration
     1 .. F            free approach steps (joint-space path to the pre-grasp)
     F+1 .. A-1        insertion: pre-grasp -> grasp, straight along the TCP's z
     A .. A+T-1        manipulate: one step per flow frame, grasp at A
-    A+T .. N-1        retreat: back along the TCP's z
+    A+T .. S-1        retreat: back along the TCP's z
 
 In the Plan the grasp and the last manipulate step are repeated, so the gripper can close
-(open) at rest between segments: approach [0, A], manipulate [A+1, A+T], retreat [A+T+1, N+1].
+(open) at rest between segments: approach [0, A], manipulate [A+1, A+T], retreat [A+T+1, S+1].
 """
 
 from __future__ import annotations
@@ -63,14 +63,14 @@ class StepLayout:
         return slice(self.grasp, self.grasp + self.frames)
 
     def smoothness_mask(self) -> np.ndarray:
-        """(N - 2,) smoothness multipliers of the triples centred at steps 1..N-2: zero at the
+        """(S - 2,) smoothness multipliers of the triples centred at steps 1..S-2: zero at the
         grasp and at the release, where the arm stops for the gripper anyway."""
         mask = np.ones(self.size - 2)
         mask[[self.grasp - 1, self.grasp + self.frames - 2]] = 0.0
         return mask
 
     def plan_segments(self, steps: np.ndarray) -> list[np.ndarray]:
-        """Approach, manipulate and retreat parts of per-step values (N, ...), the grasp and
+        """Approach, manipulate and retreat parts of per-step values (S, ...), the grasp and
         the release repeated."""
         a, t = self.grasp, self.frames
         return [steps[: a + 1], steps[a : a + t], steps[a + t - 1 :]]
@@ -96,11 +96,11 @@ def step_targets(
     Args:
         grasp: (4, 4) TCP pose at the grasp.
         ee: (T, 4, 4) TCP poses the rigid attachment predicts over the flow.
-        carried: the grasped region, P points.
+        carried: the grasped region, N points.
         approach: pre-grasp distance back along the TCP's z, metres.
         retreat: retreat distance back along the final TCP's z, metres.
     Returns:
-        (N, P, 3) points in the TCP frame, (N, P, 3) their targets, (N, P) weights.
+        (S, N, 3) points in the TCP frame, (S, N, 3) their targets, (S, N) weights.
     """
     a, t, r = layout.grasp, layout.frames, layout.retreat_steps
     assert ee.shape == (t, 4, 4), ee.shape
@@ -128,7 +128,7 @@ def pose_error(
     """Largest RMS marker error (metres) of the approach and retreat pose targets.
 
     Args:
-        ee: (N, 4, 4) TCP poses, in the frame of ``target``.
+        ee: (S, 4, 4) TCP poses, in the frame of ``target``.
         local, target, weights: the steps' attached points (see `step_targets`).
     """
     worst = 0.0
@@ -158,8 +158,8 @@ def assemble_plan(
     within the robot's limits x ``timing.speed`` (`planning.timing.time_segment`).
 
     Args:
-        q: (N, dof) joints within the limits.
-        ee: (N, 4, 4) TCP poses, world frame.
+        q: (S, dof) joints within the limits.
+        ee: (S, 4, 4) TCP poses, world frame.
         base: (4, 4) robot base pose, world frame.
     """
     assert q.shape == (layout.size, model.dof) and ee.shape == (layout.size, 4, 4)

@@ -38,7 +38,7 @@ def base_candidates(
     spec: RobotSpec,
     config: PlacementConfig | None = None,
 ) -> list[np.ndarray]:
-    """Base poses (4, 4), best first, from which ``targets`` (K, 3) are within reach.
+    """Base poses (4, 4), best first, from which ``targets`` (N, 3) are within reach.
 
     Args:
         targets: points the TCP must reach over the motion (world frame).

@@ -82,9 +82,9 @@ class CarriedPoints:
     """The grasped region as the optimiser sees it.
 
     Attributes:
-        index: (P,) indices into the object's points (padding repeats index 0).
-        weights: (P,) weights in [0, 1]; 0 for padding.
-        trajectories: (T, P, 3) their flow, world frame.
+        index: (N,) indices into the object's points (padding repeats index 0).
+        weights: (N,) weights in [0, 1]; 0 for padding.
+        trajectories: (T, N, 3) their flow, world frame.
     """
 
     index: np.ndarray
@@ -93,7 +93,7 @@ class CarriedPoints:
 
     @property
     def points(self) -> np.ndarray:
-        """(P, 3) frame-0 positions."""
+        """(N, 3) frame-0 positions."""
         return self.trajectories[0]
 
 
@@ -200,7 +200,7 @@ def rigid_residual(carried: CarriedPoints) -> np.ndarray:
 
 
 def alignment_errors(ee: np.ndarray, grasp: np.ndarray, carried: CarriedPoints) -> np.ndarray:
-    """(T, P) distance between the flow and the rigid-attachment prediction E(t) E(0)^-1 p(0).
+    """(T, N) distance between the flow and the rigid-attachment prediction E(t) E(0)^-1 p(0).
 
     Args:
         ee: (T, 4, 4) planned TCP poses over the manipulate segment, world frame.
@@ -212,5 +212,5 @@ def alignment_errors(ee: np.ndarray, grasp: np.ndarray, carried: CarriedPoints) 
 
 
 def weighted_mean(errors: np.ndarray, weights: np.ndarray) -> float:
-    """Mean of (T, P) errors over frames and points, weighted by (P,) weights."""
+    """Mean of (T, N) errors over frames and points, weighted by (N,) weights."""
     return float((errors * weights).sum() / (weights.sum() * len(errors)))

@@ -130,7 +130,7 @@ class RobotModel:
         velocity: (dof,) joint velocity limits, rad/s.
         acceleration: (dof,) joint acceleration limits, rad/s^2.
         jerk: (dof,) joint jerk limits, rad/s^3.
-        hulls: link name -> (K, 3) support points of its collision mesh in the link frame
+        hulls: link name -> (N, 3) support points of its collision mesh in the link frame
             (`collision_hulls`), for the links ``spec.spheres`` names.
     """
 

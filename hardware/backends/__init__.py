@@ -8,8 +8,7 @@
 ``xarm://192.168.1.185?model=xarm7``). Robot addresses come only from the command line or a
 config file. Every backend is a client of its robot's controller; none opens a listening port.
 
-None of these backends has been run against a physical arm yet: they are tested at their SDK
-boundary with recording doubles of the SDK modules (tests/hardware/test_backends.py).
+How far each backend has been tested: docs/hardware-notes.md.
 """
 
 from __future__ import annotations

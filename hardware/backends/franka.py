@@ -12,8 +12,6 @@ of the robot's limits, which the scaled trajectory respects by the safety checks
 The motion runs asynchronously (``robot.move(motion, asynchronous=True)``) while this thread
 polls ``join_motion(timeout)`` and records progress; `stop` calls ``robot.stop()``. The gripper
 is not stopped on a fault: stopping a grasp would drop what it holds.
-
-Not yet run against a physical arm: tested with a recording double of the franky module.
 """
 
 from __future__ import annotations

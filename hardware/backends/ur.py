@@ -16,8 +16,6 @@ without it the arm has no gripper and plans that use one are refused.
 The control interface (which uploads and starts the RTDE control script on the robot) is
 opened on the first command that moves, so a dry run only reads through the receive
 interface. Nothing listens on a port on this side (no ExternalControl URCap flag is used).
-
-Not yet run against a physical arm: tested with recording doubles of the ur-rtde modules.
 """
 
 from __future__ import annotations

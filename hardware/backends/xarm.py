@@ -15,8 +15,6 @@ checked curve; the speed scale is in the samples' timing. Motors are enabled and
 on the first motion, so a dry run only reads. `stop` puts the arm in the stop state
 (``set_state(4)``), which clears the command cache and leaves the arm stopped until it is
 deliberately re-enabled (the SDK's ``emergency_stop`` would re-enable it at once).
-
-Not yet run against a physical arm: tested with a recording double of the xarm module.
 """
 
 from __future__ import annotations
