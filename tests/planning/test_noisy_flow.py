@@ -16,7 +16,7 @@ from chord_robot.flow import ObjectFlow
 from planning import analytic
 
 from .conftest import BASE, FRAMES
-from .test_trajopt import attachment_error
+from .test_planner import attachment_error
 
 SIGMA = 0.003
 """Per-axis noise, metres: about 5 mm RMS per point in 3D, beyond the planner's 4 mm IK

@@ -173,13 +173,6 @@ def test_base_parsing():
         parse_base("1,2,3")
 
 
-def test_describe_reports_grasp_error_and_time(plans):
-    from planning.report import describe
-
-    text = describe(plans["arc"][1])
-    assert "grasp 'object'" in text and "alignment error: mean" in text and "solve" in text
-
-
 def test_auto_mode_pushes_what_the_gripper_cannot_hold(planner):
     # A 12 x 12 x 10 cm box sliding 15 cm along y: wider than the 8 cm gripper everywhere.
     pts = analytic.box_surface((0.12, 0.12, 0.10), (0.5, -0.05, 0.05))
