@@ -25,7 +25,7 @@ def naive_solve(model, targets: np.ndarray) -> float:
     import jaxls
     import pyroki as pk
 
-    from planning import se3
+    from chord_robot import geometry
 
     t0 = time.perf_counter()
     robot = model.kinematics
@@ -36,7 +36,7 @@ def naive_solve(model, targets: np.ndarray) -> float:
         pk.costs.pose_cost(
             batched,
             var,
-            jaxlie.SE3(jnp.asarray(se3.to_wxyz_xyz(targets), jnp.float32)),
+            jaxlie.SE3(jnp.asarray(geometry.matrix_to_pose(targets), jnp.float32)),
             jnp.full(n, model.tcp_index, jnp.int32),
             50.0,
             10.0,
@@ -69,8 +69,9 @@ def main() -> None:
 
     logger.remove()  # jaxls logs every problem it builds
 
-    from planning import analytic, se3
-    from planning.pipeline import FlowPlanner, default_config, enable_compilation_cache
+    from chord_robot import geometry
+    from planning import analytic
+    from planning import FlowPlanner, default_config, enable_compilation_cache
     from planning.region import RegionConfig
 
     if args.cache:
@@ -79,7 +80,7 @@ def main() -> None:
     t0 = time.perf_counter()
     planner = FlowPlanner(default_config(region=RegionConfig(points=args.points)))
     load = time.perf_counter() - t0
-    base = se3.yaw_pose(0.0, 0.0, 0.0, 0.0)
+    base = geometry.yaw_pose(0.0, 0.0, 0.0, 0.0)
     rng = np.random.default_rng(0)
 
     def run(k: int):
@@ -97,8 +98,8 @@ def main() -> None:
     align = [p.costs["alignment_mean_m"] * 1000 for p, _ in [(cold_plan, 0), *warm]]
 
     # The naive problem tracks the same end-effector path, in the robot base frame.
-    targets = se3.to_matrix(cold_plan.ee_poses[cold_plan.segment("manipulate")])
-    targets = se3.inverse(se3.to_matrix(cold_plan.robot_base)) @ targets
+    targets = geometry.pose_to_matrix(cold_plan.ee_poses[cold_plan.segment("manipulate")])
+    targets = geometry.invert(geometry.pose_to_matrix(cold_plan.robot_base)) @ targets
     naive = [naive_solve(planner.model, targets) for _ in range(args.naive_repeats)]
     naive_mean = statistics.mean(naive)
 

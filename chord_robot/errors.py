@@ -39,6 +39,12 @@ class ConfigError(InputError):
         return self.template.format(field=name)
 
 
+def quote(value: object) -> str:
+    """``repr(value)`` for the text of a `ConfigError` message: braces doubled, so a user's
+    value is not read as a placeholder."""
+    return repr(value).replace("{", "{{").replace("}", "}}")
+
+
 class ScanError(InputError):
     """A scan that cannot be loaded or segmented."""
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from chord_robot.errors import SchemaError
+from chord_robot.geometry import matrix_to_quat, quat_to_matrix  # re-exported: flow's quaternions
 from chord_robot.zarrio import open_store, put, read_array, write_store
 
 SCHEMA = "chord-robot/object-flow"
@@ -258,42 +259,6 @@ def check_motion(m: ObjectMotion) -> None:
 def _check_name(name: str) -> None:
     if not name or "/" in name or name.startswith("."):
         raise SchemaError(f"invalid object name {name!r}: use letters, digits, '_' or '-'")
-
-
-def quat_to_matrix(q: np.ndarray) -> np.ndarray:
-    """(..., 4) wxyz quaternions (normalised here) -> (..., 3, 3) rotation matrices."""
-    q = np.asarray(q, dtype=np.float64)
-    q = q / np.linalg.norm(q, axis=-1, keepdims=True)
-    w, x, y, z = np.moveaxis(q, -1, 0)
-    return np.stack(
-        [
-            1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
-            2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
-            2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y),
-        ],
-        -1,
-    ).reshape(q.shape[:-1] + (3, 3))
-
-
-def matrix_to_quat(r: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) rotation matrices -> (..., 4) wxyz quaternions with w >= 0 (vectorised)."""
-    r = np.asarray(r, dtype=np.float64)
-    m = r.reshape(-1, 3, 3)
-    m00, m11, m22 = m[:, 0, 0], m[:, 1, 1], m[:, 2, 2]
-    # Shepperd: take the largest of 4w^2, 4x^2, 4y^2, 4z^2 for stability
-    cand = np.stack([1 + m00 + m11 + m22, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], 1)
-    best = np.argmax(cand, 1)
-    s = 2 * np.sqrt(np.maximum(cand[np.arange(len(m)), best], 1e-12))
-    d21, d02, d10 = m[:, 2, 1] - m[:, 1, 2], m[:, 0, 2] - m[:, 2, 0], m[:, 1, 0] - m[:, 0, 1]
-    s01, s02, s12 = m[:, 0, 1] + m[:, 1, 0], m[:, 0, 2] + m[:, 2, 0], m[:, 1, 2] + m[:, 2, 1]
-    q = np.select(
-        [best[:, None] == 0, best[:, None] == 1, best[:, None] == 2],
-        [np.stack([s / 4, d21 / s, d02 / s, d10 / s], 1), np.stack([d21 / s, s / 4, s01 / s, s02 / s], 1),
-         np.stack([d02 / s, s01 / s, s / 4, s12 / s], 1)],
-        np.stack([d10 / s, s02 / s, s12 / s, s / 4], 1),
-    )
-    q *= np.where(q[:, :1] < 0, -1.0, 1.0)
-    return (q / np.linalg.norm(q, axis=1, keepdims=True)).reshape(r.shape[:-2] + (4,))
 
 
 def lbs_numpy(

@@ -1,4 +1,9 @@
-"""Joint limits of the robots the project knows: the one table planning, sim and hardware use.
+"""The robots the project knows: one description (URDF, frames, joints, published limits)
+that planning, sim and hardware share, and the joint limits table.
+
+A `RobotDescription` is what every layer agrees on about a robot; planning adds its PyRoki
+model and covering spheres (`planning.robot`), hardware the points its safety layer checks
+(`hardware.robots`), each by subclassing it.
 
 A URDF gives the kinematics, but its limits are not the ones a controller enforces (the Panda
 URDF in pybullet_data allows panda_joint1 +-2.9671 rad and panda_joint2 +-1.8326 rad where
@@ -21,13 +26,17 @@ Sources:
             the user manual. Acceleration (20 rad/s^2, the SDK's upper bound for mvacc) and
             jerk are project choices.
 
-Layer 0: numpy only.
+Layer 0: numpy only. `resolve_urdf` finds pybullet_data's folder without importing pybullet.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -141,3 +150,89 @@ def robot_limits(name: str) -> RobotLimits:
             "add them to chord_robot.robots.LIMITS with their source"
         )
     return LIMITS[name]
+
+
+# -- descriptions ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RobotDescription:
+    """A robot as every layer knows it.
+
+    Attributes:
+        name: the name plans use (`Plan.robot`).
+        urdf: URDF identifier, "pybullet_data:<relative path>" or a file path (`resolve_urdf`);
+            a plan's own `robot_urdf` takes precedence. None when no URDF ships with the project.
+        base_link: the URDF link whose frame is the robot base frame.
+        tcp_link: the link whose frame is the tool centre point (z: approach, y: finger
+            closing axis); a plan's `ee_poses` are its poses.
+        limits: the published limits, which also name the arm joints in controller order.
+        gripper_max_width: opening of the robot's usual gripper when fully open, metres.
+    """
+
+    name: str
+    urdf: str | None
+    base_link: str
+    tcp_link: str
+    limits: RobotLimits
+    gripper_max_width: float
+
+    @property
+    def joint_names(self) -> tuple[str, ...]:
+        """The arm joints, in the order the controller uses."""
+        return self.limits.joint_names
+
+    @property
+    def dof(self) -> int:
+        return len(self.joint_names)
+
+    @classmethod
+    def extend(cls: type[_R], description: RobotDescription, **parts: Any) -> _R:
+        """``description`` as a ``cls`` (a package's subclass) with that subclass's ``parts``."""
+        shared = {f.name: getattr(description, f.name) for f in fields(RobotDescription)}
+        return cls(**shared, **parts)
+
+
+_R = TypeVar("_R", bound=RobotDescription)
+
+PANDA = RobotDescription(
+    name="panda",
+    urdf="pybullet_data:franka_panda/panda.urdf",
+    base_link="panda_link0",
+    tcp_link="panda_grasptarget",
+    limits=PANDA_LIMITS,
+    gripper_max_width=0.08,
+)
+"""The Franka Emika Panda with the Franka Hand (pybullet_data's URDF)."""
+
+UR5E = RobotDescription("ur5e", None, "base_link", "tool0", UR5E_LIMITS, 0.085)
+"""Universal Robots UR5e (no URDF ships with the project)."""
+
+XARM6 = RobotDescription(
+    "xarm6", "pybullet_data:xarm/xarm6_robot.urdf", "link_base", "link6", XARM6_LIMITS, 0.085
+)
+"""UFACTORY xArm 6 with the xArm Gripper."""
+
+XARM7 = RobotDescription("xarm7", None, "link_base", "link7", XARM7_LIMITS, 0.085)
+"""UFACTORY xArm 7 with the xArm Gripper (no URDF ships with the project)."""
+
+DESCRIPTIONS: dict[str, RobotDescription] = {r.name: r for r in (PANDA, UR5E, XARM6, XARM7)}
+"""Robot name (`Plan.robot`) -> its description."""
+
+
+def resolve_urdf(identifier: str) -> Path:
+    """A URDF identifier -> a file path (whether it exists is the caller's check).
+
+    ``"pybullet_data:<relative path>"`` resolves inside the installed pybullet_data package,
+    found with `importlib.util.find_spec` (pybullet_data is a data folder; nothing is imported);
+    anything else is a file path (``~`` expanded).
+    """
+    if identifier.startswith("pybullet_data:"):
+        spec = importlib.util.find_spec("pybullet_data")
+        if spec is None or not spec.submodule_search_locations:
+            raise InputError(
+                f"robot URDF {identifier!r} is in pybullet_data, which is not installed: "
+                "install pybullet or give a URDF file path"
+            )
+        return Path(next(iter(spec.submodule_search_locations))) / identifier.split(":", 1)[1]
+    return Path(os.path.expanduser(identifier))

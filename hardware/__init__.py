@@ -1,10 +1,12 @@
 """Driving real arms safely (layer 1, DESIGN.md §7).
 
-Modules:
-    robots      -- `RobotSpec` table (Panda, UR5e, xArm 6/7): the published limits of
-                   `chord_robot.robots`, URDF, TCP and the points the safety layer checks.
+Modules, in reading order:
+    robots      -- `RobotSpec` table (Panda, UR5e, xArm 6/7): the shared description of
+                   `chord_robot.robots` (URDF, base and TCP links, joints, published limits)
+                   plus the points the safety layer checks.
     kinematics  -- forward kinematics from a URDF (yourdfpy parses; numpy composes, batched).
-    frames      -- poses and the scan-to-robot registration (`parse_transform`).
+    frames      -- the scan-to-robot registration (`parse_transform`); poses and transforms
+                   are `chord_robot.geometry`'s.
     arm         -- the `Arm` protocol, `ArmInfo`/`ArmState`/`GripperCommand`/`Progress`,
                    and `session` (always stops and disconnects).
     safety      -- the checks (limits, workspace, table, gripper, base, TCP, start) and
@@ -18,6 +20,7 @@ Modules:
 The curve an arm follows through a plan's waypoints (`JointTrajectory`) is the layer-0
 contract `chord_robot.trajectory`, which planning verifies its plans on and sim tracks.
 
-Imports numpy, scipy, yourdfpy and the `chord_robot` contracts only. None of the real-arm
-backends has been run against a physical arm yet.
+Shapes: S samples of a curve (or configurations), N checked points, T plan steps, dof joints.
+Imports numpy, scipy, yourdfpy and the `chord_robot` contracts only. How far the real-arm
+backends have been tested: docs/hardware-notes.md.
 """

@@ -26,7 +26,7 @@ class ArmInfo:
         robot: the robot model it is, as `Plan.robot` names it ("panda", "ur5e", "xarm6").
         joint_names: its arm joints, in the controller's order.
         gripper_max_width: full opening of its gripper, metres; 0 when it has none.
-        real: True for a physical arm (the CLI dry-runs those unless told --yes).
+        real: True for a physical arm (front ends dry-run those unless the user confirms).
         address: where it is ("sim", "franka://172.16.0.2", ...).
     """
 

@@ -1,4 +1,4 @@
-"""Poses and the scan-to-robot registration.
+"""The scan-to-robot registration (poses and transforms: `chord_robot.geometry`).
 
 Frames (DESIGN.md §3): a plan's `ee_poses`, `grasp_pose` and `robot_base` are in the *world*
 frame, which is the frame of the scan the plan was made from. `robot_base` is the pose of the
@@ -7,8 +7,8 @@ arm the same way wherever the scan was taken, so every physical check (limits, w
 table) is done in the *robot base* frame from the joints by forward kinematics.
 
 The registration ``robot_from_scan`` (4, 4) maps scan/world coordinates to the real robot's
-base frame: p_robot = robot_from_scan @ p_scan. It comes from a calibration (``--scan-to-robot``
-as a file or ``x,y,z,qw,qx,qy,qz``). Applied to a plan, it must carry the plan's `robot_base`
+base frame: p_robot = robot_from_scan @ p_scan. It comes from a calibration (the execute config's
+``scan_to_robot``: a file or ``x,y,z,qw,qx,qy,qz``). Applied to a plan, it must carry the plan's `robot_base`
 onto the identity: that is the statement "the planner's robot is where the real robot is".
 Without a registration the plan's own base is taken as the truth
 (robot_from_scan = inverse(robot_base)), which is what the simulator does.
@@ -21,44 +21,9 @@ import os
 from pathlib import Path
 
 import numpy as np
-from scipy.spatial.transform import Rotation
 
-from chord_robot.errors import InputError
-
-
-def pose_to_matrix(pose: np.ndarray) -> np.ndarray:
-    """(..., 7) wxyz_xyz -> (..., 4, 4) (the quaternion is normalised)."""
-    pose = np.asarray(pose, dtype=np.float64)
-    assert pose.shape[-1] == 7, pose.shape
-    flat = pose.reshape(-1, 7)
-    m = np.broadcast_to(np.eye(4), (len(flat), 4, 4)).copy()
-    m[:, :3, :3] = Rotation.from_quat(flat[:, [1, 2, 3, 0]]).as_matrix()
-    m[:, :3, 3] = flat[:, 4:]
-    return m.reshape(pose.shape[:-1] + (4, 4))
-
-
-def matrix_to_pose(m: np.ndarray) -> np.ndarray:
-    """(..., 4, 4) -> (..., 7) wxyz_xyz with w >= 0."""
-    m = np.asarray(m, dtype=np.float64)
-    flat = m.reshape(-1, 4, 4)
-    xyzw = Rotation.from_matrix(flat[:, :3, :3]).as_quat()
-    wxyz = xyzw[:, [3, 0, 1, 2]]
-    wxyz *= np.where(wxyz[:, :1] < 0, -1.0, 1.0)
-    return np.concatenate([wxyz, flat[:, :3, 3]], axis=1).reshape(m.shape[:-2] + (7,))
-
-
-def invert(m: np.ndarray) -> np.ndarray:
-    """Inverse of a rigid (4, 4) transform."""
-    out = np.eye(4)
-    out[:3, :3] = m[:3, :3].T
-    out[:3, 3] = -m[:3, :3].T @ m[:3, 3]
-    return out
-
-
-def rotation_angle(m: np.ndarray) -> float:
-    """Angle (rad) of the rotation part of a (4, 4) transform."""
-    c = (np.trace(m[:3, :3]) - 1) / 2
-    return float(np.arccos(np.clip(c, -1.0, 1.0)))
+from chord_robot.errors import ConfigError, InputError, quote
+from chord_robot.geometry import pose_to_matrix
 
 
 def check_rigid(m: np.ndarray, what: str) -> np.ndarray:
@@ -79,7 +44,7 @@ def check_rigid(m: np.ndarray, what: str) -> np.ndarray:
 
 
 def parse_transform(text: str | os.PathLike[str]) -> np.ndarray:
-    """A registration from the command line or a file -> (4, 4) robot_from_scan.
+    """A registration (the execute config's ``scan_to_robot``) -> (4, 4) robot_from_scan.
 
     Accepted:
         ``"x,y,z,qw,qx,qy,qz"``: translation (m) and a wxyz quaternion;
@@ -91,13 +56,17 @@ def parse_transform(text: str | os.PathLike[str]) -> np.ndarray:
     values = _numbers(s)
     if values is not None:
         if len(values) != 7:
-            raise InputError(
-                f"--scan-to-robot {s!r}: give x,y,z,qw,qx,qy,qz (7 numbers) or a file, got {len(values)} numbers"
+            raise ConfigError(
+                "scan_to_robot",
+                f"{{field}} {quote(s)}: give x,y,z,qw,qx,qy,qz (7 numbers) or a file, "
+                f"got {len(values)} numbers",
             )
         return _from_list(values, s)
     path = Path(os.path.expanduser(s))
     if not path.is_file():
-        raise InputError(f"--scan-to-robot {s!r} is neither x,y,z,qw,qx,qy,qz nor an existing file")
+        raise ConfigError(
+            "scan_to_robot", f"{{field}} {quote(s)} is neither x,y,z,qw,qx,qy,qz nor an existing file"
+        )
     body = path.read_text()
     if path.suffix.lower() == ".json":
         try:

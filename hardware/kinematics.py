@@ -8,7 +8,6 @@ the tests hold the fast path to.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -16,20 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from chord_robot.errors import SafetyError
+from chord_robot.robots import resolve_urdf
 from hardware.robots import RobotSpec
-
-
-def resolve_urdf(identifier: str) -> Path:
-    """A URDF identifier -> a file path.
-
-    ``"pybullet_data:<relative path>"`` resolves inside the pybullet_data package (a data
-    package: importing it does not import pybullet); anything else is a file path.
-    """
-    if identifier.startswith("pybullet_data:"):
-        import pybullet_data
-
-        return Path(pybullet_data.getDataPath()) / identifier.split(":", 1)[1]
-    return Path(os.path.expanduser(identifier))
 
 
 @dataclass(frozen=True)
@@ -133,7 +120,7 @@ class Kinematics:
             q: (S, dof) configurations.
             points: (link, (3,) offset in the link frame) pairs, P of them.
         Returns:
-            (S, P, 3).
+            (S, N, 3).
         """
         poses = self.link_poses(q, sorted({link for link, _ in points}))
         cols = [

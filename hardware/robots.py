@@ -1,23 +1,18 @@
-"""The robots the hardware layer can drive: joint limits, kinematic model and checked points.
+"""The robots the hardware layer can drive: the shared descriptions and the checked points.
 
-The limits are the project's one table, `chord_robot.robots` (Franka's, UR's and UFACTORY's
-published values, each with its source), which planning plans within; this module adds what
-only the hardware layer needs: the URDF, base and TCP links, and the points the safety layer
-keeps inside the workspace and above the table.
+The description of each robot (URDF, base and TCP links, joints and published limits) is the
+project's one table, `chord_robot.robots`, which planning plans within; this module adds what
+only the hardware layer needs: the points the safety layer keeps inside the workspace and
+above the table.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chord_robot import robots
 from chord_robot.errors import SafetyError
-from chord_robot.robots import (
-    PANDA_LIMITS,
-    UR5E_LIMITS,
-    XARM6_LIMITS,
-    XARM7_LIMITS,
-    RobotLimits,
-)
+from chord_robot.robots import PANDA_LIMITS, RobotDescription, RobotLimits
 
 __all__ = [
     "PANDA",
@@ -49,37 +44,14 @@ class CheckedPoint:
 
 
 @dataclass(frozen=True)
-class RobotSpec:
-    """A robot the hardware layer knows.
+class RobotSpec(RobotDescription):
+    """A robot the hardware layer knows: its `RobotDescription` and the points it checks.
 
     Attributes:
-        name: the name plans use (`Plan.robot`).
-        urdf: default URDF identifier ("pybullet_data:<path>" or a file path); a plan's own
-            `robot_urdf` takes precedence. None when no URDF ships with the project.
-        base_link: the URDF link whose frame is the robot base frame.
-        tcp_link: the link whose frame is the plan's TCP (`Plan.ee_poses`).
-        limits: the robot's published limits (`chord_robot.robots`), which also name its arm
-            joints in the order the controller uses.
         points: points checked against the workspace box and the table plane.
-        gripper_max_width: opening of the robot's usual gripper when fully open, metres.
     """
 
-    name: str
-    urdf: str | None
-    base_link: str
-    tcp_link: str
-    limits: RobotLimits
     points: tuple[CheckedPoint, ...]
-    gripper_max_width: float
-
-    @property
-    def joint_names(self) -> tuple[str, ...]:
-        """The arm joints, in the order the controller uses."""
-        return self.limits.joint_names
-
-    @property
-    def dof(self) -> int:
-        return len(self.joint_names)
 
 
 # The Franka Hand, in the frame of panda_grasptarget (z: approach, y: finger closing axis):
@@ -93,12 +65,8 @@ _PANDA_HAND_CORNERS = tuple(
     )
 )
 
-PANDA = RobotSpec(
-    name="panda",
-    urdf="pybullet_data:franka_panda/panda.urdf",
-    base_link="panda_link0",
-    tcp_link="panda_grasptarget",
-    limits=PANDA_LIMITS,
+PANDA = RobotSpec.extend(
+    robots.PANDA,
     points=(
         CheckedPoint("tcp", "panda_grasptarget"),
         CheckedPoint("left fingertip", "panda_grasptarget", (0.0, 0.04, 0.008)),
@@ -109,15 +77,10 @@ PANDA = RobotSpec(
         CheckedPoint("elbow", "panda_link4"),
         *_PANDA_HAND_CORNERS,
     ),
-    gripper_max_width=0.08,
 )
 
-UR5E = RobotSpec(
-    name="ur5e",
-    urdf=None,
-    base_link="base_link",
-    tcp_link="tool0",
-    limits=UR5E_LIMITS,
+UR5E = RobotSpec.extend(
+    robots.UR5E,
     points=(
         CheckedPoint("tool flange", "tool0"),
         CheckedPoint("wrist 3", "wrist_3_link"),
@@ -125,36 +88,17 @@ UR5E = RobotSpec(
         CheckedPoint("wrist 1", "wrist_1_link"),
         CheckedPoint("forearm", "forearm_link"),
     ),
-    gripper_max_width=0.085,
 )
 
-XARM6 = RobotSpec(
-    name="xarm6",
-    urdf="pybullet_data:xarm/xarm6_robot.urdf",
-    base_link="link_base",
-    tcp_link="link6",
-    limits=XARM6_LIMITS,
-    points=(
-        CheckedPoint("tool flange", "link6"),
-        CheckedPoint("wrist", "link5"),
-        CheckedPoint("forearm", "link4"),
-    ),
-    gripper_max_width=0.085,
-)
 
-XARM7 = RobotSpec(
-    name="xarm7",
-    urdf=None,
-    base_link="link_base",
-    tcp_link="link7",
-    limits=XARM7_LIMITS,
-    points=(
-        CheckedPoint("tool flange", "link7"),
-        CheckedPoint("wrist", "link6"),
-        CheckedPoint("forearm", "link5"),
-    ),
-    gripper_max_width=0.085,
-)
+def _xarm_points(dof: int) -> tuple[CheckedPoint, ...]:
+    """The flange (link ``dof``), wrist and forearm of an xArm with ``dof`` joints."""
+    names = ("tool flange", "wrist", "forearm")
+    return tuple(CheckedPoint(n, f"link{dof - i}") for i, n in enumerate(names))
+
+
+XARM6 = RobotSpec.extend(robots.XARM6, points=_xarm_points(6))
+XARM7 = RobotSpec.extend(robots.XARM7, points=_xarm_points(7))
 
 ROBOTS: dict[str, RobotSpec] = {r.name: r for r in (PANDA, UR5E, XARM6, XARM7)}
 """Every robot the hardware layer can check and drive, by `Plan.robot` name."""

@@ -23,13 +23,14 @@ A failed check refuses the plan with `Refusal` (a `SafetyError`: exit code 2, no
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from chord_robot.errors import SafetyError
+from chord_robot.geometry import invert, pose_to_matrix, rotation_angle
 from chord_robot.trajectory import JointTrajectory, derivatives, evaluation_times
-from hardware.frames import invert, pose_to_matrix, rotation_angle
 from hardware.kinematics import Kinematics
 from hardware.robots import RobotSpec
 
@@ -241,8 +242,8 @@ def check_cartesian(
     axes = "xyz"
     for traj in trajectories:
         t = evaluation_times(traj, config.check_dt)
-        x = kin.points(traj.curve()(t), pts)  # (S, P, 3)
-        margins = np.concatenate([x - lo, hi - x], axis=2)  # (S, P, 6)
+        x = kin.points(traj.curve()(t), pts)  # (S, N, 3)
+        margins = np.concatenate([x - lo, hi - x], axis=2)  # (S, N, 6)
         s, p, a = np.unravel_index(np.argmin(margins), margins.shape)
         if margins[s, p, a] < ws_margin:
             ws_margin = float(margins[s, p, a])
@@ -251,7 +252,7 @@ def check_cartesian(
                 f"the {labels[p]} comes {abs(ws_margin):.3f} m {'inside' if ws_margin >= 0 else 'outside'} "
                 f"the workspace face {face} at {_where(traj, t[s])}"
             )
-        z = x[..., 2] - config.table_z  # (S, P)
+        z = x[..., 2] - config.table_z  # (S, N)
         s, p = np.unravel_index(np.argmin(z), z.shape)
         if z[s, p] < tb_margin:
             tb_margin = float(z[s, p])
@@ -333,10 +334,10 @@ def check_base(
             0.0,
             config.base_tolerance,
             "m",
-            "no --scan-to-robot: the plan's robot base is taken as the real one",
+            "no scan-to-robot registration: the plan's robot base is taken as the real one",
         )
     m = robot_from_scan @ pose_to_matrix(robot_base)
-    offset, angle = float(np.linalg.norm(m[:3, 3])), rotation_angle(m)
+    offset, angle = float(np.linalg.norm(m[:3, 3])), float(rotation_angle(m))
     ok = offset <= config.base_tolerance and angle <= config.base_angle_tolerance
     detail = f"the plan's robot base is {offset:.3f} m and {np.degrees(angle):.1f} deg from the registered one"
     if not ok:
@@ -357,15 +358,17 @@ def check_tcp(
     fk = kin.link_poses(joints, [spec.tcp_link])[spec.tcp_link][:, :3, 3]
     ee = (robot_from_scan @ pose_to_matrix(ee_poses))[:, :3, 3]
     err = np.linalg.norm(fk - ee, axis=1)
-    i = int(np.argmax(err))
-    ok = err[i] <= config.tcp_tolerance
-    detail = f"largest distance {err[i]:.4f} m at step {i}"
-    if not ok:
-        detail = (
+    return _largest(
+        "tcp",
+        err,
+        config.tcp_tolerance,
+        "m",
+        lambda i: f"largest distance {err[i]:.4f} m at step {i}",
+        lambda i: (
             f"the plan's end-effector pose at step {i} is {err[i]:.3f} m from where its joints put "
             f"the {spec.tcp_link} frame: the plan was made for another robot model, TCP or base"
-        )
-    return Check("tcp", bool(ok), float(err[i]), config.tcp_tolerance, "m", detail)
+        ),
+    )
 
 
 def check_start(
@@ -373,16 +376,33 @@ def check_start(
 ) -> Check:
     """The plan's first configuration is the arm's current one (max abs joint difference)."""
     diff = np.abs(np.asarray(plan_start, float) - np.asarray(current, float))
-    j = int(np.argmax(diff))
-    ok = diff[j] <= config.start_tolerance
-    detail = f"{joint_names[j]} differs by {diff[j]:.4f} rad"
-    if not ok:
-        detail = (
+    return _largest(
+        "start",
+        diff,
+        config.start_tolerance,
+        "rad",
+        lambda j: f"{joint_names[j]} differs by {diff[j]:.4f} rad",
+        lambda j: (
             f"the plan starts {diff[j]:.3f} rad away from the arm's current configuration "
             f"({joint_names[j]}: plan {plan_start[j]:+.3f}, arm {current[j]:+.3f} rad; tolerance "
             f"{config.start_tolerance:g} rad): move the arm to the plan's start or re-plan from here"
-        )
-    return Check("start", bool(ok), float(diff[j]), config.start_tolerance, "rad", detail)
+        ),
+    )
+
+
+def _largest(
+    name: str,
+    values: np.ndarray,
+    tolerance: float,
+    unit: str,
+    passed: Callable[[int], str],
+    failed: Callable[[int], str],
+) -> Check:
+    """The check that the largest of ``values`` is within ``tolerance``, worded by ``passed`` or
+    ``failed`` called with its index."""
+    i = int(np.argmax(values))
+    ok = bool(values[i] <= tolerance)
+    return Check(name, ok, float(values[i]), tolerance, unit, passed(i) if ok else failed(i))
 
 
 def registration_or_plan_base(

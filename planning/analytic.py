@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from chord_robot import geometry
 from chord_robot.flow import ObjectFlow, ObjectMotion
-from planning import se3
 
 
 def box_surface(
@@ -71,8 +71,8 @@ def translation_flow(
 
 def hinge_poses(pivot: np.ndarray, axis: np.ndarray, angle: float, num_frames: int) -> np.ndarray:
     """(T, 4, 4) rotations by ``ease * angle`` (radians) about the line through ``pivot`` along ``axis``."""
-    r = se3.rotation_about(axis, ease(num_frames) * angle)
-    return se3.make(r, pivot - np.einsum("tij,j->ti", r, pivot))
+    r = geometry.rotation_about(axis, ease(num_frames) * angle)
+    return geometry.make_transform(r, pivot - np.einsum("tij,j->ti", r, pivot))
 
 
 HINGE_PIVOT = np.array([0.5, 0.0, 0.05])
@@ -88,7 +88,7 @@ def hinge_flow(num_frames: int = 41, angle_deg: float = 60.0, fps: float = 10.0)
     lid = box_surface((0.01, 0.15, 0.25), (HINGE_PIVOT[0], 0.0, HINGE_PIVOT[2] + 0.125 + 0.005))
     block = box_surface((0.06, 0.15, 0.05), (HINGE_PIVOT[0], 0.0, 0.025), spacing=0.01)
     poses = hinge_poses(HINGE_PIVOT, HINGE_AXIS, np.deg2rad(angle_deg), num_frames)
-    lid_traj = se3.apply(poses, np.broadcast_to(lid, (num_frames,) + lid.shape))
+    lid_traj = geometry.transform_points(poses, np.broadcast_to(lid, (num_frames,) + lid.shape))
     pts = np.concatenate([lid, block])
     traj = np.concatenate([lid_traj, np.broadcast_to(block, (num_frames,) + block.shape)], 1)
     # Control points: one on the lid (moving), one on the block (still); LBS by nearest.
@@ -111,8 +111,8 @@ def arc_flow(num_frames: int = 41, fps: float = 10.0) -> ObjectFlow:
     s = ease(num_frames)
     center = np.array([0.45, -0.12, BOX_SIZE[2] / 2])
     shift = np.stack([0.05 * s, 0.25 * s, 0.12 * np.sin(np.pi * s)], 1)
-    r = se3.rotation_about(np.array([0.0, 0.0, 1.0]), np.deg2rad(30.0) * s)
-    poses = se3.make(r, center + shift - np.einsum("tij,j->ti", r, center))
+    r = geometry.rotation_about(np.array([0.0, 0.0, 1.0]), np.deg2rad(30.0) * s)
+    poses = geometry.make_transform(r, center + shift - np.einsum("tij,j->ti", r, center))
     return _flow(
         "put the box on the right", ObjectMotion.rigid(pts, poses), {"table": table()}, fps
     )

@@ -8,12 +8,12 @@ AnyGrasp, ...) can replace `AntipodalGraspPlanner` by returning the same `Grasp`
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 from scipy.spatial import cKDTree
 
-from planning import se3
+from chord_robot import geometry
 from planning.robot import GripperSpec
 
 
@@ -36,7 +36,7 @@ class Grasp:
     width: float
     score: float
     contacts: np.ndarray
-    mode: str = "grasp"
+    mode: Literal["grasp", "push"] = "grasp"
     pinch: bool = False
 
 
@@ -262,7 +262,7 @@ class AntipodalGraspPlanner:
         u, v = _perpendicular_basis(axis)
         phi = np.arange(cfg.approaches) * (2 * np.pi / cfg.approaches)
         approach = np.cos(phi)[:, None] * u + np.sin(phi)[:, None] * v
-        poses = se3.frame_from_axes(
+        poses = geometry.frame_from_axes(
             approach, np.broadcast_to(axis, approach.shape), np.broadcast_to(center, approach.shape)
         )
         nearby = scene[scene_tree.query_ball_point(center, reach)]

@@ -4,7 +4,8 @@
 only the joints between the base and the TCP, with consecutive fixed transforms folded into
 one matrix. It computes exactly `pyroki.Robot.forward_kinematics(q)[tcp]` (tests hold the two
 together), but as seven small unrolled matrix products instead of a loop over every link of
-the tree, which halves XLA compile time of every solver that differentiates through it.
+the tree, which shortens the XLA compile of every solver that differentiates through it
+(docs/planning-notes.md).
 
 The pose of the TCP is always constrained through points attached to it: flow alignment uses
 the grasped points expressed in the TCP frame, pose targets use a few marker points. One
@@ -112,9 +113,9 @@ class BodyPoints:
     """Points fixed to the robot's links, each with the clearance its body needs around it.
 
     Attributes:
-        frame: (S,) index into `chain_frames` of the frame each point is fixed in.
-        local: (S, 3) the points in those frames, metres.
-        radius: (S,) how far the robot's surface reaches around each point, metres.
+        frame: (N,) index into `chain_frames` of the frame each point is fixed in.
+        local: (N, 3) the points in those frames, metres.
+        radius: (N,) how far the robot's surface reaches around each point, metres.
     """
 
     frame: np.ndarray
@@ -173,8 +174,8 @@ def robot_spheres(chain: TcpChain, spec: RobotSpec) -> BodyPoints:
 
 
 def body_points(chain: TcpChain, points: BodyPoints, q: jax.Array) -> jax.Array:
-    """(S, 3) base-frame positions of ``points`` for (dof,) joints."""
-    frames = chain_frames(chain, q)[points.frame]  # (S, 4, 4)
+    """(N, 3) base-frame positions of ``points`` for (dof,) joints."""
+    frames = chain_frames(chain, q)[points.frame]  # (N, 4, 4)
     return jnp.einsum("sij,sj->si", frames[:, :3, :3], points.local) + frames[:, :3, 3]
 
 
@@ -185,18 +186,18 @@ def attached_point_residual(
 
     Args:
         tcp: (4, 4) TCP pose.
-        local: (P, 3) points in the TCP frame.
-        target: (P, 3) where they should be, same frame as ``tcp``.
-        sqrt_w: (P,) square-root weights (0 for padding).
+        local: (N, 3) points in the TCP frame.
+        target: (N, 3) where they should be, same frame as ``tcp``.
+        sqrt_w: (N,) square-root weights (0 for padding).
     Returns:
-        (P * 3,) residuals sqrt_w_i (tcp local_i - target_i).
+        (N * 3,) residuals sqrt_w_i (tcp local_i - target_i).
     """
     moved = local @ tcp[:3, :3].T + tcp[:3, 3]
     return (sqrt_w[:, None] * (moved - target)).reshape(-1)
 
 
 def normalized_sqrt_weights(w: jax.Array, scale: float) -> jax.Array:
-    """(..., P) weights -> square roots scaled so each frame's squared residual is
+    """(..., N) weights -> square roots scaled so each frame's squared residual is
     ``scale^2`` times its weighted mean squared distance (frames with no weight stay 0)."""
     total = jnp.sum(w, axis=-1, keepdims=True)
     return scale * jnp.sqrt(w / jnp.where(total > 0, total, 1.0))
@@ -222,7 +223,7 @@ class IKConfig:
 
 @dataclass(frozen=True, eq=False)
 class PathIK:
-    """Jitted IK of a sequence of attached-point targets; compiled once per (S, M, P) shape.
+    """Jitted IK of a sequence of attached-point targets; compiled once per (seeds, S, N) shape.
 
     Attributes:
         chain: TCP kinematics.
@@ -307,14 +308,14 @@ class PathIK:
         """IK along a path: frame 0 from the best of several seeds, then warm-started.
 
         Args:
-            seeds: (S, dof) starting configurations for the first frame.
+            seeds: (seeds, dof) starting configurations for the first frame.
             q_ref: (dof,) reference configuration the first solution leans towards.
-            local: (M, P, 3) points in the TCP frame.
-            target: (M, P, 3) their targets in the base frame.
-            w: (M, P) non-negative weights.
+            local: (S, N, 3) points in the TCP frame.
+            target: (S, N, 3) their targets in the base frame.
+            w: (S, N) non-negative weights.
             scale: residual scale of the point terms against the regularisers (1/metres).
         Returns:
-            (M, dof) configurations and (M,) weighted RMS point distance per frame, metres.
+            (S, dof) configurations and (S,) weighted RMS point distance per frame, metres.
         """
         m, p = w.shape
         assert seeds.ndim == 2 and seeds.shape[1] == len(self.lower), seeds.shape

@@ -1,15 +1,15 @@
 """The step layout of one manipulation, its targets, and its assembly into a timed Plan.
 
-Optimisation steps (N = A + T + R)::
+Optimisation steps (S = A + T + R)::
 
     0                 start configuration
     1 .. F            free approach steps (joint-space path to the pre-grasp)
     F+1 .. A-1        insertion: pre-grasp -> grasp, straight along the TCP's z
     A .. A+T-1        manipulate: one step per flow frame, grasp at A
-    A+T .. N-1        retreat: back along the TCP's z
+    A+T .. S-1        retreat: back along the TCP's z
 
 In the Plan the grasp and the last manipulate step are repeated, so the gripper can close
-(open) at rest between segments: approach [0, A], manipulate [A+1, A+T], retreat [A+T+1, N+1].
+(open) at rest between segments: approach [0, A], manipulate [A+1, A+T], retreat [A+T+1, S+1].
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from chord_robot import geometry
 from chord_robot.plans import Plan
-from planning import se3
 from planning.grasps import Grasp
 from planning.kinematics import marker_points
 from planning.region import CarriedPoints
@@ -63,14 +63,14 @@ class StepLayout:
         return slice(self.grasp, self.grasp + self.frames)
 
     def smoothness_mask(self) -> np.ndarray:
-        """(N - 2,) smoothness multipliers of the triples centred at steps 1..N-2: zero at the
+        """(S - 2,) smoothness multipliers of the triples centred at steps 1..S-2: zero at the
         grasp and at the release, where the arm stops for the gripper anyway."""
         mask = np.ones(self.size - 2)
         mask[[self.grasp - 1, self.grasp + self.frames - 2]] = 0.0
         return mask
 
     def plan_segments(self, steps: np.ndarray) -> list[np.ndarray]:
-        """Approach, manipulate and retreat parts of per-step values (N, ...), the grasp and
+        """Approach, manipulate and retreat parts of per-step values (S, ...), the grasp and
         the release repeated."""
         a, t = self.grasp, self.frames
         return [steps[: a + 1], steps[a : a + t], steps[a + t - 1 :]]
@@ -96,11 +96,11 @@ def step_targets(
     Args:
         grasp: (4, 4) TCP pose at the grasp.
         ee: (T, 4, 4) TCP poses the rigid attachment predicts over the flow.
-        carried: the grasped region, P points.
+        carried: the grasped region, N points.
         approach: pre-grasp distance back along the TCP's z, metres.
         retreat: retreat distance back along the final TCP's z, metres.
     Returns:
-        (N, P, 3) points in the TCP frame, (N, P, 3) their targets, (N, P) weights.
+        (S, N, 3) points in the TCP frame, (S, N, 3) their targets, (S, N) weights.
     """
     a, t, r = layout.grasp, layout.frames, layout.retreat_steps
     assert ee.shape == (t, 4, 4), ee.shape
@@ -114,9 +114,9 @@ def step_targets(
     markers = marker_points()
     for i, pose in poses.items():
         local[i, :4] = markers
-        target[i, :4] = se3.apply(pose, markers)
+        target[i, :4] = geometry.transform_points(pose, markers)
         weights[i, :4] = 1.0
-    local[a : a + t] = se3.apply(se3.inverse(grasp), carried.points)
+    local[a : a + t] = geometry.transform_points(geometry.invert(grasp), carried.points)
     target[a : a + t] = carried.trajectories
     weights[a : a + t] = carried.weights
     return local, target, weights
@@ -128,7 +128,7 @@ def pose_error(
     """Largest RMS marker error (metres) of the approach and retreat pose targets.
 
     Args:
-        ee: (N, 4, 4) TCP poses, in the frame of ``target``.
+        ee: (S, 4, 4) TCP poses, in the frame of ``target``.
         local, target, weights: the steps' attached points (see `step_targets`).
     """
     worst = 0.0
@@ -137,7 +137,7 @@ def pose_error(
         w = weights[i]
         if w.sum() == 0:
             continue
-        d = np.linalg.norm(se3.apply(ee[i], local[i]) - target[i], axis=1)
+        d = np.linalg.norm(geometry.transform_points(ee[i], local[i]) - target[i], axis=1)
         worst = max(worst, float(np.sqrt((w * d**2).sum() / w.sum())))
     return worst
 
@@ -158,8 +158,8 @@ def assemble_plan(
     within the robot's limits x ``timing.speed`` (`planning.timing.time_segment`).
 
     Args:
-        q: (N, dof) joints within the limits.
-        ee: (N, 4, 4) TCP poses, world frame.
+        q: (S, dof) joints within the limits.
+        ee: (S, 4, 4) TCP poses, world frame.
         base: (4, 4) robot base pose, world frame.
     """
     assert q.shape == (layout.size, model.dof) and ee.shape == (layout.size, 4, 4)
@@ -182,9 +182,9 @@ def assemble_plan(
         robot_urdf=model.spec.urdf,
         object=name,
         mode=grasp.mode,
-        grasp_pose=se3.to_wxyz_xyz(grasp.pose),
+        grasp_pose=geometry.matrix_to_pose(grasp.pose),
         grasp_width=grasp.width,
-        ee_poses=se3.to_wxyz_xyz(np.concatenate(layout.plan_segments(ee))),
+        ee_poses=geometry.matrix_to_pose(np.concatenate(layout.plan_segments(ee))),
         joints=np.concatenate(parts),
         times=np.concatenate(times),
         gripper=gripper,
@@ -197,5 +197,5 @@ def assemble_plan(
             "timing_stretch": max(s.stretch for s in timed),
         },
         joint_names=model.joint_names,
-        robot_base=se3.to_wxyz_xyz(base),
+        robot_base=geometry.matrix_to_pose(base),
     )

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planning import se3
+from chord_robot import geometry
 from planning.grasps import Grasp, GraspRequest, collision_counts
 
 
@@ -83,8 +83,8 @@ class PinchPlanner:
             if np.linalg.norm(across) < 1e-9:
                 across = np.cross(approach, helper)
             angles = np.pi * np.arange(cfg.rolls) / cfg.rolls
-            closing = [se3.rotation_about(approach, a) @ across for a in angles]
-            poses = np.stack([se3.frame_from_axes(approach, c, origin) for c in closing])
+            closing = [geometry.rotation_about(approach, a) @ across for a in angles]
+            poses = np.stack([geometry.frame_from_axes(approach, c, origin) for c in closing])
             # The fingers close on the sheet itself: only the rest of the scene is tested.
             hits = collision_counts(
                 poses, request.obstacles, g, g.max_width, cfg.approach_distance, cfg.clearance

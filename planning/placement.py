@@ -1,4 +1,4 @@
-"""Where to put the robot's base when the user does not say (`--robot-base`).
+"""Where to put the robot's base when the caller gives none.
 
 Candidates stand on the surface the object rests on, at a few distances around it, facing it;
 a candidate is kept if its footprint is free of scene points, and ranked by how comfortably
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from planning import se3
+from chord_robot import geometry
 from planning.robot import RobotSpec
 
 
@@ -38,7 +38,7 @@ def base_candidates(
     spec: RobotSpec,
     config: PlacementConfig | None = None,
 ) -> list[np.ndarray]:
-    """Base poses (4, 4), best first, from which ``targets`` (K, 3) are within reach.
+    """Base poses (4, 4), best first, from which ``targets`` (N, 3) are within reach.
 
     Args:
         targets: points the TCP must reach over the motion (world frame).
@@ -60,6 +60,6 @@ def base_candidates(
             r = np.linalg.norm(targets - shoulder, axis=1)
             margin = min(spec.reach - r.max(), r.min() - config.min_reach)
             yaw = np.arctan2(center[1] - xy[1], center[0] - xy[0])
-            scored.append((margin, se3.yaw_pose(xy[0], xy[1], support_z, yaw)))
+            scored.append((margin, geometry.yaw_pose(xy[0], xy[1], support_z, yaw)))
     scored.sort(key=lambda s: -s[0])
     return [pose for _, pose in scored]

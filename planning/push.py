@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.spatial import cKDTree
 
-from planning import se3
+from chord_robot import geometry
 from planning.grasps import Grasp, GraspRequest, collision_counts, gripper_boxes
 
 
@@ -68,10 +68,10 @@ class PushPlanner:
             origin = pts[i] - approach * (g.finger_tip + cfg.standoff)
             poses = []
             for k in range(cfg.rolls):
-                closing = se3.rotation_about(approach, np.pi * k / cfg.rolls) @ np.cross(
+                closing = geometry.rotation_about(approach, np.pi * k / cfg.rolls) @ np.cross(
                     approach, helper
                 )
-                poses.append(se3.frame_from_axes(approach, closing, origin))
+                poses.append(geometry.frame_from_axes(approach, closing, origin))
             poses = np.stack(poses)
             before = poses.copy()
             before[:, :3, 3] = pts[i] - approach * (g.finger_tip + touch_gap)

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from chord_robot import geometry
 from chord_robot.errors import InputError, PlanningFailure
 from chord_robot.flow import ObjectFlow, ObjectMotion
-from planning import se3
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def select_object(
     if name is not None:
         if name not in flow.objects:
             raise InputError(
-                f"--object {name!r} is not in the flow; objects: {', '.join(sorted(flow.objects))}"
+                f"object {name!r} is not in the flow; objects: {', '.join(sorted(flow.objects))}"
             )
         if float(max_displacement(flow.objects[name]).max()) < config.min_displacement:
             raise PlanningFailure(
@@ -82,9 +82,9 @@ class CarriedPoints:
     """The grasped region as the optimiser sees it.
 
     Attributes:
-        index: (P,) indices into the object's points (padding repeats index 0).
-        weights: (P,) weights in [0, 1]; 0 for padding.
-        trajectories: (T, P, 3) their flow, world frame.
+        index: (N,) indices into the object's points (padding repeats index 0).
+        weights: (N,) weights in [0, 1]; 0 for padding.
+        trajectories: (T, N, 3) their flow, world frame.
     """
 
     index: np.ndarray
@@ -93,7 +93,7 @@ class CarriedPoints:
 
     @property
     def points(self) -> np.ndarray:
-        """(P, 3) frame-0 positions."""
+        """(N, 3) frame-0 positions."""
         return self.trajectories[0]
 
 
@@ -166,8 +166,8 @@ def rigid_part(
     order = candidates[np.argsort(distance[candidates], kind="stable")]
     keep = order[: max(config.core_points, 3)]
     for _ in range(2):  # fit on the core, then refit on everything that agrees with it
-        fit = se3.kabsch(trajectories[0, keep], trajectories[:, keep])
-        predicted = se3.apply(
+        fit = geometry.kabsch(trajectories[0, keep], trajectories[:, keep])
+        predicted = geometry.transform_points(
             fit, np.broadcast_to(trajectories[0, candidates], trajectories[:, candidates].shape)
         )
         err = np.linalg.norm(predicted - trajectories[:, candidates], axis=-1).max(0)
@@ -181,7 +181,7 @@ def rigid_part(
 def rigid_fit(carried: CarriedPoints) -> np.ndarray:
     """(T, 4, 4) weighted Kabsch fit M(t) of the carried points' flow: p(t) ~ M(t) p(0)."""
     keep = carried.weights > 0
-    return se3.kabsch(carried.points[keep], carried.trajectories[:, keep], carried.weights[keep])
+    return geometry.kabsch(carried.points[keep], carried.trajectories[:, keep], carried.weights[keep])
 
 
 def rigid_residual(carried: CarriedPoints) -> np.ndarray:
@@ -194,23 +194,23 @@ def rigid_residual(carried: CarriedPoints) -> np.ndarray:
     keep = carried.weights > 0
     points, w = carried.points[keep], carried.weights[keep]
     traj = carried.trajectories[:, keep]
-    predicted = se3.apply(rigid_fit(carried), np.broadcast_to(points, traj.shape))
+    predicted = geometry.transform_points(rigid_fit(carried), np.broadcast_to(points, traj.shape))
     d2 = ((predicted - traj) ** 2).sum(-1)
     return np.sqrt(d2 @ w / w.sum())
 
 
 def alignment_errors(ee: np.ndarray, grasp: np.ndarray, carried: CarriedPoints) -> np.ndarray:
-    """(T, P) distance between the flow and the rigid-attachment prediction E(t) E(0)^-1 p(0).
+    """(T, N) distance between the flow and the rigid-attachment prediction E(t) E(0)^-1 p(0).
 
     Args:
         ee: (T, 4, 4) planned TCP poses over the manipulate segment, world frame.
         grasp: (4, 4) TCP pose at the grasp (E(0) of the attachment), world frame.
     """
-    local = se3.apply(se3.inverse(grasp), carried.points)
-    predicted = se3.apply(ee, np.broadcast_to(local, (len(ee),) + local.shape))
+    local = geometry.transform_points(geometry.invert(grasp), carried.points)
+    predicted = geometry.transform_points(ee, np.broadcast_to(local, (len(ee),) + local.shape))
     return np.linalg.norm(predicted - carried.trajectories, axis=-1)
 
 
 def weighted_mean(errors: np.ndarray, weights: np.ndarray) -> float:
-    """Mean of (T, P) errors over frames and points, weighted by (P,) weights."""
+    """Mean of (T, N) errors over frames and points, weighted by (N,) weights."""
     return float((errors * weights).sum() / (weights.sum() * len(errors)))

@@ -1,6 +1,7 @@
-"""Robot models: a URDF loaded with yourdfpy into a PyRoki kinematic tree, plus the facts
-the planner needs that a URDF does not hold (the TCP, the gripper geometry, and the published
-joint limits of `chord_robot.robots`, which replace the URDF's in the loaded model).
+"""Robot models: the shared description of `chord_robot.robots` (URDF, TCP, arm joints and
+published limits) plus what only the planner needs (locked fingers, home, gripper geometry,
+covering spheres), loaded with yourdfpy into a PyRoki kinematic tree whose joint limits are
+the published ones, not the URDF's.
 
 The arm is modelled with its gripper joints locked: the optimiser's configuration is the arm
 joints only (7 for the Panda), and the gripper is commanded separately (`Plan.gripper`).
@@ -14,9 +15,9 @@ from functools import cached_property
 
 import numpy as np
 
+from chord_robot import geometry, robots
 from chord_robot.errors import InputError
-from chord_robot.robots import PANDA_LIMITS, RobotLimits
-from planning import se3
+from chord_robot.robots import RobotDescription, resolve_urdf
 
 
 @dataclass(frozen=True)
@@ -43,22 +44,13 @@ class GripperSpec:
 
 
 @dataclass(frozen=True)
-class RobotSpec:
-    """Which robot to load and what the URDF does not say about it."""
+class RobotSpec(RobotDescription):
+    """A robot to plan for: its `RobotDescription` (URDF, TCP link, arm joints and published
+    limits, which replace the URDF's so plans pass the hardware safety layer) and what the
+    planner needs besides."""
 
-    name: str
-    """Short name stored in the Plan ("panda")."""
-    urdf: str
-    """URDF identifier: "pybullet_data:<relative path>" or a file path."""
-    tcp_link: str
-    """Link whose frame is the tool centre point (z approach, y finger closing axis)."""
-    arm_joints: tuple[str, ...]
-    """Actuated joints the planner moves, in order."""
     locked_joints: tuple[str, ...]
     """Joints held fixed in the kinematic model (the fingers)."""
-    limits: RobotLimits
-    """Published position, velocity, acceleration and jerk limits of the arm joints
-    (`chord_robot.robots`); they replace the URDF's, so plans pass the hardware safety layer."""
     home: tuple[float, ...]
     """Default start configuration of the arm joints, radians."""
     shoulder_height: float
@@ -75,6 +67,11 @@ class RobotSpec:
     """Each sphere link's collision mesh is kept above the table by the trajectory optimiser
     through its lowest vertex in this many directions spread over the sphere (at most as many
     points): the lowest point of a body over a plane is such a support point."""
+
+    @property
+    def arm_joints(self) -> tuple[str, ...]:
+        """Actuated joints the planner moves, in order (the limits' joints)."""
+        return self.joint_names
 
 
 # Spheres covering the collision meshes of panda_link3..7 in pybullet_data's panda.urdf:
@@ -107,13 +104,9 @@ PANDA_SPHERES = (
 
 def panda() -> RobotSpec:
     """The Franka Emika Panda shipped with pybullet_data, within Franka's published limits."""
-    return RobotSpec(
-        name="panda",
-        urdf="pybullet_data:franka_panda/panda.urdf",
-        tcp_link="panda_grasptarget",
-        arm_joints=tuple(f"panda_joint{i}" for i in range(1, 8)),
+    return RobotSpec.extend(
+        robots.PANDA,
         locked_joints=("panda_finger_joint1", "panda_finger_joint2"),
-        limits=PANDA_LIMITS,
         home=(0.0, -np.pi / 4, 0.0, -3 * np.pi / 4, 0.0, np.pi / 2, np.pi / 4),
         shoulder_height=0.333,
         reach=0.8,
@@ -123,21 +116,6 @@ def panda() -> RobotSpec:
 
 ROBOTS = {"panda": panda}
 """Robot presets by the name the CLI accepts."""
-
-
-def resolve_urdf(urdf: str) -> str:
-    """The file path of a URDF identifier ("pybullet_data:franka_panda/panda.urdf" or a path)."""
-    if urdf.startswith("pybullet_data:"):
-        import pybullet_data  # data-only package shipped with pybullet
-
-        path = os.path.join(pybullet_data.getDataPath(), urdf.split(":", 1)[1])
-    else:
-        path = urdf
-    if not os.path.isfile(path):
-        raise InputError(
-            f"robot URDF {urdf!r} not found (looked at {path}); install pybullet or pass a URDF path"
-        )
-    return path
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,7 +130,7 @@ class RobotModel:
         velocity: (dof,) joint velocity limits, rad/s.
         acceleration: (dof,) joint acceleration limits, rad/s^2.
         jerk: (dof,) joint jerk limits, rad/s^3.
-        hulls: link name -> (K, 3) support points of its collision mesh in the link frame
+        hulls: link name -> (N, 3) support points of its collision mesh in the link frame
             (`collision_hulls`), for the links ``spec.spheres`` names.
     """
 
@@ -189,7 +167,7 @@ class RobotModel:
         """TCP poses in the robot base frame: (..., dof) joints -> (..., 4, 4)."""
         q = np.asarray(q, dtype=np.float32)
         assert q.shape[-1] == self.dof, q.shape
-        return se3.to_matrix(np.asarray(self._fk(q), dtype=np.float64))
+        return geometry.pose_to_matrix(np.asarray(self._fk(q), dtype=np.float64))
 
     def within_limits(self, q: np.ndarray, tol: float = 1e-6) -> bool:
         """Whether every configuration in (..., dof) lies inside the position limits."""
@@ -203,12 +181,13 @@ def load_robot(spec: RobotSpec | None = None) -> RobotModel:
     import yourdfpy
 
     spec = spec or panda()
-    if spec.limits.joint_names != spec.arm_joints:
+    path = resolve_urdf(spec.urdf) if spec.urdf is not None else None
+    if path is None or not path.is_file():
         raise InputError(
-            f"robot {spec.name!r}: limits are given for {spec.limits.joint_names}, "
-            f"the arm joints are {spec.arm_joints}"
+            f"robot URDF {spec.urdf!r} not found (looked at {path}); install pybullet or pass a "
+            "URDF path"
         )
-    path = resolve_urdf(spec.urdf)
+    path = str(path)
     raw = yourdfpy.URDF.load(path, load_meshes=False)
     lim = spec.limits.arrays()
     for joint in raw.robot.joints:
@@ -269,7 +248,7 @@ def collision_hulls(urdf, path: str, links: list[str], directions: int) -> dict[
             name = col.geometry.mesh.filename.replace("package://", "")
             mesh = trimesh.load(os.path.join(os.path.dirname(path), name), force="mesh")
             origin = col.origin if col.origin is not None else np.eye(4)
-            verts.append(se3.apply(origin, np.asarray(mesh.vertices, np.float64)))
+            verts.append(geometry.transform_points(origin, np.asarray(mesh.vertices, np.float64)))
         pts = np.concatenate(verts)
         out[link] = pts[np.unique(np.argmin(pts @ dirs.T, axis=0))]
     return out
@@ -282,6 +261,6 @@ def parse_base(text: str) -> np.ndarray:
     except ValueError:
         values = []
     if len(values) != 4 or not np.all(np.isfinite(values)):
-        raise InputError(f"--robot-base wants x,y,z,yaw (metres, degrees), got {text!r}")
+        raise InputError(f"a robot base is x,y,z,yaw (metres, degrees), got {text!r}")
     x, y, z, yaw = values
-    return se3.yaw_pose(x, y, z, np.deg2rad(yaw))
+    return geometry.yaw_pose(x, y, z, np.deg2rad(yaw))

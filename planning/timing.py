@@ -51,7 +51,7 @@ class TimedSegment:
     """Times of one segment's waypoints.
 
     Attributes:
-        times: (K,) seconds from the segment's start, strictly increasing.
+        times: (S,) seconds from the segment's start, strictly increasing.
         peak_velocity: largest |qd| / (velocity limit x speed) along the contract curve.
         peak_acceleration: largest |qdd| / (acceleration limit x speed^2) along it.
         peak_jerk: largest |qddd| / (jerk limit x speed^3) along it.
@@ -66,7 +66,7 @@ class TimedSegment:
 
 
 def path_parameter(q: np.ndarray, floor: float = 1e-5) -> np.ndarray:
-    """(K,) cumulative joint-space distance of (K, dof) waypoints, each step at least ``floor``."""
+    """(S,) cumulative joint-space distance of (S, dof) waypoints, each step at least ``floor``."""
     steps = np.maximum(np.linalg.norm(np.diff(q, axis=0), axis=1), floor)
     return np.concatenate([[0.0], np.cumsum(steps)])
 
@@ -74,7 +74,7 @@ def path_parameter(q: np.ndarray, floor: float = 1e-5) -> np.ndarray:
 def toppra_times(
     q: np.ndarray, vlim: np.ndarray, alim: np.ndarray, subdivisions: int
 ) -> np.ndarray:
-    """(K,) time-optimal rest-to-rest waypoint times of (K, dof) waypoints under |qd| <= vlim,
+    """(S,) time-optimal rest-to-rest waypoint times of (S, dof) waypoints under |qd| <= vlim,
     |qdd| <= alim (dof,) on TOPP-RA's path spline.
 
     Raises:
@@ -107,8 +107,8 @@ def toppra_times(
 def _curve_ratios(
     times: np.ndarray, q: np.ndarray, limits: tuple[np.ndarray, np.ndarray, np.ndarray]
 ) -> np.ndarray:
-    """(K - 1, 3) velocity, acceleration and jerk ratios per knot interval of the contract
-    curve through (K, dof) ``q`` at ``times``; zero on intervals that are rests."""
+    """(S - 1, 3) velocity, acceleration and jerk ratios per knot interval of the contract
+    curve through (S, dof) ``q`` at ``times``; zero on intervals that are rests."""
     out = np.zeros((len(q) - 1, 3))
     for a, b in pieces(q, np.zeros(len(q))):
         if is_motion(q, a, b):
@@ -117,7 +117,7 @@ def _curve_ratios(
 
 
 def _stretch_factors(ratios: np.ndarray) -> np.ndarray:
-    """(K - 1,) time factor per interval that brings its ratios to 1 if it were alone."""
+    """(S - 1,) time factor per interval that brings its ratios to 1 if it were alone."""
     return np.maximum.reduce(
         [np.ones(len(ratios)), ratios[:, 0], np.sqrt(ratios[:, 1]), np.cbrt(ratios[:, 2])]
     )
@@ -135,8 +135,8 @@ def fit_to_curve(
     limits: tuple[np.ndarray, np.ndarray, np.ndarray],
     iterations: int = 12,
 ) -> np.ndarray:
-    """Waypoint times, no shorter than ``times`` (K,), at which the contract curve through
-    ``q`` (K, dof) stays within ``limits`` (velocity, acceleration, jerk; (dof,) each).
+    """Waypoint times, no shorter than ``times`` (S,), at which the contract curve through
+    ``q`` (S, dof) stays within ``limits`` (velocity, acceleration, jerk; (dof,) each).
 
     Over-limit intervals and their two neighbours are stretched by the factor that would fix
     them alone, for up to ``iterations`` rounds, and what is left over is stretched uniformly
@@ -163,10 +163,10 @@ def time_segment(
     jerk: np.ndarray,
     config: TimingConfig | None = None,
 ) -> TimedSegment:
-    """Rest-to-rest timing of (K, dof) waypoints: TOPP-RA, verified on the contract curve.
+    """Rest-to-rest timing of (S, dof) waypoints: TOPP-RA, verified on the contract curve.
 
     Args:
-        q: (K, dof) joint waypoints, K >= 2.
+        q: (S, dof) joint waypoints, S >= 2.
         velocity, acceleration, jerk: (dof,) limits (before speed scaling and margin).
     Raises:
         PlanningFailure: TOPP-RA finds no feasible parametrisation.

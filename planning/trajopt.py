@@ -1,6 +1,6 @@
 """Trajectory optimisation with jaxls (PyRoki's solver): joint configurations per step.
 
-Variables: one configuration per step of approach + manipulate + retreat (N steps). Costs,
+Variables: one configuration per step of approach + manipulate + retreat (S steps). Costs,
 each a vector of residuals (STYLE.md §6):
 
 - attached points, one 3-vector per point and step: points fixed in the TCP frame should reach
@@ -17,14 +17,13 @@ each a vector of residuals (STYLE.md §6):
 
 The problem is built inside one jitted function whose arguments are the data arrays
 (`TrajProblem`): jaxls' problem analysis runs at trace time only, so a new flow with the same
-(N, P) shape reuses the compiled solve. Point counts are padded to a fixed P with zero weights.
+(S, N) shape reuses the compiled solve. Point counts are padded to a fixed N with zero weights.
 
 Compile time is the cold-start cost, and it grows with the number of cost groups that run
 forward kinematics (each is traced at several places inside the Levenberg-Marquardt loop):
 all per-step terms therefore form one group (`step_residual`) and all couplings between
-steps another, rather than one PyRoki cost factory per term. Measured on 2 shared cores: two
-groups with the unrolled TCP chain compile in 4-7 s, six groups (PyRoki pose, limit, rest,
-smoothness...) with its tree FK in 15-20 s; the warm solve is the same.
+steps another, rather than one PyRoki cost factory per term (compile times measured:
+docs/planning-notes.md).
 """
 
 from __future__ import annotations
@@ -86,17 +85,17 @@ class TrajOptConfig:
 
 @dataclass(frozen=True)
 class TrajProblem:
-    """Data of one solve; N steps, P attached points per step (padded with zero weight).
+    """Data of one solve; S steps, N attached points per step (padded with zero weight).
 
     Attributes:
-        local: (N, P, 3) points in the TCP frame.
-        target: (N, P, 3) targets of those points in the robot base frame.
-        weights: (N, P) non-negative point weights (all zero: no target at that step).
+        local: (S, N, 3) points in the TCP frame.
+        target: (S, N, 3) targets of those points in the robot base frame.
+        weights: (S, N) non-negative point weights (all zero: no target at that step).
         q_start: (dof,) configuration the first step must hold.
-        q_init: (N, dof) initial guess (IK along the targets).
-        smooth: (N - 2,) multiplier of the smoothness residuals centred at steps 1..N-2; 0
+        q_init: (S, dof) initial guess (IK along the targets).
+        smooth: (S - 2,) multiplier of the smoothness residuals centred at steps 1..S-2; 0
             where the arm stops anyway (segment boundaries, where the gripper acts).
-        hold: (N,) multiplier of each step's pull towards ``q_init`` (None: all 1); a large
+        hold: (S,) multiplier of each step's pull towards ``q_init`` (None: all 1); a large
             one keeps a step on its initial guess (e.g. an approach checked against the scene).
     """
 
@@ -125,10 +124,10 @@ class TrajSolution:
     """Result of a solve.
 
     Attributes:
-        joints: (N, dof) optimised configurations (not yet clipped to the limits).
-        point_rms: (N,) weighted RMS distance of each step's attached points to their
+        joints: (S, dof) optimised configurations (not yet clipped to the limits).
+        point_rms: (S,) weighted RMS distance of each step's attached points to their
             targets, metres (0 where a step has no target).
-        clearance: (N,) smallest distance of the robot's body above the table at each step,
+        clearance: (S,) smallest distance of the robot's body above the table at each step,
             metres (negative: into it; +inf without a table).
         costs: squared norm of each residual group at the optimum.
         solve_time: wall time of the call, seconds (includes compilation on a first call).
@@ -156,9 +155,9 @@ def step_residual(
     table: jax.Array,
     table_w: jax.Array,
 ) -> jax.Array:
-    """Residuals of one step: attached points (P*3), limit violations (2 dof), anchor (dof),
-    table penetration (S: how far each body point comes within ``table`` (S,), the lowest
-    height it may reach)."""
+    """Residuals of one step: attached points (N*3), limit violations (2 dof), anchor (dof),
+    table penetration (one per body point: how far it comes within ``table`` (B,), the lowest
+    height each of the B body points may reach)."""
     points = attached_point_residual(tcp_fk(chain, q), local, target, sqrt_w)
     limits = jnp.concatenate([jnp.maximum(0.0, q - upper), jnp.maximum(0.0, lower - q)]) * limit_w
     below = jnp.maximum(0.0, table - body_points(chain, body, q)[:, 2]) * table_w
@@ -182,7 +181,7 @@ def _smoothness_residual(
 
 
 class TrajectoryOptimizer:
-    """Holds the robot and the jitted solve; compiled once per (N, P) shape.
+    """Holds the robot and the jitted solve; compiled once per (S, N) shape.
 
     Build one per robot and reuse it: the first call for a shape compiles (seconds), later
     calls with the same shape only run the solver.
@@ -264,7 +263,7 @@ class TrajectoryOptimizer:
             )(ids)
             dq = jnp.concatenate([q[1:-1] - q[:-2], q[2:] - q[1:-1]]) * jnp.tile(smooth, 2)[:, None]
             ddq = (q[2:] - 2 * q[1:-1] + q[:-2]) * smooth[:, None]
-            heights = jax.vmap(lambda qi: body_points(chain, body, qi)[:, 2])(q)  # (N, S)
+            heights = jax.vmap(lambda qi: body_points(chain, body, qi)[:, 2])(q)  # (S, N)
             clearance = jnp.min(heights - body.radius - table_z, -1)
             costs = {
                 "points": jnp.sum(res[0]),
@@ -296,11 +295,11 @@ class TrajectoryOptimizer:
         return jax.jit(jax.vmap(lambda qi: body_points(chain, spheres, qi)))
 
     def sphere_centers(self, q: np.ndarray) -> np.ndarray:
-        """(N, S, 3) centres of `spheres` (base frame) for (N, dof) joints."""
+        """(S, N, 3) centres of `spheres` (base frame) for (S, dof) joints."""
         return np.asarray(self._sphere_centers(jnp.asarray(q, jnp.float32)), np.float64)
 
     def clearance(self, q: np.ndarray) -> np.ndarray:
-        """(N,) smallest height of the robot's body above the table for (N, dof) joints,
+        """(S,) smallest height of the robot's body above the table for (S, dof) joints,
         metres (negative: into it; +inf without a table)."""
         if self.config.table_z is None:
             return np.full(len(q), np.inf)

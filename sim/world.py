@@ -19,7 +19,12 @@ import pybullet_data
 import trimesh
 
 from chord_robot.errors import InputError
-from chord_robot.flow import matrix_to_quat
+from chord_robot.geometry import (  # re-exported: the sim modules' pose helpers
+    matrix_to_pose,
+    matrix_to_xyzw,
+    pose_to_matrix,
+    xyzw_to_matrix,
+)
 
 PANDA_URDF_ID = "pybullet_data:franka_panda/panda.urdf"
 PANDA_ARM_JOINTS = tuple(f"panda_joint{i}" for i in range(1, 8))
@@ -217,38 +222,6 @@ def table_mesh(config: TableConfig) -> trimesh.Trimesh:
 
 
 # --------------------------------------------------------------------------- poses
-
-
-def pose_to_matrix(pose: np.ndarray) -> np.ndarray:
-    """(7,) wxyz_xyz -> (4, 4)."""
-    pose = np.asarray(pose, dtype=np.float64)
-    assert pose.shape == (7,), pose.shape
-    w, x, y, z = pose[:4] / np.linalg.norm(pose[:4])
-    m = np.eye(4)
-    m[:3, :3] = [
-        [1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y)],
-        [2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x)],
-        [2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)],
-    ]
-    m[:3, 3] = pose[4:]
-    return m
-
-
-def matrix_to_pose(m: np.ndarray) -> np.ndarray:
-    """(4, 4) -> (7,) wxyz_xyz with w >= 0."""
-    return np.concatenate([matrix_to_quat(np.asarray(m)[:3, :3]), np.asarray(m)[:3, 3]])
-
-
-def xyzw_to_matrix(pos, xyzw) -> np.ndarray:
-    """A PyBullet (position, xyzw quaternion) pair -> (4, 4)."""
-    x, y, z, w = xyzw
-    return pose_to_matrix(np.array([w, x, y, z, *pos], dtype=np.float64))
-
-
-def matrix_to_xyzw(m: np.ndarray) -> tuple[list[float], list[float]]:
-    """(4, 4) -> a PyBullet (position, xyzw quaternion) pair."""
-    p = matrix_to_pose(m)
-    return p[4:].tolist(), [p[1], p[2], p[3], p[0]]
 
 
 def base_matrix(world: World, body: int) -> np.ndarray:

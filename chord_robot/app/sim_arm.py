@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from chord_robot.geometry import invert, matrix_to_pose, pose_to_matrix
 from chord_robot.trajectory import JointTrajectory
 from hardware.arm import ArmInfo, ArmState, GripperCommand, Progress
-from hardware.frames import invert, matrix_to_pose, pose_to_matrix
 from hardware.robots import PANDA
 
 PANDA_HOME = (0.0, -np.pi / 4, 0.0, -3 * np.pi / 4, 0.0, np.pi / 2, np.pi / 4)

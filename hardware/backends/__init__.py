@@ -8,8 +8,7 @@
 ``xarm://192.168.1.185?model=xarm7``). Robot addresses come only from the command line or a
 config file. Every backend is a client of its robot's controller; none opens a listening port.
 
-None of these backends has been run against a physical arm yet: they are tested at their SDK
-boundary with recording doubles of the SDK modules (tests/hardware/test_backends.py).
+How far each backend has been tested: docs/hardware-notes.md.
 """
 
 from __future__ import annotations
@@ -18,14 +17,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from chord_robot.errors import InputError
+from chord_robot.errors import ConfigError, InputError, quote
 
 SCHEMES = ("franka", "ur", "xarm")
 
 
 @dataclass(frozen=True)
 class RobotAddress:
-    """A parsed ``--robot`` value.
+    """A parsed robot address (the execute config's ``robot``).
 
     Attributes:
         kind: "sim", "franka", "ur" or "xarm".
@@ -48,11 +47,16 @@ def parse_robot_address(text: str) -> RobotAddress:
         return RobotAddress("sim", "", {})
     parts = urlsplit(text)
     if parts.scheme not in SCHEMES or not parts.hostname:
-        raise InputError(f"--robot {text!r}: use sim, franka://HOST, ur://HOST or xarm://HOST")
+        raise ConfigError(
+            "robot", f"{{field}} {quote(text)}: use sim, franka://HOST, ur://HOST or xarm://HOST"
+        )
     options = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     unknown = set(options) - {"model"}
     if unknown:
-        raise InputError(f"--robot {text!r}: unknown option(s) {sorted(unknown)} (allowed: model)")
+        raise ConfigError(
+            "robot",
+            f"{{field}} {quote(text)}: unknown option(s) {quote(sorted(unknown))} (allowed: model)",
+        )
     return RobotAddress(parts.scheme, parts.hostname, options)
 
 

@@ -12,18 +12,17 @@ of the robot's limits, which the scaled trajectory respects by the safety checks
 The motion runs asynchronously (``robot.move(motion, asynchronous=True)``) while this thread
 polls ``join_motion(timeout)`` and records progress; `stop` calls ``robot.stop()``. The gripper
 is not stopped on a fault: stopping a grasp would drop what it holds.
-
-Not yet run against a physical arm: tested with a recording double of the franky module.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
-from chord_robot.errors import InputError
+from chord_robot.errors import ConfigError, quote
 from chord_robot.trajectory import JointTrajectory
 from hardware.arm import ArmInfo, ArmState, GripperCommand, Progress
 from hardware.backends import import_sdk
@@ -34,7 +33,7 @@ from hardware.robots import PANDA
 class FrankaConfig:
     """Settings of the Franka backend."""
 
-    model: str = "panda"
+    model: Literal["panda"] = "panda"
     """Robot model; only the Panda (Franka Emika Robot) is in the limits table."""
     poll_period: float = 0.02
     """Seconds between progress polls while a motion runs."""
@@ -50,7 +49,9 @@ class FrankaArm:
     def __init__(self, host: str, config: FrankaConfig | None = None) -> None:
         self.config = config or FrankaConfig()
         if self.config.model != "panda":
-            raise InputError(f"franka model {self.config.model!r}: only 'panda' has known limits")
+            raise ConfigError(
+                "model", f"franka {{field}} {quote(self.config.model)}: only 'panda' has known limits"
+            )
         self.host = host
         self.info = ArmInfo(
             "franka", "panda", PANDA.joint_names, PANDA.gripper_max_width, True, f"franka://{host}"

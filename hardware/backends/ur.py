@@ -16,8 +16,6 @@ without it the arm has no gripper and plans that use one are refused.
 The control interface (which uploads and starts the RTDE control script on the robot) is
 opened on the first command that moves, so a dry run only reads through the receive
 interface. Nothing listens on a port on this side (no ExternalControl URCap flag is used).
-
-Not yet run against a physical arm: tested with recording doubles of the ur-rtde modules.
 """
 
 from __future__ import annotations
@@ -25,24 +23,28 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from chord_robot.errors import InputError
+from chord_robot.errors import ConfigError, quote
 from chord_robot.trajectory import JointTrajectory
 from hardware.arm import ArmInfo, ArmState, GripperCommand, Progress
 from hardware.backends import import_sdk
 from hardware.robots import ROBOTS
 
-UR_MODELS = ("ur5e",)
+URModel = Literal["ur5e"]
+"""The UR arms the limits table knows."""
+
+UR_MODELS: tuple[str, ...] = get_args(URModel)
 
 
 @dataclass(frozen=True)
 class URConfig:
     """Settings of the UR backend."""
 
-    model: str = "ur5e"
+    model: URModel = "ur5e"
     """Robot model (a `hardware.robots.ROBOTS` name)."""
     rate_hz: float = 500.0
     """servoJ streaming rate: 500 for e-series, 125 for CB3 controllers."""
@@ -72,7 +74,10 @@ class URArm:
     ) -> None:
         self.config = cfg = config or URConfig()
         if cfg.model not in UR_MODELS:
-            raise InputError(f"ur model {cfg.model!r}: known UR models are {', '.join(UR_MODELS)}")
+            raise ConfigError(
+                "model",
+                f"ur {{field}} {quote(cfg.model)}: known UR models are {', '.join(UR_MODELS)}",
+            )
         spec = ROBOTS[cfg.model]
         width = cfg.gripper_width if cfg.gripper_digital_out is not None else 0.0
         self.host = host

@@ -15,8 +15,6 @@ checked curve; the speed scale is in the samples' timing. Motors are enabled and
 on the first motion, so a dry run only reads. `stop` puts the arm in the stop state
 (``set_state(4)``), which clears the command cache and leaves the arm stopped until it is
 deliberately re-enabled (the SDK's ``emergency_stop`` would re-enable it at once).
-
-Not yet run against a physical arm: tested with a recording double of the xarm module.
 """
 
 from __future__ import annotations
@@ -24,17 +22,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from chord_robot.errors import InputError
+from chord_robot.errors import ConfigError, quote
 from chord_robot.trajectory import JointTrajectory
 from hardware.arm import ArmInfo, ArmState, GripperCommand, Progress
 from hardware.backends import import_sdk
 from hardware.robots import ROBOTS
 
-XARM_MODELS = ("xarm6", "xarm7")
+XArmModel = Literal["xarm6", "xarm7"]
+"""The xArms the limits table knows."""
+
+XARM_MODELS: tuple[str, ...] = get_args(XArmModel)
 GRIPPER_OPEN_PULSE = 850.0
 """xArm Gripper position of a fully open gripper (0 is closed)."""
 GRIPPER_OPEN_WIDTH = 0.085
@@ -55,7 +57,7 @@ def pulse_to_width(pulse: float) -> float:
 class XArmConfig:
     """Settings of the xArm backend."""
 
-    model: str = "xarm6"
+    model: XArmModel = "xarm6"
     """Robot model: xarm6 or xarm7."""
     rate_hz: float = 100.0
     """set_servo_angle_j streaming rate."""
@@ -79,7 +81,9 @@ class XArm:
     ) -> None:
         self.config = cfg = config or XArmConfig()
         if cfg.model not in XARM_MODELS:
-            raise InputError(f"xarm model {cfg.model!r}: known models are {', '.join(XARM_MODELS)}")
+            raise ConfigError(
+                "model", f"xarm {{field}} {quote(cfg.model)}: known models are {', '.join(XARM_MODELS)}"
+            )
         spec = ROBOTS[cfg.model]
         self.host = host
         self.info = ArmInfo(

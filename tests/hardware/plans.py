@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from chord_robot.geometry import matrix_to_pose, pose_to_matrix
 from chord_robot.plans import Plan
-from hardware.frames import matrix_to_pose, pose_to_matrix
 from hardware.kinematics import kinematics_for
 from hardware.robots import PANDA, RobotSpec
 

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from chord_robot.errors import InputError
-from hardware.frames import matrix_to_pose, parse_transform, pose_to_matrix
+from chord_robot.geometry import matrix_to_pose, pose_to_matrix
+from hardware.frames import parse_transform
 from hardware.kinematics import kinematics_for
 from hardware.robots import PANDA, ROBOTS, XARM6
 

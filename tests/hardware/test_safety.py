@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from chord_robot.errors import SafetyError
-from hardware.frames import invert, matrix_to_pose, pose_to_matrix
+from chord_robot.geometry import invert, matrix_to_pose, pose_to_matrix
 from hardware.kinematics import kinematics_for
 from hardware.robots import PANDA
 from hardware.runner import ExecuteConfig, prepare, run

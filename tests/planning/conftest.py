@@ -9,11 +9,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from planning import analytic, se3
-from planning.pipeline import FlowPlanner, fast_config
+from chord_robot import geometry
+from planning import analytic
+from planning.config import fast_config
+from planning.planner import FlowPlanner
 
 FRAMES = 21
-BASE = se3.yaw_pose(0.0, 0.0, 0.0, 0.0)
+BASE = geometry.yaw_pose(0.0, 0.0, 0.0, 0.0)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from planning import analytic, se3
+from chord_robot import geometry
+from planning import analytic
 from planning.grasps import (
     AntipodalGraspPlanner,
     Grasp,
@@ -75,7 +76,7 @@ def test_a_grasp_whose_fingers_hit_the_table_is_rejected():
 
     def grasp_at(z: float) -> Grasp:
         return Grasp(
-            se3.frame_from_axes(down, across, np.array([0.5, 0.0, z])), 0.04, 1.0, np.zeros((2, 3))
+            geometry.frame_from_axes(down, across, np.array([0.5, 0.0, z])), 0.04, 1.0, np.zeros((2, 3))
         )
 
     scene = np.concatenate([table, short])
@@ -108,7 +109,7 @@ def test_a_grasp_across_the_wide_side_collides_with_the_box():
     req = box_request()
     down, along_y = np.array([0.0, 0, -1.0]), np.array([0.0, 1, 0])
     wide = Grasp(
-        se3.frame_from_axes(down, along_y, np.array([0.5, 0.0, 0.08])), 0.12, 1.0, np.zeros((2, 3))
+        geometry.frame_from_axes(down, along_y, np.array([0.5, 0.0, 0.08])), 0.12, 1.0, np.zeros((2, 3))
     )
     assert not is_collision_free(wide, req.points, GRIPPER)
 
@@ -146,7 +147,7 @@ def test_collision_counts_match_a_plain_loop():
     points = rng.uniform(-0.15, 0.15, size=(400, 3)) + np.array([0.5, 0.0, 0.05])
     poses = np.stack(
         [
-            se3.make(se3.rotation_about(rng.normal(size=3), rng.uniform(0, np.pi)), [0.5, 0, 0.05])
+            geometry.make_transform(geometry.rotation_about(rng.normal(size=3), rng.uniform(0, np.pi)), [0.5, 0, 0.05])
             for _ in range(6)
         ]
     )
@@ -199,7 +200,7 @@ def _cloth_fold(n: int = 9):
     poses = analytic.hinge_poses(pivot, axis, -np.pi, n)
     side = (pts[:, 0] - 0.5) + pts[:, 1] < 0
     traj = np.repeat(pts[None], n, 0)
-    traj[:, side] = se3.apply(poses, np.broadcast_to(pts[side], (n, side.sum(), 3)))
+    traj[:, side] = geometry.transform_points(poses, np.broadcast_to(pts[side], (n, side.sum(), 3)))
     return pts, traj
 
 

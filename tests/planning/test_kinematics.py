@@ -8,8 +8,8 @@ import jaxlie
 import numpy as np
 import pytest
 
+from chord_robot import geometry
 from chord_robot.robots import PANDA_LIMITS
-from planning import se3
 from planning.kinematics import (
     PathIK,
     body_points,
@@ -39,9 +39,9 @@ def test_tcp_is_between_the_fingertips(planner):
     model = planner.model
     kin = model.kinematics
     links = np.asarray(kin.forward_kinematics(jnp.asarray(model.home, jnp.float32)))
-    hand = se3.to_matrix(links[kin.links.names.index("panda_hand")])
+    hand = geometry.pose_to_matrix(links[kin.links.names.index("panda_hand")])
     tcp = model.tcp_pose(model.home)
-    offset = se3.inverse(hand) @ tcp
+    offset = geometry.invert(hand) @ tcp
     assert np.allclose(offset[:3, 3], [0, 0, 0.105], atol=1e-5)
     assert np.allclose(offset[:3, :3], np.eye(3), atol=1e-5)
     # Home: the hand points down.
@@ -55,7 +55,7 @@ def test_path_ik_recovers_poses_of_a_known_joint_path(planner):
     poses = model.tcp_pose(q_true)
     markers = marker_points()
     local = np.broadcast_to(markers, (12, 4, 3)).copy()
-    target = se3.apply(poses, local)
+    target = geometry.transform_points(poses, local)
     ik = PathIK(tcp_chain(model), model.lower, model.upper)
     q, err = ik.solve(model.home[None], model.home, local, target, np.ones((12, 4)))
     assert err.max() < 1e-4
@@ -93,7 +93,7 @@ def test_spheres_cover_every_collision_mesh_vertex_of_their_links(planner):
     import trimesh
     import yourdfpy
 
-    from planning.robot import resolve_urdf
+    from chord_robot.robots import resolve_urdf
 
     spec = planner.model.spec
     path = resolve_urdf(spec.urdf)
@@ -119,7 +119,7 @@ def test_body_points_follow_the_hand_and_the_arm(planner):
     pts = np.asarray(body_points(chain, body, jnp.asarray(model.home, jnp.float32)))
     tcp = model.tcp_pose(model.home)
     hand = body.frame == len(chain.links)
-    local = se3.apply(se3.inverse(tcp), pts[hand])
+    local = geometry.transform_points(geometry.invert(tcp), pts[hand])
     np.testing.assert_allclose(local, body.local[hand], atol=1e-5)
     # the fingertips reach 8 mm past the TCP (the lowest points when it points down)
     assert local[:, 2].max() == pytest.approx(0.008, abs=1e-5)
@@ -133,13 +133,13 @@ def test_hull_points_find_the_lowest_point_of_each_link(planner):
     import trimesh
     import yourdfpy
 
-    from planning.robot import resolve_urdf
+    from chord_robot.robots import resolve_urdf
 
     model = planner.model
     path = resolve_urdf(model.spec.urdf)
     urdf = yourdfpy.URDF.load(path, load_meshes=False)
     rng = np.random.default_rng(4)
-    rotations = [se3.rotation_about(rng.normal(size=3), a) for a in rng.uniform(0, np.pi, 50)]
+    rotations = [geometry.rotation_about(rng.normal(size=3), a) for a in rng.uniform(0, np.pi, 50)]
     for link, pts in model.hulls.items():
         col = urdf.link_map[link].collisions[0]
         mesh_path = col.geometry.mesh.filename.replace("package://", "")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from planning import analytic, se3
+from chord_robot import geometry
+from planning import analytic
 from planning.layout import StepLayout, back_off, step_targets
 from planning.region import RegionConfig, carried_points, moving_mask, rigid_fit
 
@@ -24,7 +25,7 @@ def test_step_targets():
     layout = StepLayout(frames=5, approach_free=2, insert_steps=3, retreat_steps=2)
     motion = analytic.translation_flow(5).objects["object"]
     mask = moving_mask(motion)
-    grasp = se3.frame_from_axes(
+    grasp = geometry.frame_from_axes(
         np.array([0, 0, -1.0]), np.array([1.0, 0, 0]), np.array([0.5, -0.05, 0.08])
     )
     carried = carried_points(
@@ -40,7 +41,7 @@ def test_step_targets():
     # Manipulate steps carry the flow; their points sit at their frame-0 place at the grasp.
     sl = layout.manipulate
     assert np.allclose(target[sl], carried.trajectories)
-    assert np.allclose(se3.apply(grasp, local[layout.grasp]), carried.points)
+    assert np.allclose(geometry.transform_points(grasp, local[layout.grasp]), carried.points)
     # The retreat backs 10 cm off the last pose.
     last = target[-1, 0]
     assert np.allclose(last, back_off(ee[-1], 0.1)[:3, 3])

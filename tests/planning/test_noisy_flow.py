@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 from scipy.ndimage import gaussian_filter1d
 
+from chord_robot import geometry
 from chord_robot.errors import PlanningFailure
 from chord_robot.flow import ObjectFlow
-from planning import analytic, se3
+from planning import analytic
 
 from .conftest import BASE, FRAMES
-from .test_trajopt import attachment_error
+from .test_planner import attachment_error
 
 SIGMA = 0.003
 """Per-axis noise, metres: about 5 mm RMS per point in 3D, beyond the planner's 4 mm IK
@@ -40,7 +41,7 @@ def test_a_noisy_flow_plans_and_follows_the_true_motion(plans, planner, name):
     flow = with_noise(clean, SIGMA)
     # The translation is grasped from the front; the lid is pushed from beside its hinge.
     if name == "hinge":
-        base, mode = se3.yaw_pose(0.5, -0.5, 0.0, np.pi / 2), "push"
+        base, mode = geometry.yaw_pose(0.5, -0.5, 0.0, np.pi / 2), "push"
     else:
         base, mode = BASE, "grasp"
     plan = planner.plan(flow, base=base, mode=mode, rng=np.random.default_rng(0))
@@ -61,8 +62,8 @@ def test_a_noisy_flow_plans_and_follows_the_true_motion(plans, planner, name):
     )
     assert truth.mean() < min(0.004, noise.mean()), f"{name}: {truth.mean() * 1000:.2f} mm"
     if name == "hinge":
-        ee = se3.to_matrix(plan.ee_poses[plan.segment("manipulate")])
-        turn = np.rad2deg(se3.rotation_angle(ee[-1] @ se3.inverse(ee[0])))
+        ee = geometry.pose_to_matrix(plan.ee_poses[plan.segment("manipulate")])
+        turn = np.rad2deg(geometry.rotation_angle(ee[-1] @ geometry.invert(ee[0])))
         assert turn == pytest.approx(60.0, abs=4.0)  # 62.5 degrees with this noise
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from chord_robot import geometry
 from chord_robot.errors import InputError, PlanningFailure
 from chord_robot.flow import ObjectFlow, ObjectMotion
-from planning import analytic, se3
+from planning import analytic
 from planning.region import (
     RegionConfig,
     carried_points,
@@ -56,7 +57,7 @@ def test_rigid_fit_recovers_the_hinge_rotation():
     fit = rigid_fit(carried)
     expected = analytic.hinge_poses(analytic.HINGE_PIVOT, analytic.HINGE_AXIS, np.deg2rad(60.0), 9)
     assert np.abs(fit - expected).max() < 1e-5
-    assert np.isclose(np.rad2deg(se3.rotation_angle(fit[-1])), 60.0, atol=1e-3)
+    assert np.isclose(np.rad2deg(geometry.rotation_angle(fit[-1])), 60.0, atol=1e-3)
 
 
 def test_carried_points_are_padded_with_zero_weight():
@@ -81,8 +82,8 @@ def _two_links(num_frames: int = 9):
     head_local = analytic.hinge_poses(tip, y, np.deg2rad(60.0), num_frames)
     traj = np.concatenate(
         [
-            se3.apply(arm_poses, np.broadcast_to(arm, (num_frames, len(arm), 3))),
-            se3.apply(arm_poses @ head_local, np.broadcast_to(head, (num_frames, len(head), 3))),
+            geometry.transform_points(arm_poses, np.broadcast_to(arm, (num_frames, len(arm), 3))),
+            geometry.transform_points(arm_poses @ head_local, np.broadcast_to(head, (num_frames, len(head), 3))),
         ],
         1,
     )
@@ -126,7 +127,7 @@ def test_rigid_residual_is_the_flow_s_distance_from_moving_rigidly():
     # A square of four points turns 30 degrees and shifts; at frame 2 it also grows by 3 mm
     # outwards at every corner, which no rigid motion reproduces: the residual is exactly 3 mm.
     square = np.array([[0.1, 0.1, 0.0], [-0.1, 0.1, 0.0], [-0.1, -0.1, 0.0], [0.1, -0.1, 0.0]])
-    r = se3.rotation_about(np.array([0.0, 0.0, 1.0]), np.deg2rad([0.0, 15.0, 30.0]))
+    r = geometry.rotation_about(np.array([0.0, 0.0, 1.0]), np.deg2rad([0.0, 15.0, 30.0]))
     traj = (
         np.einsum("tij,pj->tpi", r, square)
         + np.array([[0, 0, 0], [0.1, 0, 0], [0.2, 0, 0]])[:, None]

@@ -109,7 +109,7 @@ def _sim_arm(plan, robot_from_scan):
     import numpy as np
 
     from chord_robot.app.sim_arm import PANDA_HOME, SimArm
-    from hardware.frames import invert, matrix_to_pose
+    from chord_robot.geometry import invert, matrix_to_pose
     from hardware.robots import PANDA
     from hardware.runner import plan_columns
     from hardware.safety import Refusal

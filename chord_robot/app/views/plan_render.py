@@ -154,7 +154,7 @@ class _Robot:
 def _load_robot(world, plan: Plan) -> _Robot:
     import pybullet as pb
 
-    from hardware.kinematics import resolve_urdf
+    from chord_robot.robots import resolve_urdf
     from sim.world import matrix_to_xyzw, pose_to_matrix
 
     c = world.client

@@ -111,7 +111,7 @@ def robot_urdf(identifier: str):
     URDF's directory, as pybullet_data's robots expect; nothing is fetched from the network."""
     import yourdfpy
 
-    from hardware.kinematics import resolve_urdf
+    from chord_robot.robots import resolve_urdf
 
     path = resolve_urdf(identifier)
     if not path.is_file():

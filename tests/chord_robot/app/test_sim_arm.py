@@ -7,8 +7,8 @@ import pytest
 
 from chord_robot.app.sim_arm import SimArm
 from chord_robot.errors import ExecutionFault
+from chord_robot.geometry import matrix_to_pose, pose_to_matrix
 from hardware.arm import Arm
-from hardware.frames import matrix_to_pose, pose_to_matrix
 from hardware.kinematics import kinematics_for
 from hardware.robots import PANDA
 from hardware.runner import prepare, run

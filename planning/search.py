@@ -1,0 +1,310 @@
+"""The search for a reachable grasp: proposals, ranking, and IK along the whole motion.
+
+`CandidateSearch` runs one plan's search: it proposes grasps (pinches of sheets with them) or
+pushes, re-ranks them by a cheap reachability proxy, and yields, best first per base pose,
+those that IK can follow along every step without going into the table or sweeping through
+the scene on the way to the pre-grasp. What it finds (`Candidate`) is the trajectory
+optimiser's problem and initial guess; `SearchStats` keeps what it tried, for the failure
+message when nothing is reachable.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from itertools import pairwise
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from chord_robot import geometry
+from chord_robot.errors import ConfigError, InputError, PlanningFailure
+from chord_robot.flow import ObjectFlow, ObjectMotion
+from planning.candidates import diverse, motion_reach_score, twin
+from planning.config import PlanConfig
+from planning.grasps import Grasp, GraspPlanner, GraspRequest, estimate_normals
+from planning.kinematics import PathIK
+from planning.layout import StepLayout, step_targets
+from planning.pinch import PinchPlanner
+from planning.placement import base_candidates
+from planning.push import PushPlanner, motion_directions
+from planning.region import (
+    CarriedPoints,
+    carried_points,
+    max_displacement,
+    pinched_point,
+    rigid_fit,
+    rigid_residual,
+)
+from planning.robot import RobotModel
+from planning.trajopt import TrajectoryOptimizer, TrajProblem
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A grasp tested along the motion."""
+
+    grasp: Grasp
+    base: np.ndarray
+    carried: CarriedPoints
+    problem: TrajProblem
+    ik_error: float
+    """Largest IK error of a step beyond the flow's non-rigidity there (`rigid_residual`):
+    sqrt(rms^2 - residual^2), metres."""
+    flow_residual: float
+    """Largest RMS distance of the carried points' flow to its best rigid fit, metres."""
+    clearance: float
+    """Smallest height of the robot's body above the table along the IK path, metres."""
+    approach_clearance: float
+    """Smallest distance of the robot's spheres to the scene along the free approach of the
+    IK path (negative: overlapping), metres."""
+
+
+@dataclass
+class SearchStats:
+    """Running totals of one plan's search for a reachable grasp."""
+
+    grasp_time: float = 0.0
+    ik_time: float = 0.0
+    best_error: float = np.inf
+    """Smallest IK error (beyond the flow's non-rigidity) of a tested candidate, metres."""
+    tried: list[str] = field(default_factory=list)
+    proposals: int = 0
+    into_table: int = 0
+    """Candidates IK can follow, but only with the arm in the table."""
+    through_scene: int = 0
+    """Candidates IK can follow, but whose way to the pre-grasp sweeps through the scene."""
+
+
+@dataclass
+class CandidateSearch:
+    """One plan's search for reachable grasps (or pushes) of the moving object.
+
+    Attributes:
+        config: the planning configuration.
+        model, ik, optimizer, grasp_planner: the planner's loaded robot and solvers.
+        motion: the manipulated object's flow; mask: (N,) its moving points.
+        scene: the scene at the start (world frame), which the free approach must not sweep
+            through.
+        rng: randomness of the carried points and IK seeds.
+        stats: what the search tried so far.
+    """
+
+    config: PlanConfig
+    model: RobotModel
+    ik: PathIK
+    optimizer: TrajectoryOptimizer
+    grasp_planner: GraspPlanner
+    motion: ObjectMotion
+    mask: np.ndarray
+    scene: cKDTree
+    rng: np.random.Generator
+    stats: SearchStats = field(default_factory=SearchStats)
+
+    @property
+    def layout(self) -> StepLayout:
+        return self.config.layout(self.motion.num_frames)
+
+    def reachable(
+        self,
+        mode: str,
+        request: GraspRequest,
+        bases: list[np.ndarray],
+        say: Callable[[str], None],
+    ) -> Iterator[Candidate]:
+        """Grasps (then, in auto mode, pushes) that IK can follow along the motion, best first
+        per base pose; ``stats`` accumulates the time spent and the best IK error seen."""
+        stats = self.stats
+        modes = ["grasp", "push"] if mode == "auto" else [mode]
+        for m in modes:
+            t0 = time.perf_counter()
+            proposals = self._propose(m, request)
+            stats.grasp_time += time.perf_counter() - t0
+            say(f"{m}: {len(proposals)} collision-free proposals")
+            stats.tried.append(f"{len(proposals)} {m} proposals")
+            stats.proposals += len(proposals)
+            for b in bases:
+                t0 = time.perf_counter()
+                for cand in self._reachable_from(proposals, b):
+                    stats.ik_time += time.perf_counter() - t0
+                    yield cand
+                    t0 = time.perf_counter()
+                stats.ik_time += time.perf_counter() - t0
+
+    def _propose(self, mode: str, request: GraspRequest) -> list[Grasp]:
+        trajectories = self.motion.trajectories
+        if mode == "grasp":
+            displacement = trajectories[-1] - trajectories[0]
+            pinches = PinchPlanner(displacement, self.config.pinch).propose(request, self.rng)
+            return self.grasp_planner.propose(request, self.rng) + pinches
+        return PushPlanner(motion_directions(trajectories), self.config.push).propose(
+            request, self.rng
+        )
+
+    def carried(self, grasp: Grasp) -> CarriedPoints:
+        """The points ``grasp`` carries: a rigid region, or a pinch's single point."""
+        center = grasp.contacts.mean(0)
+        if grasp.pinch:
+            return pinched_point(self.motion, center, self.mask, self.config.region)
+        return carried_points(self.motion, center, self.mask, self.rng, self.config.region)
+
+    def _reachable_from(self, proposals: list[Grasp], base: np.ndarray) -> Iterator[Candidate]:
+        """The proposals (or their 180-degree twins) that IK can follow from ``base``, without
+        going into the table or sweeping through the ``scene`` on the way to the pre-grasp.
+
+        Proposals are re-ranked by their score plus a cheap reachability proxy over the motion
+        (`motion_reach_score`); IK then tests ``config.candidates`` of them, chosen best first
+        but spread over contact places and approach directions (`diverse`), so one
+        unreachable family of near-identical grasps cannot use up the budget.
+        """
+        cfg, stats = self.config, self.stats
+        shoulder = base[:3, 3] + base[:3, 2] * cfg.robot.shoulder_height
+
+        def rank(g: Grasp) -> float:
+            ee = rigid_fit(self.carried(g)) @ g.pose
+            return g.score + cfg.reach_weight * motion_reach_score(ee, shoulder, cfg.robot.reach)
+
+        ranked = diverse(sorted(proposals, key=lambda g: -rank(g)), cfg.candidates)
+        for grasp in ranked:
+            for g in (grasp, twin(grasp)):
+                cand = self._candidate(g, base)
+                stats.best_error = min(stats.best_error, cand.ik_error)
+                if cand.ik_error > cfg.ik_tolerance:
+                    continue
+                if cand.clearance < -cfg.ik_table_tolerance:
+                    stats.into_table += 1
+                elif cand.approach_clearance < -cfg.approach_overlap:
+                    stats.through_scene += 1
+                else:
+                    yield cand
+                    break  # the twin of a reachable grasp is not a new option
+
+    def _candidate(self, grasp: Grasp, base: np.ndarray) -> Candidate:
+        """IK along every step for ``grasp``: the reachability test and the initial guess."""
+        cfg, layout, model = self.config, self.layout, self.model
+        carried = self.carried(grasp)
+        ee = rigid_fit(carried) @ grasp.pose  # (T, 4, 4) world TCP poses under rigid attachment
+        approach = (
+            cfg.grasp.approach_distance if grasp.mode == "grasp" else cfg.push.approach_distance
+        )
+        local, target, weights = step_targets(
+            layout, grasp.pose, ee, carried, approach, cfg.retreat_distance
+        )
+        target = geometry.transform_points(geometry.invert(base), target)
+        q_start = start_configuration(cfg, model)
+        random = self.rng.uniform(model.lower, model.upper, (cfg.seeds - 1, model.dof))
+        f = layout.first_target
+        q_path, err = self.ik.solve(
+            np.concatenate([q_start[None], random]), q_start, local[f:], target[f:], weights[f:]
+        )
+        # IK cannot beat the rigid fit of a flow that is not quite rigid (a generated one):
+        # measure its error beyond that floor, so a flow's noise does not read as unreachable.
+        residual = np.zeros(layout.size)
+        residual[layout.manipulate] = rigid_residual(carried)
+        excess = np.sqrt(np.maximum(err**2 - residual[f:] ** 2, 0.0))
+        q_init = np.concatenate([np.linspace(q_start, q_path[0], f + 1)[:-1], q_path])
+        problem = TrajProblem(local, target, weights, q_start, q_init, layout.smoothness_mask())
+        clearance = float(self.optimizer.clearance(q_path).min())
+        free = approach_clearance(self.optimizer, layout, q_init, base, self.scene)
+        return Candidate(
+            grasp,
+            base,
+            carried,
+            problem,
+            float(excess.max()),
+            float(residual.max()),
+            clearance,
+            free,
+        )
+
+
+def approach_clearance(
+    optimizer: TrajectoryOptimizer,
+    layout: StepLayout,
+    q: np.ndarray,
+    base: np.ndarray,
+    scene: cKDTree,
+) -> float:
+    """Smallest distance (metres, negative: overlapping) from the robot's spheres to the
+    ``scene`` points (world frame) along the free approach of the steps ``q`` (S, dof):
+    from the start to the pre-grasp, sampled between steps. The insertion from the
+    pre-grasp on was checked with the grasp."""
+    f = layout.first_target
+    path = np.concatenate(
+        [np.linspace(a, b, 4, endpoint=False) for a, b in pairwise(q[: f + 1])] + [q[f : f + 1]]
+    )
+    centres = geometry.transform_points(base, optimizer.sphere_centers(path).reshape(-1, 3))
+    distance, _ = scene.query(centres)
+    radius = np.tile(optimizer.spheres.radius, len(path))
+    return float((distance - radius).min())
+
+
+def start_configuration(config: PlanConfig, model: RobotModel) -> np.ndarray:
+    """(dof,) the arm's start: ``config.start_joints`` or the robot's home; ConfigError (field
+    ``start_joints``) unless it is ``dof`` values within the joint limits."""
+    q = np.asarray(
+        config.start_joints if config.start_joints is not None else model.home, dtype=np.float64
+    )
+    if q.shape != (model.dof,) or not model.within_limits(q):
+        raise ConfigError(
+            "start_joints",
+            f"{{field}} must be {model.dof} values within the joint limits, got {q.tolist()}",
+        )
+    return q
+
+
+def base_poses(
+    config: PlanConfig, motion: ObjectMotion, mask: np.ndarray, obstacles: np.ndarray
+) -> list[np.ndarray]:
+    """Automatic (4, 4) base poses around the object, best first."""
+    visited = motion.trajectories[:, mask].reshape(-1, 3)
+    visited = visited[:: max(1, len(visited) // 2000)]
+    bases = base_candidates(
+        visited, float(motion.points[:, 2].min()), obstacles, config.robot, config.placement
+    )[: config.bases]
+    if not bases:
+        raise PlanningFailure(
+            "no free spot for the robot base around the object; give the base pose"
+        )
+    return bases
+
+
+def scene_obstacles(
+    flow: ObjectFlow, scene_points: dict[str, np.ndarray] | None, name: str
+) -> np.ndarray:
+    """(M, 3) points of everything but the manipulated object, voxel-downsampled to 5 mm."""
+    parts = [m.points for k, m in flow.objects.items() if k != name]
+    if scene_points is not None:
+        for k, pts in scene_points.items():
+            pts = np.asarray(pts, dtype=np.float64)
+            if pts.ndim != 2 or pts.shape[1] != 3:
+                raise InputError(f"scene object {k!r}: points must be (M, 3), got {pts.shape}")
+            if k != name:
+                parts.append(pts)
+    if not parts:
+        return np.zeros((0, 3))
+    return _voxel_down(np.concatenate(parts).astype(np.float64), 0.005)
+
+
+def _voxel_down(points: np.ndarray, size: float) -> np.ndarray:
+    """One point per occupied voxel of ``size`` metres."""
+    if len(points) == 0:
+        return points
+    keys = np.floor(points / size).astype(np.int64)
+    _, first = np.unique(keys, axis=0, return_index=True)
+    return points[np.sort(first)]
+
+
+def grasp_request(
+    motion: ObjectMotion, mask: np.ndarray, obstacles: np.ndarray, model: RobotModel
+) -> GraspRequest:
+    """What the grasp and push planners are asked: the object's points weighted by how far
+    they move, the obstacles, the gripper, and a top-down preferred approach."""
+    points = motion.points.astype(np.float64)
+    disp = max_displacement(motion)
+    weights = np.where(mask, disp / max(float(disp.max()), 1e-9), 0.0)
+    down = np.array([0.0, 0.0, -1.0])
+    return GraspRequest(
+        points, estimate_normals(points), weights, obstacles, model.spec.gripper, down
+    )
