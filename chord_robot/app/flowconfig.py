@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from chord_robot.errors import ConfigError
+from chord_robot.errors import ConfigError, quote
 
 PRIORS = ("video", "wan")
 """The flow priors: given videos, or Wan 2.2 score distillation."""
@@ -57,13 +57,13 @@ def parse_size(text: str | tuple[int, int]) -> tuple[int, int]:
     else:
         parts = text.lower().split("x")
     if len(parts) != 2 or not all(p.strip().isdigit() and int(p) > 0 for p in parts):
-        raise ConfigError("render_size", f"{{field}} must be WIDTHxHEIGHT in pixels, e.g. 64x48, got {text!r}")
+        raise ConfigError("render_size", f"{{field}} must be WIDTHxHEIGHT in pixels, e.g. 64x48, got {quote(text)}")
     return int(parts[0]), int(parts[1])
 
 
 def _check_choice(field: str, value: str, choices) -> str:
     if value not in choices:
-        raise ConfigError(field, f"unknown {{field}} {value!r}; one of {', '.join(choices)}")
+        raise ConfigError(field, f"unknown {{field}} {quote(value)}; one of {', '.join(choices)}")
     return value
 
 
@@ -166,7 +166,7 @@ def flow_config(preset: str = "cpu", prior: str = "video", **overrides: Any):
     from flowgen.config import PRESETS
 
     if preset not in PRESETS:
-        raise ConfigError("preset", f"unknown {{field}} {preset!r}; one of {', '.join(PRESETS)}")
+        raise ConfigError("preset", f"unknown {{field}} {quote(preset)}; one of {', '.join(PRESETS)}")
     _check_choice("prior", prior, PRIORS)
     by_keyword = {o.keyword: o for o in FLOW_OVERRIDES}
     unknown = sorted(set(overrides) - set(by_keyword))

@@ -1,0 +1,52 @@
+"""Flow overrides declared once: the table drives `flow_config` and the CLI's options."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from chord_robot.app.flowconfig import FIELD_OPTIONS, FLOW_OVERRIDES, flow_config
+from chord_robot.errors import ConfigError
+
+
+def test_every_override_is_an_option_of_the_flow_command():
+    out = subprocess.run([sys.executable, "-m", "chord_robot.app.cli", "flow", "--help"], capture_output=True,
+                         text=True, check=True, env={"COLUMNS": "200", "PATH": ""})
+    for o in FLOW_OVERRIDES:
+        assert f"--{o.name}" in out.stdout, o.name
+    assert "--no-mesh-fit" in out.stdout
+
+
+def test_overrides_set_their_fields_and_keep_the_presets_shares():
+    base = flow_config("cpu", "wan")
+    config = flow_config("cpu", "wan", frames=9, iters=base.iterations // 2, seed=7, size="64x32",
+                         tau_schedule="uniform", store="per-frame", rigid_parts=True, mesh_fit=False)
+    assert (config.num_frames, config.seed, config.render_size) == (9, 7, (64, 32))
+    assert config.iterations == base.iterations // 2
+    assert config.split_iteration == round(base.split_iteration / 2)  # the preset's share of the run
+    assert config.wan.tau_schedule == "uniform" and config.deformation_store == "per-frame"
+    assert config.part_motion and not config.mesh_fit.enabled
+    video = flow_config("cpu", "video", iters=100)
+    assert video.appearance_iterations == max(1, round(flow_config().appearance_iterations * 100 / 400))
+    assert flow_config("cpu", "wan", rigid_parts=False, mesh_fit=True) == base  # switches at their defaults
+
+
+@pytest.mark.parametrize(("overrides", "field", "message"), [
+    ({"iters": 0}, "iterations", "--iters must be at least 1, got 0"),
+    ({"frames": 1}, "num_frames", "--frames must be at least 2 (frame 0 is the scan's pose), got 1"),
+    ({"store": "a{b}"}, "deformation_store", "unknown --store 'a{b}'; one of fenwick, per-frame"),
+    ({"size": "3x"}, "render_size", "--size must be WIDTHxHEIGHT in pixels, e.g. 64x48, got '3x'"),
+])
+def test_errors_name_the_field_and_the_cli_rewords_them(overrides, field, message):
+    with pytest.raises(ConfigError) as info:
+        flow_config("cpu", "wan", **overrides)
+    assert info.value.field == field
+    assert info.value.named(FIELD_OPTIONS[field]) == message
+
+
+def test_wan_only_settings_are_refused_for_the_video_prior():
+    with pytest.raises(ConfigError) as info:
+        flow_config("cpu", "video", tau_schedule="uniform")
+    assert info.value.named(FIELD_OPTIONS[info.value.field]).startswith("--tau-schedule applies to the wan prior")
