@@ -21,7 +21,7 @@ from chord_robot.app.commands import scene as _scene
 from chord_robot.app.commands import sim as _sim
 from chord_robot.app.commands import train_prior as _train_prior
 from chord_robot.app.commands import view as _view
-from chord_robot.app.flowconfig import FIELD_OPTIONS
+from chord_robot.app.flowconfig import FIELD_OPTIONS as FLOW_FIELD_OPTIONS
 from chord_robot.errors import ChordError, ConfigError
 
 app = typer.Typer(
@@ -50,6 +50,21 @@ app.command("train-prior")(_train_prior.train_prior_cmd)
 app.command("demo")(_demo.demo)
 
 
+FIELD_OPTIONS: dict[str, dict[str, str]] = {
+    "flow": FLOW_FIELD_OPTIONS,
+    "plan": {"mode": "--mode", "robot": "--robot", "preset": "--preset"},
+    "execute": {"robot": "--robot", "scan_to_robot": "--scan-to-robot", "model": "model (of --robot or the config file)"},
+    "train-prior": {"textured": "--textured"},
+}
+"""Per command: config field -> the option that sets it. A `ConfigError` names a field (the
+library's word); the message the user sees names the option they typed."""
+
+
+def _option_for(field: str, argv: list[str]) -> str:
+    command = next((a for a in argv if not a.startswith("-")), "")
+    return FIELD_OPTIONS.get(command, {}).get(field, field)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning project errors into one line and an exit code.
 
@@ -60,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         app(args=argv, prog_name="chord-robot")
     except ConfigError as e:
-        print(f"error: {e.named(FIELD_OPTIONS.get(e.field, e.field))}", file=sys.stderr)
+        print(f"error: {e.named(_option_for(e.field, sys.argv[1:] if argv is None else argv))}", file=sys.stderr)
         sys.exit(e.exit_code)
     except ChordError as e:
         print(f"error: {e}", file=sys.stderr)
