@@ -225,7 +225,7 @@ def check_dynamics(
         elif ok:
             detail = f"peak: {detail}"
         else:
-            detail += "; lower --speed or re-time the plan"
+            detail += "; lower the speed scale or re-time the plan"
         checks.append(Check(key, ok, 100 * ratio, 100 * config.limit_fraction, "%", detail))
     return checks
 

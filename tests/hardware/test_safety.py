@@ -68,7 +68,7 @@ def test_velocity_over_the_limit_becomes_legal_at_a_lower_speed():
     plan = move_plan(q0, q1, duration=2.0, steps=81)
     refusal, _ = refuse(plan, speed=1.0)
     assert refusal.names == ["velocity"]
-    assert "panda_joint1" in str(refusal) and "lower --speed" in str(refusal)
+    assert "panda_joint1" in str(refusal) and "lower the speed scale" in str(refusal)
 
     fast = prepare(plan, RecordingArm(q0).info, 1.0).report
     slow_arm = RecordingArm(q0)
