@@ -17,8 +17,8 @@ from dataclasses import dataclass, field, replace
 from flowgen.control import ControlConfig
 from flowgen.mesh_fit import MeshFitConfig
 from flowgen.priors.cameras import CameraSampling
-from flowgen.priors.wan import PRESETS as WAN_PRESETS
-from flowgen.priors.wan import WanConfig
+from flowgen.priors.wan.config import PRESETS as WAN_PRESETS
+from flowgen.priors.wan.config import WanConfig
 
 __all__ = ["DEFORMATION_STORES", "PRESETS", "RIGID_PARTS_ATTACH", "RIGID_PARTS_ATTACH_SMOOTH", "RIGID_PARTS_WEIGHT", "Decay", "FlowConfig", "RegWeights", "cpu",
            "fast", "paper", "preset", "rigid_parts", "sds_cpu_weights", "wan_settings"]

@@ -129,7 +129,7 @@ def render_gaussians(means: Tensor, quats: Tensor, scales: Tensor, opacities: Te
                      camera: Camera) -> tuple[Tensor, Tensor]:
     """Colour (H, W, 3) and alpha (H, W) of Gaussians from ``camera`` (black background)."""
     from flowgen.raster import render
-    from flowgen.render import camera_tensors
+    from flowgen.splats import camera_tensors
 
     viewmat, K = camera_tensors(camera, means.dtype)
     out = render(means, quats, scales, opacities, colors, viewmat, K, camera.width, camera.height)

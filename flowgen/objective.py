@@ -27,7 +27,7 @@ from flowgen.model import (
 )
 from flowgen.priors.video import View
 from flowgen.raster import render
-from flowgen.render import Splats, camera_tensors, render_splats
+from flowgen.splats import Splats, camera_tensors, render_splats
 
 __all__ = ["Objective", "Prior", "appearance_objective", "motion_objective", "render_views", "visibility"]
 

@@ -33,7 +33,7 @@ def main(scene_dir: Path, scene: str, prompt: str, iterations: int) -> list[floa
     from flowgen.priors.sds_prior import SdsPrior
     from flowgen.priors.wan import load_wan_prior
     from flowgen.quat import quat_multiply
-    from flowgen.render import Splats, render_splats
+    from flowgen.splats import Splats, render_splats
     from sim import assets
 
     torch.set_num_threads(1)

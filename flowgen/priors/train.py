@@ -42,7 +42,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from flowgen.priors.wan import WAN_NEGATIVE_PROMPT, encode_text
+from flowgen.priors.wan.config import WAN_NEGATIVE_PROMPT
+from flowgen.priors.wan.encode import encode_text
 
 if TYPE_CHECKING:
     from diffusers import AutoencoderKLWan, WanTransformer3DModel
