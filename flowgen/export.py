@@ -32,7 +32,9 @@ from scipy.spatial import cKDTree
 
 from chord_robot.flow import ObjectFlow, ObjectMotion, matrix_to_quat
 from flowgen.config import FlowConfig
-from flowgen.model import MovingObject, SceneModel, albedo, deform_object, gaussian_normals, shade
+from flowgen.model import MovingObject, SceneModel
+from flowgen.motion import deform_object
+from flowgen.shading import albedo, gaussian_normals, shade
 
 __all__ = ["ExportConfig", "export_flow", "fit_controls", "reproduction_error"]
 

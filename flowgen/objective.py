@@ -17,16 +17,11 @@ import torch
 from torch import Tensor
 
 from flowgen import losses
-from flowgen.model import (
-    SceneModel,
-    albedo,
-    deform_object,
-    deform_surface,
-    gaussian_normals,
-    shade,
-)
+from flowgen.model import SceneModel
+from flowgen.motion import deform_object, deform_surface
 from flowgen.priors.video import View
 from flowgen.raster import render
+from flowgen.shading import albedo, gaussian_normals, shade
 from flowgen.splats import Splats, camera_tensors, render_splats
 
 __all__ = ["Objective", "Prior", "appearance_objective", "motion_objective", "render_views", "visibility"]

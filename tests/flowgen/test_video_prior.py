@@ -8,7 +8,8 @@ import torch
 
 from chord_robot.errors import InputError
 from flowgen.config import Decay
-from flowgen.model import albedo, build_model, shade
+from flowgen.model import build_model
+from flowgen.shading import albedo, shade
 from flowgen.objective import _frames_and_slots, _pose, render_views, visibility
 from flowgen.optimize import optimize
 from flowgen.priors.video import VideoPrior
