@@ -81,7 +81,7 @@ class RegWeights:
     rigid: float = 0.0
     """Each part's deviation from a rigid motion (`losses.part_rigidity`, m^2): for scenes of
     rigid parts (articulated objects), where a weak prior otherwise bends a thin part (a lid)
-    like a sheet; 0 (off) unless ``--rigid-parts`` asks for it."""
+    like a sheet; 0 (off) unless `rigid_parts` sets it."""
     acceleration: float = 0.0
     """Second differences of the Gaussians' trajectories, ``mu^(t+1) - 2 mu^t + mu^(t-1)``
     (mean squared, m^2), over the frames rendered together. Needed with a video model whose VAE
@@ -110,7 +110,7 @@ def sds_cpu_weights() -> RegWeights:
 
 
 RIGID_PARTS_WEIGHT = 30_000.0
-"""`RegWeights.rigid` when the objects are made of rigid parts (``--rigid-parts``)."""
+"""`RegWeights.rigid` when the objects are made of rigid parts (`rigid_parts`)."""
 RIGID_PARTS_UNSUPPORTED = 0.1
 """`RegWeights.motion_unsupported` for objects made of rigid parts."""
 RIGID_PARTS_ATTACH_SMOOTH = 0.005
@@ -243,7 +243,7 @@ class FlowConfig:
     lowres_scale: float = 0.5
     """Image scale of the first ``lowres_fraction`` of the iterations."""
     checkpoint_every: int = 100
-    """Iterations between checkpoints (rollback points, and files with --resume)."""
+    """Iterations between checkpoints (rollback points, and files a run can resume from)."""
     explode_factor: float = 20.0
     """A loss above this multiple of the recent median counts as exploding (rolled back)."""
     max_rollbacks: int = 5

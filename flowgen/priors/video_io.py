@@ -110,7 +110,7 @@ def scale_camera(camera: Camera, width: int, height: int) -> Camera:
 
 def load_guides(videos: list[Path], cameras: list[Path], num_frames: int, max_side: int,
                 backgrounds: list[Path] | None = None) -> list[GuideVideo]:
-    """Load each ``--video`` with its ``--camera`` (one camera JSON per video)."""
+    """Load each video with its camera (one camera JSON per video)."""
     if not videos:
         raise InputError("the video prior needs at least one --video with its --camera")
     if len(videos) != len(cameras):

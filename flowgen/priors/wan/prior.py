@@ -307,7 +307,7 @@ def load_wan_prior(model_dir: str | Path | None, variant: Variant = "i2v-a14b",
     index = read_json(root / "model_index.json")
     if bool(index.get("expand_timesteps") or False) != spec.expand_timesteps:
         raise WeightsError(f"{root} does not hold {spec.label} (its model_index.json has "
-                           f"expand_timesteps={index.get('expand_timesteps')}); pass the right --model")
+                           f"expand_timesteps={index.get('expand_timesteps')}); load it from {spec.repo_id}'s weights")
     if index.get("boundary_ratio") not in (None, config.boundary_ratio):
         log(f"Wan: note: {root} suggests boundary_ratio {index['boundary_ratio']}, using "
             f"{config.boundary_ratio}")

@@ -69,7 +69,7 @@ def resolve_model_dir(model_dir: str | Path | None, variant: Variant,
     """
     spec = VARIANTS[variant]
     layout = ", ".join(["model_index.json", *(f"{p}/" for p in spec.experts + _SHARED_PARTS)])
-    fetch = f"download them with `hf download {spec.repo_id} --local-dir DIR` and pass --model DIR"
+    fetch = f"download them with `hf download {spec.repo_id} --local-dir DIR` and load them from DIR"
     if model_dir is None:
         from huggingface_hub import snapshot_download
 
