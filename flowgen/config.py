@@ -187,7 +187,7 @@ class FlowConfig:
     mesh_fit: MeshFitConfig = field(default_factory=MeshFitConfig)
     """Gaussians of mesh objects fitted to multi-view renders of the mesh (`flowgen.mesh_fit`)."""
     skin_neighbours: int = 8
-    """Control points blended per point (K nearest of its part)."""
+    """Control points blended per point (the k nearest of its part)."""
     arap_neighbours: int = 10
     """Neighbours per point in the ARAP energy (paper: 10)."""
     views_per_iteration: int = 4

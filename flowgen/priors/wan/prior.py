@@ -57,10 +57,11 @@ class Condition:
     """The image condition of one view, built from its first rendered frame.
 
     Attributes:
-        latents: I2V A14B: (1, 4 + C, T', h, w) mask channels then the latents of
+        latents: I2V A14B: (1, 4 + C, T_lat, h, w) mask channels then the latents of
             [first frame, black frames...]; TI2V 5B: (1, C, 1, h, w) the first frame's latents.
-        mask: TI2V 5B: (1, 1, T', h, w), 0 on the first latent frame (kept clean, timestep 0)
-            and 1 elsewhere; None for I2V A14B. T' = 1 + (T - 1) // 4 latent frames, h w latent pixels.
+        mask: TI2V 5B: (1, 1, T_lat, h, w), 0 on the first latent frame (kept clean, timestep 0)
+            and 1 elsewhere; None for I2V A14B. T_lat = 1 + (T - 1) // 4 latent frames, h w
+            latent pixels.
     """
 
     latents: Tensor
@@ -218,7 +219,7 @@ class WanPrior:
         return model
 
     def velocity(self, z_tau: Tensor, tau: float, condition: Condition, scale: float) -> Tensor:
-        """Guided velocity v_u + s (v_c - v_u) at (1, C, T', h, w) ``z_tau``, with the expert of
+        """Guided velocity v_u + s (v_c - v_u) at (1, C, T_lat, h, w) ``z_tau``, with the expert of
         ``tau`` (what the pipeline's loop calls ``noise_pred`` at timestep tau * 1000)."""
         expert = self.experts.get(self.expert_name(tau))
         return guided_velocity(self.velocity_model(expert, condition), z_tau.to(self.device), tau,
