@@ -13,10 +13,10 @@ Per moving object:
   Gaussians there; each centre's rotation and translation per frame are the weighted rigid
   (Kabsch) fit of its neighbouring Gaussians *of its own part*; and one small skinning radius
   (half the median centre spacing) keeps blending local, so a point follows the controls of
-  the surface it lies on. On the hinge test `evaluate` reproduces the trajectories to 0.2 mm
-  on average; within ~1 cm of a hinge, where the two parts' surfaces nearly touch, single
+  the surface it lies on. Near a hinge, where the two parts' surfaces nearly touch, single
   points can still take the other part's motion (the contract has no part ids).
-  `reproduction_error` measures the mean (reported by the pipeline).
+  `reproduction_error` measures the mean (reported by the pipeline; measurements in
+  docs/flowgen-notes.md).
 
 Static objects get their Gaussians' means, a constant trajectory and one identity control.
 """
