@@ -15,7 +15,7 @@ from flowgen.optimize import optimize
 from flowgen.priors.video import VideoPrior
 from flowgen.priors.video_io import GuideVideo, fit_video
 
-from .conftest import tiny_camera, tiny_config
+from tests.flowgen.conftest import tiny_camera, tiny_config
 
 
 def _clip(frames: int, width: int, height: int) -> np.ndarray:
