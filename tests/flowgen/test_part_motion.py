@@ -14,8 +14,8 @@ from flowgen.config import RIGID_PARTS_ATTACH_SMOOTH, FlowConfig, rigid_parts
 from flowgen.fenwick import query_all
 from flowgen.model import build_model, parameters
 from flowgen.motion import deform_object, deform_surface
-from flowgen.parts import part_joints
 from flowgen.optimize import make_optimizer, optimize
+from flowgen.parts import part_joints
 from flowgen.quat import quat_multiply, quat_to_matrix
 
 from .conftest import tiny_config, tiny_prior

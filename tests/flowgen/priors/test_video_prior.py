@@ -9,11 +9,11 @@ import torch
 from chord_robot.errors import InputError
 from flowgen.config import Decay
 from flowgen.model import build_model
-from flowgen.shading import albedo, shade
 from flowgen.objective import _frames_and_slots, _pose, render_views, visibility
 from flowgen.optimize import optimize
 from flowgen.priors.video import VideoPrior
 from flowgen.priors.video_io import GuideVideo, fit_video
+from flowgen.shading import albedo, shade
 
 from tests.flowgen.conftest import tiny_camera, tiny_config
 
