@@ -80,13 +80,13 @@ def restore(checkpoint: Checkpoint, params: dict[str, Tensor], optimizer: torch.
     missing = set(params) ^ set(checkpoint.params)
     if missing:
         raise InputError(f"the checkpoint does not match the model (differs in {sorted(missing)[:3]}); "
-                         "run without --resume to start over")
+                         "start over without resuming")
     with torch.no_grad():
         for name, value in params.items():
             saved = checkpoint.params[name]
             if saved.shape != value.shape:
                 raise InputError(f"the checkpoint's {name} has shape {tuple(saved.shape)}, the model "
-                                 f"{tuple(value.shape)}; run without --resume to start over")
+                                 f"{tuple(value.shape)}; start over without resuming")
             value.copy_(saved)
     optimizer.load_state_dict(copy.deepcopy(checkpoint.optimizer))
     rng.set_state(checkpoint.rng.clone())
@@ -130,8 +130,8 @@ def load_checkpoint(path: str | os.PathLike[str], fingerprint: str) -> Checkpoin
         raise InputError(f"{path} is not a flow checkpoint; delete it to start over")
     if payload["fingerprint"] != fingerprint:
         raise InputError(
-            f"the checkpoint {path} was made with other inputs or settings; run without --resume "
-            "to start over, or resume with the same scan, videos, cameras and preset"
+            f"the checkpoint {path} was made with other inputs or settings; start over without "
+            "resuming, or resume with the same scan, videos, cameras and preset"
         )
     s = payload["state"]
     state = TrainState(s["iteration"], s["frame_error"], s["lr_scale"], s["rollbacks"], s["history"])

@@ -13,15 +13,34 @@ and light only) runs before it and is not counted in the schedules.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import Literal, get_args
 
 from flowgen.control import ControlConfig
 from flowgen.mesh_fit import MeshFitConfig
 from flowgen.priors.cameras import CameraSampling
-from flowgen.priors.wan import PRESETS as WAN_PRESETS
-from flowgen.priors.wan import WanConfig
+from flowgen.priors.wan.config import PRESETS as WAN_PRESETS
+from flowgen.priors.wan.config import Variant, WanConfig
 
-__all__ = ["DEFORMATION_STORES", "PRESETS", "RIGID_PARTS_ATTACH", "RIGID_PARTS_ATTACH_SMOOTH", "RIGID_PARTS_WEIGHT", "Decay", "FlowConfig", "RegWeights", "cpu",
-           "fast", "paper", "preset", "rigid_parts", "sds_cpu_weights", "wan_settings"]
+__all__ = [
+    "DEFORMATION_STORES",
+    "PRESETS",
+    "PRIORS",
+    "RIGID_PARTS_ATTACH",
+    "RIGID_PARTS_ATTACH_SMOOTH",
+    "RIGID_PARTS_WEIGHT",
+    "Decay",
+    "FlowConfig",
+    "Prior",
+    "RegWeights",
+    "StoreKind",
+    "cpu",
+    "fast",
+    "paper",
+    "preset",
+    "rigid_parts",
+    "sds_cpu_weights",
+    "wan_settings",
+]
 
 
 @dataclass(frozen=True)
@@ -62,7 +81,7 @@ class RegWeights:
     rigid: float = 0.0
     """Each part's deviation from a rigid motion (`losses.part_rigidity`, m^2): for scenes of
     rigid parts (articulated objects), where a weak prior otherwise bends a thin part (a lid)
-    like a sheet; 0 (off) unless ``--rigid-parts`` asks for it."""
+    like a sheet; 0 (off) unless `rigid_parts` sets it."""
     acceleration: float = 0.0
     """Second differences of the Gaussians' trajectories, ``mu^(t+1) - 2 mu^t + mu^(t-1)``
     (mean squared, m^2), over the frames rendered together. Needed with a video model whose VAE
@@ -91,7 +110,7 @@ def sds_cpu_weights() -> RegWeights:
 
 
 RIGID_PARTS_WEIGHT = 30_000.0
-"""`RegWeights.rigid` when the objects are made of rigid parts (``--rigid-parts``)."""
+"""`RegWeights.rigid` when the objects are made of rigid parts (`rigid_parts`)."""
 RIGID_PARTS_UNSUPPORTED = 0.1
 """`RegWeights.motion_unsupported` for objects made of rigid parts."""
 RIGID_PARTS_ATTACH_SMOOTH = 0.005
@@ -132,7 +151,13 @@ def video_weights() -> RegWeights:
                       attach=2.0, still=1e4)
 
 
-DEFORMATION_STORES = ("fenwick", "per-frame")
+Prior = Literal["video", "wan"]
+"""What guides the motion (`FlowConfig.prior`)."""
+PRIORS: tuple[Prior, ...] = get_args(Prior)
+"""The priors, in the order messages name them."""
+StoreKind = Literal["fenwick", "per-frame"]
+"""How deformations over time are parameterised (`FlowConfig.deformation_store`)."""
+DEFORMATION_STORES: tuple[StoreKind, ...] = get_args(StoreKind)
 """Parameterisations of the deformations over time (`FlowConfig.deformation_store`)."""
 
 
@@ -140,7 +165,7 @@ DEFORMATION_STORES = ("fenwick", "per-frame")
 class FlowConfig:
     """Everything a flow generation run needs besides its inputs."""
 
-    prior: str = "video"
+    prior: Prior = "video"
     """Which prior guides the motion: "video" (given videos) or "wan" (Wan 2.2 SDS)."""
     num_frames: int = 41
     """T, frames of the flow including the rest frame 0 (paper: 41)."""
@@ -162,7 +187,7 @@ class FlowConfig:
     mesh_fit: MeshFitConfig = field(default_factory=MeshFitConfig)
     """Gaussians of mesh objects fitted to multi-view renders of the mesh (`flowgen.mesh_fit`)."""
     skin_neighbours: int = 8
-    """Control points blended per point (K nearest of its part)."""
+    """Control points blended per point (the k nearest of its part)."""
     arap_neighbours: int = 10
     """Neighbours per point in the ARAP energy (paper: 10)."""
     views_per_iteration: int = 4
@@ -218,14 +243,14 @@ class FlowConfig:
     lowres_scale: float = 0.5
     """Image scale of the first ``lowres_fraction`` of the iterations."""
     checkpoint_every: int = 100
-    """Iterations between checkpoints (rollback points, and files with --resume)."""
+    """Iterations between checkpoints (rollback points, and files a run can resume from)."""
     explode_factor: float = 20.0
     """A loss above this multiple of the recent median counts as exploding (rolled back)."""
     max_rollbacks: int = 5
     """Rollbacks allowed before the run gives up with an error."""
     seed: int = 0
     """Seed of the Gaussians' sampling and the frame and camera draws."""
-    deformation_store: str = "fenwick"
+    deformation_store: StoreKind = "fenwick"
     """How the control points' per-frame deformations are parameterised: "fenwick" (the paper:
     a Fenwick tree, frame t = product of O(log t) nodes) or "per-frame" (the paper's ablation:
     independent deformations per frame, `flowgen.fenwick.PerFrameStore`)."""
@@ -245,7 +270,7 @@ class FlowConfig:
         if self.deformation_store not in DEFORMATION_STORES:
             raise ValueError(f"unknown deformation store {self.deformation_store!r}; one of "
                              f"{', '.join(DEFORMATION_STORES)}")
-        if self.prior not in ("video", "wan"):
+        if self.prior not in PRIORS:
             raise ValueError(f"prior must be 'video' or 'wan', got {self.prior!r}")
         if self.render_size is not None and min(self.render_size) < 1:
             raise ValueError(f"render_size must be positive, got {self.render_size}")
@@ -257,13 +282,13 @@ class FlowConfig:
                                  "appearance_iterations, lowres_fraction and progressive must be 0")
 
 
-def wan_settings(variant: str, views: int) -> WanConfig:
+def wan_settings(variant: Variant, views: int) -> WanConfig:
     """The Wan preset of ``variant`` ("i2v-a14b" or "ti2v-5b") with ``views`` cameras per
     iteration."""
     return replace(WAN_PRESETS[variant](), num_views=views)
 
 
-def paper(prior: str = "wan") -> FlowConfig:
+def paper(prior: Prior = "wan") -> FlowConfig:
     """The paper's setting: 832x464, 41 frames, 2000 iterations, batch 4 (supp. §A.1)."""
     from flowgen.control import paper_config
     from flowgen.mesh_fit import paper_mesh_fit
@@ -278,7 +303,7 @@ def paper(prior: str = "wan") -> FlowConfig:
     )
 
 
-def fast(prior: str = "wan") -> FlowConfig:
+def fast(prior: Prior = "wan") -> FlowConfig:
     """A quicker GPU setting: half resolution, 25 frames, 800 iterations."""
     return replace(paper(prior), max_side=416, num_frames=25, iterations=800, num_gaussians=40_000,
                    split_iteration=60, fine_start=0.4)
@@ -304,7 +329,7 @@ def _cpu_wan() -> FlowConfig:
     )
 
 
-def cpu(prior: str = "video") -> FlowConfig:
+def cpu(prior: Prior = "video") -> FlowConfig:
     """Minutes on a CPU: 160 px, 21 frames, 400 iterations of 2 frames (tuned on the hinge test:
     more, cheaper iterations recover late frames better than fewer, larger batches; 600 gave
     the same lid error).
@@ -340,7 +365,7 @@ PRESETS = {"paper": paper, "fast": fast, "cpu": cpu}
 """Preset name -> function(prior) returning a FlowConfig (the registry the CLI uses)."""
 
 
-def preset(name: str, prior: str = "video") -> FlowConfig:
+def preset(name: str, prior: Prior = "video") -> FlowConfig:
     """The named preset for ``prior``; ValueError names the presets for an unknown one."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; one of {', '.join(PRESETS)}")

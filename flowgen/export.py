@@ -13,10 +13,10 @@ Per moving object:
   Gaussians there; each centre's rotation and translation per frame are the weighted rigid
   (Kabsch) fit of its neighbouring Gaussians *of its own part*; and one small skinning radius
   (half the median centre spacing) keeps blending local, so a point follows the controls of
-  the surface it lies on. On the hinge test `evaluate` reproduces the trajectories to 0.2 mm
-  on average; within ~1 cm of a hinge, where the two parts' surfaces nearly touch, single
+  the surface it lies on. Near a hinge, where the two parts' surfaces nearly touch, single
   points can still take the other part's motion (the contract has no part ids).
-  `reproduction_error` measures the mean (reported by the pipeline).
+  `reproduction_error` measures the mean (reported by the pipeline; measurements in
+  docs/flowgen-notes.md).
 
 Static objects get their Gaussians' means, a constant trajectory and one identity control.
 """
@@ -32,7 +32,9 @@ from scipy.spatial import cKDTree
 
 from chord_robot.flow import ObjectFlow, ObjectMotion, matrix_to_quat
 from flowgen.config import FlowConfig
-from flowgen.model import MovingObject, SceneModel, albedo, deform_object, gaussian_normals, shade
+from flowgen.model import MovingObject, SceneModel
+from flowgen.motion import deform_object
+from flowgen.shading import albedo, gaussian_normals, shade
 
 __all__ = ["ExportConfig", "export_flow", "fit_controls", "reproduction_error"]
 

@@ -3,8 +3,8 @@ cloud, or a mesh by surface sampling (colours from its texture or vertex colours
 then fits them to renders of the mesh, `flowgen.mesh_fit`).
 
 Points and meshes become flat, surface-aligned Gaussians (discs): two tangential axes of about
-the sample spacing and a thin normal axis. The findings in shared/notes showed that isotropic
-Gaussians on a tilted surface shift the rendered texture as the surface turns; discs do not.
+the sample spacing and a thin normal axis: isotropic Gaussians on a tilted surface shift the
+rendered texture as the surface turns; discs do not (docs/flowgen-notes.md).
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 regularisers (rendered 3D-flow temporal loss, ARAP, minimal motion).
 
 Each is a small function of tensors returning a scalar; weights live in `FlowConfig` and the
-schedules in `flowgen.schedules`. Images are (F, H, W, C), frames first.
+schedules in `flowgen.schedules`. Images are (T, H, W, C), frames first.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ __all__ = [
 
 
 def l1(render: Tensor, target: Tensor) -> Tensor:
-    """Mean absolute difference of (F, H, W, C) images."""
+    """Mean absolute difference of (T, H, W, C) images."""
     assert render.shape == target.shape, (render.shape, target.shape)
     return (render - target).abs().mean()
 
@@ -41,7 +41,7 @@ def _gaussian_window(size: int, sigma: float, dtype: torch.dtype) -> Tensor:
 
 
 def ssim(render: Tensor, target: Tensor, window: int = 11, sigma: float = 1.5) -> Tensor:
-    """Mean structural similarity of (F, H, W, C) images in [0, 1] (Wang et al. 2004, the
+    """Mean structural similarity of (T, H, W, C) images in [0, 1] (Wang et al. 2004, the
     Gaussian-window form 3DGS uses). Compares local means, contrasts and correlations, so a
     brightness change costs much less than a shift."""
     assert render.shape == target.shape and render.ndim == 4, (render.shape, target.shape)
@@ -68,7 +68,7 @@ def ssim(render: Tensor, target: Tensor, window: int = 11, sigma: float = 1.5) -
 
 
 def photometric(render: Tensor, target: Tensor, ssim_weight: float) -> Tensor:
-    """(1 - w) L1 + w (1 - SSIM) between (F, H, W, 3) images (3DGS uses w = 0.2)."""
+    """(1 - w) L1 + w (1 - SSIM) between (T, H, W, 3) images (3DGS uses w = 0.2)."""
     loss = (1 - ssim_weight) * l1(render, target)
     if ssim_weight > 0:
         loss = loss + ssim_weight * (1 - ssim(render, target))
@@ -76,7 +76,7 @@ def photometric(render: Tensor, target: Tensor, ssim_weight: float) -> Tensor:
 
 
 def silhouette(alpha: Tensor, mask: Tensor) -> Tensor:
-    """Mean squared difference of rendered opacity (F, H, W) and a foreground mask."""
+    """Mean squared difference of rendered opacity (T, H, W) and a foreground mask."""
     assert alpha.shape == mask.shape, (alpha.shape, mask.shape)
     return (alpha - mask).square().mean()
 
@@ -84,7 +84,7 @@ def silhouette(alpha: Tensor, mask: Tensor) -> Tensor:
 def temporal_flow(flow_image: Tensor) -> Tensor:
     """The rendered 3D-flow loss: mean over frames and pixels of ``|flow|^2``.
 
-    ``flow_image`` (F, H, W, 3) is the render of the Gaussians with their colour replaced by
+    ``flow_image`` (T, H, W, 3) is the render of the Gaussians with their colour replaced by
     their displacement since the previous frame, ``mu^t - mu^(t-1)`` (paper, temporal
     regulariser): zero for a static scene, and it penalises the visible motion's speed.
     """
@@ -93,7 +93,7 @@ def temporal_flow(flow_image: Tensor) -> Tensor:
 
 
 def acceleration(trajectories: Tensor) -> Tensor:
-    """Mean over (F - 2, N) of ``|mu^(t+1) - 2 mu^t + mu^(t-1)|^2`` for (F, N, 3) positions at F
+    """Mean over (T - 2, N) of ``|mu^(t+1) - 2 mu^t + mu^(t-1)|^2`` for (T, N, 3) positions at T
     consecutive frames: zero for motion at constant velocity (a lid turning at a steady rate
     costs nearly nothing), large for frame-to-frame zig-zags."""
     assert trajectories.ndim == 3 and trajectories.shape[0] >= 3, trajectories.shape
@@ -111,7 +111,7 @@ def part_rigidity(means: Tensor, rest: Tensor, part: Tensor) -> Tensor:
     rigid parts, wrong for cloth (off unless asked for, `RegWeights.rigid`).
 
     Args:
-        means: (F, N, 3) positions; rest: (N, 3) rest positions; part: (N,) part id per point.
+        means: (T, N, 3) positions; rest: (N, 3) rest positions; part: (N,) part id per point.
     """
     assert means.ndim == 3 and means.shape[1:] == rest.shape and part.shape == rest.shape[:1], (
         means.shape, rest.shape, part.shape)
@@ -122,25 +122,25 @@ def part_rigidity(means: Tensor, rest: Tensor, part: Tensor) -> Tensor:
             continue
         x, r = means[:, sel], rest[sel]
         xc, rc = x - x.mean(1, keepdim=True), r - r.mean(0)
-        cross = xc.transpose(1, 2) @ rc  # (F, 3, 3)
+        cross = xc.transpose(1, 2) @ rc  # (T, 3, 3)
         u, _, vh = torch.linalg.svd(cross.detach())
         d = torch.linalg.det(u @ vh)
         fix = torch.diag_embed(torch.stack((torch.ones_like(d), torch.ones_like(d), d), -1))
-        rot = u @ fix @ vh  # (F, 3, 3): rotates rest offsets onto the current ones
+        rot = u @ fix @ vh  # (T, 3, 3): rotates rest offsets onto the current ones
         residual = xc - rc @ rot.transpose(1, 2)
         terms.append(residual.square().sum(-1).mean())
     return torch.stack(terms).mean() if terms else means.new_zeros(())
 
 
 def arap(graph: ArapGraph, deformed: Tensor) -> Tensor:
-    """ARAP energy of (F, M, 3) deformed near-surface points, per edge (mean squared
+    """ARAP energy of (T, M, 3) deformed near-surface points, per edge (mean squared
     residual in m^2), so its weight does not depend on |S|."""
     return arap_energy(graph, deformed) / max(graph.num_edges, 1)
 
 
 def minimal_motion(means: Tensor, rest: Tensor, scale: float = 0.005, part: Tensor | None = None,
                    part_weight: dict[int, float] | None = None) -> Tensor:
-    """A robust pull towards not moving: mean over (F, N) of Welsch's
+    """A robust pull towards not moving: mean over (T, N) of Welsch's
     ``1 - exp(-d^2 / (2 scale^2))`` of the displacement ``d`` from the (N, 3) rest positions.
 
     Its pull peaks at ``d = scale`` and vanishes for ``d >> scale``: it holds still what the
@@ -158,7 +158,7 @@ def minimal_motion(means: Tensor, rest: Tensor, scale: float = 0.005, part: Tens
         return (1 - torch.exp(-d2 / (2 * scale * scale))).mean()
     terms = []
     for p in torch.unique(part).tolist():
-        mean = (d2[:, part == p] + 1e-12).sqrt().mean(-1)  # (F,)
+        mean = (d2[:, part == p] + 1e-12).sqrt().mean(-1)  # (T,)
         factor = 1.0 if part_weight is None else part_weight.get(p, 1.0)
         terms.append(factor * (1 - torch.exp(-mean.square() / (2 * scale * scale))))
     return torch.stack(terms).mean()
@@ -176,17 +176,17 @@ def contact(means: Tensor, pairs: Tensor, rest: Tensor, group: Tensor, closest: 
     where one camera barely sees it) changes every pair's distance and is penalised.
 
     Args:
-        means: (F, N, 3) positions; pairs: (P, 2) indices into N; rest: (P,) rest distances;
-        group: (P,) which pair of parts each pair joins.
+        means: (T, N, 3) positions; pairs: (E, 2) indices into N; rest: (E,) rest distances;
+        group: (E,) which pair of parts each pair joins.
     """
     if pairs.shape[0] == 0:
         return means.new_zeros(())
-    dist = (means[:, pairs[:, 0]] - means[:, pairs[:, 1]]).norm(dim=-1)  # (F, P)
+    dist = (means[:, pairs[:, 0]] - means[:, pairs[:, 1]]).norm(dim=-1)  # (T, E)
     terms = []
     for g in torch.unique(group).tolist():
         sel = group == g
         k = min(closest, int(sel.sum()))
-        now = dist[:, sel].topk(k, dim=-1, largest=False).values.mean(-1)  # (F,)
+        now = dist[:, sel].topk(k, dim=-1, largest=False).values.mean(-1)  # (T,)
         then = rest[sel].topk(k, largest=False).values.mean()
         gap = now - then
         terms.append(torch.nn.functional.smooth_l1_loss(gap, torch.zeros_like(gap), beta=smooth)
@@ -196,12 +196,12 @@ def contact(means: Tensor, pairs: Tensor, rest: Tensor, group: Tensor, closest: 
 
 def still(displacement: Tensor, mask: Tensor) -> Tensor:
     """Mean over frames and pixels of ``mask * |displacement|^2``: the rendered 3D displacement
-    since frame 0, ``mu^t - mu^0``, where the video shows no change (mask (F, H, W) from
+    since frame 0, ``mu^t - mu^0``, where the video shows no change (mask (T, H, W) from
     `flowgen.priors.video.still_pixels`), in m^2.
 
     Args:
-        displacement: (F, H, W, 3) render of the Gaussians' displacement since rest.
-        mask: (F, H, W) 1 on still pixels.
+        displacement: (T, H, W, 3) render of the Gaussians' displacement since rest.
+        mask: (T, H, W) 1 on still pixels.
     """
     assert displacement.shape[:-1] == mask.shape, (displacement.shape, mask.shape)
     return (displacement.square().sum(-1) * mask).mean()

@@ -8,11 +8,10 @@ that flowgen's rasteriser reproduces renders of the mesh by an independent ray c
 (`flowgen.mesh_render`) from cameras all around the object: L1 (+ optional D-SSIM) on colour and
 L1 on alpha, a fixed number of Adam steps sized for the preset's time per object.
 
-Positions stay: offsets along the surface were tried and did not raise the held-out PSNR
-(23.47 vs 23.51 dB without, on a box with six differently coloured faces, 8000 Gaussians,
-300 steps), and moving the means would change the parts' contact pairs. The step count, not a wall-clock limit, bounds the fit, so
-a model is rebuilt identically when a run resumes; ``time_budget`` is a guard for a slow
-machine, off in the presets.
+Positions stay: moving the means would change the parts' contact pairs, and offsets along
+the surface did not help (docs/flowgen-notes.md). The step count, not a wall-clock limit,
+bounds the fit, so a model is rebuilt identically when a run resumes; ``time_budget`` is a
+guard for a slow machine, off in the presets.
 """
 
 from __future__ import annotations
@@ -129,7 +128,7 @@ def render_gaussians(means: Tensor, quats: Tensor, scales: Tensor, opacities: Te
                      camera: Camera) -> tuple[Tensor, Tensor]:
     """Colour (H, W, 3) and alpha (H, W) of Gaussians from ``camera`` (black background)."""
     from flowgen.raster import render
-    from flowgen.render import camera_tensors
+    from flowgen.splats import camera_tensors
 
     viewmat, K = camera_tensors(camera, means.dtype)
     out = render(means, quats, scales, opacities, colors, viewmat, K, camera.width, camera.height)

@@ -1,34 +1,9 @@
-"""The 4D model: per moving object, Gaussians skinned by coarse + fine control points whose
-motion lives in Fenwick trees (DESIGN.md §4); static objects are Gaussians that never move.
+"""The 4D model and how it is built: per moving object, Gaussians skinned by coarse + fine
+control points whose motion lives in Fenwick trees (DESIGN.md §4); static objects are Gaussians
+that never move; one light (`flowgen.shading`).
 
-Appearance: each Gaussian has an albedo; with ``shading`` the rendered colour is
-
-    c_i^t = albedo_i * (ambient + diffuse * max(0, n_i^t . l))
-
-with one global light ``l`` and the Gaussian's normal ``n_i^t`` turned by the same skinning
-as its rotation (flat Gaussians carry their surface normal as the third axis). A lid that
-turns away from the light then darkens in the render as it does in the video, instead of the
-darkening being explained by a wrong pose (the findings note: blue 169 -> 88 while closing).
-
-Parts: a Gaussian, an ARAP point or a control point belongs to one part (mesh connected
-component, `flowgen.control`), and binds only to control points of its part; ARAP edges stay
-within a part. Where two parts touch at rest (a hinge), pairs of their Gaussians are kept for
-the contact term (`flowgen.losses.contact`), which holds the parts together without coupling
-their motions.
-
-Part motion (``FlowConfig.part_motion``, an extension outside the paper for objects made of
-rigid parts): each part also gets one rigid motion per frame, in a Fenwick store of its own,
-turning it about a pivot - the centre of its contacts with other parts (a lid's hinge), or its
-centroid when it touches none - after the control points' skinning (parts resting on a static
-object, `supported_parts`, have none: the minimal-motion prior holds them by their control
-points, and a base free to swing about its own hinge drifted 9 cm):
-
-    x^t = R_p^t (x_cf^t - c_p) + c_p + T_p^t,        q^t = r_p^t ⊗ q_cf^t
-
-Along a chain of parts (base -> arm -> head, `part_joints`) a part's motion is carried by the
-one it hangs from, as a joint is. The control points then carry only what the parts' rigid
-motions do not; a lid turned by the prior moves through 6 numbers per Fenwick node instead of
-through every control point (measured in docs/trained-prior.md).
+With ``FlowConfig.part_motion`` each part of a moving object also gets a Fenwick store of rigid
+motions and a joint (`flowgen.parts`); `flowgen.motion` poses the model at given frames.
 
 The model is a frozen dataclass of tensors; the optimised ones are ``torch.nn.Parameter``
 leaves, listed by :func:`parameters` under stable names (checkpoints, optimiser groups).
@@ -49,44 +24,23 @@ from chord_robot.scene import Scene, SceneObject
 from flowgen.arap import ArapGraph, arap_graph
 from flowgen.config import FlowConfig
 from flowgen.control import ObjectControls, object_controls, point_cloud_field, point_groups
-from flowgen.fenwick import DeformationStore, as_parameters, fenwick_identity, per_frame_identity, query_all
+from flowgen.fenwick import DeformationStore, as_parameters, fenwick_identity, per_frame_identity
 from flowgen.gaussians import Gaussians, from_object
 from flowgen.mesh_fit import fit_to_mesh
-from flowgen.quat import quat_identity, quat_multiply, quat_normalize, quat_to_matrix
-from flowgen.skinning import ControlLevel, Deformed, HierarchyBinding, bind_hierarchy, deform
+from flowgen.parts import contact_pairs, part_joints, supported_parts
+from flowgen.quat import quat_identity
+from flowgen.shading import Light
+from flowgen.skinning import ControlLevel, HierarchyBinding, bind_hierarchy
 
 __all__ = [
-    "Light",
     "MovingObject",
     "SceneModel",
     "StaticObject",
-    "albedo",
     "build_model",
-    "contact_pairs",
-    "deform_object",
-    "deform_surface",
-    "gaussian_normals",
     "parameter_group",
     "parameters",
-    "part_joints",
     "rest_gaussians",
-    "shade",
 ]
-
-
-@dataclass(frozen=True)
-class Light:
-    """One directional light plus ambient, shared by the scene.
-
-    Attributes:
-        direction: (3,) towards the light (normalised when used).
-        ambient: () softplus-parametrised ambient term.
-        diffuse: () softplus-parametrised diffuse term.
-    """
-
-    direction: Tensor
-    ambient: Tensor
-    diffuse: Tensor
 
 
 @dataclass(frozen=True)
@@ -110,14 +64,14 @@ class MovingObject:
         surface_binding: S -> controls.
         arap: the ARAP graph of S (edges within a part).
         controls: the control initialisation (voxel size, parts), for export.
-        contact: (P, 2) int64 pairs of Gaussians of two different parts that touch at rest
+        contact: (E, 2) int64 pairs of Gaussians of two different parts that touch at rest
             (closer than 1.5 sample spacings); empty for a one-part object.
-        contact_rest: (P,) their rest distances.
-        contact_group: (P,) int64 id of the pair of parts each pair joins.
+        contact_rest: (E,) their rest distances.
+        contact_group: (E,) int64 id of the pair of parts each pair joins.
         supported: int64 ids of the parts that rest on a static object (their Gaussians come
             within SUPPORT_DISTANCE of it at rest: a laptop's base on the table, not its lid).
-        part_store: per-part rigid motions (K = number of part ids) with ``part_motion``, else None.
-        part_pivot: (P, 3) the point each part turns about (see the module docstring).
+        part_store: per-part rigid motions (P = number of part ids) with ``part_motion``, else None.
+        part_pivot: (P, 3) the point each part turns about (`flowgen.parts.part_joints`).
         part_parent: (P,) int64 the part each part hangs from (its motion carries this one), -1: none.
         surface_part: (M,) int64 part id of each near-surface point.
     """
@@ -175,7 +129,7 @@ class SceneModel:
         static: the static ones.
         light: the shared light.
         num_frames: T.
-        shading: whether colours are shaded (see the module docstring).
+        shading: whether colours are shaded (`flowgen.shading`).
     """
 
     moving: tuple[MovingObject, ...]
@@ -200,28 +154,6 @@ def _object_controls(obj: SceneObject, config: FlowConfig) -> tuple[ObjectContro
         return object_controls(mesh, config.controls), mesh
     return object_controls(point_cloud_field(obj.points), config.controls), None
 
-
-def contact_pairs(means: np.ndarray, part: np.ndarray, factor: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
-    """Pairs of points of different parts closer than ``factor`` x the median nearest-neighbour
-    spacing, and the id of the pair of parts each joins: ((P, 2), (P,)) int64."""
-    from scipy.spatial import cKDTree
-
-    pairs, groups = [np.zeros((0, 2), np.int64)], [np.zeros(0, np.int64)]
-    ids = np.unique(part)
-    if len(ids) < 2:
-        return pairs[0], groups[0]
-    spacing = float(np.median(cKDTree(means).query(means, k=2)[0][:, 1]))
-    trees = {g: (np.flatnonzero(part == g), cKDTree(means[part == g])) for g in ids}
-    for a in range(len(ids)):
-        for b in range(a + 1, len(ids)):
-            rows_a, _ = trees[ids[a]]
-            rows_b, tree_b = trees[ids[b]]
-            dist, idx = tree_b.query(means[rows_a], distance_upper_bound=factor * spacing)
-            near = np.isfinite(dist)
-            if near.any():
-                pairs.append(np.stack((rows_a[near], rows_b[idx[near]]), 1))
-                groups.append(np.full(int(near.sum()), a * len(ids) + b, np.int64))
-    return np.concatenate(pairs), np.concatenate(groups)
 
 
 def rest_gaussians(obj: SceneObject, count: int, config: FlowConfig, rng: np.random.Generator,
@@ -289,53 +221,6 @@ def _moving(obj: SceneObject, config: FlowConfig, rng: np.random.Generator,
         surface_part=surface_group,
     )
 
-
-def part_joints(means: Tensor, part: Tensor, contact: Tensor, roots: Tensor | None = None) -> tuple[Tensor, Tensor]:
-    """For part ids 0..max: (P, 3) the point each part turns about and (P,) int64 the part it
-    hangs from (-1: none).
-
-    With ``roots`` (the parts resting on a static object) the parts form chains out from the
-    roots through their contacts (a lamp: base -> arm -> head): a part hangs from the part before
-    it in the chain and turns about the mean midpoint of their contact pairs (the joint).
-    Otherwise, and for parts no chain reaches, a part hangs from nothing and turns about the mean
-    midpoint of all its contact pairs (a hinge), or its centroid if it touches no other part."""
-    num = int(part.max()) + 1 if len(part) else 0
-    pivots, parent = torch.zeros(num, 3), torch.full((num,), -1, dtype=torch.long)
-    pa, pb = (part[contact[:, 0]], part[contact[:, 1]]) if len(contact) else (part[:0], part[:0])
-    mid = (means[contact[:, 0]] + means[contact[:, 1]]) / 2 if len(contact) else means[:0]
-    for p in range(num):
-        touching = (pa == p) | (pb == p)
-        if bool(touching.any()):
-            pivots[p] = mid[touching].mean(0)
-        elif bool((part == p).any()):
-            pivots[p] = means[part == p].mean(0)
-    if roots is None or not len(roots):
-        return pivots, parent
-    reached, frontier = set(roots.tolist()), list(roots.tolist())
-    while frontier:
-        above = frontier.pop(0)
-        for p in range(num):
-            joint = ((pa == above) & (pb == p)) | ((pa == p) & (pb == above))
-            if p not in reached and bool(joint.any()):
-                pivots[p], parent[p] = mid[joint].mean(0), above
-                reached.add(p)
-                frontier.append(p)
-    return pivots, parent
-
-
-SUPPORT_DISTANCE = 0.01
-"""A part closer than this (m) to a static object at rest rests on it."""
-
-
-def supported_parts(obj: MovingObject, static: list[StaticObject]) -> Tensor:
-    """Ids of ``obj``'s parts that rest on one of the ``static`` objects (closer than
-    SUPPORT_DISTANCE at rest)."""
-    from scipy.spatial import cKDTree
-
-    tree = cKDTree(torch.cat([o.rest.means for o in static]).detach().numpy())
-    dist, _ = tree.query(obj.rest.means.detach().numpy(), distance_upper_bound=SUPPORT_DISTANCE)
-    near = torch.as_tensor(np.isfinite(dist))
-    return torch.unique(obj.part[near])
 
 
 def build_model(scene: Scene, config: FlowConfig, log: Callable[[str], None] | None = None) -> SceneModel:
@@ -415,98 +300,3 @@ def parameter_group(name: str) -> str:
     return {"quats": "deform", "trans": "deform", "log_scales": "control_scale",
             "rotations": "control_rotation", "albedo": "color", "log_scale": "gaussian_scale",
             "opacity": "opacity"}[leaf]
-
-
-def _motions(obj: MovingObject, frames: Tensor, use_fine: bool):
-    coarse_q, coarse_t = query_all(obj.coarse_store)
-    coarse = (coarse_q[frames], coarse_t[frames])
-    if not use_fine or obj.fine_store is None:
-        return coarse, None
-    fine_q, fine_t = query_all(obj.fine_store)
-    return coarse, (fine_q[frames], fine_t[frames])
-
-
-def _part_transforms(obj: MovingObject, frames: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Each part's rigid motion at ``frames``, carried along its chain: rotations (F, P, 3, 3),
-    their quaternions (F, P, 4) and offsets (F, P, 3), ``x -> R x + b``."""
-    quats, trans = query_all(obj.part_store)
-    quats, trans = quat_normalize(quats[frames]), trans[frames]
-    held = torch.zeros(quats.shape[1], dtype=torch.bool)
-    held[obj.supported] = True  # what rests on a static object moves by its control points only
-    quats = torch.where(held[:, None], quat_identity(len(held)), quats)
-    trans = torch.where(held[:, None], torch.zeros(()), trans)
-    rot = quat_to_matrix(quats)
-    pivot = obj.part_pivot
-    offset = pivot - (rot @ pivot[:, :, None])[..., 0] + trans  # turn about the pivot, then move
-    rots, qs, offsets = [None] * len(pivot), [None] * len(pivot), [None] * len(pivot)
-
-    def resolve(p: int) -> None:
-        if rots[p] is not None:
-            return
-        above = int(obj.part_parent[p]) if obj.part_parent is not None else -1
-        if above < 0:
-            rots[p], qs[p], offsets[p] = rot[:, p], quats[:, p], offset[:, p]
-            return
-        resolve(above)  # the chain carries the joint: world = parent's motion after this part's
-        rots[p] = rots[above] @ rot[:, p]
-        qs[p] = quat_multiply(qs[above], quats[:, p])
-        offsets[p] = (rots[above] @ offset[:, p, :, None])[..., 0] + offsets[above]
-
-    for p in range(len(pivot)):
-        resolve(p)
-    return torch.stack(rots, 1), torch.stack(qs, 1), torch.stack(offsets, 1)
-
-
-def _move_parts(obj: MovingObject, frames: Tensor, part: Tensor, deformed: Deformed) -> Deformed:
-    """``deformed`` (points of parts ``part``) carried by the parts' rigid motions at ``frames``."""
-    if obj.part_store is None or obj.part_pivot is None:
-        return deformed
-    rot, quats, offset = _part_transforms(obj, frames)
-    points = (rot[:, part] @ deformed.points[..., None])[..., 0] + offset[:, part]
-    turned = None if deformed.quats is None else quat_multiply(quats[:, part], deformed.quats)
-    return Deformed(points, turned)
-
-
-def deform_object(obj: MovingObject, frames: Tensor, use_fine: bool) -> Deformed:
-    """The object's Gaussians at ``frames`` (F,): means (F, N, 3) and quats (F, N, 4)."""
-    coarse, fine = _motions(obj, frames, use_fine)
-    return _move_parts(obj, frames, obj.part, deform(obj.rest.means, obj.coarse, coarse, obj.binding,
-                                                     obj.fine if fine else None, fine, obj.rest.quats))
-
-
-def deform_surface(obj: MovingObject, frames: Tensor, use_fine: bool) -> Tensor:
-    """(F, M, 3) the near-surface ARAP points at ``frames``, by the same skinning."""
-    coarse, fine = _motions(obj, frames, use_fine)
-    moved = deform(obj.surface, obj.coarse, coarse, obj.surface_binding, obj.fine if fine else None, fine)
-    if obj.surface_part is None:
-        return moved.points
-    return _move_parts(obj, frames, obj.surface_part, moved).points
-
-
-def gaussian_normals(quats: Tensor) -> Tensor:
-    """(..., 3) third axis (the flat Gaussians' normal) of (..., 4) wxyz rotations."""
-    q = quats / quats.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-    w, x, y, z = q.unbind(-1)
-    return torch.stack((2 * (x * z + w * y), 2 * (y * z - w * x), 1 - 2 * (x * x + y * y)), -1)
-
-
-def albedo(logit: Tensor) -> Tensor:
-    """(N, 3) albedo in (0, 1) from its logit."""
-    return torch.sigmoid(logit)
-
-
-def shade(model: SceneModel, albedo_rgb: Tensor, normals: Tensor | None) -> Tensor:
-    """Colours (..., N, 3) of albedo (N, 3) under the model's light, for normals (..., N, 3).
-
-    Without shading (or without normals, e.g. a 3DGS scan) the albedo is the colour.
-    """
-    if normals is None:
-        return albedo_rgb
-    if not model.shading:
-        return albedo_rgb.expand(*normals.shape[:-1], 3)
-    light = model.light
-    direction = light.direction / light.direction.norm().clamp_min(1e-8)
-    lambert = (normals @ direction).clamp_min(0.0)[..., None]
-    ambient = torch.nn.functional.softplus(light.ambient)
-    diffuse = torch.nn.functional.softplus(light.diffuse)
-    return albedo_rgb * (ambient + diffuse * lambert)

@@ -17,17 +17,12 @@ import torch
 from torch import Tensor
 
 from flowgen import losses
-from flowgen.model import (
-    SceneModel,
-    albedo,
-    deform_object,
-    deform_surface,
-    gaussian_normals,
-    shade,
-)
+from flowgen.model import SceneModel
+from flowgen.motion import deform_object, deform_surface
 from flowgen.priors.video import View
 from flowgen.raster import render
-from flowgen.render import Splats, camera_tensors, render_splats
+from flowgen.shading import albedo, gaussian_normals, shade
+from flowgen.splats import Splats, camera_tensors, render_splats
 
 __all__ = ["Objective", "Prior", "appearance_objective", "motion_objective", "render_views", "visibility"]
 
@@ -39,7 +34,7 @@ class Prior(Protocol):
 
     ``views(frames, scale, first)`` gets one frame draw per view and ``first``, the running
     count of views (``iteration * views per iteration``); ``loss`` returns named scalar terms
-    (and optionally ``per_frame``, (F,) errors that steer the frame draws); ``still`` the
+    (and optionally ``per_frame``, (T,) errors that steer the frame draws); ``still`` the
     still-pixel mask of a view, or None.
     """
 
@@ -70,7 +65,7 @@ class Objective:
 
 @dataclass(frozen=True)
 class _Posed:
-    """Per object, Gaussians at the frames needed: (F', N, ·) tensors."""
+    """Per object, Gaussians at the frames needed: (T', N, ·) tensors."""
 
     means: list[Tensor]
     quats: list[Tensor]
@@ -78,7 +73,7 @@ class _Posed:
 
 
 def _pose(model: SceneModel, frames: Tensor, use_fine: bool) -> _Posed:
-    """Deform and shade every moving object at ``frames`` (F',)."""
+    """Deform and shade every moving object at ``frames`` (T',)."""
     means, quats, colors = [], [], []
     for obj in model.moving:
         d = deform_object(obj, frames, use_fine)
@@ -103,7 +98,7 @@ def _static_splats(model: SceneModel) -> list[Splats]:
 
 def render_views(model: SceneModel, views: list[View], posed: _Posed, slot: dict[int, int]):
     """Render each view's frames in one pass of 9 channels: yields (view, rgb, flow,
-    displacement, alpha), images (F, H, W, ·); flow is ``mu^t - mu^(t-1)`` and displacement
+    displacement, alpha), images (T, H, W, ·); flow is ``mu^t - mu^(t-1)`` and displacement
     ``mu^t - mu^0`` (zero for static objects)."""
     static = None
     for view in views:

@@ -18,7 +18,7 @@ Per motion iteration ``it``:
 A NaN or exploding loss (or gradient) restores the last checkpoint, halves the learning
 rates, reseeds the batch draws and continues, with a message; after ``max_rollbacks`` the
 run stops with TaskFailure instead of writing garbage. Checkpoints are taken every
-``checkpoint_every`` iterations, in memory (rollback) and, with a path, on disk (``--resume``).
+``checkpoint_every`` iterations, in memory (rollback) and, with a path, on disk (``resume``).
 """
 
 from __future__ import annotations
@@ -253,7 +253,7 @@ def optimize(
     def rollback(reason: str) -> TrainState:
         if state.rollbacks >= config.max_rollbacks:
             raise TaskFailure(f"the optimisation diverged ({reason}) {state.rollbacks} times; "
-                              "try a smaller --iters or another preset")
+                              "try fewer iterations or another preset")
         restored = restore(last, params, optimizer, rng)
         restored.rollbacks = state.rollbacks + 1
         restored.lr_scale = state.lr_scale * 0.5

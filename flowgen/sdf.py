@@ -152,7 +152,7 @@ def _merge_components(
         bounds = np.stack([c.mesh.bounds for c in components if c.closed])
         lo, hi = bounds[:, 0].min(0), bounds[:, 1].max(0)
         probes = voxel_centres(np.stack((lo, hi)), float((hi - lo).max()) / 48, 0.0, 10**6)
-        inside = component_distances(probes) <= 0  # (C, P)
+        inside = component_distances(probes) <= 0  # (C, Q)
         inside[~closed] = False
         for p in np.flatnonzero(inside.sum(axis=0) > 1):
             members = np.flatnonzero(inside[:, p])

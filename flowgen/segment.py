@@ -57,7 +57,7 @@ def segment_scan(raw: RawScan, source: str = "", config: SegmentConfig = Segment
     if above.sum() < config.min_cluster_points:
         raise ScanError(
             f"{source}: no object found above the support plane (at z={offset / normal[2]:.3f} m); "
-            "check --up (is the scan y-up?) or label the objects"
+            "check the scan's up axis (is it y-up?) or label the objects"
         )
     labels = np.full(len(work), -1)  # -1 table, -2 dropped, >= 0 objects
     labels[above] = _cluster(work[above], config)
@@ -109,7 +109,7 @@ def _support_plane(pts: np.ndarray, config: SegmentConfig, rng: np.random.Genera
         if count > best_count:
             best, best_count = (n, float(n @ p)), count
     if best is None or best_count < 0.05 * len(pts):
-        raise ScanError(f"{source}: no horizontal support plane found; check --up or label the objects")
+        raise ScanError(f"{source}: no horizontal support plane found; check the scan's up axis or label the objects")
     # refine by least squares on the inliers
     n, d = best
     inl = pts[np.abs(pts @ n - d) < config.plane_threshold]

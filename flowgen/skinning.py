@@ -40,8 +40,8 @@ that start together at the identity (frame 0) then share a hemisphere, even thro
 rotations beyond 180 degrees (where a per-frame "w >= 0" rule would split them).
 
 Connected components / parts: with a ``group`` id per control point and per point, a point
-binds only to controls of its own group (the findings note: this makes skinning of
-separate parts exact; a moving lid no longer drags the base).
+binds only to controls of its own group, which makes skinning of separate parts exact: a
+moving lid does not drag the base.
 """
 
 from __future__ import annotations

@@ -28,12 +28,13 @@ import torch
 def main(scene_dir: Path, scene: str, prompt: str, iterations: int) -> list[float]:
     from chord_robot.app.flowconfig import flow_config
     from chord_robot.app.flowrun import prepare_flow
-    from flowgen.model import albedo, build_model, gaussian_normals, shade
+    from flowgen.model import build_model
     from flowgen.objective import _static_splats
     from flowgen.priors.sds_prior import SdsPrior
     from flowgen.priors.wan import load_wan_prior
     from flowgen.quat import quat_multiply
-    from flowgen.render import Splats, render_splats
+    from flowgen.shading import albedo, gaussian_normals, shade
+    from flowgen.splats import Splats, render_splats
     from sim import assets
 
     torch.set_num_threads(1)

@@ -25,7 +25,7 @@ from torch import Tensor
 
 from flowgen.priors.cameras import CameraSampling, sample_cameras
 from flowgen.priors.video import View
-from flowgen.priors.wan import WanPrior
+from flowgen.priors.wan.prior import WanPrior
 
 __all__ = ["SdsPrior"]
 

@@ -42,7 +42,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from flowgen.priors.wan import WAN_NEGATIVE_PROMPT, encode_text
+from flowgen.priors.wan.config import WAN_NEGATIVE_PROMPT
+from flowgen.priors.wan.encode import encode_text
 
 if TYPE_CHECKING:
     from diffusers import AutoencoderKLWan, WanTransformer3DModel
@@ -253,7 +254,7 @@ def _encode_all(vae: AutoencoderKLWan, videos: np.ndarray, progress: Progress, c
 
 
 def _mask(n: int, latents: Tensor, temporal: int = 4) -> Tensor:
-    """(n, temporal, F, h, w): the pipeline's mask channels, 1 on the first latent frame."""
+    """(n, temporal, T_lat, h, w): the pipeline's mask channels, 1 on the first latent frame."""
     m = torch.zeros(n, temporal, *latents.shape[2:])
     m[:, :, 0] = 1.0
     return m

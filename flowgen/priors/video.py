@@ -31,7 +31,7 @@ class View:
     Attributes:
         source: index of the guide video.
         camera: the camera at the render resolution.
-        frames: (F,) int64 frame indices.
+        frames: (T,) int64 frame indices.
         background: (H, W, 3) image behind the objects, or None (render static objects too).
     """
 
@@ -130,14 +130,14 @@ class VideoPrior:
         return out
 
     def still(self, view: View, scale: float) -> Tensor:
-        """(F, H, W) pixels of the view's frames that show what frame 0 showed."""
+        """(T, H, W) pixels of the view's frames that show what frame 0 showed."""
         return self._targets(view.source, scale).still[view.frames]
 
     def loss(self, view: View, rgb: Tensor, alpha: Tensor, scale: float) -> dict[str, Tensor]:
-        """Loss terms of rendered ``rgb`` (F, H, W, 3) and ``alpha`` (F, H, W) for ``view``.
+        """Loss terms of rendered ``rgb`` (T, H, W, 3) and ``alpha`` (T, H, W) for ``view``.
 
         Returns ``photometric``, ``silhouette`` (when a background is known) and
-        ``per_frame`` (F,) detached mean absolute errors (for frame sampling).
+        ``per_frame`` (T,) detached mean absolute errors (for frame sampling).
         """
         t = self._targets(view.source, scale)
         target = t.frames[view.frames]

@@ -35,7 +35,7 @@ class GuideVideo:
 
 
 def read_video(path: str | os.PathLike[str]) -> np.ndarray:
-    """(F, H, W, 3) uint8 frames of a video file (any format imageio-ffmpeg reads) or a .npy array."""
+    """(T, H, W, 3) uint8 frames of a video file (any format imageio-ffmpeg reads) or a .npy array."""
     path = Path(path)
     if not path.exists():
         raise InputError(f"video not found: {path}")
@@ -77,7 +77,7 @@ def fit_video(frames: np.ndarray, camera: Camera, num_frames: int, max_side: int
     scale = max_side / max(w, h)
     out_w, out_h = max(8, round(w * scale)), max(8, round(h * scale))
     cam = scale_camera(camera, out_w, out_h)
-    x = torch.as_tensor(np.asarray(frames), dtype=torch.float32).permute(0, 3, 1, 2) / 255.0  # (F, 3, H, W)
+    x = torch.as_tensor(np.asarray(frames), dtype=torch.float32).permute(0, 3, 1, 2) / 255.0  # (T, 3, H, W)
     x = resample_time(x, num_frames)
     x = torch.nn.functional.interpolate(x, size=(out_h, out_w), mode="area")
     mask = bg = None
@@ -93,7 +93,7 @@ def fit_video(frames: np.ndarray, camera: Camera, num_frames: int, max_side: int
 
 
 def resample_time(x: Tensor, num_frames: int) -> Tensor:
-    """(F, ...) -> (num_frames, ...) by linear interpolation in time (first and last kept)."""
+    """(T, ...) -> (num_frames, ...) by linear interpolation in time (first and last kept)."""
     f = x.shape[0]
     pos = torch.linspace(0, f - 1, num_frames, dtype=torch.float64)
     lo = pos.floor().long().clamp(max=f - 1)
@@ -110,7 +110,7 @@ def scale_camera(camera: Camera, width: int, height: int) -> Camera:
 
 def load_guides(videos: list[Path], cameras: list[Path], num_frames: int, max_side: int,
                 backgrounds: list[Path] | None = None) -> list[GuideVideo]:
-    """Load each ``--video`` with its ``--camera`` (one camera JSON per video)."""
+    """Load each video with its camera (one camera JSON per video)."""
     if not videos:
         raise InputError("the video prior needs at least one --video with its --camera")
     if len(videos) != len(cameras):

@@ -8,6 +8,15 @@ pass. CPU backends, each with a plain reference beside it that the tests hold it
 - reference: `project.py` (torch projection) + `reference.py` (pairwise torch compositing),
   differentiated by autograd; for tests and benchmarks.
 
+Modules, in reading order:
+
+- `render`: the entry point, choosing a backend;
+- `common`: the compositing constants every backend shares (gsplat's);
+- `project`: EWA projection in torch (the reference); `fast_project`: the same in numba;
+- `reference`: pairwise torch compositing (the reference); `fast`: the tile-binned numba
+  rasteriser, with `tiling` binning Gaussians into tiles and spreading tiles over threads;
+- `gsplat_backend`: gsplat's fused CUDA kernels.
+
 See DESIGN.md section 4, "Renderer".
 """
 

@@ -2,9 +2,9 @@
 tiles over worker threads.
 
 Tiles are spread over `torch.get_num_threads()` Python threads running `nogil` numba
-kernels. Measured here, this beats numba's `prange`: its OpenMP layer fights torch's OpenMP
-pool (about 4 ms lost per launch next to torch ops), its `workqueue` layer is not
-thread-safe, and parallel functions compile slower.
+kernels rather than numba's `prange`: its OpenMP layer fights torch's OpenMP pool, its
+`workqueue` layer is not thread-safe, and parallel functions compile slower
+(docs/flowgen-notes.md).
 """
 
 from __future__ import annotations

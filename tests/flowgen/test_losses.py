@@ -10,7 +10,8 @@ import torch
 from flowgen import losses
 from flowgen.arap import arap_graph
 from flowgen.fenwick import from_per_frame
-from flowgen.model import build_model, deform_object
+from flowgen.model import build_model
+from flowgen.motion import deform_object
 from flowgen.objective import _frames_and_slots, _pose, motion_objective, render_views
 from flowgen.quat import quat_identity
 

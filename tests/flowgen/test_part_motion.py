@@ -12,8 +12,10 @@ import torch
 from flowgen import schedules
 from flowgen.config import RIGID_PARTS_ATTACH_SMOOTH, FlowConfig, rigid_parts
 from flowgen.fenwick import query_all
-from flowgen.model import build_model, deform_object, deform_surface, parameters, part_joints
+from flowgen.model import build_model, parameters
+from flowgen.motion import deform_object, deform_surface
 from flowgen.optimize import make_optimizer, optimize
+from flowgen.parts import part_joints
 from flowgen.quat import quat_multiply, quat_to_matrix
 
 from .conftest import tiny_config, tiny_prior
@@ -101,7 +103,7 @@ def test_a_chain_carries_each_part_by_the_one_it_hangs_from():
     from types import SimpleNamespace
 
     from flowgen.fenwick import fenwick_identity
-    from flowgen.model import _part_transforms
+    from flowgen.motion import _part_transforms
 
     store = fenwick_identity(2, 3)  # frames 0 and 1; node 1 is frame 1
     arm, head = _turn(np.array([0.0, 1.0, 0.0]), 30.0), _turn(np.array([0.0, 1.0, 0.0]), 20.0)

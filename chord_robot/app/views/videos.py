@@ -15,7 +15,7 @@ def render_flow(flow, camera=None, width: int = 480, height: int = 360, backgrou
     import numpy as np
 
     from chord_robot.camera import Camera
-    from flowgen.render import point_splats, render_splats
+    from flowgen.splats import point_splats, render_splats
 
     pts = np.concatenate([m.points for m in flow.objects.values()])
     if camera is None:

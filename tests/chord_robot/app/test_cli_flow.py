@@ -155,7 +155,7 @@ def cli(capsys, *args) -> tuple[int, str, str]:
 @pytest.fixture(scope="module")
 def wan_inputs(tmp_path_factory):
     pytest.importorskip("diffusers")
-    from tests.flowgen.wan_models import build_tiny_wan
+    from tests.flowgen.priors.wan_models import build_tiny_wan
 
     out = tmp_path_factory.mktemp("wan-flow")
     box = synth.hinged_box(resolution=0.03, patches=4)

@@ -1,4 +1,6 @@
-"""The noise-level schedule of the SDS prior (paper §3.2, eq. 4) and the guidance annealing.
+"""The tau (noise-level) schedule of the SDS prior (paper §3.2, eq. 4) and the guidance annealing.
+
+(The learning-rate and loss-weight schedules are `flowgen.schedules`.)
 
 The paper samples tau not uniformly but from W(tau) = w(tau) / integral(w), the video model's
 training weight normalised, and anneals it: at iteration i of I,

@@ -1,4 +1,5 @@
-"""Rendering the 4D model's Gaussians from a `Camera` (a thin layer over `flowgen.raster`).
+"""World-space Gaussian splats of one frame and their rendering from a `Camera` (a thin layer
+over the rasteriser `flowgen.raster`); also the splats of an ObjectFlow's points, for viewing.
 
 Colours and any extra per-Gaussian features (the 3D flow of the temporal loss) are rendered
 in one pass as feature channels; a known background image is composited behind the colour

@@ -37,7 +37,7 @@ from flowgen.priors.wan import (
     ti2v_5b,
     wan_sds_loss,
 )
-from tests.flowgen.wan_models import NEGATIVE, PROMPT, SIZES, build_tiny_wan
+from tests.flowgen.priors.wan_models import NEGATIVE, PROMPT, SIZES, build_tiny_wan
 
 FRAMES = 9
 
@@ -355,7 +355,7 @@ def test_presets_and_config_checks():
 
 def test_importing_the_module_does_not_import_diffusers():
     code = "import sys, flowgen.priors.wan; assert 'diffusers' not in sys.modules and 'transformers' not in sys.modules"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[3])
 
 
 # -- the loop's SDS prior ---------------------------------------------------------------------

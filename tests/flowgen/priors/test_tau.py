@@ -12,7 +12,7 @@ import math
 import numpy as np
 import pytest
 
-from flowgen.priors.schedule import (
+from flowgen.priors.tau import (
     cdf,
     guidance_at,
     inverse_cdf,

@@ -8,13 +8,14 @@ import torch
 
 from chord_robot.errors import InputError
 from flowgen.config import Decay
-from flowgen.model import albedo, build_model, shade
+from flowgen.model import build_model
 from flowgen.objective import _frames_and_slots, _pose, render_views, visibility
 from flowgen.optimize import optimize
 from flowgen.priors.video import VideoPrior
 from flowgen.priors.video_io import GuideVideo, fit_video
+from flowgen.shading import albedo, shade
 
-from .conftest import tiny_camera, tiny_config
+from tests.flowgen.conftest import tiny_camera, tiny_config
 
 
 def _clip(frames: int, width: int, height: int) -> np.ndarray:

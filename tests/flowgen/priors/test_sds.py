@@ -18,7 +18,7 @@ import math
 import pytest
 import torch
 
-from flowgen.priors.schedule import noise_levels, tau_at
+from flowgen.priors.tau import noise_levels, tau_at
 from flowgen.priors.sds import (
     Embeddings,
     guided_velocity,

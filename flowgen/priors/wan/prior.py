@@ -1,0 +1,379 @@
+"""The Wan 2.2 prior: rectified-flow score distillation through diffusers components.
+
+Per iteration (`wan_sds_loss`): tau and the guidance scale come from the schedule (pure
+functions of the iteration, `flowgen.priors.tau`), the expert from tau; each of the V views
+is encoded (graph kept), noised, its guided velocity taken without gradient, and the RF-SDS
+gradient (`flowgen.priors.sds`) pulled back through the VAE into pixels at once, view by view, so
+only one view's VAE graph is ever alive. The returned scalar's gradient with respect to the
+rendered video is exactly that pull-back (its value is 0.5 ||g||^2 / V, for the log).
+
+Because tau only decreases, the experts switch once: only the active expert is held on the
+device (`ExpertSlot`); the other stays on disk and is loaded when tau crosses the boundary
+(logged). See docs/wan-memory.md for what is resident when.
+
+`load_wan_prior` embeds the prompt and the negative prompt once, then frees the text encoder.
+"""
+
+from __future__ import annotations
+
+import gc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from chord_robot.errors import WeightsError
+from flowgen.priors.sds import (
+    Embeddings,
+    VelocityModel,
+    guided_velocity,
+    rf_sds_gradient,
+    surrogate_loss,
+)
+from flowgen.priors.tau import NoiseLevels, guidance_at, noise_levels, switch_iteration, tau_at
+from flowgen.priors.wan.config import PRESETS, UNIFORM_TAU_RANGE, VARIANTS, Variant, WanConfig, WanVariant
+from flowgen.priors.wan.encode import encode_text, encode_video
+from flowgen.priors.wan.weights import (
+    ExpertSlot,
+    Log,
+    ModelShape,
+    default_device,
+    device_map,
+    read_json,
+    resolve_model_dir,
+)
+
+if TYPE_CHECKING:
+    from diffusers import AutoencoderKLWan, WanTransformer3DModel
+
+__all__ = ["Condition", "SdsResult", "WanPrior", "load_wan_prior", "wan_sds_loss"]
+
+
+@dataclass(frozen=True)
+class Condition:
+    """The image condition of one view, built from its first rendered frame.
+
+    Attributes:
+        latents: I2V A14B: (1, 4 + C, T_lat, h, w) mask channels then the latents of
+            [first frame, black frames...]; TI2V 5B: (1, C, 1, h, w) the first frame's latents.
+        mask: TI2V 5B: (1, 1, T_lat, h, w), 0 on the first latent frame (kept clean, timestep 0)
+            and 1 elsewhere; None for I2V A14B. T_lat = 1 + (T - 1) // 4 latent frames, h w
+            latent pixels.
+    """
+
+    latents: Tensor
+    mask: Tensor | None
+
+
+@dataclass(frozen=True)
+class SdsResult:
+    """One iteration of the prior.
+
+    Attributes:
+        loss: scalar; its gradient with respect to the video is the RF-SDS gradient pulled
+            back through the VAE (times grad_scale / V); its value is grad_scale / V * sum over
+            views of 0.5 ||g||^2 (g the latent gradient).
+        tau: the noise level.
+        guidance: the guidance scale.
+        expert: the transformer subfolder that ran.
+        grad_rms: root mean square of the latent gradient g (before scaling).
+    """
+
+    loss: Tensor
+    tau: float
+    guidance: float
+    expert: str
+    grad_rms: float
+
+
+
+@dataclass(frozen=True)
+class WanPrior:
+    """A loaded Wan 2.2 prior (see the module docstring); build it with `load_wan_prior`.
+
+    Attributes:
+        config: the settings.
+        spec: which Wan model.
+        root: its weights directory.
+        vae: the VAE on the device (parameters frozen).
+        embeddings: (1, L, D) prompt and negative-prompt embeddings, in the transformer dtype.
+        levels: the tabulated noise-level density W.
+        num_train_timesteps: the transformer's timestep scale (tau * this is its timestep).
+        patch_size: the transformer's (t, h, w) patch.
+        device, dtype: of the transformers.
+        experts: the resident expert.
+        log: one-line messages.
+    """
+
+    config: WanConfig
+    spec: WanVariant
+    root: Path
+    vae: AutoencoderKLWan
+    embeddings: Embeddings
+    levels: NoiseLevels
+    num_train_timesteps: int
+    patch_size: tuple[int, int, int]
+    device: torch.device
+    dtype: torch.dtype
+    experts: ExpertSlot
+    log: Log = field(default=lambda message: None, repr=False)
+
+    # -- sizes --------------------------------------------------------------------------------
+    @property
+    def temporal_factor(self) -> int:
+        """Frames per latent frame after the first: T must be 1 + this * k."""
+        return int(self.vae.config.scale_factor_temporal)
+
+    @property
+    def spatial_multiple(self) -> int:
+        """H and W must be multiples of this (VAE factor x transformer patch: 16 or 32)."""
+        return int(self.vae.config.scale_factor_spatial) * self.patch_size[1]
+
+    def check_size(self, num_frames: int, height: int, width: int) -> None:
+        """InputError unless a (T, H, W) video fits the model, naming sizes that do."""
+        ModelShape(self.spec, self.temporal_factor, self.spatial_multiple, {}).check(num_frames, height, width)
+
+    # -- schedule -----------------------------------------------------------------------------
+    def tau(self, it: int, total: int) -> float:
+        """Noise level of iteration ``it`` of ``total``: annealed (`tau_at`) or, for the
+        ``uniform`` schedule, a uniform draw in UNIFORM_TAU_RANGE seeded by ``it``."""
+        if self.config.tau_schedule == "uniform":
+            low, high = UNIFORM_TAU_RANGE
+            return float(np.random.default_rng([20261122, it]).uniform(low, high))
+        return tau_at(self.levels, it, total)
+
+    def guidance(self, it: int, total: int) -> float:
+        """Guidance scale of iteration ``it`` (linear from guidance_start to guidance_end)."""
+        return guidance_at(self.config.guidance_start, self.config.guidance_end, it, total)
+
+    def expert_name(self, tau: float) -> str:
+        """``transformer`` at tau >= boundary_ratio (or for a single expert), else ``transformer_2``."""
+        if len(self.spec.experts) == 1 or tau >= self.config.boundary_ratio:
+            return self.spec.experts[0]
+        return self.spec.experts[1]
+
+    def plan(self, total: int) -> str:
+        """One line saying which expert runs when over ``total`` iterations."""
+        first, last = self.tau(0, total), self.tau(total - 1, total)
+        if self.config.tau_schedule == "uniform":
+            low, high = UNIFORM_TAU_RANGE
+            text = (f"{self.spec.label}: tau uniform in [{low:g}, {high:g}] (ablation), guidance "
+                    f"{self.config.guidance_start:g} -> {self.config.guidance_end:g}")
+            if len(self.spec.experts) > 1:
+                text += (f"; {self.spec.experts[0]} while tau >= {self.config.boundary_ratio:g}, else "
+                         f"{self.spec.experts[1]} (the experts alternate: one resident at a time)")
+            return text
+        text = (f"{self.spec.label}: tau {first:.3f} -> {last:.4f} ({self.levels.weight} W, shift "
+                f"{self.levels.shift:g}), guidance {self.config.guidance_start:g} -> "
+                f"{self.config.guidance_end:g}")
+        if len(self.spec.experts) > 1:
+            k = switch_iteration(self.levels, total, self.config.boundary_ratio)
+            when = "never" if k is None else f"at iteration {k}"
+            text += (f"; {self.spec.experts[0]} while tau >= {self.config.boundary_ratio:g}, "
+                     f"{self.spec.experts[1]} from then ({when}); one expert resident at a time")
+        return text
+
+    # -- model --------------------------------------------------------------------------------
+    def condition(self, first_frame: Tensor, num_frames: int) -> Condition:
+        """The image condition from a first rendered frame (H, W, 3) in [0, 1], as
+        `WanImageToVideoPipeline.prepare_latents` builds it from the same image."""
+        assert first_frame.ndim == 3 and first_frame.shape[-1] == 3, first_frame.shape
+        h, w = first_frame.shape[:2]
+        image = (first_frame.detach().to(self.device, torch.float32) * 2.0 - 1.0).permute(2, 0, 1)
+        image = image[None, :, None]  # (1, 3, 1, H, W)
+        with torch.no_grad():
+            if self.spec.expand_timesteps:
+                latents = encode_video(self.vae, image.to(self.vae.dtype), checkpoint=False).float()
+                f = (num_frames - 1) // self.temporal_factor + 1
+                mask = torch.ones(1, 1, f, *latents.shape[-2:], device=self.device)
+                mask[:, :, 0] = 0
+                return Condition(latents, mask)
+            video = torch.cat([image, image.new_zeros(1, 3, num_frames - 1, h, w)], dim=2)
+            latents = encode_video(self.vae, video.to(self.vae.dtype), checkpoint=False).float()
+            mask = torch.zeros(1, self.temporal_factor, *latents.shape[2:], device=self.device)
+            mask[:, :, 0] = 1
+            return Condition(torch.cat([mask, latents], dim=1), None)
+
+    def velocity_model(self, expert: WanTransformer3DModel, condition: Condition) -> VelocityModel:
+        """``model(z_tau, tau, embedding) -> v`` for `flowgen.priors.sds`, with the image
+        condition and the timestep layout of the variant (as the pipeline's denoising loop)."""
+        _, ph, pw = self.patch_size
+
+        def model(z_tau: Tensor, tau: float, embedding: Tensor) -> Tensor:
+            n = z_tau.shape[0]
+            t = tau * self.num_train_timesteps
+            if condition.mask is None:
+                cond = condition.latents.expand(n, *condition.latents.shape[1:])
+                x = torch.cat([z_tau.float(), cond], dim=1)
+                timestep = torch.full((n,), t, device=self.device)
+            else:
+                m = condition.mask
+                x = (1 - m) * condition.latents + m * z_tau.float()
+                timestep = (m[0, 0][:, ::ph, ::pw] * t).flatten()[None].expand(n, -1)
+            return expert(hidden_states=x.to(expert.dtype), timestep=timestep,
+                          encoder_hidden_states=embedding, return_dict=False)[0]
+
+        return model
+
+    def velocity(self, z_tau: Tensor, tau: float, condition: Condition, scale: float) -> Tensor:
+        """Guided velocity v_u + s (v_c - v_u) at (1, C, T_lat, h, w) ``z_tau``, with the expert of
+        ``tau`` (what the pipeline's loop calls ``noise_pred`` at timestep tau * 1000)."""
+        expert = self.experts.get(self.expert_name(tau))
+        return guided_velocity(self.velocity_model(expert, condition), z_tau.to(self.device), tau,
+                               self.embeddings, scale, self.config.batch_guidance)
+
+    def _noise(self, shape: torch.Size, seed: int, it: int, view: int) -> Tensor:
+        state = np.random.SeedSequence([seed, it, view, 0x5D5]).generate_state(1, dtype=np.uint64)[0]
+        gen = torch.Generator(device=self.device).manual_seed(int(state) & ((1 << 63) - 1))
+        return torch.randn(shape, generator=gen, device=self.device, dtype=torch.float32)
+
+    def sds(self, video: Tensor, first_frames: Tensor | None, it: int, total: int,
+            seed: int = 0, first_view: int = 0) -> SdsResult:
+        """The RF-SDS step of iteration ``it`` of ``total`` (see `wan_sds_loss`); the views
+        are numbered from ``first_view`` for the noise draws (a batch split into calls of one
+        view each draws the same noise as one call)."""
+        assert video.ndim == 5 and video.shape[-1] == 3, video.shape
+        views, frames, height, width, _ = video.shape
+        self.check_size(frames, height, width)
+        first = video[:, 0] if first_frames is None else first_frames
+        assert first.shape == (views, height, width, 3), (first.shape, video.shape)
+        tau, scale = self.tau(it, total), self.guidance(it, total)
+        name = self.expert_name(tau)
+        expert = self.experts.get(name, f" at iteration {it} (tau {tau:.4f})")
+        weight = self.config.grad_scale / views
+        grads, value, sq, count = [], 0.0, 0.0, 0
+        for v in range(views):
+            condition = self.condition(first[v], frames)
+            leaf = video[v].detach().to(self.device, torch.float32).requires_grad_(True)
+            with torch.enable_grad():
+                pixels = (leaf * 2.0 - 1.0).permute(3, 0, 1, 2)[None].to(self.vae.dtype)
+                z = encode_video(self.vae, pixels, self.config.vae_checkpointing)
+                g = rf_sds_gradient(z, tau, self.embeddings, self.velocity_model(expert, condition),
+                                    scale, self._noise(z.shape, seed, it, first_view + v),
+                                    self.config.batch_guidance)
+                if condition.mask is not None:
+                    g = g * condition.mask
+                (gx,) = torch.autograd.grad(z, leaf, (weight * g).to(z.dtype))
+            grads.append(gx.to(video.device, video.dtype))
+            value += weight * 0.5 * float(g.square().sum())
+            sq, count = sq + float(g.square().sum()), count + g.numel()
+            del z, g, gx, pixels, leaf
+        loss = surrogate_loss(video, torch.stack(grads), value)
+        return SdsResult(loss, tau, scale, name, (sq / max(count, 1)) ** 0.5)
+
+    def release(self) -> None:
+        """Free the device memory the prior holds (expert and VAE)."""
+        self.experts.release()
+        self.vae.to("cpu")
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+
+def load_wan_prior(model_dir: str | Path | None, variant: Variant = "i2v-a14b",
+                   device: str | torch.device | None = None, dtype: torch.dtype | None = None, *,
+                   prompt: str, config: WanConfig | None = None,
+                   cache_dir: str | Path | None = None, log: Log | None = None) -> WanPrior:
+    """Load the Wan prior from local weights: embed the prompts, free the text encoder, keep the
+    VAE; the experts load on first use.
+
+    Args:
+        model_dir: diffusers directory of the weights, or None for the Hugging Face cache.
+        variant: "i2v-a14b" or "ti2v-5b".
+        device: default CUDA when available, else CPU.
+        dtype: default bfloat16 on CUDA, float32 on CPU.
+        prompt: the task text (the motion to generate).
+        config: settings; default the variant's preset.
+        cache_dir: Hugging Face hub cache to look in when ``model_dir`` is None.
+        log: receives one-line messages (what is resident where).
+    Raises:
+        WeightsError: the weights are not there (the message says where they are expected).
+    """
+    from diffusers import AutoencoderKLWan
+    from transformers import AutoTokenizer, UMT5EncoderModel
+
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown Wan variant {variant!r}; one of {', '.join(VARIANTS)}")
+    spec = VARIANTS[variant]
+    config = config if config is not None else PRESETS[variant]()
+    if config.variant != variant:
+        raise ValueError(f"config is for {config.variant!r}, asked to load {variant!r}")
+    log = log or (lambda message: None)
+    root = resolve_model_dir(model_dir, variant, cache_dir)
+    device = default_device(device)
+    dtype = dtype or (torch.bfloat16 if device.type == "cuda" else torch.float32)
+
+    index = read_json(root / "model_index.json")
+    if bool(index.get("expand_timesteps") or False) != spec.expand_timesteps:
+        raise WeightsError(f"{root} does not hold {spec.label} (its model_index.json has "
+                           f"expand_timesteps={index.get('expand_timesteps')}); load it from {spec.repo_id}'s weights")
+    if index.get("boundary_ratio") not in (None, config.boundary_ratio):
+        log(f"Wan: note: {root} suggests boundary_ratio {index['boundary_ratio']}, using "
+            f"{config.boundary_ratio}")
+    transformer_config = read_json(root / spec.experts[0] / "config.json")
+    vae_config = read_json(root / "vae" / "config.json")
+    z_dim = vae_config.get("z_dim", 16)
+    want = z_dim if spec.expand_timesteps else 2 * z_dim + 4
+    if transformer_config.get("in_channels") != want:
+        raise WeightsError(f"{root} does not hold {spec.label}: its transformer takes "
+                           f"{transformer_config.get('in_channels')} channels, expected {want}")
+    if transformer_config.get("image_dim") is not None:
+        raise WeightsError(f"{root} holds a Wan 2.1 image-to-video model (it needs a CLIP image "
+                           f"encoder); this prior drives {spec.label} ({spec.repo_id})")
+    scheduler = read_json(root / "scheduler" / "scheduler_config.json")
+    shift = config.shift or float(scheduler.get("flow_shift", scheduler.get("shift", 5.0)))
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(root / "tokenizer")
+        text_encoder = UMT5EncoderModel.from_pretrained(root / "text_encoder", dtype=dtype,
+                                                        **device_map(device))
+        text_encoder = (text_encoder if device.type == "cuda" else text_encoder.to(device)).eval()
+        texts = encode_text(tokenizer, text_encoder, [prompt, config.negative_prompt],
+                            config.max_sequence_length, device).to(dtype)
+        del text_encoder
+        gc.collect()
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        log(f"Wan: prompt and negative prompt embedded ({texts.shape[1]} tokens); text encoder freed")
+        vae_dtype = torch.float32 if config.vae_float32 else dtype
+        vae = AutoencoderKLWan.from_pretrained(root / "vae", torch_dtype=vae_dtype)
+    except (OSError, ValueError, RuntimeError) as e:
+        raise WeightsError(f"cannot load {spec.label} from {root}: {e}") from None
+    vae = vae.to(device).eval().requires_grad_(False)
+    log(f"Wan: VAE on {device} ({vae_dtype}); experts load on first use from {root}")
+    return WanPrior(
+        config=config,
+        spec=spec,
+        root=root,
+        vae=vae,
+        embeddings=Embeddings(texts[:1], texts[1:]),
+        levels=noise_levels(config.tau_weight, shift),
+        num_train_timesteps=int(scheduler.get("num_train_timesteps", 1000)),
+        patch_size=tuple(transformer_config.get("patch_size", (1, 2, 2))),
+        device=device,
+        dtype=dtype,
+        experts=ExpertSlot(root, device, dtype, log),
+        log=log,
+    )
+
+
+def wan_sds_loss(prior: WanPrior, video: Tensor, first_frames: Tensor | None, iteration: int,
+                 total: int, seed: int = 0) -> Tensor:
+    """The RF-SDS loss of one iteration, for rendered videos.
+
+    Args:
+        prior: from `load_wan_prior`.
+        video: (V, T, H, W, 3) renders in [0, 1], differentiable, one per camera; T = 4k + 1
+            and H, W multiples of ``prior.spatial_multiple``.
+        first_frames: (V, H, W, 3) each view's first-frame render (the image condition); None
+            takes ``video[:, 0]``. Not differentiated.
+        iteration: the motion iteration (0 .. total - 1); tau and the guidance follow from it.
+        total: the number of motion iterations.
+        seed: the run's seed (noise is a function of seed, iteration and view).
+    Returns:
+        Scalar whose gradient with respect to ``video`` is the RF-SDS gradient pushed back
+        through the VAE (see `SdsResult`).
+    """
+    return prior.sds(video, first_frames, iteration, total, seed).loss
