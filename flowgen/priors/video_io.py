@@ -116,9 +116,9 @@ def load_guides(videos: list[Path], cameras: list[Path], num_frames: int, max_si
     if not videos:
         raise InputError("the video prior needs at least one video with its camera")
     if len(videos) != len(cameras):
-        raise InputError(f"{len(videos)} videos but {len(cameras)} cameras: give one camera JSON per video")
+        raise InputError(f"{len(videos)} video(s) but {len(cameras)} camera(s): give one camera JSON per video")
     if backgrounds and len(backgrounds) != len(videos):
-        raise InputError(f"{len(videos)} videos but {len(backgrounds)} backgrounds: give one image per video")
+        raise InputError(f"{len(videos)} video(s) but {len(backgrounds)} background(s): give one image per video")
     out = []
     for i, (v, c) in enumerate(zip(videos, cameras)):
         cams = load_cameras(c)
