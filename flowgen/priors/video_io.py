@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from chord_robot.camera import Camera, load_cameras
-from chord_robot.errors import InputError
+from chord_robot.errors import ConfigError, InputError
 
 _ASPECT_TOL = 0.01
 
@@ -65,9 +65,11 @@ def fit_video(frames: np.ndarray, camera: Camera, num_frames: int, max_side: int
     if f < 2:
         raise InputError(f"{name} has {f} frame; a motion needs at least 2")
     if f < num_frames:
-        raise InputError(
-            f"{name} has {f} frames but the run needs {num_frames}: pass --frames {f} (or fewer) "
-            "or a longer video"
+        shown = name.replace("{", "{{").replace("}", "}}")
+        raise ConfigError(
+            "num_frames",
+            f"{shown} has {f} frames but the run needs {num_frames}: use {{field}} {f} (or fewer) "
+            "or a longer video",
         )
     if abs((w / h) / (camera.width / camera.height) - 1) > _ASPECT_TOL:
         raise InputError(
@@ -112,11 +114,11 @@ def load_guides(videos: list[Path], cameras: list[Path], num_frames: int, max_si
                 backgrounds: list[Path] | None = None) -> list[GuideVideo]:
     """Load each video with its camera (one camera JSON per video)."""
     if not videos:
-        raise InputError("the video prior needs at least one --video with its --camera")
+        raise InputError("the video prior needs at least one video with its camera")
     if len(videos) != len(cameras):
-        raise InputError(f"{len(videos)} --video but {len(cameras)} --camera: give one camera JSON per video")
+        raise InputError(f"{len(videos)} video(s) but {len(cameras)} camera(s): give one camera JSON per video")
     if backgrounds and len(backgrounds) != len(videos):
-        raise InputError(f"{len(videos)} --video but {len(backgrounds)} --background: give one image per video")
+        raise InputError(f"{len(videos)} video(s) but {len(backgrounds)} background(s): give one image per video")
     out = []
     for i, (v, c) in enumerate(zip(videos, cameras)):
         cams = load_cameras(c)

@@ -133,7 +133,7 @@ class WanPrior:
         return int(self.vae.config.scale_factor_spatial) * self.patch_size[1]
 
     def check_size(self, num_frames: int, height: int, width: int) -> None:
-        """InputError unless a (T, H, W) video fits the model, naming sizes that do."""
+        """ConfigError unless a (T, H, W) video fits the model (`ModelShape.check`)."""
         ModelShape(self.spec, self.temporal_factor, self.spatial_multiple, {}).check(num_frames, height, width)
 
     # -- schedule -----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from chord_robot.errors import InputError, WeightsError
+from chord_robot.errors import ConfigError, WeightsError
 from flowgen.priors.wan.config import VARIANTS, Variant, WanVariant
 
 if TYPE_CHECKING:
@@ -117,17 +117,18 @@ class ModelShape:
     transformer: dict
 
     def check(self, num_frames: int, height: int, width: int) -> None:
-        """InputError unless a (T, H, W) video fits the model, naming sizes that do."""
+        """ConfigError unless a (T, H, W) video fits the model, naming sizes that do; its field
+        is ``num_frames`` or ``render_size`` (`FlowConfig`)."""
         k, m = self.temporal_factor, self.spatial_multiple
         if num_frames < 1 or (num_frames - 1) % k:
             near = max(1, round((num_frames - 1) / k)) * k + 1
-            raise InputError(f"{self.spec.label} needs 1 + {k}k frames (e.g. {near}, 21, 41), got "
-                             f"{num_frames}; pass --frames {near}")
+            raise ConfigError("num_frames", f"{self.spec.label} needs 1 + {k}k frames (e.g. {near}, 21, "
+                                            f"41), got {num_frames}; use {{field}} {near}")
         if height % m or width % m or height < m or width < m:
             fit = f"{max(m, round(width / m) * m)}x{max(m, round(height / m) * m)}"
-            raise InputError(f"{self.spec.label} needs width and height that are multiples of {m} "
-                             f"(e.g. {fit} or 832x{464 if m == 16 else 480}), got {width}x{height}; "
-                             f"pass --size {fit}")
+            raise ConfigError("render_size", f"{self.spec.label} needs width and height that are multiples "
+                                             f"of {m} (e.g. {fit} or 832x{464 if m == 16 else 480}), got "
+                                             f"{width}x{height}; use {{field}} {fit}")
 
     def fit_size(self, max_side: int, aspect: float = 464 / 832) -> tuple[int, int]:
         """(width, height) with the long side about ``max_side`` and height/width about
