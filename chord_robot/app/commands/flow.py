@@ -45,6 +45,10 @@ def _flow(
 
     if threads < 1:
         raise InputError(f"--threads must be at least 1, got {threads}")
+    if len(camera) != len(video):
+        raise InputError(f"{len(video)} --video but {len(camera)} --camera: give one camera JSON per video")
+    if background and len(background) != len(video):
+        raise InputError(f"{len(video)} --video but {len(background)} --background: give one image per video")
     console = Console()
     config = flow_config(preset, prior, **overrides)
     inputs = prepare_flow(scan, videos=video, cameras=camera, backgrounds=background or None, config=config,
