@@ -58,8 +58,9 @@ def generate_flow(
     background: PathLike | list[PathLike] | None = None,
     prior: Literal["video", "wan"] | None = None,
     model: PathLike | None = None,
-    preset: Literal["paper", "fast", "cpu"] = "cpu",
+    preset: Literal["paper", "fast", "cpu", "shipped"] | None = None,
     allow_cpu: bool = False,
+    object_name: str | None = None,
     output: PathLike | None = None,
     progress: Callable[[int, int, dict], None] | None = None,
     log: Callable[[str], None] | None = None,
@@ -72,11 +73,14 @@ def generate_flow(
         task: the task in words.
         video, camera, background: the video prior's guidance: one video (or a list) with the
             camera JSON of each, and optionally an image of each view without the movable objects.
-        prior: "video" (given videos) or "wan" (Wan 2.2 distillation); default: "video" when a
-            video is given, else "wan".
-        model: the Wan 2.2 weights directory (wan prior; default: the local Hugging Face cache).
-        preset: the flowgen preset.
-        allow_cpu: run the wan prior without a CUDA GPU.
+        prior: "video" (given videos) or "wan" (distillation from a video model); default:
+            "video" when a video is given, else "wan" with the shipped prior.
+        model: Wan 2.2-layout weights (wan prior; default: the shipped prior when ``prior`` is
+            not given, else the local Hugging Face cache).
+        preset: the flowgen preset (default: by situation, `chord_robot.app.flowconfig.choose_prior`).
+        allow_cpu: run Wan 2.2 weights without a CUDA GPU (the shipped prior needs no GPU).
+        object_name: the one object to move, the others held still (default for the shipped
+            prior: the object the task names).
         output: keep FLOW.zarr here (default: written to a temporary folder and removed).
         progress, log: per-iteration and one-line callbacks.
         **overrides: the flow overrides of `chord_robot.app.flowconfig.FLOW_OVERRIDES`
@@ -85,14 +89,20 @@ def generate_flow(
     import tempfile
     from pathlib import Path
 
-    from chord_robot.app.flowconfig import flow_config
+    from chord_robot.app.flowconfig import choose_prior, flow_config
     from chord_robot.app.flowrun import prepare_flow, run_flow
 
     videos = _paths(video)
-    prior = prior or ("video" if videos else "wan")
-    config = flow_config(preset, prior, **overrides)
+    choice = choose_prior(prior, model, preset, bool(videos))
+    if log is not None:
+        log(f"prior: {choice.why}")
+    config = flow_config(choice.preset, choice.prior, **overrides)
     inputs = prepare_flow(scene, videos=videos, cameras=_paths(camera), backgrounds=_paths(background) or None,
-                          config=config, task=task, model=model, allow_cpu=allow_cpu)
+                          config=config, task=task, model=choice.model, allow_cpu=allow_cpu,
+                          object_name=object_name)
+    if log is not None:
+        for note in inputs.notes:
+            log(note)
     if output is not None:
         return run_flow(inputs, task, output, progress=progress, log=log).flow
     with tempfile.TemporaryDirectory(prefix="chord-flow-") as tmp:

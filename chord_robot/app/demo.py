@@ -2,10 +2,11 @@
 
 The example (``examples/laptop``, made by ``examples/make_examples.py``) is the close-laptop
 sim task at a fixed seed: a coloured, labelled scan, a video of the lid closing with its camera
-JSON and a background image, and ``example.json`` naming the task and seed. The demo fits a flow
-to that video as it would to a user's (the ``video`` prior, ``cpu`` preset), plans a grasp or
-push and a trajectory, executes it in PyBullet in the same task, and writes a report. Because
-the video shows the task's scripted (oracle) motion, the flow's error against it is known.
+JSON and a background image, and ``example.json`` naming the task and seed. The demo
+generates the flow from the task's words with the shipped prior (or, with ``source="video"``,
+fits it to the example's video as it would to a user's), plans a grasp or push and a
+trajectory, executes it in PyBullet in the same task, and writes a report, with the flow
+compared against the task's scripted (oracle) motion.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +37,12 @@ class DemoConfig:
 
     example: Path = DEFAULT_EXAMPLE
     """Directory of the example (see module docstring)."""
-    preset: str = "cpu"
-    """flowgen preset."""
+    source: Literal["generated", "video"] = "generated"
+    """Where the flow comes from: "generated" (the task's words distilled from the shipped
+    prior: the product's main job) or "video" (the example's video of the motion fitted by the
+    video prior)."""
+    preset: str | None = None
+    """flowgen preset (None: the source's own: "shipped" or "cpu")."""
     iterations: int | None = None
     """Motion iterations of the flow fit (None: the preset's); the test runs fewer."""
     frames: int | None = None
@@ -184,11 +190,12 @@ def report_markdown(result: DemoResult, config: DemoConfig) -> str:
            else f"task metric {result.lid_deg:.3f}.")
         + (f" Failed before execution: {result.failure}." if result.failure else ""),
         "",
-        (f"Chain: scan + video -> flow (`video` prior, `{config.preset}` preset, {result.flow_iterations} "
-         f"motion iterations, {result.flow_frames} frames) -> grasp/push + trajectory (PyRoki) -> "
-         "PyBullet execution."),
+        (f"Chain: {'words -> flow distilled from the shipped prior' if config.source == 'generated' else 'scan + video -> flow fitted by the video prior'} "
+         f"({result.flow_iterations} motion iterations, {result.flow_frames} frames) -> grasp/push + trajectory "
+         "(PyRoki) -> PyBullet execution."),
         "",
-        "## Flow error against the example's known motion (the task's oracle)",
+        ("## Flow against the task's scripted motion (the oracle)" if config.source == "generated"
+         else "## Flow error against the example's known motion (the task's oracle)"),
         "",
         "| object | mean over frames (mm) | final frame (mm) |",
         "|---|---|---|",
@@ -248,14 +255,27 @@ def run_demo(
     out = Path(out_dir)
     result = DemoResult(example)
     torch.set_num_threads(1)
-    fconfig = flow_config(config.preset, "video", frames=config.frames, iters=config.iterations)
+    if config.source == "generated":
+        from flowgen.priors import shipped
 
-    def fit_example_video(task):
-        """The flow source: the example's video fitted as a user's would be (written to
-        flow.zarr), and its error against the task's scripted motion."""
-        inputs = prepare_flow(example.path("scan.ply"), videos=[example.path("video.mp4")],
-                              cameras=[example.path("camera.json")], backgrounds=[example.path("background.png")],
-                              config=fconfig, task=example.text)
+        prior, model, preset = "wan", shipped.MODEL_DIR, config.preset or "shipped"
+        guides: dict = {}
+    elif config.source == "video":
+        prior, model, preset = "video", None, config.preset or "cpu"
+        guides = {"videos": [example.path("video.mp4")], "cameras": [example.path("camera.json")],
+                  "backgrounds": [example.path("background.png")]}
+    else:
+        raise InputError(f"unknown demo source {config.source!r}; one of generated, video")
+    fconfig = flow_config(preset, prior, frames=config.frames, iters=config.iterations)
+
+    def example_flow(task):
+        """The flow source: the task's words distilled from the shipped prior, or the example's
+        video fitted as a user's would be (written to flow.zarr); and its error against the
+        task's scripted motion."""
+        inputs = prepare_flow(example.path("scan.ply"), config=fconfig, task=example.text, model=model, **guides)
+        for note in inputs.notes:
+            if log is not None:
+                log(note)
         out.mkdir(parents=True, exist_ok=True)  # the inputs are sound: outputs from here on
         flow = run_flow(inputs, example.text, out / "flow.zarr", progress=flow_progress, log=log).flow
         result.flow_frames, result.flow_iterations = flow.num_frames, fconfig.iterations
@@ -263,7 +283,7 @@ def run_demo(
         return flow
 
     width = config.video_width
-    trial = run_trial(example.task, example.seed, fit_example_video, record=out / "execution.mp4",
+    trial = run_trial(example.task, example.seed, example_flow, record=out / "execution.mp4",
                       video_size=(width, width * 3 // 4), plan_path=out / "plan.zarr", stage=stage, log=log)
     result.stage_seconds.update(trial.times)
     result.success, result.lid_deg, result.failure = trial.success, trial.metric, trial.failure

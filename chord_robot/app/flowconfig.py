@@ -150,11 +150,18 @@ FIELD_OPTIONS: dict[str, str] = {"preset": "--preset", "prior": "--prior",
 """Config field -> the command-line option that sets it (for re-wording ConfigErrors)."""
 
 
+SHIPPED_PRESET: dict[str, Any] = {"frames": 9, "iters": 300, "size": (32, 32), "rigid_parts": True}
+"""The ``shipped`` preset: the ``cpu`` preset of the wan prior with these overrides, the setting
+the shipped prior was measured at (9 frames at its own 32x32, 300 iterations; its objects are
+made of rigid parts). ~2-2.5 min a flow on 2 cores."""
+
+
 def flow_config(preset: str = "cpu", prior: str = "video", **overrides: Any):
     """The named `flowgen` preset of ``prior`` with ``overrides`` applied.
 
     Args:
-        preset: "paper", "fast" or "cpu" (`flowgen.config.PRESETS`).
+        preset: "paper", "fast" or "cpu" (`flowgen.config.PRESETS`), or "shipped" (the wan
+            prior's cpu preset at the shipped prior's size, `SHIPPED_PRESET`).
         prior: "video" or "wan".
         **overrides: keyed by `Override.keyword` (``frames=9, iters=300, size=(32, 32),
             rigid_parts=True`` ...); None leaves the preset's value (a switch: False).
@@ -165,8 +172,12 @@ def flow_config(preset: str = "cpu", prior: str = "video", **overrides: Any):
     """
     from flowgen.config import PRESETS
 
+    if preset == "shipped":
+        if prior != "wan":
+            raise ConfigError("preset", "{field} shipped is for the wan prior (the shipped model)")
+        return flow_config("cpu", prior, **({**SHIPPED_PRESET, **{k: v for k, v in overrides.items() if v is not None}}))
     if preset not in PRESETS:
-        raise ConfigError("preset", f"unknown {{field}} {quote(preset)}; one of {', '.join(PRESETS)}")
+        raise ConfigError("preset", f"unknown {{field}} {quote(preset)}; one of {', '.join([*PRESETS, 'shipped'])}")
     _check_choice("prior", prior, PRIORS)
     by_keyword = {o.keyword: o for o in FLOW_OVERRIDES}
     unknown = sorted(set(overrides) - set(by_keyword))
@@ -224,3 +235,57 @@ def with_overrides(command: Callable[..., Any], overrides: tuple[Override, ...] 
     wrapper.__signature__ = signature.replace(parameters=fixed + added, return_annotation=None)
     wrapper.__annotations__ = {p.name: p.annotation for p in fixed + added} | {"return": None}
     return wrapper
+
+
+@dataclass(frozen=True)
+class PriorChoice:
+    """Which prior, weights and preset a flow run uses, and why (`choose_prior`).
+
+    Attributes:
+        prior: "video" or "wan".
+        model: the Wan-layout weights directory (None: the local Hugging Face cache; video: None).
+        preset: the flowgen preset (or "shipped").
+        why: one line for the log.
+    """
+
+    prior: str
+    model: Any
+    preset: str
+    why: str
+
+
+def choose_prior(prior: str | None, model: Any, preset: str | None, has_videos: bool,
+                 cuda: bool | None = None) -> PriorChoice:
+    """The situation decides what the user did not: a guidance video means the video prior;
+    otherwise the wan prior, with the shipped model when no ``model`` is given. The preset:
+    ``cpu`` for the video prior, ``shipped`` for the shipped model, ``paper`` for other Wan
+    weights on a CUDA GPU, ``cpu`` without one. An explicit ``preset`` always wins.
+
+    Args:
+        prior, model, preset: what the user gave (None: not given).
+        has_videos: guidance videos were given.
+        cuda: a CUDA GPU is available (None: ask torch).
+    """
+    from flowgen.priors import shipped
+
+    if prior is None:
+        prior = "video" if has_videos or (model is None and not shipped.available()) else "wan"
+        if prior == "wan" and model is None:
+            model = shipped.MODEL_DIR
+    _check_choice("prior", prior, PRIORS)
+    if prior == "video":
+        return PriorChoice(prior, None, preset or "cpu", f"video prior, preset {preset or 'cpu'}"
+                           + (" (given)" if preset else " (the video prior's)"))
+    if shipped.is_shipped(model):
+        chosen = preset or "shipped"
+        return PriorChoice(prior, model, chosen, f"the shipped prior ({shipped.MODEL_DIR}), preset {chosen}"
+                           + (" (given)" if preset else " (its own)"))
+    if preset is not None:
+        return PriorChoice(prior, model, preset, f"Wan weights {model or 'from the Hugging Face cache'}, preset {preset} (given)")
+    if cuda is None:
+        import torch
+
+        cuda = torch.cuda.is_available()
+    chosen = "paper" if cuda else "cpu"
+    return PriorChoice(prior, model, chosen, f"Wan weights {model or 'from the Hugging Face cache'}, preset {chosen} "
+                       + ("(Wan 2.2 on a CUDA GPU: the paper's)" if cuda else "(no CUDA GPU)"))

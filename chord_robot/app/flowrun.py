@@ -84,6 +84,9 @@ class FlowInputs:
         fps: frame rate of the flow (the videos' duration over its frames; Wan's own rate).
         model_dir: the Wan weights directory (wan prior), else None.
         notes: warnings for the user (e.g. running Wan on a CPU, and the estimated time).
+        prompt: the prior's text condition: the task, or for the shipped prior the sentence
+            it knows that the task was read as (`chord_robot.app.tasktext`).
+        moving: the one object allowed to move (the others held still), or None.
     """
 
     scene: Scene
@@ -93,6 +96,22 @@ class FlowInputs:
     fps: float
     model_dir: object = None
     notes: tuple[str, ...] = ()
+    prompt: str = ""
+    moving: str | None = None
+
+
+def hold_still(scene: Scene, name: str) -> Scene:
+    """``scene`` with every object but ``name`` static (held still by the flow run).
+    InputError when the scene has no movable object called ``name``."""
+    import dataclasses
+
+    from chord_robot.errors import InputError
+
+    movable = scene.movable()
+    if name not in movable:
+        raise InputError(f"{scene.source} has no movable object {name!r} (movable: {', '.join(movable) or 'none'})")
+    objects = {n: o if n == name or o.static else dataclasses.replace(o, static=True) for n, o in scene.objects.items()}
+    return Scene(objects, scene.source, scene.notes)
 
 
 def continue_scene(scene: Scene, flow_path: str | os.PathLike[str]) -> Scene:
@@ -183,7 +202,9 @@ def _wan_inputs(config, model, allow_cpu: bool):
     shape.check(config.num_frames, height, width)
     config = dataclasses.replace(config, render_size=(width, height))
     notes: list[str] = []
-    if not torch.cuda.is_available():
+    from flowgen.priors import shipped
+
+    if not torch.cuda.is_available() and not shipped.is_shipped(root):  # the shipped prior is CPU-sized
         flops = shape.sds_flops(config.num_frames, height, width, config.wan.max_sequence_length)
         seconds = flops * config.views_per_iteration * config.iterations / _cpu_flops_per_second()
         text = (f"no CUDA GPU: {shape.spec.label} would run on the CPU, estimated at least "
@@ -209,6 +230,7 @@ def prepare_flow(
     model: str | os.PathLike[str] | None = None,
     continue_from: str | os.PathLike[str] | None = None,
     allow_cpu: bool = False,
+    object_name: str | None = None,
 ) -> FlowInputs:
     """Load and check every input of a flow run before any optimisation.
 
@@ -226,7 +248,11 @@ def prepare_flow(
         up, scale: the scan's axis and units.
         model: the Wan weights directory (None: the local Hugging Face cache).
         continue_from: a previous FLOW.zarr whose last frame is this run's rest pose.
-        allow_cpu: run the wan prior without a CUDA GPU (after a warning).
+        allow_cpu: run the wan prior without a CUDA GPU (after a warning; the shipped prior
+            runs on a CPU without it).
+        object_name: the one object to move; the others are held still. For the shipped
+            prior the default is the object whose name the task's noun matches (none: every
+            movable object may move).
     """
     import json
     from dataclasses import asdict
@@ -242,6 +268,7 @@ def prepare_flow(
             f"{scene.source} has no movable object (every object is static: {', '.join(scene.objects)}); "
             "label the object to animate, or give it a name other than a support's"
         )
+    prompt = task
     chained: tuple[str, ...] = ()
     if continue_from is not None:
         scene = continue_scene(scene, continue_from)
@@ -254,6 +281,16 @@ def prepare_flow(
         from flowgen.priors.wan import VARIANTS
 
         config, root, notes = _wan_inputs(config, model, allow_cpu)
+        from flowgen.priors import shipped
+
+        if shipped.is_shipped(root):
+            from chord_robot.app.tasktext import match_task, named_object
+
+            match = match_task(task, shipped.prompts(root))
+            prompt = match.prompt
+            object_name = object_name or named_object(scene, match)
+            notes = (*notes, f"the shipped prior reads {task!r} as {prompt!r}"
+                     + (f", moving {object_name}" if object_name else ""))
         digests = [_file_digest(p) for p in inputs] + [_model_digest(root)]
         guides: tuple = ()
         fps = VARIANTS[config.wan.variant].fps
@@ -264,11 +301,13 @@ def prepare_flow(
                                    config.max_side, [Path(b) for b in backgrounds] if backgrounds else None))
         digests = [_file_digest(p) for p in [*inputs, *videos, *cameras, *(backgrounds or [])]]
         root, notes, fps = None, (), _flow_fps(videos[0], config.num_frames)
+    if object_name is not None:
+        scene = hold_still(scene, object_name)
     if isinstance(scan, Scene):
         digests.append(_scene_digest(scene))
-    fingerprint = json.dumps({"config": asdict(config), "task": task, "up": up, "scale": scale,
-                              "inputs": digests}, sort_keys=True, default=str)
-    return FlowInputs(scene, guides, config, fingerprint, fps, root, chained + notes)
+    fingerprint = json.dumps({"config": asdict(config), "task": task, "prompt": prompt, "moving": object_name,
+                              "up": up, "scale": scale, "inputs": digests}, sort_keys=True, default=str)
+    return FlowInputs(scene, guides, config, fingerprint, fps, root, chained + tuple(notes), prompt, object_name)
 
 
 @dataclass(frozen=True)
@@ -307,7 +346,7 @@ def _prior(inputs: FlowInputs, model, task: str, log):
     from flowgen.priors.sds_prior import SdsPrior
     from flowgen.priors.wan import load_wan_prior
 
-    wan = load_wan_prior(inputs.model_dir, config.wan.variant, prompt=task, config=config.wan, log=log)
+    wan = load_wan_prior(inputs.model_dir, config.wan.variant, prompt=inputs.prompt or task, config=config.wan, log=log)
     targets = torch.cat([obj.rest.means for obj in model.moving]).numpy()
     width, height = config.render_size
     prior = SdsPrior(wan, targets, config.num_frames, width, height, config.views_per_iteration,

@@ -11,12 +11,14 @@ import typer
 def demo(
     out: Path = typer.Option(Path("demo-out"), "-o", "--out", help="Output directory."),
     example: Optional[Path] = typer.Option(None, help="Example directory (default: the repository's examples/laptop)."),
-    iters: Optional[int] = typer.Option(None, help="Flow motion iterations (default: the cpu preset's)."),
-    frames: Optional[int] = typer.Option(None, help="Flow frames (default: the cpu preset's)."),
+    source: str = typer.Option("generated", help="generated (the task's words distilled from the shipped prior) | video (the example's video fitted by the video prior)."),
+    iters: Optional[int] = typer.Option(None, help="Flow motion iterations (default: the source's preset's)."),
+    frames: Optional[int] = typer.Option(None, help="Flow frames (default: the source's preset's)."),
 ) -> None:
-    """Scene -> flow (video prior, cpu preset) -> plan -> PyBullet execution -> report, on the
-    close-laptop example. Writes flow.zarr, plan.zarr, flow.mp4, execution.mp4, report.md and
-    trajectory.png into OUT; exits 1 if the laptop is not closed."""
+    """Words -> flow (the shipped prior) -> plan -> PyBullet execution -> report, on the
+    close-laptop example (`--source video`: the example's video fitted instead). Writes
+    flow.zarr, plan.zarr, flow.mp4, execution.mp4, report.md and trajectory.png into OUT;
+    exits 1 if the laptop is not closed."""
     import time
 
     from rich.console import Console
@@ -24,7 +26,7 @@ def demo(
 
     from chord_robot.app.demo import DEFAULT_EXAMPLE, STAGES, DemoConfig, run_demo
 
-    config = DemoConfig(example or DEFAULT_EXAMPLE, iterations=iters, frames=frames)
+    config = DemoConfig(example or DEFAULT_EXAMPLE, source=source, iterations=iters, frames=frames)
     console = Console()
     start = time.perf_counter()
     columns = (TextColumn("{task.description:<8}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

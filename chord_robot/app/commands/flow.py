@@ -1,5 +1,6 @@
 """`chord-robot flow`: CHORD 4D generation, scan + task -> FLOW.zarr, guided by given videos
-(``--prior video``) or by Wan 2.2 score distillation (``--prior wan``)."""
+(``--prior video``) or by score distillation from a video model (``--prior wan``: the shipped
+prior by default, or Wan 2.2 weights with ``--model``)."""
 
 from __future__ import annotations
 
@@ -7,21 +8,22 @@ from pathlib import Path
 
 import typer
 
-from chord_robot.app.flowconfig import flow_config, with_overrides
+from chord_robot.app.flowconfig import choose_prior, flow_config, with_overrides
 
 
 def _flow(
     scan: Path = typer.Option(..., help="The scan (PLY, OBJ, GLB or scene.toml)."),
     task: str = typer.Option(..., help="The task in words, e.g. 'open the lid'."),
     out: Path = typer.Option(..., "-o", "--out", help="Write FLOW.zarr here."),
-    prior: str = typer.Option("video", help="video (given videos, CPU) | wan (Wan 2.2 SDS, GPU)."),
-    model: Path | None = typer.Option(None, help="wan: the diffusers directory of the Wan 2.2 weights (default: the local Hugging Face cache)."),
+    prior: str | None = typer.Option(None, help="video (fit given videos) | wan (distil a video model: the shipped prior on a CPU, or Wan 2.2 weights). Default: video when --video is given, else wan."),
+    model: Path | None = typer.Option(None, help="wan: a diffusers directory of Wan 2.2-layout weights (default: the shipped prior when --prior is not given, else the local Hugging Face cache)."),
+    object_name: str | None = typer.Option(None, "--object", help="The one object to move; the others are held still (default for the shipped prior: the object the task names)."),
     allow_cpu: bool = typer.Option(False, "--allow-cpu", help="wan: run without a CUDA GPU (slow; the estimate is printed)."),
     continue_from: Path | None = typer.Option(None, help="A previous FLOW.zarr: its last frame is this flow's rest pose (chaining)."),
     video: list[Path] = typer.Option([], help="A guidance video (mp4, ... or .npy); repeat for several."),
     camera: list[Path] = typer.Option([], help="The camera JSON of each --video, in the same order."),
     background: list[Path] = typer.Option([], help="Optional: per video, an image of the view without the movable objects."),
-    preset: str = typer.Option("cpu", help="paper | fast | cpu."),
+    preset: str | None = typer.Option(None, help="paper | fast | cpu | shipped (default: by situation: cpu for videos, shipped for the shipped prior, paper for Wan 2.2 on a CUDA GPU, else cpu)."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its checkpoint (FLOW.zarr.ckpt)."),
     threads: int = typer.Option(1, help="torch intra-op threads; 1 is fastest on a shared or 2-core CPU."),
     up: str = typer.Option("z", help="The scan's up axis: z or y."),
@@ -50,10 +52,12 @@ def _flow(
     if background and len(background) != len(video):
         raise InputError(f"{len(video)} --video but {len(background)} --background: give one image per video")
     console = Console()
-    config = flow_config(preset, prior, **overrides)
+    choice = choose_prior(prior, model, preset, bool(video))
+    console.print(f"prior: {choice.why}")
+    config = flow_config(choice.preset, choice.prior, **overrides)
     inputs = prepare_flow(scan, videos=video, cameras=camera, backgrounds=background or None, config=config,
-                          task=task, up=up, scale=scale, model=model, continue_from=continue_from,
-                          allow_cpu=allow_cpu)
+                          task=task, up=up, scale=scale, model=choice.model, continue_from=continue_from,
+                          allow_cpu=allow_cpu, object_name=object_name)
     for note in inputs.notes:
         console.print(note, style="yellow" if note.startswith("warning") else None)
     columns = (TextColumn("[bold]flow"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -69,7 +69,55 @@ def test_plan_unreachable_exits_1(tmp_path):
     assert not (tmp_path / "p.zarr").exists()
 
 
-def test_plan_without_flow_says_how(tmp_path):
+def test_plan_without_flow_generates_it_and_refuses_what_the_prior_cannot_do(tmp_path):
     scan = synth.write_scan(tmp_path, "mesh-ply-labelled", synth.tabletop(0))
     res = run("plan", "--scan", scan, "--task", "lift the block", "-o", tmp_path / "p.zarr")
-    assert res.returncode == 2 and "chord-robot flow" in res.stderr
+    assert res.returncode == 2 and "the shipped prior cannot do 'lift the block'" in res.stderr, res.stderr
+    assert not (tmp_path / "p.zarr").exists() and not (tmp_path / "p.flow.zarr").exists()
+
+
+@pytest.fixture(scope="module")
+def desk(tmp_path_factory):
+    """A desk: a laptop (lid ~100 degrees open), a lamp, a mug and a book (`sim.desk`)."""
+    from sim.desk import write_desk
+
+    out = tmp_path_factory.mktemp("desk")
+    write_desk(out)
+    return out
+
+
+@pytest.mark.parametrize("task", ["fold the towel in half", "put the banana on the plate"])
+def test_a_task_the_shipped_prior_cannot_do_is_refused(desk, tmp_path, task):
+    res = subprocess.run([sys.executable, "-m", "chord_robot.app.cli", "plan", "--scan", desk / "desk.ply",
+                          "--task", task], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert res.returncode == 2, res.stdout + res.stderr
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "close a laptop lid" in lines[0] and "Wan 2.2" in lines[0], res.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_an_existing_plan_is_not_overwritten_without_force(desk, tmp_path):
+    (tmp_path / "plan.zarr").mkdir()
+    res = subprocess.run([sys.executable, "-m", "chord_robot.app.cli", "plan", "--scan", desk / "desk.ply",
+                          "--task", "close the laptop"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert res.returncode == 2 and "--force" in res.stderr, res.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["plan.zarr"]
+
+
+@pytest.mark.slow
+def test_plan_generates_the_flow_from_words(desk, tmp_path):
+    # ~2.5-3 min: the headline command as written, on a desk with a laptop, a lamp and two distractors
+    from sim.desk import measure_flow
+
+    res = subprocess.run([sys.executable, "-m", "chord_robot.app.cli", "plan", "--scan", desk / "desk.ply",
+                          "--task", "close the laptop"], capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    assert "reads 'close the laptop' as 'the laptop lid closes', moving laptop" in res.stdout
+    plan = Plan.load(tmp_path / "plan.zarr")
+    assert plan.object == "laptop"
+    figures = measure_flow(desk, tmp_path / "plan.flow.zarr")["objects"]
+    assert figures["laptop"]["turn_deg"] < -60, figures["laptop"]  # the lid closes (start ~100 degrees)
+    assert figures["laptop"]["base_drift_max_mm"] < 3.0, figures["laptop"]
+    for still in ("lamp", "mug", "book"):  # objects the task does not name stay still
+        assert figures[still]["max_mean_displacement_mm"] == 0.0, (still, figures[still])
+    assert plan.costs["alignment_mean_m"] < 0.01
