@@ -30,19 +30,17 @@ def write_desk(out: str | os.PathLike[str], seed: int = 9101) -> dict:
     import trimesh
 
     from chord_robot.atomic import write_text_atomic
-    from chord_robot.ply import write_ply
     from sim import world as sim_world
     from sim.tasks.close_laptop import CloseLaptop
     from sim.tasks.lower_lamp import LowerLamp
-    from sim.world import table_mesh
+    from sim.tasks.flow_inputs import table_surface, write_labelled_scan
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     world = sim_world.create()
     objects, info = {}, {}
     try:
-        table = table_mesh(world.config.table)
-        objects["table"] = (table, np.tile(world.config.table.color[:3], (len(table.vertices), 1)))
+        objects["table"] = table_surface(world)
         for kind, task in (("laptop", CloseLaptop(world)), ("lamp", LowerLamp(world))):
             task.reset(seed)
             mesh, colours = task.scan_surfaces()[kind]
@@ -62,19 +60,7 @@ def write_desk(out: str | os.PathLike[str], seed: int = 9101) -> dict:
     book.apply_translation([0.25, 0.0, 0.015])
     objects["mug"] = (mug, np.tile([0.85, 0.2, 0.15], (len(mug.vertices), 1)))
     objects["book"] = (book, np.tile([0.15, 0.35, 0.75], (len(book.vertices), 1)))
-    verts, faces, cols, labels, offset = [], [], [], [], 0
-    for label, (mesh, colours) in enumerate(objects.values()):
-        verts.append(np.asarray(mesh.vertices))
-        faces.append(np.asarray(mesh.faces) + offset)
-        cols.append(colours)
-        labels.append(np.full(len(mesh.vertices), label, np.int32))
-        offset += len(mesh.vertices)
-    v = np.concatenate(verts).astype(np.float32)
-    c = np.round(np.clip(np.concatenate(cols), 0, 1) * 255).astype(np.uint8)
-    props = {"x": v[:, 0], "y": v[:, 1], "z": v[:, 2], "red": c[:, 0], "green": c[:, 1], "blue": c[:, 2],
-             "label": np.concatenate(labels)}
-    write_ply(out / "desk.ply", props, faces=np.concatenate(faces).astype(np.int32))
-    write_text_atomic(out / "desk.labels.json", json.dumps({str(i): n for i, n in enumerate(objects)}))
+    write_labelled_scan(out / "desk.ply", objects)
     write_text_atomic(out / "desk.json", json.dumps(info, indent=1, default=float))
     return info
 

@@ -35,19 +35,15 @@ class FlowInputFiles:
     background: Path
 
 
-def write_scan(task: Task, path: str | os.PathLike[str]) -> Path:
-    """The task's scene as a scanned-style, labelled mesh PLY with vertex colours: the table
-    (label 0) and every task object at its current pose, in the colours the sim renders; the
-    names go to ``SCAN.labels.json`` (DESIGN.md §3). Both files are written atomically."""
+def write_labelled_scan(path: str | os.PathLike[str], objects: dict) -> Path:
+    """A scanned-style, labelled mesh PLY with vertex colours: object i of ``objects`` (name ->
+    (trimesh mesh, (M, 3) RGB in [0, 1])) gets label i; the names go to ``SCAN.labels.json``
+    (DESIGN.md §3). Both files are written atomically."""
     import json
 
     from chord_robot.atomic import atomic_path
     from chord_robot.ply import write_ply
-    from sim.world import table_mesh
 
-    table = table_mesh(task.world.config.table)
-    objects = {"table": (table, np.tile(task.world.config.table.color[:3], (len(table.vertices), 1)))}
-    objects |= task.scan_surfaces()
     verts, faces, cols, labels, offset = [], [], [], [], 0
     for label, (mesh, colours) in enumerate(objects.values()):
         verts.append(np.asarray(mesh.vertices))
@@ -66,6 +62,21 @@ def write_scan(task: Task, path: str | os.PathLike[str]) -> Path:
     with atomic_path(path.with_suffix(".labels.json")) as tmp:
         Path(tmp).write_text(json.dumps(names))
     return path
+
+
+def table_surface(world) -> tuple:
+    """The world's table as a scan surface: (mesh, its RGB vertex colours)."""
+    from sim.world import table_mesh
+
+    table = table_mesh(world.config.table)
+    return table, np.tile(world.config.table.color[:3], (len(table.vertices), 1))
+
+
+def write_scan(task: Task, path: str | os.PathLike[str]) -> Path:
+    """The task's scene as a scanned-style, labelled mesh PLY with vertex colours: the table
+    (label 0) and every task object at its current pose, in the colours the sim renders
+    (`write_labelled_scan`)."""
+    return write_labelled_scan(path, {"table": table_surface(task.world), **task.scan_surfaces()})
 
 
 def render_background(task: Task, camera: Camera) -> np.ndarray:
