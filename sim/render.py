@@ -122,9 +122,17 @@ class Recorder:
         return np.stack(self.frames)
 
 
+def mp4_writer(path: str | Path, fps: float):
+    """An imageio writer of H.264 MP4 (yuv420p, even sizes) at ``path``: frames are appended one
+    by one (`append_data`), and the caller closes it. `write_mp4` writes a whole clip with it."""
+    import imageio.v2 as imageio
+
+    return imageio.get_writer(str(path), format="FFMPEG", fps=fps, codec="libx264", macro_block_size=1,
+                              ffmpeg_log_level="error", pixelformat="yuv420p")
+
+
 def write_mp4(path: str | Path, frames: np.ndarray, fps: float = 10.0) -> None:
     """Write (T, H, W, 3) uint8 frames as an H.264 MP4, atomically. Odd sizes are padded."""
-    import imageio.v2 as imageio
 
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3 or len(frames) == 0 or frames.dtype != np.uint8:
@@ -135,15 +143,7 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: float = 10.0) -> None:
     if pad_h or pad_w:
         frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
     with atomic_path(path) as tmp:
-        writer = imageio.get_writer(
-            str(tmp),
-            format="FFMPEG",
-            fps=fps,
-            codec="libx264",
-            macro_block_size=1,
-            ffmpeg_log_level="error",
-            pixelformat="yuv420p",
-        )
+        writer = mp4_writer(tmp, fps)
         try:
             for f in frames:
                 writer.append_data(f)

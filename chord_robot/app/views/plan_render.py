@@ -351,9 +351,8 @@ def render_plan(
     Returns:
         the number of frames written.
     """
-    import imageio.v2 as imageio
-
     from chord_robot.atomic import atomic_path
+    from sim.render import mp4_writer
 
     w, h = (camera.width, camera.height) if camera is not None else (width, height)
     if w % 2 or h % 2 or w < 16 or h < 16:
@@ -369,16 +368,7 @@ def render_plan(
         PlanRenderer(plan, flow, camera, width, height, fps, config) as r,
         atomic_path(out_mp4) as tmp,
     ):
-        # the settings of sim.render.write_mp4, streamed
-        writer = imageio.get_writer(
-            str(tmp),
-            format="FFMPEG",
-            fps=fps,
-            codec="libx264",
-            macro_block_size=1,
-            ffmpeg_log_level="error",
-            pixelformat="yuv420p",
-        )
+        writer = mp4_writer(tmp, fps)  # streamed: one frame rendered at a time
         try:
             for f in range(r.num_frames):
                 writer.append_data(r.frame(f))
