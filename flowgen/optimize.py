@@ -23,9 +23,10 @@ run stops with TaskFailure instead of writing garbage. Checkpoints are taken eve
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor
@@ -212,6 +213,20 @@ def _exploding(loss: float, state: TrainState, config: FlowConfig) -> bool:
     return loss > config.explode_factor * recent[len(recent) // 2]
 
 
+@contextlib.contextmanager
+def deterministic() -> Iterator[None]:
+    """torch's deterministic kernels while inside (its multi-threaded CPU scatters otherwise
+    sum in a different order on every run, and the optimisation amplifies the difference):
+    with the rasteriser's per-batch sums, a seed gives the same flow on every run."""
+    before = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before, warn_only=warn_only)
+
+
 def optimize(
     model: SceneModel,
     prior: Prior,
@@ -236,6 +251,20 @@ def optimize(
         progress: called after every iteration with (done, total, loss terms).
         log: called with one-line messages (rollbacks, split, resume).
     """
+    with deterministic():
+        return _optimize(model, prior, config, checkpoint_path, resume, fingerprint, progress, log)
+
+
+def _optimize(
+    model: SceneModel,
+    prior: Prior,
+    config: FlowConfig,
+    checkpoint_path: str | os.PathLike[str] | None,
+    resume: bool,
+    fingerprint: str,
+    progress: Progress | None,
+    log: Log | None,
+) -> TrainState:
     log = log or (lambda message: None)
     params = parameters(model)
     optimizer = make_optimizer(params)

@@ -24,7 +24,6 @@ the same decisions. Compiled code is cached on disk (`cache=True`).
 from __future__ import annotations
 
 import math
-import queue
 
 import numba
 import numpy as np
@@ -33,7 +32,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from flowgen.raster.common import ALPHA_MAX, ALPHA_THRESHOLD, TRANSMITTANCE_MIN
-from flowgen.raster.tiling import TILE_SIZE, bin_tiles, for_tile_batches, num_workers, pixel_box
+from flowgen.raster.tiling import TILE_SIZE, bin_tiles, for_tile_batches, pixel_box, tile_batches
 
 
 @numba.njit(cache=True, inline="always")
@@ -322,10 +321,10 @@ class _RasterizeFast(torch.autograd.Function):
         t_final = np.empty((height, width), dtype=np.float64)
         last = np.empty((height, width), dtype=np.int64)
         for_tile_batches(
-            lambda tiles: _forward_tiles(
+            lambda _, tiles: _forward_tiles(
                 tiles, *arrays, radii_np, offsets, ids, TILE_SIZE, image, alpha, t_final, last
             ),
-            offsets,
+            tile_batches(offsets),
         )
         ctx.save_for_backward(means2d, conics, opacities, colors)  # checks in-place edits
         ctx.binning = (radii_np, offsets, ids, t_final, last)
@@ -337,36 +336,28 @@ class _RasterizeFast(torch.autograd.Function):
         arrays = [x.detach().contiguous().numpy() for x in ctx.saved_tensors]
         radii_np, offsets, ids, t_final, last = ctx.binning
         v_image_np, v_alpha_np = v_image.contiguous().numpy(), v_alpha.contiguous().numpy()
-        # one gradient accumulator per worker thread, summed at the end (no write races)
-        accumulators = [
-            np.zeros((arrays[0].shape[0], 6 + arrays[3].shape[1]), dtype=np.float64)
-            for _ in range(num_workers())
-        ]
-        free: queue.SimpleQueue[np.ndarray] = queue.SimpleQueue()
-        for accumulator in accumulators:
-            free.put(accumulator)
+        # one gradient accumulator per batch of tiles, summed in batch order: no write races,
+        # and the same sum on every run whichever thread took which batch
+        batches = tile_batches(offsets)
+        accumulators = np.zeros((len(batches), arrays[0].shape[0], 6 + arrays[3].shape[1]))
 
-        def task(tiles: np.ndarray) -> None:
-            grads = free.get()  # at most one task per worker runs at a time: never blocks
-            try:
-                _backward_tiles(
-                    tiles,
-                    *arrays,
-                    radii_np,
-                    offsets,
-                    ids,
-                    t_final,
-                    last,
-                    v_image_np,
-                    v_alpha_np,
-                    TILE_SIZE,
-                    grads,
-                )
-            finally:
-                free.put(grads)
+        def task(index: int, tiles: np.ndarray) -> None:
+            _backward_tiles(
+                tiles,
+                *arrays,
+                radii_np,
+                offsets,
+                ids,
+                t_final,
+                last,
+                v_image_np,
+                v_alpha_np,
+                TILE_SIZE,
+                accumulators[index],
+            )
 
-        for_tile_batches(task, offsets)
-        per_gauss = torch.from_numpy(sum(accumulators[1:], accumulators[0])).to(v_image.dtype)
+        for_tile_batches(task, batches)
+        per_gauss = torch.from_numpy(accumulators.sum(0)).to(v_image.dtype)
         v_means2d, v_conics, v_opac, v_colors = per_gauss.split([2, 3, 1, arrays[3].shape[1]], 1)
         return v_means2d, v_conics, v_opac[:, 0], v_colors, None, None, None, None
 

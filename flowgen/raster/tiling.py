@@ -98,14 +98,28 @@ def num_workers() -> int:
     return max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
 
 
-def for_tile_batches(task: Callable[[np.ndarray], None], offsets: np.ndarray) -> None:
-    """task(tiles) over batches covering all tiles, on `num_workers()` threads."""
+def tile_batches(offsets: np.ndarray) -> list[np.ndarray]:
+    """The tiles of a binning (`bin_tiles` offsets) in batches for `num_workers()` threads:
+    one batch of all tiles for one worker."""
     workers = num_workers()
     if workers == 1 or len(offsets) <= 2:
-        task(np.arange(len(offsets) - 1, dtype=np.int64))
+        return [np.arange(len(offsets) - 1, dtype=np.int64)]
+    return _tile_batches(offsets, workers)
+
+
+def for_tile_batches(task: Callable[[int, np.ndarray], None], batches: list[np.ndarray]) -> None:
+    """task(index, tiles) for every batch of `tile_batches`, on `num_workers()` threads.
+
+    Batches are taken by whichever thread is free, so a task must write only to its tiles'
+    pixels or to buffers of its own batch ``index`` (sums over batches in index order are
+    then the same on every run).
+    """
+    if len(batches) == 1:
+        task(0, batches[0])
         return
+    workers = num_workers()
     if workers not in _POOLS:
         _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="flowgen-raster")
     pool = _POOLS[workers]
-    for future in [pool.submit(task, batch) for batch in _tile_batches(offsets, workers)]:
+    for future in [pool.submit(task, i, batch) for i, batch in enumerate(batches)]:
         future.result()
