@@ -7,14 +7,16 @@ Layout::
     objects/<name>/points                (N, 3)    canonical points (frame 0), world frame
     objects/<name>/trajectories          (T, N, 3) positions over time; [0] == points
     objects/<name>/colors                (N, 3)    optional, RGB in [0, 1]
-    objects/<name>/control/centers       (K, 3)
+    objects/<name>/control/centers       (K, 3)    optional group: all three arrays or none
     objects/<name>/control/quats         (T, K, 4) wxyz
     objects/<name>/control/translations  (T, K, 3)
     objects/<name>/control/scales        (K,)      optional, skinning radius per control point
     objects/<name>/attrs: static (bool), source ("scan" | "mesh" | "gaussians")
 
 The control deformation is the same linear blend skinning flowgen optimised, so the flow can
-be evaluated at any point (mesh vertices, grasp contacts) with `ObjectMotion.evaluate`.
+be evaluated at any point (mesh vertices, grasp contacts) with `ObjectMotion.evaluate`. A flow
+from elsewhere (a point tracker, another tool) may hold only ``points`` and ``trajectories``;
+`ObjectMotion.evaluate` then interpolates the given trajectories.
 """
 
 from __future__ import annotations
@@ -42,9 +44,9 @@ class ObjectMotion:
     Attributes:
         points: (N, 3) canonical points at frame 0, world frame, metres.
         trajectories: (T, N, 3) positions over time; ``trajectories[0] == points``.
-        centers: (K, 3) control point centres (rest pose).
-        quats: (T, K, 4) control rotations, wxyz; identity at frame 0.
-        translations: (T, K, 3) control translations; zero at frame 0.
+        centers: (K, 3) control point centres (rest pose), or None (a flow of points only).
+        quats: (T, K, 4) control rotations, wxyz; identity at frame 0 (None with centers).
+        translations: (T, K, 3) control translations; zero at frame 0 (None with centers).
         colors: (N, 3) RGB in [0, 1], or None.
         scales: (K,) skinning radius of each control point, or None (then the mean distance
             to the 3 nearest control points is used).
@@ -54,18 +56,18 @@ class ObjectMotion:
 
     points: np.ndarray
     trajectories: np.ndarray
-    centers: np.ndarray
-    quats: np.ndarray
-    translations: np.ndarray
+    centers: np.ndarray | None = None
+    quats: np.ndarray | None = None
+    translations: np.ndarray | None = None
     colors: np.ndarray | None = None
     scales: np.ndarray | None = None
     static: bool = False
     source: str = "scan"
 
     def __post_init__(self) -> None:
-        for name in ("points", "trajectories", "centers", "quats", "translations"):
+        for name in ("points", "trajectories"):
             object.__setattr__(self, name, np.asarray(getattr(self, name), dtype=np.float32))
-        for name in ("colors", "scales"):
+        for name in ("centers", "quats", "translations", "colors", "scales"):
             v = getattr(self, name)
             if v is not None:
                 object.__setattr__(self, name, np.asarray(v, dtype=np.float32))
@@ -74,6 +76,11 @@ class ObjectMotion:
     @property
     def num_frames(self) -> int:
         return int(self.trajectories.shape[0])
+
+    @property
+    def has_controls(self) -> bool:
+        """Whether the motion carries its control points (flowgen's and the oracles' do)."""
+        return self.centers is not None
 
     @property
     def displacement(self) -> np.ndarray:
@@ -104,18 +111,23 @@ class ObjectMotion:
         return ObjectMotion(points, traj, center, quats, trans, colors, scale, static, source)
 
     def evaluate(self, query: np.ndarray, k: int = 8) -> np.ndarray:
-        """The motion of arbitrary points by the stored linear blend skinning.
+        """The motion of arbitrary points: by the stored linear blend skinning, or, for a flow
+        of points only, by interpolating the given trajectories (`interpolate_trajectories`).
 
         Args:
             query: (M, 3) points in the frame-0 world frame.
-            k: number of nearest control points blended.
+            k: number of nearest control points (or given points) blended.
         Returns:
             (T, M, 3) positions over time.
         """
+        if not self.has_controls:
+            return interpolate_trajectories(query, self.points, self.trajectories, k)
         return lbs_numpy(query, self.centers, self.quats, self.translations, self.control_scales(), k)
 
     def control_scales(self) -> np.ndarray:
         """(K,) skinning radius: stored, else the mean distance to the 3 nearest centres."""
+        if self.centers is None:
+            raise SchemaError("this motion has no control points (a flow of points and trajectories only)")
         if self.scales is not None:
             return self.scales
         c = self.centers.astype(np.float64)
@@ -184,11 +196,12 @@ class ObjectFlow:
                 put(g, "trajectories", m.trajectories)
                 if m.colors is not None:
                     put(g, "colors", m.colors)
-                put(g, "control/centers", m.centers)
-                put(g, "control/quats", m.quats)
-                put(g, "control/translations", m.translations)
-                if m.scales is not None:
-                    put(g, "control/scales", m.scales)
+                if m.has_controls:
+                    put(g, "control/centers", m.centers)
+                    put(g, "control/quats", m.quats)
+                    put(g, "control/translations", m.translations)
+                    if m.scales is not None:
+                        put(g, "control/scales", m.scales)
 
         write_store(path, attrs, fill)
 
@@ -207,15 +220,16 @@ class ObjectFlow:
         objects = {}
         for name in sorted(group["objects"].group_keys()):
             g = group[f"objects/{name}"]
+            controls = "control" in g
             try:
                 motion = ObjectMotion(
                     points=read_array(g, "points", 2),
                     trajectories=read_array(g, "trajectories", 3),
-                    centers=read_array(g, "control/centers", 2),
-                    quats=read_array(g, "control/quats", 3),
-                    translations=read_array(g, "control/translations", 3),
+                    centers=read_array(g, "control/centers", 2) if controls else None,
+                    quats=read_array(g, "control/quats", 3) if controls else None,
+                    translations=read_array(g, "control/translations", 3) if controls else None,
                     colors=read_array(g, "colors", 2) if "colors" in g else None,
-                    scales=read_array(g, "control/scales", 1) if "control" in g and "scales" in g["control"] else None,
+                    scales=read_array(g, "control/scales", 1) if controls and "scales" in g["control"] else None,
                     static=bool(g.attrs.get("static", False)),
                     source=str(g.attrs.get("source", "scan")),
                 )
@@ -236,6 +250,26 @@ def check_motion(m: ObjectMotion) -> None:
     if m.trajectories.ndim != 3 or m.trajectories.shape[1:] != (n, 3) or m.trajectories.shape[0] < 1:
         raise SchemaError(f"trajectories must be (T, {n}, 3), got {m.trajectories.shape}")
     t = m.trajectories.shape[0]
+    if m.colors is not None and m.colors.shape != (n, 3):
+        raise SchemaError(f"colors must be ({n}, 3), got {m.colors.shape}")
+    given = [name for name in ("centers", "quats", "translations") if getattr(m, name) is not None]
+    if given and len(given) < 3:
+        raise SchemaError(f"control points need centers, quats and translations; got only {', '.join(given)}")
+    if not given and m.scales is not None:
+        raise SchemaError("control/scales without control points")
+    names = ("points", "trajectories", *given)
+    if given:
+        _check_controls(m, t)
+    for name in names:
+        if not np.all(np.isfinite(getattr(m, name))):
+            raise SchemaError(f"{name} holds NaN or infinite values")
+    if np.abs(m.trajectories[0] - m.points).max() > _POINTS_TOL:
+        raise SchemaError("trajectories[0] must equal points (frame 0 is the canonical pose)")
+    if m.source not in SOURCES:
+        raise SchemaError(f"source must be one of {SOURCES}, got {m.source!r}")
+
+
+def _check_controls(m: ObjectMotion, t: int) -> None:
     if m.centers.ndim != 2 or m.centers.shape[1] != 3 or len(m.centers) == 0:
         raise SchemaError(f"control/centers must be (K, 3) with K > 0, got {m.centers.shape}")
     k = len(m.centers)
@@ -243,17 +277,8 @@ def check_motion(m: ObjectMotion) -> None:
         raise SchemaError(f"control/quats must be ({t}, {k}, 4), got {m.quats.shape}")
     if m.translations.shape != (t, k, 3):
         raise SchemaError(f"control/translations must be ({t}, {k}, 3), got {m.translations.shape}")
-    if m.colors is not None and m.colors.shape != (n, 3):
-        raise SchemaError(f"colors must be ({n}, 3), got {m.colors.shape}")
     if m.scales is not None and m.scales.shape != (k,):
         raise SchemaError(f"control/scales must be ({k},), got {m.scales.shape}")
-    for name in ("points", "trajectories", "centers", "quats", "translations"):
-        if not np.all(np.isfinite(getattr(m, name))):
-            raise SchemaError(f"{name} holds NaN or infinite values")
-    if np.abs(m.trajectories[0] - m.points).max() > _POINTS_TOL:
-        raise SchemaError("trajectories[0] must equal points (frame 0 is the canonical pose)")
-    if m.source not in SOURCES:
-        raise SchemaError(f"source must be one of {SOURCES}, got {m.source!r}")
 
 
 def _check_name(name: str) -> None:
@@ -294,3 +319,36 @@ def lbs_numpy(
     rel = query[:, None] - centers[idx]  # (M, k, 3)
     moved = np.einsum("tmkij,mkj->tmki", rot[:, idx], rel) + centers[idx][None] + translations[:, idx]
     return np.einsum("mk,tmki->tmi", w, moved).astype(np.float32)
+
+
+def interpolate_trajectories(query: np.ndarray, points: np.ndarray, trajectories: np.ndarray,
+                             k: int = 8) -> np.ndarray:
+    """The motion of arbitrary points from a flow of points only: each query point follows
+    the rigid motion that best fits its ``k`` nearest given points at each frame (weighted
+    by inverse squared distance: a given point moves exactly as given, a point between them
+    turns with its neighbourhood).
+
+    Args:
+        query: (M, 3) frame-0 points; points: (N, 3); trajectories: (T, N, 3).
+    Returns:
+        (T, M, 3) positions.
+    """
+    from scipy.spatial import cKDTree
+
+    query = np.asarray(query, dtype=np.float64)
+    assert query.ndim == 2 and query.shape[1] == 3, query.shape
+    k = min(k, len(points))
+    dist, idx = cKDTree(np.asarray(points, np.float64)).query(query, k)
+    dist, idx = dist.reshape(len(query), k), idx.reshape(len(query), k)
+    w = 1.0 / (dist**2 + 1e-12)
+    w /= w.sum(1, keepdims=True)  # (M, k)
+    p = np.asarray(points, np.float64)[idx]  # (M, k, 3)
+    q = np.asarray(trajectories, np.float64)[:, idx]  # (T, M, k, 3)
+    cp = np.einsum("mk,mki->mi", w, p)
+    cq = np.einsum("mk,tmki->tmi", w, q)
+    cov = np.einsum("mk,mki,tmkj->tmij", w, p - cp[:, None], q - cq[:, :, None])  # (T, M, 3, 3)
+    u, _, vt = np.linalg.svd(cov)
+    flip = np.sign(np.linalg.det(vt.swapaxes(-1, -2) @ u.swapaxes(-1, -2)))
+    vt[..., 2, :] *= flip[..., None]
+    rot = vt.swapaxes(-1, -2) @ u.swapaxes(-1, -2)  # (T, M, 3, 3): q - cq = R (p - cp)
+    return (np.einsum("tmij,mj->tmi", rot, query - cp) + cq).astype(np.float32)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from chord_robot.app.results import TrialResult
-from chord_robot.app.taskflows import FLOW_SOURCES
+from chord_robot.app.taskflows import FLOW_SOURCES, task_flow_source
 from chord_robot.errors import InputError
 
 
@@ -29,8 +29,9 @@ class EvalConfig:
     tasks: tuple[str, ...] = ()
     """Tasks to run; empty means the whole suite."""
     flow_source: str = "oracle"
-    """Where flows come from: "oracle" (scripted motion), "video" (flowgen fitted to the task's
-    rendered reference video), "wan" (the Wan 2.2 prior; needs a GPU)."""
+    """Where flows come from (`chord_robot.app.taskflows`): "oracle" (scripted motion),
+    "video" (flowgen fitted to the task's rendered reference video), "chord" (the task's words
+    distilled from the shipped prior, or from Wan 2.2 weights given as ``model``)."""
     trials: int = 8
     """Trials per task; trial i uses seed ``seed + i``."""
     seed: int = 0
@@ -42,6 +43,23 @@ class EvalConfig:
     flows have the cpu preset's frame count over the same clip)."""
     record: bool = True
     """Record a video of the first trial of each task."""
+    model: str | None = None
+    """Wan 2.2 weights for the chord source (None: the shipped prior)."""
+    flow_iterations: int | None = None
+    """Iterations of the video and chord sources' runs (None: their presets'; tests shrink it)."""
+    flow_frames: int | None = None
+    """Frames of the video and chord sources' flows (None: their presets')."""
+
+    def overrides(self) -> dict:
+        """The flow-source overrides this config asks for."""
+        out: dict = {}
+        if self.flow_iterations is not None:
+            out["iterations"] = self.flow_iterations
+        if self.flow_frames is not None:
+            out["frames"] = self.flow_frames
+        if self.model is not None and self.flow_source == "chord":
+            out["model"] = self.model
+        return out
 
 
 def suite_tasks(config: EvalConfig) -> tuple[str, ...]:
@@ -51,6 +69,7 @@ def suite_tasks(config: EvalConfig) -> tuple[str, ...]:
     if config.suite != "paper":
         raise InputError(f"unknown suite {config.suite!r}; the only suite is 'paper'")
     if config.flow_source not in FLOW_SOURCES:
+        task_flow_source(config.flow_source, config.num_frames)  # its own words for "wan"
         raise InputError(f"--flow-source must be one of {', '.join(FLOW_SOURCES)}, got {config.flow_source!r}")
     names = config.tasks or PAPER_SUITE
     unknown = [n for n in names if n not in TASKS]
@@ -62,14 +81,15 @@ def suite_tasks(config: EvalConfig) -> tuple[str, ...]:
 
 
 def run_trial(task_name: str, seed: int, flow_source: str, num_frames: int,
-              record_path: str | None = None) -> TrialResult:
+              record_path: str | None = None, overrides: dict | None = None) -> TrialResult:
     """One trial of the suite (`chord_robot.app.trial.run_trial` with the named flow source);
-    never raises for a failed stage."""
-    from chord_robot.app.taskflows import task_flow_source
+    never raises for a failed stage (an InputError is the user's: it propagates)."""
     from chord_robot.app.trial import run_trial as run
 
-    outcome = run(task_name, seed, task_flow_source(flow_source, num_frames), record=record_path)
-    return TrialResult(seed, outcome.success, outcome.failure_stage, outcome.metric, outcome.times)
+    outcome = run(task_name, seed, task_flow_source(flow_source, num_frames, **(overrides or {})),
+                  record=record_path)
+    return TrialResult(seed, outcome.success, outcome.failure_stage, outcome.metric, outcome.times,
+                       outcome.failure, outcome.verdict, outcome.metric_info)
 
 
 def _worker_init() -> None:
@@ -86,7 +106,7 @@ def run_suite(config: EvalConfig, out_dir: str | os.PathLike[str],
     for name in names:
         for i in range(config.trials):
             rec = str(out / "videos" / f"{name}.mp4") if config.record and i == 0 else None
-            jobs.append((name, config.seed + i, config.flow_source, config.num_frames, rec))
+            jobs.append((name, config.seed + i, config.flow_source, config.num_frames, rec, config.overrides()))
     results: dict[str, list[TrialResult]] = {n: [] for n in names}
     if config.workers <= 1:
         for job in jobs:

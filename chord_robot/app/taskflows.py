@@ -2,8 +2,13 @@
 
     oracle  -- the task's scripted object motion.
     video   -- flowgen fitted to a rendered video of that motion (`flow_from_task_video`), as a
-               user's video would be fitted.
-    wan     -- distillation from Wan 2.2 (needs a GPU and its weights; refused here).
+               user's video would be fitted. Privileged: the camera is framed from the scripted
+               motion and an object-free background image is given.
+    chord   -- the paper's method (`flow_from_task_words`): the task's scan and its words,
+               distilled from the shipped prior (or Wan 2.2 weights given by ``model``); no
+               scripted motion, camera or background reaches the flow.
+
+Wan 2.2 on a GPU is the chord source with ``model`` set to its weights.
 """
 
 from __future__ import annotations
@@ -15,18 +20,23 @@ from chord_robot.app.flowrun import FlowRun, prepare_flow, run_flow
 from chord_robot.app.trial import FlowSource
 from chord_robot.errors import InputError
 
-FLOW_SOURCES = ("oracle", "video", "wan")
+FLOW_SOURCES = ("oracle", "video", "chord")
 
 
-def task_flow_source(source: str, num_frames: int) -> FlowSource:
+def task_flow_source(source: str, num_frames: int, **overrides) -> FlowSource:
     """The flow source called ``source`` for trials whose flows have ``num_frames`` frames
-    (the video source fits a ``num_frames``-frame clip with the cpu preset's frame count)."""
+    (the video source fits a ``num_frames``-frame clip with the cpu preset's frame count; the
+    chord source has its preset's). ``overrides`` (frames, iterations, seed) shrink the
+    video and chord runs (tests)."""
     if source == "oracle":
         return lambda task: task.oracle_flow(num_frames=num_frames)
     if source == "video":
-        return lambda task: flow_from_task_video(task, num_frames).flow
+        return lambda task: flow_from_task_video(task, num_frames, **overrides).flow
+    if source == "chord":
+        return lambda task: flow_from_task_words(task, **overrides).flow
     if source == "wan":
-        raise InputError("the wan flow source needs a GPU with the Wan 2.2 weights; it is not available on this machine")
+        raise InputError("the wan flow source is the chord source with Wan 2.2 weights: "
+                         "--flow-source chord --model WAN_DIR (needs a CUDA GPU)")
     raise InputError(f"unknown flow source {source!r}; one of {', '.join(FLOW_SOURCES)}")
 
 
@@ -77,5 +87,65 @@ def flow_from_task_video(
         files = write_flow_inputs(task, Path(inputs_dir) if inputs_dir else Path(tmp) / "inputs", num_frames)
         inputs = prepare_flow(files.scan, videos=[files.video], cameras=[files.camera],
                               backgrounds=[files.background], config=config, task=task.text)
+        out = Path(output) if output is not None else Path(tmp) / "flow.zarr"
+        return run_flow(inputs, task.text, out, progress=progress, log=log)
+
+
+def flow_from_task_words(
+    task,
+    *,
+    model: str | os.PathLike[str] | None = None,
+    preset: str | None = None,
+    frames: int | None = None,
+    iterations: int | None = None,
+    seed: int | None = None,
+    output: str | os.PathLike[str] | None = None,
+    inputs_dir: str | os.PathLike[str] | None = None,
+    progress=None,
+    log=None,
+) -> FlowRun:
+    """The ``chord`` flow source of a reset sim task: the paper's method. The task's scene is
+    written as a labelled scan (`sim.tasks.flow_inputs.write_scan`: what a scanner would give)
+    and its words are distilled from the shipped prior (``model`` None) or the given Wan 2.2
+    weights, as `chord-robot flow --scan SCAN --task TEXT` would; nothing of the scripted
+    motion is read.
+
+    Args:
+        task: a `sim.tasks.base.Task` after ``reset(seed)``.
+        model: Wan 2.2 weights (None: the shipped prior).
+        preset, frames, iterations, seed: the preset (default: the model's own, as
+            `chord_robot.app.flowconfig.choose_prior` picks it) and its overrides.
+        output: where to keep FLOW.zarr (default: a temporary directory, removed).
+        inputs_dir: where to keep the scan (default: temporary).
+        progress, log: passed to `run_flow`.
+
+    Raises:
+        TaskFailure: the prior knows no motion for the task's words (the shipped prior knows
+            a few; see its model card): the trial fails at its flow stage.
+    """
+    import tempfile
+    from pathlib import Path
+
+    import torch
+
+    from chord_robot.app.flowconfig import choose_prior
+    from chord_robot.app.tasktext import match_task
+    from chord_robot.errors import TaskFailure
+    from flowgen.priors import shipped
+    from sim.tasks.flow_inputs import write_scan
+
+    choice = choose_prior("wan", model if model is not None else shipped.MODEL_DIR, preset, False)
+    if shipped.is_shipped(choice.model):
+        try:
+            match_task(task.text, shipped.prompts(choice.model))
+        except InputError as e:
+            raise TaskFailure(str(e)) from None
+    torch.set_num_threads(1)
+    config = flow_config(choice.preset, "wan", frames=frames, iters=iterations, seed=seed)
+    with tempfile.TemporaryDirectory(prefix="chord-task-words-") as tmp:
+        folder = Path(inputs_dir) if inputs_dir else Path(tmp) / "inputs"
+        folder.mkdir(parents=True, exist_ok=True)
+        scan = write_scan(task, folder / "scan.ply")
+        inputs = prepare_flow(scan, config=config, task=task.text, model=choice.model)
         out = Path(output) if output is not None else Path(tmp) / "flow.zarr"
         return run_flow(inputs, task.text, out, progress=progress, log=log)

@@ -2,9 +2,9 @@
 
 `run_trial` is the one place this chain is written; the demo and the evaluation suite call it
 with their own flow source (`FlowSource`: the task's scripted motion, a fit to a video, a flow
-the demo generates into its output folder ...). Every stage is timed; a planning failure or a
-failing flow source ends the trial at that stage (the task is still asked for its metric)
-instead of raising. A fresh PyBullet world per trial, closed whatever happens.
+the demo generates into its output folder ...). Every stage is timed; a planning failure, or
+an exception in any stage, ends the trial as failed at that stage with its message (the task
+is still asked for its verdict where it was set up) instead of raising. A fresh PyBullet world per trial, closed whatever happens.
 """
 
 from __future__ import annotations
@@ -21,6 +21,11 @@ from chord_robot.plans import Plan
 TRIAL_STAGES = ("reset", "flow", "plan", "execute")
 """The stages of a trial, in order (the keys of `TrialOutcome.times`)."""
 
+FAILURE_STAGES = ("reset", "flow", "plan", "grasp", "reach", "execute")
+"""Where a trial can fail, in order: its task could not be set up ("reset"), the flow source
+raised ("flow"), the planner raised ("plan"), it found no grasp ("grasp") or no reachable,
+well-aligned trajectory ("reach"), or execution raised or left the task undone ("execute")."""
+
 FlowSource = Callable[[object], ObjectFlow]
 """(a reset `sim.tasks.base.Task`) -> the flow the trial plans from."""
 
@@ -32,9 +37,11 @@ class TrialOutcome:
     Attributes:
         seed: the seed the task was reset with.
         success: the task's verdict after execution.
-        failure_stage: None on success, else "flow", "grasp", "reach" or "execute".
-        failure: why the trial stopped before execution (None if it got that far).
+        failure_stage: None on success, else one of `FAILURE_STAGES`.
+        failure: why the trial failed, one line (None on success).
         metric: the task's metric (e.g. the lid's angle in degrees for close-laptop).
+        metric_info: its name, unit and success threshold (None if the task never reset).
+        verdict: the task's one-line account of its last verdict.
         times: seconds per stage of `TRIAL_STAGES`.
         flow: the flow planned from (None if the flow source failed).
         plan: the plan executed (None if planning failed).
@@ -46,6 +53,8 @@ class TrialOutcome:
     failure_stage: str | None = None
     failure: str | None = None
     metric: float = float("nan")
+    metric_info: object = None
+    verdict: str = ""
     times: dict[str, float] = field(default_factory=dict)
     flow: ObjectFlow | None = None
     plan: Plan | None = None
@@ -86,7 +95,8 @@ def run_trial(
         task_name: a task of `sim.tasks.TASKS`.
         seed: the task's seed (also the planner's).
         flow_source: gives the flow for the reset task; an InputError it raises propagates
-            (bad input is the user's to fix), any other exception fails the trial at "flow".
+            (bad input is the user's to fix), any other exception fails the trial at "flow"
+            (as an exception in any other stage fails it at that stage: never raised).
         record: write an MP4 of the execution (the task's reference view) here; without a
             plan, one frame of the scene as it stands.
         video_size: (width, height) of that video.
@@ -119,14 +129,30 @@ def run_trial(
         end()
         outcome.failure_stage, outcome.failure = stage_name, message
         if metric:  # the scene as planning left it (nothing moved)
-            outcome.metric = float(task.evaluate()[1])
+            verdict()
+            outcome.success = False
         return outcome
 
     begin("reset")
     world = simworld.create(direct=True)
+    task = None
+
+    def verdict() -> None:
+        """The task's verdict on the scene as it stands, if the task got as far as a reset."""
+        if task is not None and task.seed is not None:
+            success, metric = task.evaluate()
+            outcome.success, outcome.metric = bool(success), float(metric)
+            outcome.verdict = task.verdict
+
     try:
-        task = make(task_name, world)
-        task.reset(seed)
+        try:
+            task = make(task_name, world)
+            task.reset(seed)
+        except InputError:
+            raise
+        except Exception as e:  # a task that cannot be set up is a failed trial
+            return stop("reset", f"reset: {type(e).__name__}: {e}", metric=False)
+        outcome.metric_info = task.metric_info()
         begin("flow")
         try:
             outcome.flow = flow_source(task)
@@ -147,17 +173,29 @@ def run_trial(
                 recorder.capture(world)
                 write_mp4(record, recorder.video(), fps=15.0)
             return stop(e.stage, f"planning ({e.stage}): {e}")
+        except InputError:
+            raise
+        except Exception as e:  # the planner broke (not: found no plan)
+            return stop("plan", f"plan: {type(e).__name__}: {e}")
         if plan_path is not None:
             outcome.plan.save(plan_path)
         begin("execute")
         recorder = Recorder(task.reference_camera(*video_size), fps=15.0) if record is not None else None
-        execute(world, task.load_robot(), outcome.plan, task.bodies(),
-                on_step=(lambda t: recorder.maybe_capture(world, t)) if recorder is not None else None)
-        if recorder is not None and recorder.frames:
-            write_mp4(record, recorder.video(), fps=15.0)
-        success, metric = task.evaluate()
-        outcome.success, outcome.metric = bool(success), float(metric)
+        try:
+            execute(world, task.load_robot(), outcome.plan, task.bodies(),
+                    on_step=(lambda t: recorder.maybe_capture(world, t)) if recorder is not None else None)
+        except Exception as e:  # the arm stopped part-way: the task judges what it left
+            stop("execute", f"execute: {type(e).__name__}: {e}", metric=False)
+            verdict()
+            outcome.success = False
+            return outcome
+        finally:
+            if recorder is not None and recorder.frames:
+                write_mp4(record, recorder.video(), fps=15.0)
+        verdict()
         outcome.failure_stage = None if outcome.success else "execute"
+        if not outcome.success:
+            outcome.failure = f"execute: {outcome.verdict}"
         end()
         return outcome
     finally:

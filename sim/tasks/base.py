@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import ClassVar, Generic, Protocol, TypeVar
 
 import numpy as np
@@ -58,6 +59,28 @@ class Task(Protocol):
     ) -> tuple[np.ndarray, Camera]: ...
     def reference_camera(self, width: int, height: int) -> Camera: ...
     def evaluate(self) -> tuple[bool, float]: ...
+    def metric_info(self) -> Metric: ...
+
+
+@dataclass(frozen=True)
+class Metric:
+    """What a task's metric (the float of ``evaluate``) measures, and its success threshold."""
+
+    name: str
+    """What it measures, e.g. "final lid angle"."""
+    unit: str
+    """Its unit, e.g. "deg", "m", "fraction of the scripted drop"."""
+    threshold: float
+    """The value a success must pass (one part of the success test)."""
+    below: bool
+    """Success needs the metric below the threshold (else at or above it)."""
+    also: str = ""
+    """The rest of the success test, in words (e.g. "base within 20 mm")."""
+
+    def describe(self) -> str:
+        """One line: name, unit and the test."""
+        test = f"success {'<' if self.below else '>='} {self.threshold:g}" + (f" and {self.also}" if self.also else "")
+        return f"{self.name} ({self.unit}); {test}"
 
 
 def ease(s: float | np.ndarray) -> np.ndarray:
@@ -78,6 +101,15 @@ def central_rate(
     """d f / dt at normalised time ``s`` by a central difference (one-sided at the ends), for
     the velocities a kinematic playback sets alongside the positions."""
     return (f(min(s + eps, 1.0)) - f(max(s - eps, 0.0))) / (2 * eps) * ds_dt
+
+
+def base_shift(start: np.ndarray, now: np.ndarray) -> tuple[float, float]:
+    """How far a body's base moved between two (4, 4) poses: (horizontal distance, metres;
+    tilt of its up axis, degrees). Success tests read it so a dragged or toppled object
+    cannot count as a done task."""
+    distance = float(np.linalg.norm(now[:2, 3] - start[:2, 3]))
+    cosine = float(np.clip(now[:3, 2] @ start[:3, 2], -1.0, 1.0))
+    return distance, float(np.degrees(np.arccos(cosine)))
 
 
 def yaw_pose(xy: np.ndarray, z: float, yaw: float) -> np.ndarray:
@@ -109,6 +141,8 @@ class TaskBase(Generic[C]):
     """The instruction in words (the flow's prompt)."""
     config_type: ClassVar[type]
     """The task's config dataclass (its default is used when none is given)."""
+    verdict: str = ""
+    """Why the last ``evaluate`` decided as it did, in one line (a failed trial's message)."""
 
     def __init__(self, world: World, config: C | None = None, asset_root: str | None = None) -> None:
         self.world = world

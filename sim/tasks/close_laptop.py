@@ -46,7 +46,10 @@ class CloseLaptopConfig:
     """Below this angle the lid's weight beats the hinge friction and it falls shut, as real
     lids do; above it the lid stays where it is put. Sets the hinge friction torque."""
     success_deg: float = 15.0
-    """The lid must end below this angle."""
+    """The lid must end below this angle..."""
+    base_tolerance: float = 0.02
+    """...with the base no farther than this from where it started (horizontally), metres:
+    a laptop shoved across the table is not a closed laptop."""
     final_deg: float = 0.0
     """The oracle closes the lid to this angle."""
 
@@ -148,8 +151,18 @@ class CloseLaptop(base.TaskBase[CloseLaptopConfig]):
 
     # ------------------------------------------------------------------ success
 
+    def metric_info(self) -> base.Metric:
+        cfg = self.config
+        return base.Metric("final lid angle", "deg", cfg.success_deg, below=True,
+                           also=f"base within {cfg.base_tolerance * 1000:.0f} mm of its start")
+
     def evaluate(self) -> tuple[bool, float]:
-        """(lid below the threshold, lid angle in degrees)."""
+        """(lid below the threshold and the base where it was, lid angle in degrees)."""
         self._require_reset()
+        cfg = self.config
         deg = math.degrees(self.lid_angle())
-        return deg < self.config.success_deg, deg
+        moved, _ = base.base_shift(self.base_pose, base_matrix(self.world, self.body))
+        closed, kept = deg < cfg.success_deg, moved <= cfg.base_tolerance
+        self.verdict = (f"lid at {deg:.1f} deg ({'below' if closed else 'not below'} {cfg.success_deg:g}); "
+                        f"base moved {moved * 1000:.0f} mm (limit {cfg.base_tolerance * 1000:.0f})")
+        return closed and kept, deg

@@ -249,9 +249,15 @@ class FoldFabric(base.TaskBase[FoldFabricConfig]):
 
     # ------------------------------------------------------------------ success
 
+    def metric_info(self) -> base.Metric:
+        return base.Metric("grabbed corner's distance to the opposite corner", "m",
+                           self.config.success_distance, below=True)
+
     def evaluate(self) -> tuple[bool, float]:
         """(corner within the threshold, distance from the grabbed to the opposite corner in m)."""
         self._require_reset()
         x = self.nodes()
         d = float(np.linalg.norm(x[self.corner] - x[self.opposite]))
+        self.verdict = (f"grabbed corner {d * 1000:.0f} mm from the opposite one "
+                        f"(needs under {self.config.success_distance * 1000:.0f})")
         return d < self.config.success_distance, d

@@ -2,7 +2,8 @@
 the robot; lower its head.
 
 The oracle tilts the arm forward and the head down. Success: the head's centre ends at least
-60% of the way from its start height to the oracle motion's final height. Both joints hold
+60% of the way from its start height to the oracle motion's final height, with the base
+upright and where it stood (a toppled or dragged lamp also lowers its head). Both joints hold
 their angle by friction, like a real desk lamp's.
 """
 
@@ -55,7 +56,11 @@ class LowerLampConfig:
     head_friction: float = 0.15
     """N m."""
     success_fraction: float = 0.6
-    """Fraction of the oracle's height drop the head must achieve."""
+    """Fraction of the oracle's height drop the head must achieve..."""
+    base_tolerance: float = 0.02
+    """...with the base no farther than this from where it stood (horizontally), metres..."""
+    upright_deg: float = 10.0
+    """...and its up axis tilted by no more than this, degrees."""
 
 
 class LowerLamp(base.TaskBase[LowerLampConfig]):
@@ -171,9 +176,23 @@ class LowerLamp(base.TaskBase[LowerLampConfig]):
 
     # ------------------------------------------------------------------ success
 
+    def metric_info(self) -> base.Metric:
+        cfg = self.config
+        return base.Metric("head's height drop", "fraction of the scripted motion's drop", cfg.success_fraction,
+                           below=False, also=f"base within {cfg.base_tolerance * 1000:.0f} mm of its start "
+                           f"and tilted at most {cfg.upright_deg:g} deg")
+
     def evaluate(self) -> tuple[bool, float]:
-        """(fraction >= threshold, fraction of the oracle's height drop achieved by the head)."""
+        """(head lowered enough with the base upright and in place, fraction of the oracle's
+        height drop achieved by the head)."""
         self._require_reset()
+        cfg = self.config
         drop = self.start_height - self.final_height
-        fraction = (self.start_height - self.head_height()) / drop
-        return fraction >= self.config.success_fraction, float(fraction)
+        fraction = float((self.start_height - self.head_height()) / drop)
+        moved, tilt = base.base_shift(self.base_pose, base_matrix(self.world, self.body))
+        lowered = fraction >= cfg.success_fraction
+        stands = moved <= cfg.base_tolerance and tilt <= cfg.upright_deg
+        self.verdict = (f"head lowered {fraction:.0%} of the oracle's drop (needs {cfg.success_fraction:.0%}); "
+                        f"base moved {moved * 1000:.0f} mm (limit {cfg.base_tolerance * 1000:.0f}), "
+                        f"tilted {tilt:.1f} deg (limit {cfg.upright_deg:g})")
+        return lowered and stands, fraction

@@ -201,6 +201,11 @@ class PickBanana(base.TaskBase[PickBananaConfig]):
 
     # ------------------------------------------------------------------ success
 
+    def metric_info(self) -> base.Metric:
+        self._require_reset()
+        return base.Metric("banana's distance from the plate centre", "m", self.plate_spec.radius, below=True,
+                           also="resting on the plate, off the table")
+
     def evaluate(self) -> tuple[bool, float]:
         """(resting on the plate, horizontal distance of the banana from the plate centre in m)."""
         self._require_reset()
@@ -212,5 +217,8 @@ class PickBanana(base.TaskBase[PickBananaConfig]):
         )
         b, p = base_matrix(self.world, self.banana), base_matrix(self.world, self.plate)
         dist = float(np.linalg.norm(b[:2, 3] - p[:2, 3]))
+        self.verdict = (f"banana {'on' if on_plate else 'not on'} the plate, {'touching' if on_table else 'off'} "
+                        f"the table, {'at rest' if still else 'moving'}, {dist * 1000:.0f} mm from its centre "
+                        f"(radius {self.plate_spec.radius * 1000:.0f})")
         return bool(on_plate and not on_table and still and dist < self.plate_spec.radius), dist
 

@@ -130,3 +130,36 @@ def test_failed_write_leaves_previous_store(tmp_path):
     assert ObjectFlow.load(path).task == "first"
     assert [p.name for p in tmp_path.iterdir()] == ["f.zarr"]  # no temporary left behind
 
+
+
+def _tracker_store(path, points, trajectories, task="close the laptop"):
+    """A flow as another tool writes it: zarr by hand, points and trajectories only."""
+    g = zarr.open_group(str(path), mode="w")
+    g.attrs.update({"schema": "chord-robot/object-flow", "version": 1, "task": task, "num_frames": len(trajectories),
+                    "fps": 10.0, "prior": "tracker", "units": "m", "frame": "world"})
+    g.create_array("objects/lid/points", data=points.astype(np.float32))
+    g.create_array("objects/lid/trajectories", data=trajectories.astype(np.float32))
+    return path
+
+
+def test_a_flow_of_points_and_trajectories_only_loads_and_interpolates(tmp_path):
+    rng = np.random.default_rng(3)
+    pts = rng.uniform(-0.1, 0.1, (400, 3))
+    poses = np.tile(np.eye(4), (6, 1, 1))
+    for i in range(6):
+        poses[i, :3, :3] = _rot_z(0.1 * i)
+        poses[i, :3, 3] = [0.02 * i, 0, 0.01 * i]
+    truth = ObjectMotion.rigid(pts, poses)
+    flow = ObjectFlow.load(_tracker_store(tmp_path / "t.zarr", pts, truth.trajectories))
+    m = flow.objects["lid"]
+    assert not m.has_controls and m.centers is None and flow.prior == "tracker"
+    np.testing.assert_allclose(m.evaluate(pts[:20]), truth.trajectories[:, :20], atol=1e-6)  # given points: exact
+    query = rng.uniform(-0.08, 0.08, (50, 3))  # between the given points: a rigid motion is followed
+    err = np.linalg.norm(m.evaluate(query) - truth.evaluate(query), axis=-1)  # (inverse-distance
+    assert err.max() < 1e-5, err.max()  # averaging of displacements was 7 mm off here)
+    flow.save(tmp_path / "again.zarr")  # written back without a control group
+    back = ObjectFlow.load(tmp_path / "again.zarr")
+    assert not back.objects["lid"].has_controls
+    assert "control" not in zarr.open_group(str(tmp_path / "again.zarr"), mode="r")["objects/lid"]
+    with pytest.raises(SchemaError, match="need centers, quats and translations; got only centers"):
+        ObjectMotion(pts, truth.trajectories, centers=truth.centers)

@@ -22,7 +22,7 @@ def _scan(tmp_path):
     return synth.write_scan(tmp_path, "mesh-ply-labelled", objects)
 
 
-def _flow(tmp_path, scan, lift):
+def _flow(tmp_path, scan, lift, controls=True):
     scene = load_scene(scan)
     box = scene.objects["block"]
     pts = box.surface_points(4000, np.random.default_rng(0))
@@ -32,6 +32,8 @@ def _flow(tmp_path, scan, lift):
     motions = {"block": ObjectMotion.rigid(pts, poses, source="mesh")}
     table = scene.objects["table"].surface_points(500, np.random.default_rng(1))
     motions["table"] = ObjectMotion.rigid(table, np.tile(np.eye(4), (21, 1, 1)), static=True, source="mesh")
+    if not controls:  # as a point tracker would write it: points and trajectories only
+        motions = {k: ObjectMotion(m.points, m.trajectories, static=m.static) for k, m in motions.items()}
     ObjectFlow(motions, task="lift the block", fps=10).save(tmp_path / "f.zarr")
     return tmp_path / "f.zarr"
 
@@ -56,6 +58,27 @@ def test_plan_lifts_the_block(tmp_path):
     np.testing.assert_allclose(lift, [0, 0, 0.12], atol=0.005)
     assert p.costs["alignment_mean_m"] < 0.005
     assert "alignment error" in res.stdout
+
+
+@pytest.mark.slow
+def test_a_flow_of_points_only_plans_executes_and_renders(tmp_path):
+    """A flow from elsewhere (no control points): plan, sim and render take it."""
+    import zarr
+
+    scan = _scan(tmp_path)
+    flow = _flow(tmp_path, scan, [0.0, 0.0, 0.12], controls=False)
+    assert "control" not in zarr.open_group(str(flow), mode="r")["objects/block"]
+    res = run("plan", "--scan", scan, "--task", "lift the block", "--flow", flow, "-o", tmp_path / "p.zarr",
+              "--robot-base", "-0.55,0,0,0", "--preset", "fast", "--mode", "grasp")
+    assert res.returncode == 0, res.stderr + res.stdout
+    p = Plan.load(tmp_path / "p.zarr")
+    a, b = p.segments["manipulate"]
+    np.testing.assert_allclose(p.ee_poses[b, 4:] - p.ee_poses[a, 4:], [0, 0, 0.12], atol=0.005)
+    res = run("sim", "--scan", scan, "--plan", tmp_path / "p.zarr")
+    assert res.returncode == 0, res.stderr + res.stdout
+    res = run("render", flow, "-o", tmp_path / "f.mp4", "--width", 160, "--height", 120)
+    assert res.returncode == 0, res.stderr + res.stdout
+    assert (tmp_path / "f.mp4").stat().st_size > 1000
 
 
 def test_plan_unreachable_exits_1(tmp_path):

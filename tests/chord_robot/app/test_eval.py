@@ -42,12 +42,15 @@ def test_results_json_has_the_documented_shape(evaluation):
     assert data["suite"] == "paper" and data["flow_source"] == "oracle"
     assert list(data["tasks"]) == list(TASKS)
     for entry in data["tasks"].values():
-        assert set(entry) == {"successes", "ci95", "trials"}
+        assert set(entry) == {"successes", "ci95", "metric", "trials"}
+        assert set(entry["metric"]) == {"name", "unit", "success"} and entry["metric"]["unit"]
         assert entry["successes"] == 1
         lo, hi = entry["ci95"]
         assert 0.0 <= lo < hi == 1.0
         (trial,) = entry["trials"]
-        assert set(trial) == {"seed", "success", "failure_stage", "metric", "times"}
+        assert set(trial) == {"seed", "success", "failure_stage", "failure", "verdict", "metric", "threshold",
+                              "times"}
+        assert trial["failure"] is None and trial["verdict"] and isinstance(trial["threshold"], float)
         assert trial["seed"] == config.seed and trial["success"] is True
         assert trial["failure_stage"] is None or trial["failure_stage"] in STAGES
         assert all(isinstance(v, float) for v in trial["times"].values())
@@ -58,7 +61,8 @@ def test_the_same_seed_gives_the_same_trial(evaluation, task):
     # a soft body and a push: planning, contacts and the cloth all replay exactly
     config, results, _ = evaluation
     again = run_trial(task, config.seed, config.flow_source, config.num_frames)
-    assert astuple(replace(again, times={})) == astuple(replace(results[task][0], times={}))
+    assert astuple(replace(again, times={}, metric_info=None)) == astuple(
+        replace(results[task][0], times={}, metric_info=None))
 
 
 @pytest.mark.slow
@@ -84,3 +88,82 @@ def test_video_flow_source_fits_the_tasks_rendered_video(tmp_path):
     assert run.iterations >= 8 and math.isfinite(run.final_loss)
     assert {p.name for p in (tmp_path / "in").iterdir()} >= {"scan.ply", "scan.labels.json", "video.mp4",
                                                               "camera.json", "background.png"}
+
+
+def test_an_execution_error_is_a_failed_trial_with_its_message(monkeypatch):
+    import sim.execute
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("joint 4 torque sensor lost")
+
+    monkeypatch.setattr(sim.execute, "execute", broken)
+    trial = run_trial("close-laptop", 0, "oracle", 21)
+    assert not trial.success and trial.failure_stage == "execute"
+    assert trial.failure == "execute: RuntimeError: joint 4 torque sensor lost"
+    assert trial.metric > 95.0 and "lid at" in trial.verdict  # the lid as the arm left it: open
+    assert set(trial.times) == {"reset", "flow", "plan", "execute"}
+
+
+def test_the_chord_source_refuses_a_task_its_prior_does_not_know_as_a_failed_trial():
+    trial = run_trial("pick-banana", 0, "chord", 21)
+    assert not trial.success and trial.failure_stage == "flow"
+    assert "put the banana on the plate" in trial.failure and "shipped" in trial.failure
+    assert math.isnan(trial.metric)
+
+
+def test_the_chord_source_distils_the_tasks_words_from_its_scan(tmp_path, monkeypatch):
+    """A reduced run (9 frames, 40 iterations): the flow comes from the shipped prior and the
+    task's words only: the scripted motion, reference camera and background are never read."""
+    from chord_robot.app import taskflows
+    from sim import world as simworld
+    from sim.tasks import make
+    from sim.tasks.close_laptop import CloseLaptop
+
+    def leak(*args, **kwargs):
+        raise AssertionError("the chord source read privileged task data")
+
+    world = simworld.create(direct=True)
+    try:
+        task = make("close-laptop", world)
+        task.reset(100)
+        for name in ("oracle_flow", "render_reference_video", "reference_camera", "play_oracle"):
+            monkeypatch.setattr(CloseLaptop, name, leak)
+        run = taskflows.flow_from_task_words(task, frames=9, iterations=40, inputs_dir=tmp_path / "in")
+    finally:
+        world.close()
+    flow = run.flow
+    assert flow.prior == "wan" and flow.task == task.text and flow.num_frames == 9
+    assert set(flow.moving()) == {"laptop"} and flow.objects["table"].static
+    assert {p.name for p in (tmp_path / "in").iterdir()} == {"scan.ply", "scan.labels.json"}
+
+
+def test_eval_runs_several_sources_into_one_comparison(tmp_path):
+    """oracle and chord on pick-banana, one trial: one folder per source, the paper's table
+    with both columns, each source's funnel, the bar chart."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "chord_robot.app.cli", "eval", "-o", str(tmp_path),
+                          "--tasks", "pick-banana", "--trials", "1", "--flow-source", "oracle,chord", "--no-record"],
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    oracle = json.loads((tmp_path / "oracle" / "results.json").read_text())
+    chord = json.loads((tmp_path / "chord" / "results.json").read_text())
+    assert oracle["tasks"]["pick-banana"]["successes"] == 1 and chord["tasks"]["pick-banana"]["successes"] == 0
+    assert chord["tasks"]["pick-banana"]["trials"][0]["failure_stage"] == "flow"
+    text = (tmp_path / "comparison.md").read_text()
+    assert "| task | oracle | chord |" in text
+    assert "| pick-banana | 1/1 [0.21, 1.00] | 0/1 [0.00, 0.79] |" in text
+    assert "## Failure funnel: oracle" in text and "## Failure funnel: chord" in text
+    assert "| pick-banana | 1 | 1 | 0 | 0 | 0 | 0 | 0 | 0 |" in text  # chord: every trial lost at flow
+    assert (tmp_path / "comparison.png").stat().st_size > 5000
+
+
+def test_eval_refuses_the_wan_source_with_the_chord_spelling(tmp_path):
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "chord_robot.app.cli", "eval", "-o", str(tmp_path / "e"),
+                          "--flow-source", "oracle,wan"], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "--flow-source chord --model" in res.stderr
+    assert not (tmp_path / "e").exists()

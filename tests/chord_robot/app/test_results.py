@@ -26,11 +26,12 @@ def test_results_files(tmp_path):
     assert back == data
     entry = back["tasks"]["close-laptop"]
     assert entry["successes"] == 1 and len(entry["trials"]) == 3
-    assert set(entry["trials"][1]) == {"seed", "success", "failure_stage", "metric", "times"}
+    assert set(entry["trials"][1]) == {"seed", "success", "failure_stage", "failure", "verdict", "metric",
+                                       "threshold", "times"}
     summary = (tmp_path / "summary.md").read_text()
     assert "| close-laptop | 1/3 |" in summary
-    # funnel: 3 trials; 0 fail at flow, 1 at grasp, 1 at reach, 0 at execute -> 3, 2, 1, 1; 1 success
-    assert "| close-laptop | 3 | 3 | 2 | 1 | 1 | 1 |" in summary
+    # funnel: 3 trials; none fail at reset, flow or plan, 1 at grasp, 1 at reach, 0 at execute
+    assert "| close-laptop | 3 | 3 | 3 | 3 | 2 | 1 | 1 | 1 |" in summary
     assert (tmp_path / "close-laptop.png").stat().st_size > 5000
 
 
@@ -39,3 +40,22 @@ def test_trial_validation():
         TrialResult(0, True, "grasp", 0.0)
     with pytest.raises(ValueError):
         TrialResult(0, False, "teleport", 0.0)
+
+
+def test_comparison_in_the_papers_layout(tmp_path):
+    from chord_robot.app.results import results_dict, write_comparison
+    from sim.tasks.base import Metric
+
+    lid = Metric("final lid angle", "deg", 15.0, below=True, also="base within 20 mm of its start")
+    chord = {"close-laptop": [TrialResult(i, i < 7, None if i < 7 else "reach", 3.0, {}, None if i < 7 else "x", "",
+                                          lid) for i in range(8)]}
+    video = {"close-laptop": [TrialResult(i, i < 2, None if i < 2 else "execute", 40.0, {}, None if i < 2 else "y", "",
+                                          lid) for i in range(8)]}
+    text = write_comparison(tmp_path, {"chord": results_dict("paper", "chord", chord, 100.0),
+                                       "video-baseline": results_dict("paper", "video-baseline", video, 50.0)})
+    assert "| close-laptop | 7/8 [0.53, 0.98] | 2/8 [0.07, 0.59] |" in text
+    assert "| wall time (s) | 100 | 50 |" in text
+    assert "- close-laptop: final lid angle (deg); success < 15 and base within 20 mm of its start" in text
+    assert "| close-laptop | 8 | 8 | 8 | 8 | 8 | 7 | 7 | 7 |" in text  # chord: 1 lost at reach
+    assert "| close-laptop | 8 | 8 | 8 | 8 | 8 | 8 | 2 | 2 |" in text  # video: 6 lost at execute
+    assert (tmp_path / "comparison.png").stat().st_size > 5000

@@ -174,3 +174,55 @@ def test_write_reference_video_and_camera_json(tasks: dict, tmp_path) -> None:
 def test_unknown_task_is_an_input_error(world: World) -> None:
     with pytest.raises(InputError, match="close-laptop"):
         make("open-door", world)
+
+
+def _move_base(task, body: int, shift=(0.0, 0.0, 0.0), tilt_deg: float = 0.0) -> None:
+    """Shove or tip a task object's base (its joints keep their angles), then let it settle."""
+    import pybullet as pb
+
+    from sim.world import settle
+
+    c = task.world.client
+    pos, orn = pb.getBasePositionAndOrientation(body, physicsClientId=c)
+    turn = pb.getQuaternionFromEuler([np.radians(tilt_deg), 0.0, 0.0])
+    _, orn = pb.multiplyTransforms([0, 0, 0], turn, [0, 0, 0], orn)
+    lift = 0.1 if tilt_deg else 0.0
+    pb.resetBasePositionAndOrientation(body, np.add(pos, shift) + [0, 0, lift], orn, physicsClientId=c)
+    settle(task.world, list(task.bodies().values()), max_steps=480)
+
+
+def test_a_toppled_or_dragged_lamp_fails_lower_lamp_though_its_head_is_low(tasks: dict) -> None:
+    task = tasks["lower-lamp"]
+    task.reset(0)
+    _move_base(task, task.body, tilt_deg=80.0)  # pushed over: the head drops by more than the oracle's
+    success, fraction = task.evaluate()
+    assert fraction > 0.6 and not success, (fraction, task.verdict)
+    assert "tilted" in task.verdict
+    task.reset(0)
+    task.play_oracle()
+    _move_base(task, task.body, shift=(0.04, 0.0, 0.0))  # lowered, but dragged 4 cm
+    success, fraction = task.evaluate()
+    assert fraction > 0.9 and not success, (fraction, task.verdict)
+    assert "base moved 4" in task.verdict  # 40 mm, give or take settling
+
+
+def test_a_shoved_laptop_fails_close_laptop_though_its_lid_is_shut(tasks: dict) -> None:
+    task = tasks["close-laptop"]
+    task.reset(0)
+    task.play_oracle()
+    assert task.evaluate()[0]
+    _move_base(task, task.body, shift=(0.0, 0.03, 0.0))
+    success, deg = task.evaluate()
+    assert deg < 5.0 and not success, (deg, task.verdict)
+    assert "base moved 3" in task.verdict
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_task_names_its_metric_and_threshold(tasks: dict, name: str) -> None:
+    task = tasks[name]
+    task.reset(0)
+    info = task.metric_info()
+    task.play_oracle()
+    success, metric = task.evaluate()
+    assert success and (metric < info.threshold if info.below else metric >= info.threshold)
+    assert info.unit and info.name and task.verdict
