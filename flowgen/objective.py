@@ -85,9 +85,17 @@ def _pose(model: SceneModel, frames: Tensor, use_fine: bool) -> _Posed:
     return _Posed(means, quats, colors)
 
 
-def _static_splats(model: SceneModel) -> list[Splats]:
+def rest_splats(model: SceneModel) -> Splats:
+    """Every object's Gaussians at rest, shaded: the scene as the first frame shows it (what
+    the wan prior's first frames and `chord-robot render --scan` show)."""
+    parts = _static_splats(model, model.moving + model.static)
+    return Splats(*(torch.cat([getattr(p, a) for p in parts]) for a in
+                    ("means", "quats", "scales", "opacities", "features")))
+
+
+def _static_splats(model: SceneModel, objects=None) -> list[Splats]:
     out = []
-    for obj in model.static:
+    for obj in model.static if objects is None else objects:
         g = obj.rest
         color = shade(model, albedo(obj.albedo_logit), g.normals)
         zeros = torch.zeros_like(g.means)
