@@ -30,7 +30,8 @@ class EvalConfig:
     """Tasks to run; empty means the whole suite."""
     flow_source: str = "oracle"
     """Where flows come from (`chord_robot.app.taskflows`): "oracle" (scripted motion),
-    "video" (flowgen fitted to the task's rendered reference video), "chord" (the task's words
+    "video" (flowgen fitted to the task's rendered video as a user's would be), "video-privileged"
+    (the same with the simulator's camera framing and object-free background), "chord" (the task's words
     distilled from the shipped prior, or from Wan 2.2 weights given as ``model``)."""
     trials: int = 8
     """Trials per task; trial i uses seed ``seed + i``."""

@@ -2,8 +2,10 @@
 
     oracle  -- the task's scripted object motion.
     video   -- flowgen fitted to a rendered video of that motion (`flow_from_task_video`), as a
-               user's video would be fitted. Privileged: the camera is framed from the scripted
-               motion and an object-free background image is given.
+               user's video would be fitted: the camera is chosen from the task's scan alone
+               (`chord-robot render --scan --camera auto`), no background image.
+    video-privileged -- the same with help no user has: the camera framed from the scripted
+               motion itself and an object-free background image.
     chord   -- the paper's method (`flow_from_task_words`): the task's scan and its words,
                distilled from the shipped prior (or Wan 2.2 weights given by ``model``); no
                scripted motion, camera or background reaches the flow.
@@ -20,7 +22,7 @@ from chord_robot.app.flowrun import FlowRun, prepare_flow, run_flow
 from chord_robot.app.trial import FlowSource
 from chord_robot.errors import InputError
 
-FLOW_SOURCES = ("oracle", "video", "chord")
+FLOW_SOURCES = ("oracle", "video", "video-privileged", "chord")
 
 
 def task_flow_source(source: str, num_frames: int, **overrides) -> FlowSource:
@@ -30,8 +32,9 @@ def task_flow_source(source: str, num_frames: int, **overrides) -> FlowSource:
     video and chord runs (tests)."""
     if source == "oracle":
         return lambda task: task.oracle_flow(num_frames=num_frames)
-    if source == "video":
-        return lambda task: flow_from_task_video(task, num_frames, **overrides).flow
+    if source in ("video", "video-privileged"):
+        privileged = source == "video-privileged"
+        return lambda task: flow_from_task_video(task, num_frames, privileged=privileged, **overrides).flow
     if source == "chord":
         return lambda task: flow_from_task_words(task, **overrides).flow
     if source == "wan":
@@ -44,6 +47,7 @@ def flow_from_task_video(
     task,
     num_frames: int = 41,
     *,
+    privileged: bool = False,
     preset: str = "cpu",
     frames: int | None = None,
     iterations: int | None = None,
@@ -56,15 +60,18 @@ def flow_from_task_video(
     """The ``video`` flow source of a reset sim task: flowgen fitted to the task's rendered
     oracle video, as a user's video would be fitted (DESIGN.md §6).
 
-    Writes the task's coloured scan, a ``num_frames``-frame video of its oracle motion with the
-    camera JSON, and the background image (`sim.tasks.flow_inputs.write_flow_inputs`), then runs
-    `prepare_flow` and `run_flow` with the named preset on one thread. The
+    Writes the task's coloured scan and a ``num_frames``-frame video of its oracle motion with the
+    camera JSON (`sim.tasks.flow_inputs.write_flow_inputs`), then runs `prepare_flow` and
+    `run_flow` with the named preset on one thread. The camera is chosen from the scan alone
+    and no background image is given, as for a user's video, unless ``privileged``: then the
+    camera is framed from the scripted motion and the object-free background is given. The
     flow spans the whole clip with the preset's frame count unless ``frames`` is given. The
     task is at its reset state afterwards.
 
     Args:
         task: a `sim.tasks.base.Task` after ``reset(seed)``.
         num_frames: frames of the rendered reference video.
+        privileged: the camera and background only the simulator knows.
         preset, frames, iterations, seed: the flowgen preset and its overrides
             (`chord_robot.app.flowconfig.flow_config`).
         output: where to keep FLOW.zarr (default: a temporary directory, removed).
@@ -84,9 +91,19 @@ def flow_from_task_video(
     torch.set_num_threads(1)
     config = flow_config(preset, "video", frames=frames, iters=iterations, seed=seed)
     with tempfile.TemporaryDirectory(prefix="chord-task-flow-") as tmp:
-        files = write_flow_inputs(task, Path(inputs_dir) if inputs_dir else Path(tmp) / "inputs", num_frames)
+        folder = Path(inputs_dir) if inputs_dir else Path(tmp) / "inputs"
+        camera = None
+        if not privileged:  # the view a user would render from the scan (`render --scan --camera auto`)
+            from chord_robot.app.scenes import load_scene
+            from chord_robot.app.views.scan_render import auto_camera
+            from sim.tasks.flow_inputs import write_scan
+
+            folder.mkdir(parents=True, exist_ok=True)
+            camera = auto_camera(load_scene(write_scan(task, folder / "scan.ply")), 320, 240)
+        files = write_flow_inputs(task, folder, num_frames, camera=camera, background=privileged)
         inputs = prepare_flow(files.scan, videos=[files.video], cameras=[files.camera],
-                              backgrounds=[files.background], config=config, task=task.text)
+                              backgrounds=[files.background] if privileged else None, config=config,
+                              task=task.text)
         out = Path(output) if output is not None else Path(tmp) / "flow.zarr"
         return run_flow(inputs, task.text, out, progress=progress, log=log)
 

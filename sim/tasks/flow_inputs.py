@@ -26,13 +26,13 @@ class FlowInputFiles:
         scan: labelled, coloured mesh PLY of the scene at reset (``scan.labels.json`` beside it).
         video: MP4 of the oracle motion from the reference camera.
         camera: that camera's JSON.
-        background: PNG of the same view with only the table.
+        background: PNG of the same view with only the table (None: not written).
     """
 
     scan: Path
     video: Path
     camera: Path
-    background: Path
+    background: Path | None
 
 
 def write_labelled_scan(path: str | os.PathLike[str], objects: dict) -> Path:
@@ -109,11 +109,18 @@ def flow_camera(task: Task, width: int, height: int, fov_y_deg: float = 40.0, ma
 
 def write_flow_inputs(
     task: Task, out_dir: str | os.PathLike[str], num_frames: int = 41, width: int = 320,
-    height: int = 240,
+    height: int = 240, camera: Camera | None = None, background: bool = True,
 ) -> FlowInputFiles:
-    """Write the inputs of the ``video`` flow source for a reset task into ``out_dir``
-    (created): its scan, a video of the oracle motion from :func:`flow_camera` with that
-    camera's JSON, and the background image. The task is back at its reset state afterwards."""
+    """Write the inputs of the ``video`` flow sources for a reset task into ``out_dir``
+    (created): its scan, a video of the oracle motion with its camera's JSON, and the
+    background image. The task is back at its reset state afterwards.
+
+    Args:
+        camera: the video's camera (None: :func:`flow_camera`, framed from the scripted motion
+            itself: privileged).
+        background: also write the object-free background image (privileged: a user's video
+            has none).
+    """
     import imageio.v3 as iio
 
     from chord_robot.atomic import atomic_path
@@ -122,13 +129,15 @@ def write_flow_inputs(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    files = FlowInputFiles(out / "scan.ply", out / "video.mp4", out / "camera.json", out / "background.png")
+    files = FlowInputFiles(out / "scan.ply", out / "video.mp4", out / "camera.json",
+                           out / "background.png" if background else None)
     write_scan(task, files.scan)
-    camera = flow_camera(task, width, height)
+    camera = camera if camera is not None else flow_camera(task, width, height)
     frames, _ = record_oracle(task, num_frames, width, height, camera)
     task.reset(task.seed)  # type: ignore[attr-defined]
     write_mp4(files.video, frames, fps=ORACLE_FPS)
     save_cameras(files.camera, camera)
-    with atomic_path(files.background) as tmp:
-        iio.imwrite(tmp, render_background(task, camera), extension=".png")
+    if files.background is not None:
+        with atomic_path(files.background) as tmp:
+            iio.imwrite(tmp, render_background(task, camera), extension=".png")
     return files

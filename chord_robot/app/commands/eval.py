@@ -15,8 +15,9 @@ def eval_(
     tasks: Optional[str] = typer.Option(None, help="Comma-separated task names (default: the whole suite)."),
     flow_source: str = typer.Option(
         "oracle", help="Comma-separated sources: oracle (the scripted motion) | video (flowgen, cpu preset, fitted "
-        "to the task's rendered video with a camera and background from the scripted scene; ~1-2 min per trial) | "
-        "chord (the task's scan and words distilled from the shipped prior, or --model; ~2.5 min per trial)."),
+        "to the task's rendered video, its camera chosen from the scan alone, no background image; ~1-2 min per "
+        "trial) | video-privileged (the same with a camera framed from the scripted motion and the object-free "
+        "background) | chord (the task's scan and words distilled from the shipped prior, or --model; ~2.5 min per trial)."),
     trials: int = typer.Option(8, help="Trials per task (seeds seed..seed+trials-1)."),
     seed: int = typer.Option(0, help="First seed."),
     workers: int = typer.Option(1, help="Worker processes."),

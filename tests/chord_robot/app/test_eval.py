@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import math
+
+import numpy as np
 from dataclasses import astuple, replace
 
 import pytest
@@ -78,6 +80,8 @@ def test_video_flow_source_fits_the_tasks_rendered_video(tmp_path):
         task.reset(1)
         start = task.lid_angle()
         run = flow_from_task_video(task, 9, frames=5, iterations=8, inputs_dir=tmp_path / "in")
+        privileged = flow_from_task_video(task, 9, frames=5, iterations=2, inputs_dir=tmp_path / "priv",
+                                          privileged=True)
         flow = run.flow
         assert task.lid_angle() == pytest.approx(start, abs=1e-6)  # the task is back at its reset state
     finally:
@@ -86,8 +90,16 @@ def test_video_flow_source_fits_the_tasks_rendered_video(tmp_path):
     assert flow.num_frames == 5 and flow.prior == "video" and flow.task == task.text
     assert flow.fps == pytest.approx(10.0 * 4 / 8)  # 5 flow frames over the 9-frame, 0.8 s clip
     assert run.iterations >= 8 and math.isfinite(run.final_loss)
-    assert {p.name for p in (tmp_path / "in").iterdir()} >= {"scan.ply", "scan.labels.json", "video.mp4",
-                                                              "camera.json", "background.png"}
+    # as a user's video: the camera from the scan alone, no background image; the privileged
+    # variant has the simulator's object-free background and a camera framed from the motion
+    assert {p.name for p in (tmp_path / "in").iterdir()} == {"scan.ply", "scan.labels.json", "video.mp4",
+                                                              "camera.json"}
+    assert (tmp_path / "priv" / "background.png").is_file() and privileged.flow.num_frames == 5
+    from chord_robot.camera import load_cameras
+
+    (user,) = load_cameras(tmp_path / "in" / "camera.json")
+    (framed,) = load_cameras(tmp_path / "priv" / "camera.json")
+    assert np.linalg.norm(user.position - framed.position) > 0.05
 
 
 def test_an_execution_error_is_a_failed_trial_with_its_message(monkeypatch):
