@@ -6,6 +6,9 @@
                (`chord-robot render --scan --camera auto`), no background image.
     video-privileged -- the same with help no user has: the camera framed from the scripted
                motion itself and an object-free background image.
+    video-baseline -- the paper's baseline (`flow_from_task_baseline`): the first frame rendered
+               from the task's scan, a video sampled from the shipped prior by diffusers'
+               `WanImageToVideoPipeline`, lifted by the video prior.
     chord   -- the paper's method (`flow_from_task_words`): the task's scan and its words,
                distilled from the shipped prior (or Wan 2.2 weights given by ``model``); no
                scripted motion, camera or background reaches the flow.
@@ -22,7 +25,7 @@ from chord_robot.app.flowrun import FlowRun, prepare_flow, run_flow
 from chord_robot.app.trial import FlowSource
 from chord_robot.errors import InputError
 
-FLOW_SOURCES = ("oracle", "video", "video-privileged", "chord")
+FLOW_SOURCES = ("oracle", "video", "video-privileged", "chord", "video-baseline")
 
 
 def task_flow_source(source: str, num_frames: int, **overrides) -> FlowSource:
@@ -37,6 +40,8 @@ def task_flow_source(source: str, num_frames: int, **overrides) -> FlowSource:
         return lambda task: flow_from_task_video(task, num_frames, privileged=privileged, **overrides).flow
     if source == "chord":
         return lambda task: flow_from_task_words(task, **overrides).flow
+    if source == "video-baseline":
+        return lambda task: flow_from_task_baseline(task, **overrides).flow
     if source == "wan":
         raise InputError("the wan flow source is the chord source with Wan 2.2 weights: "
                          "--flow-source chord --model WAN_DIR (needs a CUDA GPU)")
@@ -146,17 +151,12 @@ def flow_from_task_words(
     import torch
 
     from chord_robot.app.flowconfig import choose_prior
-    from chord_robot.app.tasktext import match_task
-    from chord_robot.errors import TaskFailure
     from flowgen.priors import shipped
     from sim.tasks.flow_inputs import write_scan
 
     choice = choose_prior("wan", model if model is not None else shipped.MODEL_DIR, preset, False)
     if shipped.is_shipped(choice.model):
-        try:
-            match_task(task.text, shipped.prompts(choice.model))
-        except InputError as e:
-            raise TaskFailure(str(e)) from None
+        _known_prompt(task, choice.model)
     torch.set_num_threads(1)
     config = flow_config(choice.preset, "wan", frames=frames, iters=iterations, seed=seed)
     with tempfile.TemporaryDirectory(prefix="chord-task-words-") as tmp:
@@ -164,5 +164,95 @@ def flow_from_task_words(
         folder.mkdir(parents=True, exist_ok=True)
         scan = write_scan(task, folder / "scan.ply")
         inputs = prepare_flow(scan, config=config, task=task.text, model=choice.model)
+        out = Path(output) if output is not None else Path(tmp) / "flow.zarr"
+        return run_flow(inputs, task.text, out, progress=progress, log=log)
+
+
+def _known_prompt(task, model) -> str:
+    """The shipped prior's sentence for the task's words; TaskFailure when it has none."""
+    from chord_robot.app.tasktext import match_task
+    from chord_robot.errors import TaskFailure
+    from flowgen.priors import shipped
+
+    try:
+        return match_task(task.text, shipped.prompts(model)).prompt
+    except InputError as e:
+        raise TaskFailure(str(e)) from None
+
+
+def flow_from_task_baseline(
+    task,
+    *,
+    model: str | os.PathLike[str] | None = None,
+    frames: int | None = None,
+    iterations: int | None = None,
+    seed: int | None = None,
+    steps: int = 30,
+    output: str | os.PathLike[str] | None = None,
+    inputs_dir: str | os.PathLike[str] | None = None,
+    progress=None,
+    log=None,
+) -> FlowRun:
+    """The ``video-baseline`` flow source of a reset sim task: the paper's baseline, flow lifted
+    from a generated video. From the task's scan alone: the first frame and its camera
+    (`chord_robot.app.views.scan_render`, at the prior's size, over its white backdrop), a
+    video sampled from the same prior as the chord source (the shipped prior, or ``model``)
+    by diffusers' `WanImageToVideoPipeline` for the task's words, and the static scene
+    rendered from the scan as the background; then the video prior lifts the video to object
+    flow (cpu preset at the video's frame count), the task's named object moving.
+
+    Args:
+        task: a `sim.tasks.base.Task` after ``reset(seed)``; its seed seeds the sampling.
+        model: a Wan 2.2 I2V diffusers directory (None: the shipped prior).
+        frames, iterations, seed: overrides of the lifting run.
+        steps: denoising steps of the sampler.
+        output, inputs_dir: where to keep FLOW.zarr and the inputs (first.png, first.json,
+            video.mp4, background.png, scan.ply; default: a temporary directory).
+        progress, log: passed to `run_flow`.
+
+    Raises:
+        TaskFailure: the shipped prior knows no motion for the task's words.
+    """
+    import tempfile
+    from pathlib import Path
+
+    import imageio.v3 as iio
+    import torch
+
+    from chord_robot.app.scenes import load_scene
+    from chord_robot.app.tasktext import match_task, named_object
+    from chord_robot.app.views.scan_render import auto_camera, render_scene
+    from chord_robot.camera import save_cameras
+    from flowgen.priors import shipped
+    from flowgen.priors.train import sample_videos
+    from flowgen.priors.wan import VARIANTS
+    from sim.render import write_mp4
+    from sim.tasks.flow_inputs import write_scan
+
+    model = Path(model) if model is not None else shipped.MODEL_DIR
+    prompt = _known_prompt(task, model) if shipped.is_shipped(model) else task.text
+    torch.set_num_threads(1)
+    wan = flow_config("shipped" if shipped.is_shipped(model) else "cpu", "wan")
+    width, height = wan.render_size or (wan.max_side, wan.max_side)
+    with tempfile.TemporaryDirectory(prefix="chord-task-baseline-") as tmp:
+        folder = Path(inputs_dir) if inputs_dir else Path(tmp) / "inputs"
+        folder.mkdir(parents=True, exist_ok=True)
+        scan = write_scan(task, folder / "scan.ply")
+        scene = load_scene(scan)
+        camera = auto_camera(scene, width, height)
+        backdrop = wan.wan.background or (1.0, 1.0, 1.0)
+        first = render_scene(scene, camera, backdrop=backdrop)
+        video = sample_videos(model, first[None], [prompt], seed=int(task.seed), steps=steps,
+                              num_frames=wan.num_frames)[0]
+        files = {name: folder / name for name in ("first.png", "first.json", "video.mp4", "background.png")}
+        iio.imwrite(files["first.png"], first)
+        save_cameras(files["first.json"], camera)
+        write_mp4(files["video.mp4"], video, fps=VARIANTS[wan.wan.variant].fps)
+        iio.imwrite(files["background.png"], render_scene(scene, camera, backdrop=backdrop, static_only=True))
+        config = flow_config("cpu", "video", frames=frames or wan.num_frames, iters=iterations, seed=seed)
+        moving = named_object(scene, match_task(task.text, shipped.prompts(model))) if shipped.is_shipped(model) else None
+        inputs = prepare_flow(scan, videos=[files["video.mp4"]], cameras=[files["first.json"]],
+                              backgrounds=[files["background.png"]], config=config, task=task.text,
+                              object_name=moving)
         out = Path(output) if output is not None else Path(tmp) / "flow.zarr"
         return run_flow(inputs, task.text, out, progress=progress, log=log)

@@ -35,7 +35,7 @@ def auto_camera(scene: Scene, width: int, height: int) -> Camera:
 
 
 def render_scene(scene: Scene, camera: Camera, config=None, backdrop=(0.0, 0.0, 0.0),
-                 log=None) -> np.ndarray:
+                 log=None, static_only: bool = False) -> np.ndarray:
     """(H, W, 3) uint8: ``scene`` at rest as flowgen models it, seen by ``camera``.
 
     Args:
@@ -45,18 +45,20 @@ def render_scene(scene: Scene, camera: Camera, config=None, backdrop=(0.0, 0.0, 
         backdrop: RGB in [0, 1] behind the scene (black: what the video prior renders behind
             the static scene when no background image is given).
         log: one-line messages (the mesh fits).
+        static_only: only the static objects (the table ...): the background a video's moving
+            objects are lifted over, from the scan alone.
     """
     import torch
 
     from chord_robot.app.flowconfig import flow_config
     from flowgen.model import build_model
-    from flowgen.objective import rest_splats
+    from flowgen.objective import rest_splats, static_splats
     from flowgen.splats import render_splats
 
     config = config or flow_config()
     model = build_model(scene, config, log=log)  # (the mesh fits optimise: not under no_grad)
     with torch.no_grad():
-        splats = rest_splats(model)
+        splats = static_splats(model) if static_only else rest_splats(model)
         behind = torch.tensor(backdrop, dtype=torch.float32).expand(camera.height, camera.width, 3).contiguous()
         image = render_splats(splats, camera, behind)
     return (image.features[..., :3].clamp(0, 1).numpy() * 255).round().astype(np.uint8)

@@ -179,3 +179,38 @@ def test_eval_refuses_the_wan_source_with_the_chord_spelling(tmp_path):
                           "--flow-source", "oracle,wan"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "--flow-source chord --model" in res.stderr
     assert not (tmp_path / "e").exists()
+
+
+def test_the_video_baseline_samples_a_video_from_the_scan_and_lifts_it(tmp_path, monkeypatch):
+    """The paper's baseline at reduced size (10 lifting iterations): first frame and camera from
+    the scan, a 9-frame video from the shipped prior through diffusers' pipeline, the static
+    scene rendered as the background; nothing scripted is read."""
+    import imageio.v3 as iio
+
+    from chord_robot.app import taskflows
+    from chord_robot.camera import load_cameras
+    from sim import world as simworld
+    from sim.tasks import make
+    from sim.tasks.close_laptop import CloseLaptop
+
+    def leak(*args, **kwargs):
+        raise AssertionError("the baseline read privileged task data")
+
+    world = simworld.create(direct=True)
+    try:
+        task = make("close-laptop", world)
+        task.reset(100)
+        for name in ("oracle_flow", "render_reference_video", "reference_camera", "play_oracle"):
+            monkeypatch.setattr(CloseLaptop, name, leak)
+        run = taskflows.flow_from_task_baseline(task, iterations=10, steps=8, inputs_dir=tmp_path)
+    finally:
+        world.close()
+    video = iio.imread(tmp_path / "video.mp4", index=None)
+    first, background = iio.imread(tmp_path / "first.png"), iio.imread(tmp_path / "background.png")
+    (camera,) = load_cameras(tmp_path / "first.json")
+    assert video.shape == (9, 32, 32, 3) and first.shape == background.shape == (32, 32, 3)
+    assert (camera.width, camera.height) == (32, 32)
+    assert np.abs(first.astype(int) - background).max() > 60  # the laptop is in the first frame only
+    assert np.abs(video[-1].astype(int) - video[0]).mean() > 2  # the sampled video moves
+    flow = run.flow
+    assert flow.prior == "video" and flow.num_frames == 9 and set(flow.moving()) == {"laptop"}
