@@ -28,7 +28,7 @@ from typing import Any
 
 import tomllib
 
-from chord_robot.errors import InputError
+from chord_robot.errors import ConfigError, InputError
 from hardware.runner import ExecuteConfig
 from hardware.safety import SafetyConfig
 
@@ -77,7 +77,10 @@ def load_config(path: str | Path) -> FileConfig:
     unknown = set(data) - allowed
     if unknown:
         raise InputError(f"{path}: unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
-    safety = SafetyConfig(**_coerce(SafetyConfig, data.get("safety", {}), f"{path} [safety]"))
+    try:
+        safety = SafetyConfig(**_coerce(SafetyConfig, data.get("safety", {}), f"{path} [safety]"))
+    except ConfigError as e:
+        raise InputError(f"{path} [safety]: {e}") from None
     gripper_fields = _fields(ExecuteConfig) - {"safety"}
     gripper = data.get("gripper", {})
     if set(gripper) - gripper_fields:

@@ -94,7 +94,7 @@ def test_end_effector_below_the_table_is_refused():
 
 
 def test_leaving_the_workspace_box_is_refused():
-    cfg = ExecuteConfig(safety=SafetyConfig(workspace_upper=(0.5, 0.8, 1.3), table_z=-0.2))
+    cfg = ExecuteConfig(safety=SafetyConfig(workspace_upper=(0.5, 0.8, 1.3), table_z=-0.1))
     refusal, _ = refuse(move_plan(HOME, BELOW_TABLE, duration=3.0), config=cfg)
     assert refusal.names == ["workspace"] and "upper x = +0.500 m" in str(refusal)
 
@@ -165,3 +165,61 @@ def test_checked_points_follow_the_plan_frames():
     kin = kinematics_for(PANDA)
     tcp = kin.link_poses(plan.joints, [PANDA.tcp_link])[PANDA.tcp_link]
     np.testing.assert_allclose(matrix_to_pose(pose_to_matrix(base) @ tcp), plan.ee_poses, atol=1e-9)
+
+
+# --------------------------------------------------------------------------- limits only tighten
+
+LOOSER = [  # (field, a value looser than the built-in limits)
+    ("max_speed", 20.0), ("max_speed", 1.01), ("max_speed", 0.0), ("max_speed", -1.0),
+    ("limit_fraction", 4.0), ("limit_fraction", 1.0001), ("limit_fraction", 0.0),
+    ("position_margin", -0.01), ("position_margin", 1.0),
+    ("table_clearance", -0.01), ("table_clearance", 0.0), ("table_clearance", 0.004),
+    ("start_tolerance", 0.5), ("start_tolerance", 0.0101), ("start_tolerance", 0.0),
+    ("base_tolerance", 0.1), ("base_angle_tolerance", 0.2), ("tcp_tolerance", 0.05),
+    ("rest_tolerance", 0.01), ("max_duration", 3600.0), ("check_dt", 0.02), ("check_dt", 0.0),
+    ("max_speed", float("nan")), ("limit_fraction", float("inf")), ("max_speed", True), ("max_speed", "fast"),
+    ("workspace_lower", (-0.5, -0.8, -0.1)), ("workspace_upper", (1.0, 0.8, 2.0)),
+    ("workspace_upper", (1.0, 0.9, 1.3)),
+    ("workspace_upper", (-0.4, 0.8, 1.3)), ("workspace_lower", (-0.3, -0.8)), ("workspace_upper", (1.0, 0.8, float("nan"))),
+    ("table_z", -0.5), ("table_z", 1.3), ("table_z", float("nan")),
+]
+TIGHTER = [
+    ("max_speed", 0.5), ("max_speed", 1.0), ("limit_fraction", 0.8), ("position_margin", 0.05),
+    ("table_clearance", 0.02), ("start_tolerance", 0.005), ("base_tolerance", 0.005),
+    ("base_angle_tolerance", 0.01), ("tcp_tolerance", 0.002), ("rest_tolerance", 1e-4), ("max_duration", 60.0),
+    ("check_dt", 0.002), ("workspace_lower", (-0.2, -0.5, 0.0)), ("workspace_upper", (0.8, 0.5, 1.0)),
+    ("table_z", -0.05), ("table_z", 0.1),
+]
+
+
+@pytest.mark.parametrize("field, value", LOOSER)
+def test_a_config_cannot_loosen_a_safety_limit(field, value):
+    from chord_robot.errors import ConfigError
+
+    with pytest.raises(ConfigError) as info:
+        SafetyConfig(**{field: value})
+    assert info.value.field in (field, "workspace_lower"), info.value.field
+    assert "allowed range" in str(info.value) or "built-in" in str(info.value) or "must" in str(info.value)
+
+
+@pytest.mark.parametrize("field, value", TIGHTER)
+def test_a_config_can_tighten_every_safety_limit(field, value):
+    assert getattr(SafetyConfig(**{field: value}), field) == value
+
+
+def test_the_reported_loosening_config_is_refused_with_the_field_and_its_range(tmp_path):
+    """The issue's case: `[safety] max_speed = 20, limit_fraction = 4` let the demo's plan at
+    --speed 2.5 pass a dry run at 107% of joint 2's velocity limit."""
+    from chord_robot.errors import InputError
+    from hardware.config import load_config
+
+    path = tmp_path / "site.toml"
+    path.write_text('robot = "sim"\n[safety]\nmax_speed = 20\nlimit_fraction = 4\n')
+    with pytest.raises(InputError) as info:
+        load_config(path)
+    message = str(info.value)
+    assert message == (f"{path} [safety]: max_speed = 20 is outside its allowed range (0, 1]: a config can only "
+                       "tighten the built-in safety limits")
+    path.write_text('robot = "sim"\n[safety]\nmax_speed = 0.5\nlimit_fraction = 0.9\ntable_clearance = 0.01\n')
+    safety = load_config(path).execute.safety
+    assert (safety.max_speed, safety.limit_fraction, safety.table_clearance) == (0.5, 0.9, 0.01)
