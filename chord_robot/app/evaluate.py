@@ -90,7 +90,7 @@ def run_trial(task_name: str, seed: int, flow_source: str, num_frames: int,
     outcome = run(task_name, seed, task_flow_source(flow_source, num_frames, **(overrides or {})),
                   record=record_path)
     return TrialResult(seed, outcome.success, outcome.failure_stage, outcome.metric, outcome.times,
-                       outcome.failure, outcome.verdict, outcome.metric_info)
+                       outcome.failure, outcome.verdict, outcome.metric_info, outcome.flow_note)
 
 
 def _worker_init() -> None:

@@ -5,7 +5,7 @@
     {"suite", "flow_source", "wall_time", "tasks": {NAME: {"successes", "ci95": [lo, hi],
         "metric": {"name", "unit", "success"}, "trials": [
         {"seed", "success", "failure_stage": null|"reset"|"flow"|"plan"|"grasp"|"reach"|"execute",
-         "failure": null|"one line", "verdict", "metric", "threshold", "times"}]}}}
+         "failure": null|"one line", "verdict", "flow_note", "metric", "threshold", "times"}]}}}
 
 The interval is Wilson's score interval at 95%. ``metric`` names what a trial's ``metric``
 measures and in what unit, and the success test; ``threshold`` is the value it had to pass in
@@ -40,6 +40,7 @@ class TrialResult:
         failure: why it failed, one line (None on success).
         verdict: the task's account of its verdict ("lid at 3.2 deg ...").
         metric_info: what the metric measures (`sim.tasks.base.Metric`; None: unknown).
+        flow_note: the task's measure of what the flow asked ("the flow turns the lid ...").
     """
 
     seed: int
@@ -50,6 +51,7 @@ class TrialResult:
     failure: str | None = None
     verdict: str = ""
     metric_info: object = None
+    flow_note: str = ""
 
     def __post_init__(self) -> None:
         if self.failure_stage is not None and self.failure_stage not in STAGES:
@@ -86,7 +88,7 @@ def _finite(x: float) -> float | None:
 
 def _trial_dict(t: TrialResult) -> dict:
     return {"seed": t.seed, "success": t.success, "failure_stage": t.failure_stage, "failure": t.failure,
-            "verdict": t.verdict, "metric": _finite(t.metric),
+            "verdict": t.verdict, "flow_note": t.flow_note, "metric": _finite(t.metric),
             "threshold": t.metric_info.threshold if t.metric_info is not None else None,
             "times": {k: round(float(v), 4) for k, v in t.times.items()}}
 
@@ -118,7 +120,8 @@ def summary_markdown(data: dict, wall_time: float | None = None) -> str:
     failed = [(name, t) for name, e in data["tasks"].items() for t in e["trials"] if not t["success"]]
     if failed:
         lines += ["## Failed trials", ""]
-        lines += [f"- {name} seed {t['seed']}, at {t['failure_stage']}: {t['failure']}" for name, t in failed]
+        lines += [f"- {name} seed {t['seed']}, at {t['failure_stage']}: {t['failure']}"
+                  + (f" ({t['flow_note']})" if t.get("flow_note") else "") for name, t in failed]
     return "\n".join(lines) + "\n"
 
 

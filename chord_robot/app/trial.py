@@ -42,6 +42,7 @@ class TrialOutcome:
         metric: the task's metric (e.g. the lid's angle in degrees for close-laptop).
         metric_info: its name, unit and success threshold (None if the task never reset).
         verdict: the task's one-line account of its last verdict.
+        flow_note: the task's measure of what the flow asked (`describe_flow`; "" if none).
         times: seconds per stage of `TRIAL_STAGES`.
         flow: the flow planned from (None if the flow source failed).
         plan: the plan executed (None if planning failed).
@@ -55,6 +56,7 @@ class TrialOutcome:
     metric: float = float("nan")
     metric_info: object = None
     verdict: str = ""
+    flow_note: str = ""
     times: dict[str, float] = field(default_factory=dict)
     flow: ObjectFlow | None = None
     plan: Plan | None = None
@@ -160,6 +162,7 @@ def run_trial(
             raise
         except Exception as e:  # a flow source that fails is a failed trial, not a crashed suite
             return stop("flow", f"flow: {type(e).__name__}: {e}", metric=False)
+        outcome.flow_note = task.describe_flow(outcome.flow)
         begin("plan")
         try:
             start = time.perf_counter()

@@ -144,6 +144,12 @@ class TaskBase(Generic[C]):
     verdict: str = ""
     """Why the last ``evaluate`` decided as it did, in one line (a failed trial's message)."""
 
+    def describe_flow(self, flow: ObjectFlow) -> str:
+        """One line measuring what ``flow`` asks of the task's object (e.g. how far it turns a
+        joint, against the scripted motion): tells a bad flow from a bad execution. Empty
+        where a task has no such measure."""
+        return ""
+
     def __init__(self, world: World, config: C | None = None, asset_root: str | None = None) -> None:
         self.world = world
         self.config: C = config or self.config_type()

@@ -151,6 +151,21 @@ class CloseLaptop(base.TaskBase[CloseLaptopConfig]):
 
     # ------------------------------------------------------------------ success
 
+    def describe_flow(self, flow: ObjectFlow) -> str:
+        """The lid's final angle in the flow and the base's drift."""
+        from sim import articulation
+
+        if "laptop" not in flow.objects:
+            return ""
+        art = articulation.articulation("laptop", self.spec, self.base_pose, (self.start_angle,))
+        try:
+            m = articulation.measure(flow.objects["laptop"].trajectories, art)
+        except ValueError:
+            return ""
+        start = math.degrees(self.start_angle)
+        return (f"the flow turns the lid from {start:.0f} to {start + m['final_deg']:.0f} deg (the test needs "
+                f"below {self.config.success_deg:g}), its base drifting up to {m['base_drift_max_mm']:.0f} mm")
+
     def metric_info(self) -> base.Metric:
         cfg = self.config
         return base.Metric("final lid angle", "deg", cfg.success_deg, below=True,

@@ -176,6 +176,21 @@ class LowerLamp(base.TaskBase[LowerLampConfig]):
 
     # ------------------------------------------------------------------ success
 
+    def describe_flow(self, flow: ObjectFlow) -> str:
+        """The head's turn in the flow (the arm's and head's joints turn about parallel axes,
+        so the scripted motion turns the head by their sum) and the base's drift."""
+        from sim import articulation
+
+        if "lamp" not in flow.objects:
+            return ""
+        art = articulation.articulation("lamp", self.spec, self.base_pose, tuple(self.start_joints))
+        try:
+            m = articulation.measure(flow.objects["lamp"].trajectories, art)
+        except ValueError:
+            return ""
+        return (f"the flow turns the head {m['final_deg']:+.0f} deg (the scripted motion "
+                f"{math.degrees(self.delta.sum()):+.0f}), its base drifting up to {m['base_drift_max_mm']:.0f} mm")
+
     def metric_info(self) -> base.Metric:
         cfg = self.config
         return base.Metric("head's height drop", "fraction of the scripted motion's drop", cfg.success_fraction,

@@ -50,7 +50,7 @@ def test_results_json_has_the_documented_shape(evaluation):
         lo, hi = entry["ci95"]
         assert 0.0 <= lo < hi == 1.0
         (trial,) = entry["trials"]
-        assert set(trial) == {"seed", "success", "failure_stage", "failure", "verdict", "metric", "threshold",
+        assert set(trial) == {"seed", "success", "failure_stage", "failure", "verdict", "flow_note", "metric", "threshold",
                               "times"}
         assert trial["failure"] is None and trial["verdict"] and isinstance(trial["threshold"], float)
         assert trial["seed"] == config.seed and trial["success"] is True

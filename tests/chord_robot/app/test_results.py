@@ -26,8 +26,8 @@ def test_results_files(tmp_path):
     assert back == data
     entry = back["tasks"]["close-laptop"]
     assert entry["successes"] == 1 and len(entry["trials"]) == 3
-    assert set(entry["trials"][1]) == {"seed", "success", "failure_stage", "failure", "verdict", "metric",
-                                       "threshold", "times"}
+    assert set(entry["trials"][1]) == {"seed", "success", "failure_stage", "failure", "verdict", "flow_note",
+                                       "metric", "threshold", "times"}
     summary = (tmp_path / "summary.md").read_text()
     assert "| close-laptop | 1/3 |" in summary
     # funnel: 3 trials; none fail at reset, flow or plan, 1 at grasp, 1 at reach, 0 at execute

@@ -226,3 +226,22 @@ def test_every_task_names_its_metric_and_threshold(tasks: dict, name: str) -> No
     success, metric = task.evaluate()
     assert success and (metric < info.threshold if info.below else metric >= info.threshold)
     assert info.unit and info.name and task.verdict
+
+
+@pytest.mark.parametrize("name", ["close-laptop", "lower-lamp"])
+def test_describe_flow_measures_the_oracles_own_motion(tasks: dict, name: str) -> None:
+    """The flow measure a failed trial reports, on the scripted motion: it reads back the
+    scripted turn (the lamp's head by the arm's and head's joints together; the lid to 0)."""
+    import re
+
+    task = tasks[name]
+    task.reset(1)
+    note = task.describe_flow(task.oracle_flow(num_frames=11))
+    numbers = [float(x) for x in re.findall(r"[-+]?\d+", note)]
+    if name == "lower-lamp":
+        got, want, drift = numbers
+        assert abs(got - want) <= 1 and want > 30, note
+    else:
+        start, end, _, drift = numbers
+        assert start > 95 and abs(end) <= 1, note
+    assert drift <= 1, note
