@@ -312,13 +312,22 @@ def _from_manifest(path: Path) -> RawScan:
     for e in entries:
         if not isinstance(e, dict) or "name" not in e or "file" not in e:
             raise ScanError(f"{path}: every [[object]] needs a name and a file")
+        if not isinstance(e["name"], str) or not isinstance(e["file"], str) or not e["name"]:
+            raise ScanError(f"{path}: an [[object]]'s name and file must be strings, got name = {e['name']!r}, "
+                            f"file = {e['file']!r}")
+        if not isinstance(e.get("static", False), bool):
+            raise ScanError(f"{path}: static of {e['name']!r} must be true or false, got {e['static']!r}")
         sub = read_scan(path.parent / e["file"], max_points=10**9)
         if sub.kind != "mesh":
             raise ScanError(f"{path}: object {e['name']!r} file must be a mesh (got {sub.kind})")
         mesh = trimesh.Trimesh(sub.points, sub.faces, vertex_colors=sub.colors, process=False)
-        pose = np.asarray(e.get("pose", [0, 0, 0, 1, 0, 0, 0]), np.float64)
-        if pose.shape != (7,):
-            raise ScanError(f"{path}: pose of {e['name']!r} must be [x, y, z, qw, qx, qy, qz]")
+        try:
+            pose = np.asarray(e.get("pose", [0, 0, 0, 1, 0, 0, 0]), np.float64)
+        except (TypeError, ValueError):
+            pose = np.zeros(0)
+        if pose.shape != (7,) or not np.isfinite(pose).all() or np.linalg.norm(pose[3:]) < 1e-9:
+            raise ScanError(f"{path}: pose of {e['name']!r} must be [x, y, z, qw, qx, qy, qz] (finite, a non-zero "
+                            "quaternion)")
         m = np.eye(4)
         m[:3, :3] = trimesh.transformations.quaternion_matrix(pose[3:] / np.linalg.norm(pose[3:]))[:3, :3]
         m[:3, 3] = pose[:3]
