@@ -37,6 +37,8 @@ from planning.search import (
     approach_clearance,
     base_poses,
     grasp_request,
+    motion_clearance,
+    others_above_table,
     scene_obstacles,
 )
 from planning.trajopt import TrajectoryOptimizer
@@ -120,8 +122,10 @@ class FlowPlanner:
         request = grasp_request(motion, mask, obstacles, self.model)
         layout = self.layout(motion.num_frames)
         rejected: list[str] = []
-        # the scene at the start, which the free approach must not sweep through
+        # the scene at the start, which the free approach must not sweep through; the rest of
+        # it, which the manipulation and retreat must not hit
         scene = cKDTree(np.concatenate([obstacles, motion.points]))
+        others = others_above_table(obstacles, self.optimizer.config.table_z)
         search = CandidateSearch(
             cfg, self.model, self.ik, self.optimizer, self.grasp_planner, motion, mask, scene, rng
         )
@@ -133,7 +137,7 @@ class FlowPlanner:
                 f"{chosen.ik_error * 1000:.1f} mm beyond the flow's non-rigidity (up to "
                 f"{chosen.flow_residual * 1000:.1f} mm)"
             )
-            traj = self._optimise(chosen, layout, scene)
+            traj = self._optimise(chosen, layout, scene, others)
             say(
                 f"trajectory: alignment error mean {traj.mean_error * 1000:.2f} mm, max "
                 f"{traj.max_error * 1000:.2f} mm; table clearance {traj.clearance * 1000:.0f} mm; "
@@ -159,7 +163,7 @@ class FlowPlanner:
         return replace(plan, costs=costs)
 
     def _optimise(
-        self, chosen: Candidate, layout: StepLayout, scene: cKDTree
+        self, chosen: Candidate, layout: StepLayout, scene: cKDTree, others: cKDTree | None = None
     ) -> TrajectoryResult:
         """Optimise ``chosen``'s trajectory and measure it. The optimiser does not see the
         scene: if its approach strays into it where the (checked) IK approach did not, it
@@ -177,6 +181,7 @@ class FlowPlanner:
         ee = chosen.base @ ee_base
         errors = alignment_errors(ee[layout.manipulate], chosen.grasp.pose, chosen.carried)
         pr = chosen.problem
+        hit, hit_step = motion_clearance(optimizer, layout, q, chosen.base, others)
         return TrajectoryResult(
             solution=solution,
             joints=q,
@@ -188,6 +193,8 @@ class FlowPlanner:
             clearance=float(solution.clearance.min()),
             worst_step=int(solution.clearance.argmin()),
             approach_clearance=approach_clearance(optimizer, layout, q, chosen.base, scene),
+            motion_clearance=hit,
+            motion_step=hit_step,
         )
 
 

@@ -31,6 +31,9 @@ class TrajectoryResult:
         worst_step: the step where it is smallest.
         approach_clearance: smallest distance of the robot's spheres to the scene on the way
             to the pre-grasp, metres.
+        motion_clearance: smallest distance of the robot's spheres to the rest of the scene
+            (not the manipulated object, not the table's surface) while manipulating and
+            retreating, metres; ``motion_step`` is where.
     """
 
     solution: TrajSolution
@@ -43,6 +46,8 @@ class TrajectoryResult:
     clearance: float
     worst_step: int
     approach_clearance: float
+    motion_clearance: float = float("inf")
+    motion_step: int = -1
 
     def problem(self, cfg: PlanConfig, name: str) -> str | None:
         """Why this trajectory is not accepted, or None."""
@@ -67,6 +72,12 @@ class TrajectoryResult:
             return (
                 f"the {cfg.robot.name}'s way to the {name!r} sweeps through the scene "
                 f"({-self.approach_clearance * 1000:.0f} mm overlap)"
+            )
+        if self.motion_clearance < -cfg.approach_overlap:
+            return (
+                f"the {cfg.robot.name} would hit the rest of the scene while moving {name!r} "
+                f"({-self.motion_clearance * 1000:.0f} mm overlap at step {self.motion_step}); "
+                "clear the way or move the robot base"
             )
         return None
 

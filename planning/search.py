@@ -240,6 +240,37 @@ def approach_clearance(
     return float((distance - radius).min())
 
 
+def motion_clearance(
+    optimizer: TrajectoryOptimizer,
+    layout: StepLayout,
+    q: np.ndarray,
+    base: np.ndarray,
+    others: cKDTree | None,
+) -> tuple[float, int]:
+    """(smallest distance in metres, negative: overlapping; the step where it is) from the
+    robot's spheres to ``others`` (world points of everything but the manipulated object, the
+    table's surface left to the table-plane check) along the manipulation and the retreat:
+    the steps from the grasp to the end ``q`` (S, dof), sampled between steps."""
+    if others is None:
+        return float("inf"), -1
+    a = layout.grasp
+    path = np.concatenate(
+        [np.linspace(x, y, 4, endpoint=False) for x, y in pairwise(q[a:])] + [q[-1:]]
+    )
+    centres = geometry.transform_points(base, optimizer.sphere_centers(path).reshape(-1, 3))
+    distance, _ = others.query(centres)
+    gap = (distance - np.tile(optimizer.spheres.radius, len(path))).reshape(len(path), -1).min(1)
+    worst = int(gap.argmin())
+    return float(gap[worst]), a + worst // 4
+
+
+def others_above_table(obstacles: np.ndarray, table_z: float | None, margin: float = 0.01) -> cKDTree | None:
+    """The tree `motion_clearance` measures against: ``obstacles`` without the table's surface
+    (points within ``margin`` of the table plane, which the table check covers)."""
+    keep = obstacles if table_z is None else obstacles[obstacles[:, 2] > table_z + margin]
+    return cKDTree(keep) if len(keep) else None
+
+
 def start_configuration(config: PlanConfig, model: RobotModel) -> np.ndarray:
     """(dof,) the arm's start: ``config.start_joints`` or the robot's home; ConfigError (field
     ``start_joints``) unless it is ``dof`` values within the joint limits."""

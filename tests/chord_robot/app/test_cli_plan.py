@@ -81,6 +81,31 @@ def test_a_flow_of_points_only_plans_executes_and_renders(tmp_path):
     assert (tmp_path / "f.mp4").stat().st_size > 1000
 
 
+@pytest.mark.slow
+def test_a_plan_whose_manipulation_hits_another_object_is_refused(tmp_path):
+    """The block slid across the table through a wall standing in its way: the manipulation
+    (not only the approach) is checked against the rest of the scene, and every grasp is
+    refused; without the wall the same flow plans."""
+    wall = trimesh.creation.box((0.30, 0.02, 0.25))
+    wall.apply_translation((0.0, 0.0, 0.125))
+    for name, extra in (("walled", [synth.SynthObject("wall", wall, (0.6, 0.6, 0.6))]), ("clear", [])):
+        out = tmp_path / name
+        objects = [o for o in synth.tabletop(0) if o.name in ("table", "block")]
+        block = trimesh.creation.box((0.04, 0.16, 0.08))
+        block.apply_translation((0.0, -0.15, 0.04))
+        objects = [objects[0], synth.SynthObject("block", block, (0.15, 0.75, 0.20)), *extra]
+        scan = synth.write_scan(out, "mesh-ply-labelled", objects)
+        flow = _flow(out, scan, [0.0, 0.25, 0.0])  # through y = 0, where the wall stands
+        res = run("plan", "--scan", scan, "--task", "slide the block", "--flow", flow, "-o", out / "p.zarr",
+                  "--robot-base", "-0.55,0,0,0", "--preset", "fast", "--mode", "grasp")
+        if name == "walled":
+            assert res.returncode == 1, res.stderr + res.stdout
+            assert "would hit the rest of the scene while moving 'block'" in res.stderr, res.stderr
+            assert not (out / "p.zarr").exists()
+        else:
+            assert res.returncode == 0, res.stderr + res.stdout
+
+
 def test_plan_unreachable_exits_1(tmp_path):
     scan = _scan(tmp_path)
     flow = _flow(tmp_path, scan, [0.0, 1.6, 0.5])
