@@ -9,6 +9,7 @@ Modules, in reading order:
                    are `chord_robot.geometry`'s.
     arm         -- the `Arm` protocol, `ArmInfo`/`ArmState`/`GripperCommand`/`Progress`,
                    and `session` (always stops and disconnects).
+    safety_config -- `SafetyConfig`: the limits and tolerances, which a config may only tighten.
     safety      -- the checks (limits, workspace, table, gripper, base, TCP, start) and
                    `Refusal`.
     runner      -- `prepare` (plan -> checked program) and `run` (execute, stop on faults).

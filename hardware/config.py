@@ -30,7 +30,7 @@ import tomllib
 
 from chord_robot.errors import ConfigError, InputError
 from hardware.runner import ExecuteConfig
-from hardware.safety import SafetyConfig
+from hardware.safety_config import SafetyConfig
 
 BACKEND_TABLES = ("franka", "ur", "xarm")
 

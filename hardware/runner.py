@@ -24,7 +24,6 @@ from hardware.robots import RobotSpec, robot_spec
 from hardware.safety import (
     Check,
     Refusal,
-    SafetyConfig,
     SafetyReport,
     check_base,
     check_cartesian,
@@ -36,6 +35,7 @@ from hardware.safety import (
     check_tcp,
     registration_or_plan_base,
 )
+from hardware.safety_config import SafetyConfig
 
 
 @dataclass(frozen=True)

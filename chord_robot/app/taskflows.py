@@ -19,6 +19,10 @@ Wan 2.2 on a GPU is the chord source with ``model`` set to its weights.
 from __future__ import annotations
 
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 from chord_robot.app.flowconfig import flow_config
 from chord_robot.app.flowrun import FlowRun, prepare_flow, run_flow
@@ -86,31 +90,25 @@ def flow_from_task_video(
     Returns:
         The run (`FlowRun`): the ObjectFlow and its figures.
     """
-    import tempfile
-    from pathlib import Path
-
     import torch
 
     from sim.tasks.flow_inputs import write_flow_inputs
 
     torch.set_num_threads(1)
     config = flow_config(preset, "video", frames=frames, iters=iterations, seed=seed)
-    with tempfile.TemporaryDirectory(prefix="chord-task-flow-") as tmp:
-        folder = Path(inputs_dir) if inputs_dir else Path(tmp) / "inputs"
+    with _workdir("chord-task-flow-", inputs_dir) as (folder, tmp):
         camera = None
         if not privileged:  # the view a user would render from the scan (`render --scan --camera auto`)
             from chord_robot.app.scenes import load_scene
             from chord_robot.app.views.scan_render import auto_camera
             from sim.tasks.flow_inputs import write_scan
 
-            folder.mkdir(parents=True, exist_ok=True)
             camera = auto_camera(load_scene(write_scan(task, folder / "scan.ply")), 320, 240)
         files = write_flow_inputs(task, folder, num_frames, camera=camera, background=privileged)
         inputs = prepare_flow(files.scan, videos=[files.video], cameras=[files.camera],
                               backgrounds=[files.background] if privileged else None, config=config,
                               task=task.text)
-        out = Path(output) if output is not None else Path(tmp) / "flow.zarr"
-        return run_flow(inputs, task.text, out, progress=progress, log=log)
+        return run_flow(inputs, task.text, Path(output or tmp / "flow.zarr"), progress=progress, log=log)
 
 
 def flow_from_task_words(
@@ -145,9 +143,6 @@ def flow_from_task_words(
         TaskFailure: the prior knows no motion for the task's words (the shipped prior knows
             a few; see its model card): the trial fails at its flow stage.
     """
-    import tempfile
-    from pathlib import Path
-
     import torch
 
     from chord_robot.app.flowconfig import choose_prior
@@ -156,26 +151,34 @@ def flow_from_task_words(
 
     choice = choose_prior("wan", model if model is not None else shipped.MODEL_DIR, preset, False)
     if shipped.is_shipped(choice.model):
-        _known_prompt(task, choice.model)
+        _known_motion(task, choice.model)
     torch.set_num_threads(1)
     config = flow_config(choice.preset, "wan", frames=frames, iters=iterations, seed=seed)
-    with tempfile.TemporaryDirectory(prefix="chord-task-words-") as tmp:
-        folder = Path(inputs_dir) if inputs_dir else Path(tmp) / "inputs"
-        folder.mkdir(parents=True, exist_ok=True)
+    with _workdir("chord-task-words-", inputs_dir) as (folder, tmp):
         scan = write_scan(task, folder / "scan.ply")
         inputs = prepare_flow(scan, config=config, task=task.text, model=choice.model)
-        out = Path(output) if output is not None else Path(tmp) / "flow.zarr"
-        return run_flow(inputs, task.text, out, progress=progress, log=log)
+        return run_flow(inputs, task.text, Path(output or tmp / "flow.zarr"), progress=progress, log=log)
 
 
-def _known_prompt(task, model) -> str:
-    """The shipped prior's sentence for the task's words; TaskFailure when it has none."""
+@contextmanager
+def _workdir(prefix: str, inputs_dir: str | os.PathLike[str] | None) -> Iterator[tuple[Path, Path]]:
+    """(the folder for a trial's flow inputs, a temporary folder removed afterwards); the
+    inputs go to ``inputs_dir`` when given, else into the temporary folder."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        folder = Path(inputs_dir) if inputs_dir else Path(tmp) / "inputs"
+        folder.mkdir(parents=True, exist_ok=True)
+        yield folder, Path(tmp)
+
+
+def _known_motion(task, model):
+    """The shipped prior's motion (`TaskMatch`) for the task's words; TaskFailure when it has
+    none."""
     from chord_robot.app.tasktext import match_task
     from chord_robot.errors import TaskFailure
     from flowgen.priors import shipped
 
     try:
-        return match_task(task.text, shipped.prompts(model)).prompt
+        return match_task(task.text, shipped.prompts(model))
     except InputError as e:
         raise TaskFailure(str(e)) from None
 
@@ -213,14 +216,11 @@ def flow_from_task_baseline(
     Raises:
         TaskFailure: the shipped prior knows no motion for the task's words.
     """
-    import tempfile
-    from pathlib import Path
-
     import imageio.v3 as iio
     import torch
 
     from chord_robot.app.scenes import load_scene
-    from chord_robot.app.tasktext import match_task, named_object
+    from chord_robot.app.tasktext import named_object
     from chord_robot.app.views.scan_render import auto_camera, render_scene
     from chord_robot.camera import save_cameras
     from flowgen.priors import shipped
@@ -230,13 +230,12 @@ def flow_from_task_baseline(
     from sim.tasks.flow_inputs import write_scan
 
     model = Path(model) if model is not None else shipped.MODEL_DIR
-    prompt = _known_prompt(task, model) if shipped.is_shipped(model) else task.text
+    motion = _known_motion(task, model) if shipped.is_shipped(model) else None
+    prompt = motion.prompt if motion else task.text
     torch.set_num_threads(1)
     wan = flow_config("shipped" if shipped.is_shipped(model) else "cpu", "wan")
     width, height = wan.render_size or (wan.max_side, wan.max_side)
-    with tempfile.TemporaryDirectory(prefix="chord-task-baseline-") as tmp:
-        folder = Path(inputs_dir) if inputs_dir else Path(tmp) / "inputs"
-        folder.mkdir(parents=True, exist_ok=True)
+    with _workdir("chord-task-baseline-", inputs_dir) as (folder, tmp):
         scan = write_scan(task, folder / "scan.ply")
         scene = load_scene(scan)
         camera = auto_camera(scene, width, height)
@@ -250,9 +249,8 @@ def flow_from_task_baseline(
         write_mp4(files["video.mp4"], video, fps=VARIANTS[wan.wan.variant].fps)
         iio.imwrite(files["background.png"], render_scene(scene, camera, backdrop=backdrop, static_only=True))
         config = flow_config("cpu", "video", frames=frames or wan.num_frames, iters=iterations, seed=seed)
-        moving = named_object(scene, match_task(task.text, shipped.prompts(model))) if shipped.is_shipped(model) else None
+        moving = named_object(scene, motion) if motion else None
         inputs = prepare_flow(scan, videos=[files["video.mp4"]], cameras=[files["first.json"]],
                               backgrounds=[files["background.png"]], config=config, task=task.text,
                               object_name=moving)
-        out = Path(output) if output is not None else Path(tmp) / "flow.zarr"
-        return run_flow(inputs, task.text, out, progress=progress, log=log)
+        return run_flow(inputs, task.text, Path(output or tmp / "flow.zarr"), progress=progress, log=log)

@@ -10,7 +10,8 @@ from chord_robot.geometry import invert, matrix_to_pose, pose_to_matrix
 from hardware.kinematics import kinematics_for
 from hardware.robots import PANDA
 from hardware.runner import ExecuteConfig, prepare, run
-from hardware.safety import Refusal, SafetyConfig
+from hardware.safety import Refusal
+from hardware.safety_config import SafetyConfig
 from tests.hardware.conftest import RecordingArm
 from tests.hardware.plans import HOME, REACH, grasp_plan, min_jerk, move_plan, panda_plan
 

@@ -22,7 +22,8 @@ from hardware.backends.ur import URArm, URConfig
 from hardware.backends.xarm import XArm, XArmConfig
 from hardware.robots import PANDA, UR5E, XARM6
 from hardware.runner import ExecuteConfig, prepare, run
-from hardware.safety import Refusal, SafetyConfig
+from hardware.safety import Refusal
+from hardware.safety_config import SafetyConfig
 from tests.hardware.conftest import Log, RecordingArm, fake_franky, fake_ur, fake_xarm
 from tests.hardware.plans import HOME, UR5E_URDF, min_jerk, robot_plan
 

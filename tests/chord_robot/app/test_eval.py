@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import json
 import math
-
-import numpy as np
 from dataclasses import astuple, replace
 
+import numpy as np
 import pytest
 
 from chord_robot.app.evaluate import EvalConfig, run_suite, run_trial
@@ -123,16 +122,16 @@ def test_the_chord_source_refuses_a_task_its_prior_does_not_know_as_a_failed_tri
     assert math.isnan(trial.metric)
 
 
-def test_the_chord_source_distils_the_tasks_words_from_its_scan(tmp_path, monkeypatch):
-    """A reduced run (9 frames, 40 iterations): the flow comes from the shipped prior and the
-    task's words only: the scripted motion, reference camera and background are never read."""
-    from chord_robot.app import taskflows
+@pytest.fixture
+def sealed_laptop(monkeypatch):
+    """The close-laptop task reset at seed 100 whose scripted motion, reference video, camera
+    and oracle playback raise when read: what only the simulator knows."""
     from sim import world as simworld
     from sim.tasks import make
     from sim.tasks.close_laptop import CloseLaptop
 
     def leak(*args, **kwargs):
-        raise AssertionError("the chord source read privileged task data")
+        raise AssertionError("a flow source read privileged task data")
 
     world = simworld.create(direct=True)
     try:
@@ -140,9 +139,18 @@ def test_the_chord_source_distils_the_tasks_words_from_its_scan(tmp_path, monkey
         task.reset(100)
         for name in ("oracle_flow", "render_reference_video", "reference_camera", "play_oracle"):
             monkeypatch.setattr(CloseLaptop, name, leak)
-        run = taskflows.flow_from_task_words(task, frames=9, iterations=40, inputs_dir=tmp_path / "in")
+        yield task
     finally:
         world.close()
+
+
+def test_the_chord_source_distils_the_tasks_words_from_its_scan(tmp_path, sealed_laptop):
+    """A reduced run (9 frames, 40 iterations): the flow comes from the shipped prior and the
+    task's words only: the scripted motion, reference camera and background are never read."""
+    from chord_robot.app import taskflows
+
+    task = sealed_laptop
+    run = taskflows.flow_from_task_words(task, frames=9, iterations=40, inputs_dir=tmp_path / "in")
     flow = run.flow
     assert flow.prior == "wan" and flow.task == task.text and flow.num_frames == 9
     assert set(flow.moving()) == {"laptop"} and flow.objects["table"].static
@@ -181,7 +189,7 @@ def test_eval_refuses_the_wan_source_with_the_chord_spelling(tmp_path):
     assert not (tmp_path / "e").exists()
 
 
-def test_the_video_baseline_samples_a_video_from_the_scan_and_lifts_it(tmp_path, monkeypatch):
+def test_the_video_baseline_samples_a_video_from_the_scan_and_lifts_it(tmp_path, sealed_laptop):
     """The paper's baseline at reduced size (10 lifting iterations): first frame and camera from
     the scan, a 9-frame video from the shipped prior through diffusers' pipeline, the static
     scene rendered as the background; nothing scripted is read."""
@@ -189,22 +197,8 @@ def test_the_video_baseline_samples_a_video_from_the_scan_and_lifts_it(tmp_path,
 
     from chord_robot.app import taskflows
     from chord_robot.camera import load_cameras
-    from sim import world as simworld
-    from sim.tasks import make
-    from sim.tasks.close_laptop import CloseLaptop
 
-    def leak(*args, **kwargs):
-        raise AssertionError("the baseline read privileged task data")
-
-    world = simworld.create(direct=True)
-    try:
-        task = make("close-laptop", world)
-        task.reset(100)
-        for name in ("oracle_flow", "render_reference_video", "reference_camera", "play_oracle"):
-            monkeypatch.setattr(CloseLaptop, name, leak)
-        run = taskflows.flow_from_task_baseline(task, iterations=10, steps=8, inputs_dir=tmp_path)
-    finally:
-        world.close()
+    run = taskflows.flow_from_task_baseline(sealed_laptop, iterations=10, steps=8, inputs_dir=tmp_path)
     video = iio.imread(tmp_path / "video.mp4", index=None)
     first, background = iio.imread(tmp_path / "first.png"), iio.imread(tmp_path / "background.png")
     (camera,) = load_cameras(tmp_path / "first.json")
