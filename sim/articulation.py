@@ -108,7 +108,10 @@ def measure(trajectories: np.ndarray, art: Articulation) -> dict:
         art: from `articulation`, at the flow's frame 0.
     Returns:
         JSON-able dict: ``angle_deg`` (T,) the measured joint's turn since frame 0 (positive:
-        opens / lowers); ``final_deg``; ``base_drift_mm`` (T,) mean displacement of the base's
+        opens / lowers); ``final_deg``; ``attached_final_deg`` the same of the link hinged to
+        the base (the lamp's arm: its share of the head's tilt; the laptop's lid: ``final_deg``);
+        ``moving_final`` the moving link's rigid motion from frame 0 to the last frame, a (4, 4)
+        world transform as nested lists; ``base_drift_mm`` (T,) mean displacement of the base's
         points, ``base_drift_max_mm`` its largest frame; ``rigidity_mm`` per link, the worst
         frame's RMS residual of its rigid fit; ``joint_gap_mm`` (T,) how far the link hinged
         to the base carries the joint origin from where the base carries it; ``points`` per
@@ -124,7 +127,7 @@ def measure(trajectories: np.ndarray, art: Articulation) -> dict:
     if base.sum() < 3 or moving.sum() < 3:
         raise ValueError(f"too few points on the base ({base.sum()}) or the {art.links[art.moving]} "
                          f"({moving.sum()}) to measure")
-    angles, drift, gap = [], [], []
+    angles, attached, drift, gap = [], [], [], []
     worst = {name: 0.0 for name in art.links}
     for t in range(len(traj)):
         fits = []
@@ -137,17 +140,21 @@ def measure(trajectories: np.ndarray, art: Articulation) -> dict:
             residual = traj[t][sel] - (rest[sel] @ r.T + tr)
             worst[name] = max(worst[name], float(np.sqrt((residual ** 2).sum(1).mean())))
             fits.append((r, tr))
-        (rb, tb), (rm, _) = fits[0], fits[art.moving]
+        (rb, tb), (rm, tm) = fits[0], fits[art.moving]
         angles.append(twist_deg(rb.T @ rm, art.axis))  # the moving link relative to the base
         drift.append(float(np.linalg.norm(traj[t][base] - rest[base], axis=1).mean()))
         if fits[art.attached] is not None:
             ra, ta = fits[art.attached]
+            attached.append(twist_deg(rb.T @ ra, art.axis))
             gap.append(float(np.linalg.norm((ra @ art.origin + ta) - (rb @ art.origin + tb))))
         else:
+            attached.append(float("nan"))
             gap.append(float("nan"))
     return {
         "angle_deg": [round(a, 1) for a in angles],
         "final_deg": round(angles[-1], 1),
+        "attached_final_deg": round(attached[-1], 1),
+        "moving_final": np.block([[rm, tm[:, None]], [np.zeros((1, 3)), np.ones((1, 1))]]).round(6).tolist(),
         "base_drift_mm": [round(1000 * d, 2) for d in drift],
         "base_drift_max_mm": round(1000 * max(drift), 2),
         "rigidity_mm": {name: round(1000 * v, 2) for name, v in worst.items()},

@@ -177,8 +177,10 @@ class LowerLamp(base.TaskBase[LowerLampConfig]):
     # ------------------------------------------------------------------ success
 
     def describe_flow(self, flow: ObjectFlow) -> str:
-        """The head's turn in the flow (the arm's and head's joints turn about parallel axes,
-        so the scripted motion turns the head by their sum) and the base's drift."""
+        """What the flow asks of the lamp: the head's turn (the arm's and head's joints turn
+        about parallel axes, so the scripted motion turns the head by their sum) and the arm's
+        share of it, how far the head's centre comes down as a fraction of the scripted
+        motion's drop (what `evaluate` asks 60% of), and the base's drift."""
         from sim import articulation
 
         if "lamp" not in flow.objects:
@@ -188,8 +190,14 @@ class LowerLamp(base.TaskBase[LowerLampConfig]):
             m = articulation.measure(flow.objects["lamp"].trajectories, art)
         except ValueError:
             return ""
-        return (f"the flow turns the head {m['final_deg']:+.0f} deg (the scripted motion "
-                f"{math.degrees(self.delta.sum()):+.0f}), its base drifting up to {m['base_drift_max_mm']:.0f} mm")
+        head = self.base_pose @ assets.lamp_link_poses(self.spec, *self.start_joints)["head"]
+        centre = motion.transform(head, assets.lamp_head_centre(self.spec)[None])[0]
+        lowered = centre[2] - motion.transform(np.asarray(m["moving_final"]), centre[None])[0, 2]
+        drop = lowered / (self.start_height - self.final_height)
+        arm, head_joint = np.degrees(self.delta)
+        return (f"the flow turns the head {m['final_deg']:+.0f} deg, the arm {m['attached_final_deg']:+.0f} "
+                f"(the scripted motion {arm + head_joint:+.0f}, the arm {arm:+.0f}), lowering the head's centre "
+                f"{drop:.0%} of the scripted drop; its base drifting up to {m['base_drift_max_mm']:.0f} mm")
 
     def metric_info(self) -> base.Metric:
         cfg = self.config

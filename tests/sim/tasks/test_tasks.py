@@ -231,16 +231,18 @@ def test_every_task_names_its_metric_and_threshold(tasks: dict, name: str) -> No
 @pytest.mark.parametrize("name", ["close-laptop", "lower-lamp"])
 def test_describe_flow_measures_the_oracles_own_motion(tasks: dict, name: str) -> None:
     """The flow measure a failed trial reports, on the scripted motion: it reads back the
-    scripted turn (the lamp's head by the arm's and head's joints together; the lid to 0)."""
+    scripted turn (the lamp's head by the arm's and head's joints together, the arm's share,
+    the head's centre lowered by the whole scripted drop; the lid to 0)."""
     import re
 
     task = tasks[name]
     task.reset(1)
     note = task.describe_flow(task.oracle_flow(num_frames=11))
     numbers = [float(x) for x in re.findall(r"[-+]?\d+", note)]
-    if name == "lower-lamp":
-        got, want, drift = numbers
-        assert abs(got - want) <= 1 and want > 30, note
+    if name == "lower-lamp":  # and the arm's share, and the head's centre all the way down
+        got, arm, want, arm_want, drop, drift = numbers
+        assert abs(got - want) <= 1 and want > 30 and abs(arm - arm_want) <= 1 and arm_want > 20, note
+        assert abs(drop - 100) <= 1, note
     else:
         start, end, _, drift = numbers
         assert start > 95 and abs(end) <= 1, note
