@@ -96,7 +96,8 @@ class WanConfig:
     tau_schedule: TauSchedule = "annealed"
     """How tau is drawn per iteration: "annealed" (the paper: decreasing through W(tau)'s
     quantiles, `tau.tau_at`) or "uniform" (the paper's ablation: a seeded uniform draw in
-    [0.02, 0.98] each iteration, a pure function of the iteration)."""
+    [0.02, 0.98] each iteration, a pure function of the iteration, its gradient weighted by
+    W(tau), `WanPrior.tau_weight`)."""
     shift: float | None = None
     """Flow shift of the ``shifted`` density; None reads the model's scheduler (5.0 for both)."""
     num_views: int = 4

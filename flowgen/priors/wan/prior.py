@@ -33,8 +33,23 @@ from flowgen.priors.sds import (
     rf_sds_gradient,
     surrogate_loss,
 )
-from flowgen.priors.tau import NoiseLevels, guidance_at, noise_levels, switch_iteration, tau_at
-from flowgen.priors.wan.config import PRESETS, UNIFORM_TAU_RANGE, VARIANTS, Variant, WanConfig, WanVariant
+from flowgen.priors.tau import (
+    NoiseLevels,
+    cdf,
+    density,
+    guidance_at,
+    noise_levels,
+    switch_iteration,
+    tau_at,
+)
+from flowgen.priors.wan.config import (
+    PRESETS,
+    UNIFORM_TAU_RANGE,
+    VARIANTS,
+    Variant,
+    WanConfig,
+    WanVariant,
+)
 from flowgen.priors.wan.encode import encode_text, encode_video
 from flowgen.priors.wan.weights import (
     ExpertSlot,
@@ -74,8 +89,8 @@ class SdsResult:
 
     Attributes:
         loss: scalar; its gradient with respect to the video is the RF-SDS gradient pulled
-            back through the VAE (times grad_scale / V); its value is grad_scale / V * sum over
-            views of 0.5 ||g||^2 (g the latent gradient).
+            back through the VAE (times grad_scale / V, and `WanPrior.tau_weight`); its value
+            is that factor times the sum over views of 0.5 ||g||^2 (g the latent gradient).
         tau: the noise level.
         guidance: the guidance scale.
         expert: the transformer subfolder that ran.
@@ -145,6 +160,17 @@ class WanPrior:
             return float(np.random.default_rng([20261122, it]).uniform(low, high))
         return tau_at(self.levels, it, total)
 
+    def tau_weight(self, tau: float) -> float:
+        """The gradient's weight at noise level ``tau``: 1 on the annealed schedule (its taus
+        are already spread by W); on the ``uniform`` one, W(tau) over W's mean on
+        UNIFORM_TAU_RANGE, so that, as in the paper's ablation, uniform draws weighted by W
+        average to the gradient that draws from W give (the weight's mean over the range is 1)."""
+        if self.config.tau_schedule != "uniform":
+            return 1.0
+        low, high = UNIFORM_TAU_RANGE
+        mean = float(cdf(self.levels, high) - cdf(self.levels, low)) / (high - low)
+        return float(density(self.levels, tau)) / mean
+
     def guidance(self, it: int, total: int) -> float:
         """Guidance scale of iteration ``it`` (linear from guidance_start to guidance_end)."""
         return guidance_at(self.config.guidance_start, self.config.guidance_end, it, total)
@@ -160,7 +186,8 @@ class WanPrior:
         first, last = self.tau(0, total), self.tau(total - 1, total)
         if self.config.tau_schedule == "uniform":
             low, high = UNIFORM_TAU_RANGE
-            text = (f"{self.spec.label}: tau uniform in [{low:g}, {high:g}] (ablation), guidance "
+            text = (f"{self.spec.label}: tau uniform in [{low:g}, {high:g}] (ablation), the gradient weighted by "
+                    f"{self.levels.weight} W(tau), guidance "
                     f"{self.config.guidance_start:g} -> {self.config.guidance_end:g}")
             if len(self.spec.experts) > 1:
                 text += (f"; {self.spec.experts[0]} while tau >= {self.config.boundary_ratio:g}, else "
@@ -243,7 +270,7 @@ class WanPrior:
         tau, scale = self.tau(it, total), self.guidance(it, total)
         name = self.expert_name(tau)
         expert = self.experts.get(name, f" at iteration {it} (tau {tau:.4f})")
-        weight = self.config.grad_scale / views
+        weight = self.config.grad_scale * self.tau_weight(tau) / views
         grads, value, sq, count = [], 0.0, 0.0, 0
         for v in range(views):
             condition = self.condition(first[v], frames)

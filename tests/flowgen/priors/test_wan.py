@@ -310,6 +310,37 @@ def test_uniform_tau_schedule_draws_seeded_uniform_levels_and_alternates_experts
     assert used[0] != used[1] and used[2] == used[0]
 
 
+def test_uniform_tau_schedule_weights_the_gradient_by_w_tau(model_dirs, monkeypatch):
+    """The paper's ablation keeps w(tau): a uniform draw's gradient is scaled by W(tau) over W's
+    mean on the range (shifted W rises with tau, so high noise weighs more; the mean weight is
+    1); the annealed schedule is not reweighted."""
+    from dataclasses import replace
+
+    config = replace(_config("i2v-a14b"), tau_schedule="uniform")
+    uniform = load_wan_prior(model_dirs["i2v-a14b"], "i2v-a14b", "cpu", torch.float32, prompt=PROMPT, config=config)
+    taus = np.linspace(0.02, 0.98, 2001)
+    weights = np.array([uniform.tau_weight(t) for t in taus])
+    assert abs(weights.mean() - 1.0) < 2e-3 and weights[-1] / weights[0] > 10  # shift 5: W(0.98) / W(0.02) ~ 23
+    assert "weighted by shifted W(tau)" in uniform.plan(40)
+    annealed = load_wan_prior(model_dirs["i2v-a14b"], "i2v-a14b", "cpu", torch.float32, prompt=PROMPT,
+                              config=_config("i2v-a14b"))
+    assert annealed.tau_weight(0.1) == annealed.tau_weight(0.9) == 1.0
+
+    video = torch.rand(1, FRAMES, 16, 16, 3, generator=torch.Generator().manual_seed(0))
+
+    def gradient() -> tuple[torch.Tensor, float]:
+        leaf = video.clone().requires_grad_(True)
+        result = uniform.sds(leaf, None, 3, 40)
+        result.loss.backward()
+        return leaf.grad, result.tau
+
+    weighted, tau = gradient()
+    expected = uniform.tau_weight(tau)
+    monkeypatch.setattr(type(uniform), "tau_weight", lambda self, tau: 1.0)
+    plain, _ = gradient()
+    assert float(weighted.norm() / plain.norm()) == pytest.approx(expected, rel=1e-4) and abs(expected - 1) > 0.1
+
+
 # -- cameras --------------------------------------------------------------------------------
 
 
