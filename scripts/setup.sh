@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent set-up on a fresh machine: a virtual environment in .venv with torch (CPU 2.13.0
-# when no torch is present), the project and its test tools; Debian's libusb for open3d.
+# when no torch is present), the project with the extras in CHORD_EXTRAS (default: its test
+# tools; scripts/test.sh adds ray); Debian's libusb for open3d.
 # Re-running it is cheap: it installs only what is missing or what pyproject.toml changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,9 +45,10 @@ if [ -n "${CHORD_APT_EXTRA:-}" ] && [ "$(id -u)" = "0" ] && command -v apt-get >
 fi
 
 stamp="$VENV/.chord-robot-installed"
-want="$(sha256sum pyproject.toml | cut -d' ' -f1) $(pwd)"
+extras="${CHORD_EXTRAS:-test}"
+want="$(sha256sum pyproject.toml | cut -d' ' -f1) $(pwd) [$extras]"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
     log "installing chord-robot and its dependencies into $VENV"
-    "${PIP[@]}" install -q -e ".[test]"
+    "${PIP[@]}" install -q -e ".[$extras]"
     echo "$want" > "$stamp"
 fi

@@ -11,6 +11,7 @@ import sys
 
 import typer
 
+from chord_robot.app.commands import batch as _batch
 from chord_robot.app.commands import demo as _demo
 from chord_robot.app.commands import eval as _eval
 from chord_robot.app.commands import execute as _execute
@@ -44,6 +45,7 @@ app.command("plan")(_plan.plan)
 app.command("render")(_render.render)
 app.command("sim")(_sim.sim)
 app.command("eval")(_eval.eval_)
+app.command("batch")(_batch.batch)
 app.command("execute")(_execute.execute)
 app.command("view")(_view.view)
 app.command("train-prior")(_train_prior.train_prior_cmd)

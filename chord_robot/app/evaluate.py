@@ -2,22 +2,23 @@
 
 Each trial (`chord_robot.app.trial.run_trial`): reset the task with its seed, get a flow from
 the chosen source (`chord_robot.app.taskflows`), plan a grasp and a trajectory, execute it in
-PyBullet with real contacts, and ask the task whether it succeeded. Trials run in worker
-processes (spawned: JAX does not survive fork); each worker keeps one planner so the
-trajectory solver compiles once per process.
+PyBullet with real contacts, and ask the task whether it succeeded. Trials run where
+`chord_robot.app.executors` puts them: this process, a local pool of spawned worker processes
+(JAX does not survive fork), or a Ray cluster; each worker keeps one planner so the trajectory
+solver compiles once per process. A trial's result depends only on its task and seed.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from chord_robot.app.executors import Executor, JobCrash, run_jobs
 from chord_robot.app.results import TrialResult
 from chord_robot.app.taskflows import FLOW_SOURCES, task_flow_source
-from chord_robot.errors import InputError
+from chord_robot.errors import InputError, TaskFailure
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class EvalConfig:
     seed: int = 0
     """First seed."""
     workers: int = 1
-    """Worker processes."""
+    """Worker processes (with ``ray="local"``: the local Ray instance's CPUs)."""
     num_frames: int = 41
     """Frames of each oracle flow and of the reference video the ``video`` source fits (its
     flows have the cpu preset's frame count over the same clip)."""
@@ -50,6 +51,9 @@ class EvalConfig:
     """Iterations of the video and chord sources' runs (None: their presets'; tests shrink it)."""
     flow_frames: int | None = None
     """Frames of the video and chord sources' flows (None: their presets')."""
+    ray: str | None = None
+    """Run the trials on Ray (`chord_robot.app.executors`): "local", "auto" or "HOST:PORT";
+    None: the local pool of ``workers`` processes."""
 
     def overrides(self) -> dict:
         """The flow-source overrides this config asks for."""
@@ -93,13 +97,13 @@ def run_trial(task_name: str, seed: int, flow_source: str, num_frames: int,
                        outcome.failure, outcome.verdict, outcome.metric_info, outcome.flow_note)
 
 
-def _worker_init() -> None:
-    os.environ.setdefault("XLA_FLAGS", "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
-
-
 def run_suite(config: EvalConfig, out_dir: str | os.PathLike[str],
               progress: Callable[[str, TrialResult], None] | None = None) -> dict[str, list[TrialResult]]:
-    """Run every trial of every task; returns task -> trials in seed order."""
+    """Run every trial of every task; returns task -> trials in seed order.
+
+    Raises:
+        TaskFailure: a trial's worker process died on every attempt (the executor's retries).
+    """
     names = suite_tasks(config)
     out = Path(out_dir)
     (out / "videos").mkdir(parents=True, exist_ok=True)
@@ -109,22 +113,13 @@ def run_suite(config: EvalConfig, out_dir: str | os.PathLike[str],
             rec = str(out / "videos" / f"{name}.mp4") if config.record and i == 0 else None
             jobs.append((name, config.seed + i, config.flow_source, config.num_frames, rec, config.overrides()))
     results: dict[str, list[TrialResult]] = {n: [] for n in names}
-    if config.workers <= 1:
-        for job in jobs:
-            r = run_trial(*job)
-            results[job[0]].append(r)
-            if progress:
-                progress(job[0], r)
-    else:
-        import multiprocessing as mp
-
-        with ProcessPoolExecutor(config.workers, mp_context=mp.get_context("spawn"), initializer=_worker_init) as pool:
-            futures = [(job, pool.submit(run_trial, *job)) for job in jobs]
-            for job, fut in futures:
-                r = fut.result()
-                results[job[0]].append(r)
-                if progress:
-                    progress(job[0], r)
+    for i, r in run_jobs(run_trial, jobs, Executor(config.workers, config.ray)):
+        name, seed = jobs[i][:2]
+        if isinstance(r, JobCrash):
+            raise TaskFailure(f"{name} seed {seed}: {r.message} ({r.attempts} attempts)")
+        results[name].append(r)
+        if progress:
+            progress(name, r)
     for name in names:
         results[name].sort(key=lambda r: r.seed)
     return results

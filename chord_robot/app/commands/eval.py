@@ -20,7 +20,11 @@ def eval_(
         "background) | chord (the task's scan and words distilled from the shipped prior, or --model; ~2.5 min per trial)."),
     trials: int = typer.Option(8, help="Trials per task (seeds seed..seed+trials-1)."),
     seed: int = typer.Option(0, help="First seed."),
-    workers: int = typer.Option(1, help="Worker processes."),
+    workers: int = typer.Option(1, help="Worker processes (with --ray local: the local Ray instance's CPUs)."),
+    ray: Optional[str] = typer.Option(None, "--ray", metavar="local|auto|HOST:PORT",
+                                      help="Run the trials on Ray: 'local' starts an instance on this machine, "
+                                      "'auto' joins the cluster this machine belongs to (ray start), HOST:PORT "
+                                      "that cluster; needs chord-robot\\[ray]. Default: the local process pool."),
     frames: int = typer.Option(41, help="Frames per oracle flow and of the reference video (video flows have "
                                "the cpu preset's 21 frames over the same clip)."),
     record: bool = typer.Option(True, help="Record a video of the first trial of each task."),
@@ -48,7 +52,7 @@ def eval_(
     if flow_iters is not None and flow_iters < 1:
         raise InputError("--flow-iters must be at least 1")
     configs = {s: EvalConfig(suite, names, s, trials, seed, workers, frames, record,
-                             str(model) if model is not None else None, flow_iters, flow_frames) for s in sources}
+                             str(model) if model is not None else None, flow_iters, flow_frames, ray) for s in sources}
     for config in configs.values():  # every source checked before any trial runs
         names = suite_tasks(config)
     console = Console()
