@@ -3,7 +3,10 @@
 `run_jobs` takes a function and one argument tuple per job and yields ``(index, result)`` as
 jobs finish, whichever executor runs them. Jobs always run in worker processes set up alike
 (`WORKER_ENV`: JAX on one thread; the job functions put torch on one thread), never in the
-calling process, so the same jobs give the same numbers, bit for bit, on every executor.
+calling process, so the same jobs give the same results on every executor: the same flows bit
+for bit and the same outcomes; the planner's solutions agree to about 1e-6 rad between Ray's
+workers and the pool's (measured in benchmarks/scaleout.py; the environments and libraries
+are the same, the cause is not pinned down), so simulated metrics agree closely, not exactly.
 
     workers = N, no ray    N spawned processes (JAX does not survive fork); a process that dies
                            breaks the pool: a new pool takes the unfinished jobs (`retries`).
@@ -22,13 +25,17 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from chord_robot.errors import InputError
 
-WORKER_ENV = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"}
-"""Environment of every worker process: JAX on one thread (each worker is one job at a time)."""
+WORKER_ENV = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
+              "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+"""Environment of every worker process: JAX and the BLAS under numpy on one thread (each worker
+runs one job at a time; a BLAS on more threads rounds differently, and Ray sets
+OMP_NUM_THREADS=1 in its workers)."""
 
 
 @dataclass(frozen=True)
@@ -70,9 +77,20 @@ class JobCrash:
     attempts: int = 1
 
 
-def _worker_init() -> None:
-    for key, value in WORKER_ENV.items():
-        os.environ.setdefault(key, value)
+@contextmanager
+def _worker_environment() -> Iterator[None]:
+    """`WORKER_ENV` in this process's environment while workers are spawned (they inherit it
+    before anything reads it), restored afterwards."""
+    saved = {k: os.environ.get(k) for k in WORKER_ENV}
+    os.environ.update(WORKER_ENV)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def run_jobs(
@@ -107,8 +125,8 @@ def _run_pool(fn: Callable[..., Any], jobs: Sequence[tuple], executor: Executor)
     pending = list(range(len(jobs)))
     while pending:
         broken = False
-        with ProcessPoolExecutor(min(executor.workers, len(pending)), mp_context=mp.get_context("spawn"),
-                                 initializer=_worker_init) as pool:
+        with _worker_environment(), ProcessPoolExecutor(min(executor.workers, len(pending)),
+                                                        mp_context=mp.get_context("spawn")) as pool:
             futures = {}
             for i in pending:
                 attempts[i] += 1
