@@ -4,7 +4,8 @@
 
 Prints, for each executor (local pool / Ray instance started on this machine, 1 and 2
 workers), the evaluation's wall time and its ratio to the local pool with 1 worker measured in
-the same process, whether every trial's numbers equal the reference's, and Ray's start-up
+the same process, whether every trial's outcome (success, failure stage) and metric equal the reference's and
+the largest metric difference, and Ray's start-up
 overhead (`ray.init(num_cpus=2)` to the first task's result, and the shutdown). The times are
 this machine's (2 cores): Ray cannot beat the cores it is given, only reach more of them.
 """
@@ -58,18 +59,25 @@ def main() -> None:
             start = time.perf_counter()
             results = run_suite(replace(base, workers=workers, ray=ray), Path(tmp) / f"{label}-{workers}")
             wall = time.perf_counter() - start
-            numbers = {t: [(r.seed, r.success, r.failure_stage, r.metric) for r in rs] for t, rs in results.items()}
+            outcomes = {t: [(r.seed, r.success, r.failure_stage) for r in rs] for t, rs in results.items()}
+            metrics = {t: [r.metric for r in rs] for t, rs in results.items()}
             if reference is None:
-                reference = (wall, numbers)
+                reference = (wall, outcomes, metrics)
+            same = metrics == reference[2]
+            diff = {t: max(abs(a - b) for a, b in zip(m, reference[2][t], strict=True)) for t, m in metrics.items()}
             successes = sum(r.success for rs in results.values() for r in rs)
-            rows.append((label, workers, wall, wall / reference[0], numbers == reference[1], successes))
+            rows.append((label, workers, wall, wall / reference[0], outcomes == reference[1], same, diff, successes))
     overhead = ray_overhead()
     trials = len(base.tasks) * args.trials
     print(f"oracle eval: {len(base.tasks)} tasks x {args.trials} trials = {trials} trials, this machine "
           f"({os.cpu_count()} cores)")
-    print(f"{'executor':<22} {'workers':>7} {'wall s':>8} {'ratio':>6}  same numbers  successes")
-    for label, workers, wall, ratio, same, successes in rows:
-        print(f"{label:<22} {workers:>7} {wall:>8.1f} {ratio:>6.2f}  {str(same):<12}  {successes}/{trials}")
+    print(f"{'executor':<22} {'workers':>7} {'wall s':>8} {'ratio':>6}  same outcomes  same metrics  successes")
+    for label, workers, wall, ratio, outcomes, same, _, successes in rows:
+        print(f"{label:<22} {workers:>7} {wall:>8.1f} {ratio:>6.2f}  {outcomes!s:<13}  {same!s:<12}  "
+              f"{successes}/{trials}")
+    print("largest metric difference from the reference, per task (each task's own unit):")
+    for label, workers, *_, diff, _ in rows[1:]:
+        print(f"  {label}, {workers}: " + ", ".join(f"{t} {d:.2g}" for t, d in diff.items()))
     print(f"Ray start-up: {overhead['start_and_first_task_s']:.1f} s to a first task's result; "
           f"shutdown {overhead['shutdown_s']:.1f} s")
 
