@@ -186,12 +186,6 @@ def test_a_rerun_skips_finished_jobs_and_retries_failed_ones_on_request(local_ru
     assert retried[:2] == first[:2] and retried[2]["stage"] == "flow" and len(rows(out)) == 3
 
 
-@pytest.mark.slow
-def test_a_local_pool_gives_the_same_results(local_run, tmp_path):
-    path, _, reference = local_run
-    assert_same_results(run_batch(path, tmp_path / "pool", Executor(workers=2)), reference)
-
-
 # -- Ray ---------------------------------------------------------------------------------------
 
 def _free_port() -> int:
@@ -244,7 +238,7 @@ def test_eval_on_ray_gives_the_same_trials_as_the_local_pool(ray_cluster, tmp_pa
     from chord_robot.app.evaluate import EvalConfig, run_suite
 
     address, _ = ray_cluster
-    config = EvalConfig(tasks=("pick-banana",), flow_source="oracle", trials=2, seed=3, record=False)
+    config = EvalConfig(tasks=("pick-banana",), flow_source="oracle", trials=1, seed=3, record=False)
     local = run_suite(config, tmp_path / "local")
     on_ray = run_suite(replace(config, ray=address), tmp_path / "ray")
     assert [(r.seed, r.success, r.failure_stage) for r in on_ray["pick-banana"]] == \
@@ -298,8 +292,7 @@ def test_a_worker_killed_mid_job_is_retried_and_nothing_is_lost(ray_cluster, tmp
 @pytest.mark.slow
 def test_a_killed_driver_resumes_skipping_finished_jobs(ray_cluster, tmp_path):
     address, _ = ray_cluster
-    text = QUICK.replace('seed = 1\nsimulate = false', 'seed = [1, 2]\nsimulate = false')
-    path, out = jobs_file(tmp_path, text), tmp_path / "out"
+    path, out = jobs_file(tmp_path, QUICK), tmp_path / "out"
     command = [sys.executable, "-c", LAUNCH, "batch", str(path), "-o", str(out), "--ray", address]
     driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     table = out / "results.jsonl"
@@ -307,7 +300,7 @@ def test_a_killed_driver_resumes_skipping_finished_jobs(ray_cluster, tmp_path):
     driver.send_signal(signal.SIGKILL)
     driver.wait(timeout=30)
     before = {r["id"]: r for r in rows(out)}
-    assert 1 <= len(before) < 5
+    assert 1 <= len(before) < 3
     res = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
     assert res.returncode == 1, res.stderr[-2000:]  # the banana jobs fail at flow, as they should
     after = rows(out)
