@@ -175,7 +175,10 @@ def flow_config(preset: str = "cpu", prior: str = "video", **overrides: Any):
     if preset == "shipped":
         if prior != "wan":
             raise ConfigError("preset", "{field} shipped is for the wan prior (the shipped model)")
-        return flow_config("cpu", prior, **({**SHIPPED_PRESET, **{k: v for k, v in overrides.items() if v is not None}}))
+        switches = {o.keyword: o.negative is not None for o in FLOW_OVERRIDES if o.type is bool}
+        given = {k: v for k, v in overrides.items()  # a switch at its default is not given (the CLI's)
+                 if v is not None and not (k in switches and v is switches[k])}
+        return flow_config("cpu", prior, **{**SHIPPED_PRESET, **given})
     if preset not in PRESETS:
         raise ConfigError("preset", f"unknown {{field}} {quote(preset)}; one of {', '.join([*PRESETS, 'shipped'])}")
     _check_choice("prior", prior, PRIORS)

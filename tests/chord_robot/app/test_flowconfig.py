@@ -50,3 +50,13 @@ def test_wan_only_settings_are_refused_for_the_video_prior():
     with pytest.raises(ConfigError) as info:
         flow_config("cpu", "video", tau_schedule="uniform")
     assert info.value.named(FIELD_OPTIONS[info.value.field]).startswith("--tau-schedule applies to the wan prior")
+
+
+def test_the_shipped_preset_keeps_its_settings_under_the_clis_default_switches():
+    # the CLI passes every switch at its default (--rigid-parts: False, --mesh-fit: True); that
+    # is not a choice, so the preset's rigid parts stay (they were dropped before)
+    cli_defaults = {"rigid_parts": False, "mesh_fit": True}
+    config = flow_config("shipped", "wan", **cli_defaults)
+    assert config.part_motion and config.weights.rigid > 0 and config.mesh_fit.enabled
+    assert config.num_frames == 9 and config.iterations == 300 and config.render_size == (32, 32)
+    assert not flow_config("shipped", "wan", mesh_fit=False).mesh_fit.enabled  # a switch turned is kept
