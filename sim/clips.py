@@ -1,42 +1,43 @@
-"""Short rendered clips of articulated objects moving as a prompt says: the training set of the
-small video prior (issue #9).
+"""Short rendered clips of objects moving as a prompt says: the training set of the small video
+prior (issues #9, #16).
 
-Each clip shows one object on the table - a laptop whose lid closes or opens, or a desk lamp that
-lowers or raises its head - from a random camera, with a random size, pose, colours, light and
-start state, rendered by PyBullet's TinyRenderer (the sim's renderer, not flowgen's, so a prior
-trained on these clips does not learn flowgen's rendering). The joints move kinematically (no
-physics) along a smooth ease-in-out from the start to the end state.
+Each clip shows one object moving on the table - a laptop whose lid closes or opens, a desk lamp
+that lowers or raises its head, a small object (banana, block, can) put on a plate or taken off
+it, a cloth folded in half or unfolded (`sim.clip_objects`) - from a random camera, with a
+random size, pose, colours, light and start state, and optionally procedural textures, a floor
+and 0-2 static distractors (`sim.clip_looks`), rendered by PyBullet's TinyRenderer (the sim's
+renderer, not flowgen's, so a prior trained on these clips does not learn flowgen's rendering).
+Everything moves kinematically (no physics) along a smooth ease-in-out from the start to the end
+state.
 
 Stored with every clip: its prompt, the camera (OpenCV convention, as `chord_robot.camera`), the
 scene parameters needed to rebuild it, and the ground-truth joint angles per frame. The scene
 parameters let `fit_angles` measure the angle in *any* video of that scene (a sampled one) by
 rendering the object at candidate angles and keeping the best match per frame.
 
-A dataset is an ``.npz`` written atomically (`save_clips` / `load_clips`).
+A dataset is an ``.npz`` written atomically (`sim.clip_files`).
 """
 
 from __future__ import annotations
 
-import json
 import math
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pybullet as pb
 
-from chord_robot.atomic import atomic_path
 from chord_robot.camera import Camera
 from chord_robot.errors import ConfigError, InputError
-from sim import assets
-from sim.articulation import ArticulatedKind
+from sim import assets, clip_looks, clip_objects
 from sim.render import render
 from sim.world import World, matrix_to_xyzw, reset
 
 Progress = Callable[[int, int], None]
+ClipKind = Literal["laptop", "lamp", "pick", "fold"]
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,11 @@ class Motion:
 
     Attributes:
         prompt: the text.
-        kind: "laptop" or "lamp".
-        direction: +1 the measured angle grows (lid opens, head lowers), -1 it shrinks.
-        start_deg: range of the measured angle at frame 0, degrees. The two prompts of one
+        kind: "laptop", "lamp", "pick" or "fold".
+        direction: +1 the measured state grows (lid opens, head lowers, object nears the plate,
+            cloth folds), -1 it shrinks.
+        start_deg: range of the measured state at frame 0 (degrees; pick: percent of the
+            carry). The two prompts of one
             object share most of it, so the first frame alone does not tell which way the
             object will move: the prior has to read the text.
         travel_deg: range of how far it moves over the clip, degrees.
@@ -58,7 +61,7 @@ class Motion:
     """
 
     prompt: str
-    kind: ArticulatedKind
+    kind: ClipKind
     direction: int
     start_deg: tuple[float, float]
     travel_deg: tuple[float, float]
@@ -72,13 +75,24 @@ MOTIONS: dict[str, Motion] = {
         Motion("the laptop lid opens", "laptop", +1, (0.0, 90.0), (45.0, 90.0), (0.0, 65.0)),
         Motion("the lamp lowers its head", "lamp", +1, (-20.0, 75.0), (35.0, 60.0), (-20.0, 40.0)),
         Motion("the lamp raises its head", "lamp", -1, (15.0, 100.0), (35.0, 60.0), (45.0, 100.0)),
+        Motion("the object is put on the plate", "pick", +1, (0.0, 8.0), (92.0, 100.0), (0.0, 8.0)),
+        Motion("the object is taken off the plate", "pick", -1, (92.0, 100.0), (92.0, 100.0), (92.0, 100.0)),
+        Motion("the cloth folds in half", "fold", +1, (0.0, 15.0), (140.0, 175.0), (0.0, 15.0)),
+        Motion("the cloth unfolds", "fold", -1, (150.0, 180.0), (130.0, 170.0), (150.0, 180.0)),
     )
 }
 """Prompt -> its motion (the registry). The laptop's angle is the lid hinge (0 closed); the
-lamp's is the head's downward tilt, arm + head joint, split between the two joints."""
+lamp's is the head's downward tilt, arm + head joint, split between the two joints; pick's the
+percent of the carry from the table (0) to the plate (100); fold's the fold angle (0 flat)."""
+
+ARTICULATED_PROMPTS = tuple(p for p, m in MOTIONS.items() if m.kind in ("laptop", "lamp"))
+"""The first four motions (the priors of docs/trained-prior.md knew only these)."""
 
 LAPTOP_RANGE_DEG = (0.0, 125.0)
 LAMP_RANGE_DEG = (-45.0, 140.0)
+STATE_RANGE = {"laptop": LAPTOP_RANGE_DEG, "lamp": LAMP_RANGE_DEG, "pick": clip_objects.PICK_RANGE,
+               "fold": clip_objects.FOLD_RANGE}
+"""The measured state's range per kind."""
 
 
 @dataclass(frozen=True)
@@ -105,14 +119,31 @@ class ClipConfig:
     textured: float = 0.0
     """Fraction of clips whose object carries the sim tasks' coloured patches (`assets`'
     ``texture_seed``, a random one per clip) instead of plain jittered colours."""
+    looks: float = 0.0
+    """Probability that each surface (table, floor, each of the object's parts, each distractor)
+    carries a procedural texture (`sim.clip_looks`: checkers, stripes, noise, blotches, plain)."""
+    distractors: tuple[int, int] = (0, 0)
+    """Range (inclusive) of static objects standing on the table (fewer when they find no free
+    spot, `clip_looks.sample_distractors`)."""
+    free_colours: float = 0.0
+    """Fraction of clips whose moving object takes any colours, not its default +- jitter."""
+    floor: bool = False
+    """A coloured or textured floor below the table instead of the empty backdrop."""
+    arm_share: tuple[float, float] = (0.2, 0.5)
+    """Range of the fraction of a lamp head's tilt that its arm joint carries."""
 
     def __post_init__(self) -> None:
         if self.size % 16 or self.size < 16:
             raise ConfigError("size", f"{{field}} must be a positive multiple of 16, got {self.size}")
         if self.num_frames < 2:
             raise ConfigError("num_frames", f"{{field}} must be >= 2, got {self.num_frames}")
-        if not 0.0 <= self.textured <= 1.0:
-            raise ConfigError("textured", f"{{field}} must be in [0, 1], got {self.textured}")
+        for name in ("textured", "looks", "free_colours"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(name, f"{{field}} must be in [0, 1], got {getattr(self, name)}")
+        if not 0 <= self.distractors[0] <= self.distractors[1] <= 4:
+            raise ConfigError("distractors", f"{{field}} must be a range within 0..4, got {self.distractors}")
+        if not 0.0 <= self.arm_share[0] <= self.arm_share[1] <= 1.0:
+            raise ConfigError("arm_share", f"{{field}} must be a range within [0, 1], got {self.arm_share}")
 
 
 @dataclass(frozen=True)
@@ -121,18 +152,24 @@ class ClipScene:
 
     Attributes:
         prompt: the motion's prompt.
-        kind: "laptop" or "lamp".
-        spec: the asset spec fields (`assets.LaptopSpec` or `assets.LampSpec`).
-        pose: (4, 4) base pose in the world, as nested lists.
-        colours: RGBA per link index (-1 the base), as lists; empty for a textured object.
+        kind: "laptop", "lamp", "pick" or "fold".
+        spec: the asset spec fields (`assets.LaptopSpec` or `assets.LampSpec`; pick and fold:
+            the scene dicts of `sim.clip_objects`).
+        pose: (4, 4) base pose in the world, as nested lists (pick, fold: identity; the poses
+            are in ``spec``).
+        colours: RGBA per link index (-1 the base), as lists; empty for a textured object
+            (pick: "object", "plate"; fold: "cloth").
         table_rgba: the table's colour.
         light: light direction.
         arm_share: lamp only: the fraction of the head's tilt the arm joint carries.
         camera: the camera as `Camera.to_dict`.
+        looks: the table's texture and the floor (`clip_looks.sample_looks`; empty: neither).
+        distractors: the static objects on the table (`clip_looks.sample_distractors`).
+        textures: laptop, lamp: procedural textures per link index.
     """
 
     prompt: str
-    kind: ArticulatedKind
+    kind: ClipKind
     spec: dict
     pose: list
     colours: dict[str, list[float]]
@@ -140,6 +177,9 @@ class ClipScene:
     light: list[float]
     arm_share: float
     camera: dict = field(default_factory=dict)
+    looks: dict = field(default_factory=dict)
+    distractors: list = field(default_factory=list)
+    textures: dict = field(default_factory=dict)
 
     def to_camera(self) -> Camera:
         return Camera.from_dict(self.camera)
@@ -202,33 +242,48 @@ def _yaw_pose(yaw: float, xyz: tuple[float, float, float]) -> np.ndarray:
 
 
 def _sample_scene(motion: Motion, rng: np.random.Generator, config: ClipConfig) -> tuple[ClipScene, float, float]:
-    """A random scene for ``motion`` and its start and end angles (degrees), camera unset."""
+    """A random scene for ``motion`` and its start and end states, camera unset."""
     yaw = rng.uniform(-math.pi, math.pi)
     xy = np.array([0.4, 0.0]) + rng.uniform(-0.05, 0.05, 2)  # mid-table
     table = _jitter(rng, (0.72, 0.58, 0.42, 1.0), config.colour_jitter)
     light = [float(rng.uniform(-0.8, 0.8)), float(rng.uniform(-0.8, 0.8)), 1.0]
     texture = int(rng.integers(1 << 30)) if rng.uniform() < config.textured else None
+    pose, arm_share, keep_out = _yaw_pose(yaw, (*xy, 0.0)), 0.0, [xy]
     if motion.kind == "laptop":
         spec = assets.LaptopSpec(width=round(rng.uniform(0.24, 0.36), 3), depth=round(rng.uniform(0.17, 0.25), 3),
                                  texture_seed=texture)
-        z = spec.base_thickness / 2
+        pose[2, 3] = spec.base_thickness / 2
         colours = {"-1": _jitter(rng, assets.LAPTOP_BASE_RGBA, config.colour_jitter),
                    "0": _jitter(rng, assets.LAPTOP_LID_RGBA, config.colour_jitter)}
-        lo, hi = LAPTOP_RANGE_DEG
-    else:
+    elif motion.kind == "lamp":
         spec = assets.LampSpec(arm_length=round(rng.uniform(0.2, 0.3), 3),
                                shade_radius=round(rng.uniform(0.035, 0.055), 3), texture_seed=texture)
-        z = spec.base_height / 2
+        pose[2, 3] = spec.base_height / 2
         colours = {"-1": _jitter(rng, assets.LAMP_RGBA, config.colour_jitter),
                    "0": _jitter(rng, assets.LAMP_RGBA, config.colour_jitter),
                    "1": _jitter(rng, assets.LAMP_HEAD_RGBA, config.colour_jitter)}
-        lo, hi = LAMP_RANGE_DEG
-    if texture is not None:  # the patches carry the colours
+    else:
+        sample = clip_objects.sample_pick if motion.kind == "pick" else clip_objects.sample_fold
+        spec, colours, keep_out = sample(rng, config.colour_jitter, config.free_colours, config.looks)
+        pose = np.eye(4)
+    if texture is not None and motion.kind in ("laptop", "lamp"):  # the patches carry the colours
         colours = {}
     start = rng.uniform(*(motion.split_start_deg if config.split_starts else motion.start_deg))
-    end = float(np.clip(start + motion.direction * rng.uniform(*motion.travel_deg), lo, hi))
-    scene = ClipScene(motion.prompt, motion.kind, asdict(spec), _yaw_pose(yaw, (*xy, z)).tolist(), colours,
-                      table, light, float(rng.uniform(0.2, 0.5)))
+    end = float(np.clip(start + motion.direction * rng.uniform(*motion.travel_deg), *STATE_RANGE[motion.kind]))
+    if motion.kind in ("laptop", "lamp"):
+        arm_share = float(rng.uniform(*config.arm_share))
+    looks, distractors, textures = {}, [], {}
+    if config.looks or config.floor or config.distractors[1] or config.free_colours:
+        if motion.kind in ("laptop", "lamp") and colours:
+            if rng.uniform() < config.free_colours:
+                colours = {k: [*rng.uniform(0.05, 0.95, 3).round(3).tolist(), 1.0] for k in colours}
+            textures = {k: clip_looks.texture_spec(rng) for k in colours if rng.uniform() < config.looks}
+        looks = clip_looks.sample_looks(rng, config.looks, config.floor)
+        reach = {"laptop": 0.22, "lamp": 0.25, "pick": 0.1, "fold": 0.2}[motion.kind]
+        distractors = clip_looks.sample_distractors(rng, config.distractors, config.looks, np.asarray(keep_out), reach)
+    spec_dict = spec if isinstance(spec, dict) else asdict(spec)
+    scene = ClipScene(motion.prompt, motion.kind, spec_dict, pose.tolist(), colours, table, light, arm_share,
+                      looks=looks, distractors=distractors, textures=textures)
     return scene, float(start), end
 
 
@@ -237,7 +292,7 @@ def _spec(scene: ClipScene) -> assets.LaptopSpec | assets.LampSpec:
 
 
 def joint_values(scene: ClipScene, angle_deg: float) -> dict[int, float]:
-    """Joint index -> value (rad) that puts the object at the measured ``angle_deg``."""
+    """Joint index -> value (rad) that puts an articulated object at the measured ``angle_deg``."""
     a = math.radians(angle_deg)
     if scene.kind == "laptop":
         return {0: a}
@@ -245,7 +300,11 @@ def joint_values(scene: ClipScene, angle_deg: float) -> dict[int, float]:
 
 
 def _points(scene: ClipScene, angles_deg: np.ndarray) -> np.ndarray:
-    """(M, 3) world points of the object's meshes at the given angles (for framing the camera)."""
+    """(M, 3) world points of the moving object at the given states (for framing the camera)."""
+    if scene.kind == "pick":
+        return clip_objects.pick_points(scene.spec, angles_deg)
+    if scene.kind == "fold":
+        return clip_objects.fold_points(scene.spec, angles_deg)
     spec, pose = _spec(scene), np.asarray(scene.pose)
     pts = []
     for a in angles_deg:
@@ -274,40 +333,56 @@ def _sample_camera(rng: np.random.Generator, scene: ClipScene, angles_deg: np.nd
     return Camera.look_at(eye, centre, config.size, config.size, fov_y_deg=fov)
 
 
-def build(world: World, scene: ClipScene, asset_root: str | None = None) -> int:
-    """Reset ``world`` to the clip's scene (table + object, colours set); returns the body id."""
+class _Joints:
+    """An articulated clip object: `set` puts its joints at a measured angle."""
+
+    def __init__(self, world: World, body: int, scene: ClipScene):
+        self.world, self.body, self.scene = world, body, scene
+
+    def set(self, angle_deg: float) -> None:
+        for joint, value in joint_values(self.scene, angle_deg).items():
+            pb.resetJointState(self.body, joint, value, 0.0, physicsClientId=self.world.client)
+
+
+def build(world: World, scene: ClipScene, asset_root: str | None = None) -> _Joints | clip_objects.Poser:
+    """Reset ``world`` to the clip's scene (table, its looks, distractors, the moving object);
+    returns the object's poser (`set(state)` puts it in a state)."""
     table = reset(world)
     c = world.client
     assert table is not None
     pb.changeVisualShape(table.id, -1, rgbaColor=scene.table_rgba, physicsClientId=c)
+    clip_looks.apply_looks(world, table.id, scene.looks, scene.distractors, asset_root)
+    if scene.kind in ("pick", "fold"):
+        return clip_objects.Poser(world, scene.kind, scene.spec, scene.colours, asset_root)
     spec = _spec(scene)
     path = assets.write_laptop(spec, asset_root) if scene.kind == "laptop" else assets.write_lamp(spec, asset_root)
     pos, orn = matrix_to_xyzw(np.asarray(scene.pose))
     body = pb.loadURDF(str(path), pos, orn, useFixedBase=True, physicsClientId=c)
     for link, rgba in scene.colours.items():
         pb.changeVisualShape(body, int(link), rgbaColor=rgba, physicsClientId=c)
-    return body
+    clip_looks.texture_links(world, body, scene.textures, asset_root)
+    return _Joints(world, body, scene)
 
 
-def render_angles(world: World, body: int, scene: ClipScene, angles_deg: np.ndarray) -> np.ndarray:
-    """(len(angles), H, W, 3) uint8 frames of the built scene at each measured angle."""
+def render_angles(world: World, poser: _Joints | clip_objects.Poser, scene: ClipScene,
+                  angles_deg: np.ndarray) -> np.ndarray:
+    """(len(angles), H, W, 3) uint8 frames of the built scene at each measured state."""
     camera, frames = scene.to_camera(), []
     for a in angles_deg:
-        for joint, value in joint_values(scene, float(a)).items():
-            pb.resetJointState(body, joint, value, 0.0, physicsClientId=world.client)
+        poser.set(float(a))
         frames.append(render(world, camera, segmentation=False, light_direction=tuple(scene.light)).rgb)
     return np.stack(frames)
 
 
 def make_clip(world: World, motion: Motion, rng: np.random.Generator, config: ClipConfig,
               asset_root: str | None = None) -> tuple[np.ndarray, np.ndarray, ClipScene]:
-    """One random clip of ``motion``: (T, H, W, 3) uint8 frames, (T,) angles (deg), its scene."""
+    """One random clip of ``motion``: (T, H, W, 3) uint8 frames, (T,) states, its scene."""
     scene, start, end = _sample_scene(motion, rng, config)
     angles = motion_angles(start, end, config.num_frames)
     camera = _sample_camera(rng, scene, angles, config)
     scene = ClipScene(**{**asdict(scene), "camera": camera.to_dict()})
-    body = build(world, scene, asset_root)
-    return render_angles(world, body, scene, angles), angles.astype(np.float32), scene
+    poser = build(world, scene, asset_root)
+    return render_angles(world, poser, scene, angles), angles.astype(np.float32), scene
 
 
 def _render_range(world: World, start: int, stop: int, seed: int, config: ClipConfig,
@@ -386,19 +461,6 @@ def generate(world: World, count: int, seed: int, config: ClipConfig | None = No
     return ClipSet(np.stack(videos), np.stack(angles), prompts, np.asarray(ids, np.int64), tuple(scenes), seed)
 
 
-def concatenate_clips(first: ClipSet, second: ClipSet) -> ClipSet:
-    """One set of the clips of ``first`` then ``second`` (same prompts, same order); its seed is
-    the first's."""
-    if first.prompts != second.prompts:
-        raise InputError(f"cannot join clip sets of different prompts: {first.prompts} and {second.prompts}")
-    if first.videos.shape[1:] != second.videos.shape[1:]:
-        raise InputError(f"cannot join clip sets of different sizes: {first.videos.shape[1:]} and "
-                         f"{second.videos.shape[1:]}")
-    return ClipSet(np.concatenate([first.videos, second.videos]), np.concatenate([first.angles, second.angles]),
-                   first.prompts, np.concatenate([first.prompt_ids, second.prompt_ids]),
-                   first.scenes + second.scenes, first.seed)
-
-
 def fit_angles(world: World, scene: ClipScene, video: np.ndarray, step_deg: float = 2.5,
                asset_root: str | None = None) -> np.ndarray:
     """The measured angle of each frame of ``video`` (any video of ``scene``'s object from its
@@ -412,31 +474,9 @@ def fit_angles(world: World, scene: ClipScene, video: np.ndarray, step_deg: floa
     """
     cam = scene.to_camera()
     assert video.ndim == 4 and video.shape[1:] == (cam.height, cam.width, 3), video.shape
-    lo, hi = LAPTOP_RANGE_DEG if scene.kind == "laptop" else LAMP_RANGE_DEG
+    lo, hi = STATE_RANGE[scene.kind]
     grid = np.arange(lo, hi + 1e-6, step_deg)
-    body = build(world, scene, asset_root)
-    refs = render_angles(world, body, scene, grid).astype(np.float32)  # (G, H, W, 3)
+    poser = build(world, scene, asset_root)
+    refs = render_angles(world, poser, scene, grid).astype(np.float32)  # (G, H, W, 3)
     err = ((video[:, None].astype(np.float32) - refs[None]) ** 2).mean(axis=(2, 3, 4))  # (T, G)
     return grid[err.argmin(axis=1)].astype(np.float32)
-
-
-# --------------------------------------------------------------------------- files
-
-
-def save_clips(path: str | Path, clips: ClipSet) -> None:
-    """Write a clip set as one ``.npz`` (atomically)."""
-    scenes = json.dumps([asdict(s) for s in clips.scenes])
-    with atomic_path(path, suffix=".npz") as tmp, open(tmp, "wb") as f:
-        np.savez(f, videos=clips.videos, angles=clips.angles, prompt_ids=clips.prompt_ids,
-                 prompts=np.array(json.dumps(list(clips.prompts))), scenes=np.array(scenes),
-                 seed=np.array(clips.seed))
-
-
-def load_clips(path: str | Path) -> ClipSet:
-    """Read a clip set written by `save_clips` (InputError if it is not one)."""
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return ClipSet(z["videos"], z["angles"], tuple(json.loads(str(z["prompts"]))), z["prompt_ids"],
-                           tuple(ClipScene(**s) for s in json.loads(str(z["scenes"]))), int(z["seed"]))
-    except (OSError, KeyError, ValueError) as e:
-        raise InputError(f"{path} is not a clip set written by save_clips: {e}") from None

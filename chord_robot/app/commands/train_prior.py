@@ -3,10 +3,10 @@
 Wires `sim.clips` (rendered clips of prompted motions) to `flowgen.priors.train` and saves a
 directory that `chord-robot flow --prior wan --model DIR` loads like the 14B model. With
 ``--check N`` it then samples the saved model with diffusers' own WanImageToVideoPipeline from
-N held-out laptop first frames (a different seed: sizes, poses, colours and cameras it never
-saw), fits the lid angle on every sampled frame (`sim.clips.fit_angles`) and counts the samples
-whose lid moved the prompted way; the figures go to DIR/check.json and the clips to
-DIR/check.png (rows: sample, ground truth).
+N held-out first frames per motion (a different seed: sizes, poses, colours, looks and cameras
+it never saw), fits the moving object's state on every sampled frame (`sim.clips.fit_angles`)
+and counts the samples that moved the prompted way; the figures go to DIR/check.json and two
+clips per motion to DIR/check.png (rows: sample, ground truth).
 """
 
 from __future__ import annotations
@@ -16,47 +16,66 @@ from pathlib import Path
 
 import typer
 
-LAPTOP_PROMPTS = ("the laptop lid closes", "the laptop lid opens")
+from chord_robot.errors import InputError
+
+THRESHOLDS = {"laptop": 10.0, "lamp": 10.0, "pick": 30.0, "fold": 30.0}
+"""How far a sampled clip's measured state must move the prompted way to count: degrees (lid,
+lamp head, fold), percent of the carry (pick)."""
 
 
-def check_prior(model_dir: Path, count: int, seed: int, guidance: float, steps: int, threshold_deg: float = 10.0,
-                textured: float = 0.0, split_starts: bool = False, log=print) -> dict:
-    """Sample ``count`` held-out laptop clips (prompts alternating close/open; a fraction
-    ``textured`` with patch textures) and measure them.
+def check_prior(model_dir: Path, count: int, seed: int, guidance: float, steps: int, config=None,
+                log=print) -> dict:
+    """Sample ``count`` held-out clips per motion the prior knows and measure them.
 
-    A sample moves "the prompted way" when its fitted lid angle changes by more than
-    ``threshold_deg`` in the prompted direction between the first and the last frame.
+    The held-out clips come from another seed (sizes, poses, colours, looks and cameras the
+    prior never saw), drawn with ``config`` (a `sim.clips.ClipConfig`, the training one). Each
+    sample's state is fitted per frame (`sim.clips.fit_angles`); it moves "the prompted way"
+    when the state changes by more than `THRESHOLDS` in the prompted direction between the
+    first and the last frame.
     """
     import numpy as np
 
+    from flowgen.priors.shipped import prompts as trained_prompts
     from flowgen.priors.train import sample_videos
     from sim import world as sim_world
-    from sim.clips import ClipConfig, fit_angles, generate
+    from sim.clips import MOTIONS, ClipConfig, fit_angles, generate
 
+    config = config or ClipConfig()
+    rows, per_motion, strips = [], {}, []
     world = sim_world.create()
     try:
-        held = generate(world, count, seed=seed + 10_000, config=ClipConfig(textured=textured, split_starts=split_starts),
-                        prompts=LAPTOP_PROMPTS)
-        prompts = [held.prompts[k] for k in held.prompt_ids]
-        samples = sample_videos(model_dir, held.videos[:, 0], prompts, seed=seed, steps=steps, guidance=guidance,
-                                num_frames=held.videos.shape[1])
-        rows, good = [], 0
-        for i, prompt in enumerate(prompts):
-            fitted = fit_angles(world, held.scenes[i], samples[i])
-            change = float(fitted[-1] - fitted[0])
-            sign = -1.0 if "closes" in prompt else 1.0
-            ok = sign * change > threshold_deg
-            good += ok
-            rows.append({"prompt": prompt, "fitted_deg": fitted.round(1).tolist(),
-                         "truth_deg": held.angles[i].round(1).tolist(), "change_deg": round(change, 1), "ok": bool(ok)})
-            log(f"  {prompt:24s} fitted {fitted[0]:6.1f} -> {fitted[-1]:6.1f} deg (truth "
-                f"{held.angles[i][0]:6.1f} -> {held.angles[i][-1]:6.1f}) {'ok' if ok else 'WRONG'}")
+        for k, prompt in enumerate(trained_prompts(model_dir)):
+            motion = MOTIONS[prompt]
+            held = generate(world, count, seed=seed + 10_000 + k, config=config, prompts=(prompt,))
+            samples = sample_videos(model_dir, held.videos[:, 0], [prompt] * count, seed=seed, steps=steps,
+                                    guidance=guidance, num_frames=held.videos.shape[1])
+            good, threshold = 0, THRESHOLDS[motion.kind]
+            for i in range(count):
+                fitted = fit_angles(world, held.scenes[i], samples[i])
+                change = float(fitted[-1] - fitted[0])
+                ok = motion.direction * change > threshold
+                good += ok
+                rows.append({"prompt": prompt, "fitted": fitted.round(1).tolist(),
+                             "truth": held.angles[i].round(1).tolist(), "change": round(change, 1), "ok": bool(ok)})
+                log(f"  {prompt:34s} fitted {fitted[0]:6.1f} -> {fitted[-1]:6.1f} (truth "
+                    f"{held.angles[i][0]:6.1f} -> {held.angles[i][-1]:6.1f}) {'ok' if ok else 'WRONG'}")
+            per_motion[prompt] = {"moved_as_prompted": int(good), "samples": count, "threshold": threshold}
+            strips += [np.concatenate([np.concatenate(list(s), 1), np.concatenate(list(t), 1)], 0)
+                       for s, t in zip(samples[:2], held.videos[:2], strict=True)]
     finally:
         world.close()
-    grid = np.concatenate([np.concatenate([np.concatenate(list(s), 1), np.concatenate(list(t), 1)], 0)
-                           for s, t in zip(samples, held.videos, strict=True)], 0)
-    return {"samples": count, "moved_as_prompted": int(good), "threshold_deg": threshold_deg, "guidance": guidance,
-            "steps": steps, "textured": textured, "clips": rows, "_grid": grid}
+    total = sum(m["moved_as_prompted"] for m in per_motion.values())
+    return {"samples": count * len(per_motion), "moved_as_prompted": total, "per_motion": per_motion,
+            "guidance": guidance, "steps": steps, "clips": rows, "_grid": np.concatenate(strips, 0)}
+
+
+def _range(text: str, kind, option: str) -> tuple:
+    """"0-2" -> (0, 2) (InputError naming ``option`` otherwise)."""
+    try:
+        lo, hi = (kind(x) for x in text.split("-"))
+    except ValueError:
+        raise InputError(f"{option} must be a range like 0-2, got {text!r}") from None
+    return lo, hi
 
 
 def train_prior_cmd(
@@ -72,7 +91,13 @@ def train_prior_cmd(
     textured_clips: int = typer.Option(0, help="Extra training clips, every one textured, rendered from seed + 1 and appended."),
     split_starts: bool = typer.Option(False, "--split-starts", help="Disjoint start states per prompt (how the v1/v2 priors were trained; see docs/trained-prior.md)."),
     init: Path | None = typer.Option(None, help="Fine-tune this trained prior (its VAE and text encoder kept) instead of starting afresh."),
-    check: int = typer.Option(10, help="Held-out laptop samples to generate and measure after training (0: none)."),
+    motions: str = typer.Option("laptop,lamp,pick,fold", help="Which motions to train (both directions of each): laptop, lamp, pick, fold (comma-separated)."),
+    looks: float = typer.Option(0.0, help="Probability that each surface (table, floor, object parts, distractors) carries a procedural texture."),
+    distractors: str = typer.Option("0-0", help="Range of static distractor objects on the table, e.g. 0-2."),
+    free_colours: float = typer.Option(0.0, help="Fraction of clips whose moving object takes any colours."),
+    floor: bool = typer.Option(False, "--floor", help="A coloured or textured floor below the table."),
+    arm_share: str = typer.Option("0.2-0.5", help="Range of the share of a lamp head's tilt carried by its arm joint."),
+    check: int = typer.Option(10, help="Held-out samples per motion to generate and measure after training (0: none)."),
     check_only: bool = typer.Option(False, "--check-only", help="Skip training: only check the model already in --out."),
     guidance: float = typer.Option(4.0, help="Guidance scale of the check's sampling."),
     sample_steps: int = typer.Option(30, help="Denoising steps of the check's sampling."),
@@ -85,7 +110,6 @@ def train_prior_cmd(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from chord_robot.atomic import write_text_atomic
-    from chord_robot.errors import InputError
 
     if clips < 8 or check < 0 or textured_clips < 0 or (minutes is not None and minutes <= 0):
         raise InputError("--clips must be >= 8, --check and --textured-clips >= 0 and --minutes > 0")
@@ -95,6 +119,19 @@ def train_prior_cmd(
         raise InputError(f"--textured must be in [0, 1], got {textured}")
     if check_only and not (out / "model_index.json").is_file():
         raise InputError(f"--check-only needs a trained model in {out} (no model_index.json there)")
+    from chord_robot.errors import ConfigError
+    from sim.clips import MOTIONS, ClipConfig
+
+    kinds = [k.strip() for k in motions.split(",") if k.strip()]
+    if not kinds or any(k not in {m.kind for m in MOTIONS.values()} for k in kinds):
+        raise InputError(f"--motions must list some of laptop, lamp, pick, fold; got {motions!r}")
+    try:
+        clip_config = ClipConfig(textured=textured, split_starts=split_starts, looks=looks,
+                                 distractors=_range(distractors, int, "--distractors"), free_colours=free_colours,
+                                 floor=floor, arm_share=_range(arm_share, float, "--arm-share"))
+    except ConfigError as e:
+        raise InputError(f"train-prior: {e}") from None
+    prompts = tuple(p for p, m in MOTIONS.items() if m.kind in kinds)
     import torch
 
     torch.set_num_threads(max(1, threads))
@@ -109,7 +146,8 @@ def train_prior_cmd(
             train_prior,
         )
         from sim import world as sim_world
-        from sim.clips import ClipConfig, concatenate_clips, generate, load_clips, save_clips
+        from sim.clip_files import concatenate_clips, load_clips, save_clips
+        from sim.clips import generate
 
         start = load_trained(init) if init is not None else None
         config = replace(start.config, seed=seed) if start is not None else TrainConfig(seed=seed)
@@ -124,11 +162,10 @@ def train_prior_cmd(
                 task = bar.add_task("rendering clips", total=clips + textured_clips)
                 world = sim_world.create()
                 try:
-                    clip_set = generate(world, clips, seed, ClipConfig(textured=textured, split_starts=split_starts),
+                    clip_set = generate(world, clips, seed, clip_config, prompts,
                                         progress=lambda i, n: bar.update(task, completed=i), workers=threads)
                     if textured_clips:
-                        extra = generate(world, textured_clips, seed + 1,
-                                         ClipConfig(textured=1.0, split_starts=split_starts),
+                        extra = generate(world, textured_clips, seed + 1, replace(clip_config, textured=1.0), prompts,
                                          progress=lambda i, n: bar.update(task, completed=clips + i), workers=threads)
                         clip_set = concatenate_clips(clip_set, extra)
                 finally:
@@ -148,7 +185,7 @@ def train_prior_cmd(
                                   start)
         world = sim_world.create()
         try:  # reconstruction of clips the VAE never saw
-            unseen = generate(world, 32, seed + 20_000, ClipConfig(textured=textured, split_starts=split_starts))
+            unseen = generate(world, 32, seed + 20_000, clip_config, prompts)
         finally:
             world.close()
         psnr = reconstruction_psnr(trained.vae, unseen.videos)
@@ -161,9 +198,8 @@ def train_prior_cmd(
                       f"{sum(log['transformer']['loss'][-100:]) / len(log['transformer']['loss'][-100:]):.3f}")
         console.print(f"wrote {out}")
     if check:
-        console.print(f"sampling {check} held-out laptop clips with WanImageToVideoPipeline ...")
-        result = check_prior(out, check, seed, guidance, sample_steps, textured=textured, split_starts=split_starts,
-                             log=console.print)
+        console.print(f"sampling {check} held-out clips per motion with WanImageToVideoPipeline ...")
+        result = check_prior(out, check, seed, guidance, sample_steps, clip_config, log=console.print)
         import imageio.v3 as iio
 
         from chord_robot.atomic import atomic_path
@@ -172,5 +208,7 @@ def train_prior_cmd(
         with atomic_path(out / "check.png") as tmp:
             iio.imwrite(tmp, grid.repeat(2, 0).repeat(2, 1), extension=".png")
         write_text_atomic(out / "check.json", json.dumps(result, indent=1))
-        console.print(f"lid moved as prompted in {result['moved_as_prompted']}/{check} samples "
+        for prompt, m in result["per_motion"].items():
+            console.print(f"  {prompt}: {m['moved_as_prompted']}/{m['samples']} moved as prompted")
+        console.print(f"moved as prompted in {result['moved_as_prompted']}/{result['samples']} samples "
                       f"(check.json, check.png in {out})")
