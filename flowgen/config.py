@@ -37,6 +37,7 @@ __all__ = [
     "fast",
     "paper",
     "preset",
+    "free_object",
     "rigid_parts",
     "sds_cpu_weights",
     "wan_settings",
@@ -138,6 +139,24 @@ def rigid_parts(config: FlowConfig) -> FlowConfig:
                    weights=replace(w, rigid=RIGID_PARTS_WEIGHT, attach=max(w.attach, RIGID_PARTS_ATTACH),
                                    attach_smooth=RIGID_PARTS_ATTACH_SMOOTH, motion_per_part=True,
                                    motion_unsupported=RIGID_PARTS_UNSUPPORTED))
+
+
+FREE_PART_TRANSLATION = Decay(1e-2, 1e-4)
+"""`FlowConfig.lr_part_translation` of a carried object (`free_object`): it travels tens of
+centimetres, a joint's part a few millimetres."""
+
+
+def free_object(config: FlowConfig, rigid: bool) -> FlowConfig:
+    """``config`` for one free-moving object without joints: an object carried across the table
+    (``rigid``: one rigid motion per frame of its own about its centroid, even though it rests
+    on the table, and its deviation from a rigid motion penalised as for `rigid_parts`) or a
+    cloth (no rigidity, no part motion: it bends). Undoes `rigid_parts`' joints and per-part
+    minimal motion, which would hold an object that rests on the table where it is."""
+    w = config.weights
+    return replace(config, part_motion=rigid, free_parts=rigid,
+                   lr_part_translation=FREE_PART_TRANSLATION if rigid else config.lr_part_translation,
+                   weights=replace(w, rigid=RIGID_PARTS_WEIGHT if rigid else 0.0, motion_per_part=False,
+                                   motion_unsupported=1.0, attach_smooth=0.0))
 
 
 def video_weights() -> RegWeights:
@@ -258,6 +277,10 @@ class FlowConfig:
     """Each part of a moving object (mesh component) also moves by one rigid motion per frame,
     turning about where it touches other parts (`flowgen.model`; outside the paper: for objects
     made of rigid parts, set by `rigid_parts`)."""
+    free_parts: bool = False
+    """With ``part_motion``: parts resting on a static object get a rigid motion too (about
+    their centroid when they touch no other part): an object carried off the table
+    (`free_object`). Otherwise the minimal-motion prior holds them by their control points."""
     wan: WanConfig | None = None
     """The Wan SDS prior's settings (prior "wan" only; its ``num_views`` is
     ``views_per_iteration``)."""

@@ -246,7 +246,8 @@ def build_model(scene: Scene, config: FlowConfig, log: Callable[[str], None] | N
         else:
             moving.append(_moving(obj, config, rng, log))
     if static:
-        moving = [replace(obj, supported=supported_parts(obj, static)) for obj in moving]
+        moving = [replace(obj, supported=torch.zeros(0, dtype=torch.long) if config.free_parts
+                          else supported_parts(obj, static)) for obj in moving]
         moving = [obj if obj.part_store is None else
                   replace(obj, **dict(zip(("part_pivot", "part_parent"),
                                           part_joints(obj.rest.means, obj.part, obj.contact, obj.supported))))

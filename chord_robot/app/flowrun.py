@@ -291,6 +291,12 @@ def prepare_flow(
             object_name = object_name or named_object(scene, match)
             notes = (*notes, f"the shipped prior reads {task!r} as {prompt!r}"
                      + (f", moving {object_name}" if object_name else ""))
+            if match.family in ("pick", "cloth") and config.part_motion and not config.free_parts:
+                from flowgen.config import free_object
+
+                config = free_object(config, rigid=match.family == "pick")
+                notes = (*notes, f"a {'carried object' if match.family == 'pick' else 'cloth'} has no joints: "
+                         + ("one rigid body" if match.family == "pick" else "deformable"))
         digests = [_file_digest(p) for p in inputs] + [_model_digest(root)]
         guides: tuple = ()
         fps = VARIANTS[config.wan.variant].fps

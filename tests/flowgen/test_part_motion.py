@@ -119,3 +119,29 @@ def test_a_chain_carries_each_part_by_the_one_it_hangs_from():
     assert torch.allclose(move(1, torch.tensor([0.0, 0, 1])), torch.tensor([0.0, 0, 1]), atol=1e-6)  # the arm's joint stays
     assert torch.allclose(move(0, tip), tip) and torch.allclose(rot[0], torch.eye(3).expand(3, 3, 3))  # the base is held
     assert torch.allclose(quat_to_matrix(quats[1, 2]), rot[1, 2], atol=1e-6)
+
+
+def test_free_parts_let_what_rests_on_the_table_move_as_a_whole(hinge_scene):
+    """`free_object` (a carried object): the part resting on the table gets a rigid motion of its
+    own; without ``free_parts`` a rigid motion set on it is ignored (the table holds it)."""
+    from dataclasses import replace
+
+    from flowgen.config import FREE_PART_TRANSLATION, free_object
+
+    frames = torch.arange(5)
+    lift = torch.tensor([0.0, 0.05, 0.12])
+    moved = {}
+    for free in (False, True):
+        obj = build_model(hinge_scene, replace(tiny_config(part_motion=True), free_parts=free)).moving[0]
+        base = int(obj.part[obj.rest.means[:, 2].argmin()])  # the lowest Gaussian is on the base
+        assert (base in obj.supported.tolist()) != free
+        with torch.no_grad():
+            obj.part_store.trans[-1, base] = lift
+        on_base = obj.part == base
+        moved[free] = deform_object(obj, frames, use_fine=True).points[-1, on_base] - obj.rest.means[on_base]
+    assert float(moved[False].abs().max()) < 1e-6
+    assert torch.allclose(moved[True], lift.expand_as(moved[True]), atol=1e-5)
+    carried, cloth = free_object(rigid_parts(FlowConfig()), rigid=True), free_object(rigid_parts(FlowConfig()), rigid=False)
+    assert carried.part_motion and carried.free_parts and carried.lr_part_translation == FREE_PART_TRANSLATION
+    assert carried.weights.rigid > 0 and not carried.weights.motion_per_part
+    assert not cloth.part_motion and cloth.weights.rigid == 0

@@ -43,7 +43,7 @@ seed = 0
 
 [[job]]
 scan = "scan.ply"
-task = ["open the laptop lid", "put the banana on the plate"]
+task = ["open the laptop lid", "peel the banana"]
 seed = 1
 simulate = false
 """

@@ -134,13 +134,16 @@ def desk(tmp_path_factory):
     return out
 
 
-@pytest.mark.parametrize("task", ["fold the towel in half", "put the banana on the plate"])
-def test_a_task_the_shipped_prior_cannot_do_is_refused(desk, tmp_path, task):
+@pytest.mark.parametrize("task, message", [
+    ("wipe the table with the sponge", ("close a laptop lid", "lower a lamp's head", "Wan 2.2")),
+    ("put the banana on the plate", ("close a laptop lid", "Wan 2.2")),  # the shipped prior knows lids and lamps
+])
+def test_a_task_the_shipped_prior_cannot_do_is_refused(desk, tmp_path, task, message):
     res = subprocess.run([sys.executable, "-m", "chord_robot.app.cli", "plan", "--scan", desk / "desk.ply",
                           "--task", task], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert res.returncode == 2, res.stdout + res.stderr
     lines = res.stderr.strip().splitlines()
-    assert len(lines) == 1 and "close a laptop lid" in lines[0] and "Wan 2.2" in lines[0], res.stderr
+    assert len(lines) == 1 and all(m in lines[0] for m in message), res.stderr
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 

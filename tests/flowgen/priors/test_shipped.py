@@ -6,14 +6,15 @@ import numpy as np
 import pytest
 
 from flowgen.priors import shipped
+from sim.clips import ARTICULATED_PROMPTS
 
 
 def test_the_shipped_weights_are_small_and_know_their_sentences():
     assert shipped.available()
     size = sum(p.stat().st_size for p in shipped.MODEL_DIR.rglob("*") if p.is_file())
     assert size < 30e6, size
-    assert shipped.prompts() == ("the laptop lid closes", "the laptop lid opens", "the lamp lowers its head",
-                                 "the lamp raises its head")
+    assert shipped.prompts() == ARTICULATED_PROMPTS == ("the laptop lid closes", "the laptop lid opens",
+                                                        "the lamp lowers its head", "the lamp raises its head")
     assert (shipped.MODEL_DIR / "MODEL_CARD.md").read_text().count("chord-robot train-prior") >= 1
 
 
