@@ -174,12 +174,19 @@ def run_job(job: Job, out: str) -> dict:
     row: dict[str, Any] = {"id": job.id, "scan": job.scan, "task": job.task, "seed": job.seed, "status": "done",
                            "stage": None, "message": None, "attempt": attempt,
                            "worker": f"{socket.gethostname()}:{os.getpid()}", "times": {}, "figures": {}}
-    with atomic_path(jobs_dir / job.id) as tmp:
-        tmp.mkdir()
-        _stages(job, tmp, row)
-        write_text_atomic(tmp / "result.json", json.dumps(row, indent=1) + "\n")
+    _store(jobs_dir / job.id, row, lambda folder: _stages(job, folder, row))
     (marks / job.id).unlink(missing_ok=True)
     return row
+
+
+def _store(folder: Path, row: dict, fill=None) -> None:
+    """Write a job's folder whole: a temporary sibling, filled by ``fill(tmp)`` (the stages'
+    stores), then its ``result.json`` (``row`` as it is then), renamed into place."""
+    with atomic_path(folder) as tmp:
+        tmp.mkdir()
+        if fill is not None:
+            fill(tmp)
+        write_text_atomic(tmp / "result.json", json.dumps(row, indent=1) + "\n")
 
 
 def _stages(job: Job, folder: Path, row: dict) -> None:
@@ -325,9 +332,7 @@ def run_batch(
         job = todo[i]
         if isinstance(row, JobCrash):
             row = _crash_row(job, row)
-            with atomic_path(jobs_dir / job.id) as tmp:
-                tmp.mkdir()
-                write_text_atomic(tmp / "result.json", json.dumps(row, indent=1) + "\n")
+            _store(jobs_dir / job.id, row)
         rows[job.id] = row
         _append(out, row)
         state.done += row["status"] == "done"
