@@ -107,7 +107,8 @@ def invert(matrix: np.ndarray) -> np.ndarray:
 
 def transform_points(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:
     """Apply (..., 4, 4) to (..., N, 3) points."""
-    return np.einsum("...ij,...nj->...ni", matrix[..., :3, :3], points) + matrix[..., None, :3, 3]
+    matrix = np.asarray(matrix)
+    return points @ np.swapaxes(matrix[..., :3, :3], -1, -2) + matrix[..., None, :3, 3]
 
 
 def rotation_about(axis: np.ndarray, angle: float | np.ndarray) -> np.ndarray:
@@ -157,9 +158,9 @@ def kabsch(source: np.ndarray, target: np.ndarray, weights: np.ndarray | None = 
     assert target.shape[-2:] == source.shape, (target.shape, source.shape)
     w = np.ones(len(source)) if weights is None else np.asarray(weights, dtype=np.float64)
     w = w / w.sum()
-    cs = (w[:, None] * source).sum(0)
-    ct = np.einsum("n,...ni->...i", w, target)
-    h = np.einsum("n,ni,...nj->...ij", w, source - cs, target - ct[..., None, :])
+    cs = w @ source
+    ct = w @ target  # (..., 3)
+    h = ((source - cs) * w[:, None]).T @ (target - ct[..., None, :])  # (..., 3, 3)
     u, _, vt = np.linalg.svd(h)
     d = np.sign(np.linalg.det(np.swapaxes(vt, -1, -2) @ np.swapaxes(u, -1, -2)))
     fix = np.ones(h.shape[:-2] + (3,))

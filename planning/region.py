@@ -163,19 +163,19 @@ def rigid_part(
         The sorted subset of ``candidates`` within ``config.rigid_tolerance`` (at every frame)
         of the rigid motion fitted to the nearest ones; at least the core itself.
     """
-    order = candidates[np.argsort(distance[candidates], kind="stable")]
-    keep = order[: max(config.core_points, 3)]
+    traj = np.asarray(trajectories[:, candidates], np.float32)  # (T, C, 3); float32 halves the work
+    rest = traj[0]
+    keep = np.argsort(distance[candidates], kind="stable")[: max(config.core_points, 3)]
+    tolerance = config.rigid_tolerance**2
     for _ in range(2):  # fit on the core, then refit on everything that agrees with it
-        fit = geometry.kabsch(trajectories[0, keep], trajectories[:, keep])
-        predicted = geometry.transform_points(
-            fit, np.broadcast_to(trajectories[0, candidates], trajectories[:, candidates].shape)
-        )
-        err = np.linalg.norm(predicted - trajectories[:, candidates], axis=-1).max(0)
-        agree = candidates[err <= config.rigid_tolerance]
+        fit = geometry.kabsch(rest[keep], traj[:, keep])
+        fit = fit.astype(np.float32)
+        predicted = rest @ np.swapaxes(fit[:, :3, :3], -1, -2) + fit[:, None, :3, 3]
+        agree = np.flatnonzero(((predicted - traj) ** 2).sum(-1).max(0) <= tolerance)
         if len(agree) < 3:
             break
         keep = agree
-    return np.sort(keep)
+    return np.sort(candidates[keep])
 
 
 def rigid_fit(carried: CarriedPoints) -> np.ndarray:

@@ -161,8 +161,13 @@ class CandidateSearch:
         cfg, stats = self.config, self.stats
         shoulder = base[:3, 3] + base[:3, 2] * cfg.robot.shoulder_height
 
+        fits: dict[bytes, np.ndarray] = {}  # the approaches of one contact pair carry the same points
+
         def rank(g: Grasp) -> float:
-            ee = rigid_fit(self.carried(g)) @ g.pose
+            key = g.contacts.tobytes()
+            if key not in fits:
+                fits[key] = rigid_fit(self.carried(g))
+            ee = fits[key] @ g.pose
             return g.score + cfg.reach_weight * motion_reach_score(ee, shoulder, cfg.robot.reach)
 
         ranked = diverse(sorted(proposals, key=lambda g: -rank(g)), cfg.candidates)

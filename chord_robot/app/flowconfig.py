@@ -153,7 +153,8 @@ FIELD_OPTIONS: dict[str, str] = {"preset": "--preset", "prior": "--prior",
 SHIPPED_PRESET: dict[str, Any] = {"frames": 9, "iters": 300, "size": (32, 32), "rigid_parts": True}
 """The ``shipped`` preset: the ``cpu`` preset of the wan prior with these overrides, the setting
 the shipped prior was measured at (9 frames at its own 32x32, 300 iterations; its objects are
-made of rigid parts). ~2-2.5 min a flow on 2 cores."""
+made of rigid parts). ~80 s a flow on 2 cores; ``--iters 150`` takes ~45 s but lost the lamp on
+one seed of four (docs/performance.md)."""
 
 
 def flow_config(preset: str = "cpu", prior: str = "video", **overrides: Any):

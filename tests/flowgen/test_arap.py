@@ -10,6 +10,7 @@ from flowgen.arap import (
     arap_graph,
     arap_residuals,
     local_rotations,
+    procrustes_rotations,
 )
 from flowgen.quat import quat_normalize, quat_to_matrix
 
@@ -111,3 +112,35 @@ def test_vectorised_over_frames_equals_per_frame():
     separately = torch.stack([arap_energy(graph, deformed[t : t + 1]) for t in range(3)]).mean()
     torch.testing.assert_close(together, separately)
     assert graph.num_edges == 150 * 10
+
+
+def svd_rotations(cross: torch.Tensor) -> torch.Tensor:
+    u, _, vh = torch.linalg.svd(cross.double())
+    fix = torch.ones_like(u[..., 0, :])
+    fix[..., 2] = torch.linalg.det(u @ vh)
+    return ((u * fix[..., None, :]) @ vh).to(cross.dtype)
+
+
+def test_horn_rotations_match_the_svd():
+    """The CPU path (Horn's quaternion by Jacobi sweeps) gives the SVD's rotation for random
+    cross-covariances, near-rigid ones, reflections (det < 0) and rank-deficient ones (planar
+    and collinear neighbourhoods), and the identity for a zero matrix (padding)."""
+    gen = torch.Generator().manual_seed(3)
+    random = torch.randn(2000, 3, 3, generator=gen)
+    rot = torch.linalg.qr(torch.randn(500, 3, 3, generator=gen))[0]
+    edges = torch.randn(500, 10, 3, generator=gen)
+    moved = edges @ rot.transpose(-1, -2) + 0.01 * torch.randn(500, 10, 3, generator=gen)
+    rigid = moved.transpose(-1, -2) @ edges
+    planar = edges * torch.tensor([1.0, 1.0, 0.0])
+    flat = (planar @ rot.transpose(-1, -2)).transpose(-1, -2) @ planar
+    cases = torch.cat([random, rigid, flat])
+    got, want = procrustes_rotations(cases), svd_rotations(cases)
+    assert torch.linalg.det(got.double()).sub(1).abs().max() < 1e-5
+    assert torch.linalg.det(random).lt(0).sum() > 500  # reflections are among them
+    assert (got - want).abs().amax() < 1e-4
+    torch.testing.assert_close(procrustes_rotations(torch.zeros(2, 3, 3)), torch.eye(3).expand(2, 3, 3))
+    # rank one: only the rotation about the one edge's axis is free; the objective is what counts
+    line = edges[:, :1] @ rot.transpose(-1, -2)
+    rank_one = line.transpose(-1, -2) @ edges[:, :1]
+    objective = lambda r: (r * rank_one).sum((-1, -2))
+    assert (objective(procrustes_rotations(rank_one)) - objective(svd_rotations(rank_one))).abs().max() < 1e-4

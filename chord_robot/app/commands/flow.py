@@ -25,7 +25,7 @@ def _flow(
     background: list[Path] = typer.Option([], help="Optional: per video, an image of the view without the movable objects."),
     preset: str | None = typer.Option(None, help="paper | fast | cpu | shipped (default: by situation: cpu for videos, shipped for the shipped prior, paper for Wan 2.2 on a CUDA GPU, else cpu)."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its checkpoint (FLOW.zarr.ckpt)."),
-    threads: int = typer.Option(1, help="torch intra-op threads; 1 is fastest on a shared or 2-core CPU."),
+    threads: int | None = typer.Option(None, help="torch intra-op threads (default: torch's, one per core; on a busy machine 1 can be faster). Flows differ by micrometres between thread counts."),
     up: str = typer.Option("z", help="The scan's up axis: z or y."),
     scale: float = typer.Option(1.0, help="Multiply scan coordinates by this to get metres."),
     **overrides,
@@ -45,7 +45,7 @@ def _flow(
     from chord_robot.app.flowrun import prepare_flow, run_flow
     from chord_robot.errors import InputError
 
-    if threads < 1:
+    if threads is not None and threads < 1:
         raise InputError(f"--threads must be at least 1, got {threads}")
     if len(camera) != len(video):
         raise InputError(f"{len(video)} --video but {len(camera)} --camera: give one camera JSON per video")
@@ -71,7 +71,8 @@ def _flow(
 
         import torch
 
-        torch.set_num_threads(threads)
+        if threads is not None:
+            torch.set_num_threads(threads)
         run = run_flow(inputs, task, out, resume=resume, progress=progress,
                             log=lambda m: bar.console.print(f"  {m}"))
     result = run.flow

@@ -108,6 +108,12 @@ class WanConfig:
     """Text tokens embedded (Wan: 512; shorter prompts are zero-padded)."""
     vae_checkpointing: bool = True
     """Recompute the VAE encoder chunk by chunk in the backward (needed at 832x464x41)."""
+    encode_together: bool = False
+    """I2V A14B: encode each view's condition video (its first frame, then black frames) with
+    its render as one batch of two, the condition without gradient. On a CPU a batch of two
+    takes oneDNN's 3D convolutions where a batch of one takes the slow reference ones (the VAE's
+    share of an iteration 2.5x faster at 32x32, docs/performance.md); at the paper's size it
+    would double the VAE's activations, so it is off there."""
     batch_guidance: bool = True
     """Run the conditional and unconditional branches as one batch of 2."""
     grad_scale: float = 1.0

@@ -207,22 +207,46 @@ class WanPrior:
     def condition(self, first_frame: Tensor, num_frames: int) -> Condition:
         """The image condition from a first rendered frame (H, W, 3) in [0, 1], as
         `WanImageToVideoPipeline.prepare_latents` builds it from the same image."""
+        with torch.no_grad():
+            pixels = self._condition_pixels(first_frame, num_frames)
+            return self._condition(encode_video(self.vae, pixels, checkpoint=False).float(), num_frames)
+
+    def _condition_pixels(self, first_frame: Tensor, num_frames: int) -> Tensor:
+        """(1, 3, T', H, W) in [-1, 1], the VAE dtype: the video the condition encodes - the
+        first frame alone (TI2V 5B) or followed by T - 1 black frames (I2V A14B)."""
         assert first_frame.ndim == 3 and first_frame.shape[-1] == 3, first_frame.shape
         h, w = first_frame.shape[:2]
         image = (first_frame.detach().to(self.device, torch.float32) * 2.0 - 1.0).permute(2, 0, 1)
         image = image[None, :, None]  # (1, 3, 1, H, W)
-        with torch.no_grad():
-            if self.spec.expand_timesteps:
-                latents = encode_video(self.vae, image.to(self.vae.dtype), checkpoint=False).float()
-                f = (num_frames - 1) // self.temporal_factor + 1
-                mask = torch.ones(1, 1, f, *latents.shape[-2:], device=self.device)
-                mask[:, :, 0] = 0
-                return Condition(latents, mask)
-            video = torch.cat([image, image.new_zeros(1, 3, num_frames - 1, h, w)], dim=2)
-            latents = encode_video(self.vae, video.to(self.vae.dtype), checkpoint=False).float()
-            mask = torch.zeros(1, self.temporal_factor, *latents.shape[2:], device=self.device)
-            mask[:, :, 0] = 1
-            return Condition(torch.cat([mask, latents], dim=1), None)
+        if not self.spec.expand_timesteps:
+            image = torch.cat([image, image.new_zeros(1, 3, num_frames - 1, h, w)], dim=2)
+        return image.to(self.vae.dtype)
+
+    def _condition(self, latents: Tensor, num_frames: int) -> Condition:
+        """The condition from the latents (1, C, T_lat', h, w) of `_condition_pixels` (detached)."""
+        latents = latents.detach().float()
+        if self.spec.expand_timesteps:
+            f = (num_frames - 1) // self.temporal_factor + 1
+            mask = torch.ones(1, 1, f, *latents.shape[-2:], device=self.device)
+            mask[:, :, 0] = 0
+            return Condition(latents, mask)
+        mask = torch.zeros(1, self.temporal_factor, *latents.shape[2:], device=self.device)
+        mask[:, :, 0] = 1
+        return Condition(torch.cat([mask, latents], dim=1), None)
+
+    def _encode(self, video: Tensor, first_frame: Tensor) -> tuple[Tensor, Tensor, Condition]:
+        """One view's render (T, H, W, 3) -> (its leaf, its latents with the graph to the leaf,
+        the condition from ``first_frame``). With ``config.encode_together`` (I2V A14B) the
+        condition's video and the render go through the VAE as one batch of two."""
+        frames = video.shape[0]
+        leaf = video.detach().to(self.device, torch.float32).requires_grad_(True)
+        pixels = (leaf * 2.0 - 1.0).permute(3, 0, 1, 2)[None].to(self.vae.dtype)
+        if not (self.config.encode_together and not self.spec.expand_timesteps):
+            return leaf, encode_video(self.vae, pixels, self.config.vae_checkpointing), \
+                self.condition(first_frame, frames)
+        both = torch.cat([pixels, self._condition_pixels(first_frame, frames)])
+        z = encode_video(self.vae, both, self.config.vae_checkpointing)
+        return leaf, z[:1], self._condition(z[1:], frames)
 
     def velocity_model(self, expert: WanTransformer3DModel, condition: Condition) -> VelocityModel:
         """``model(z_tau, tau, embedding) -> v`` for `flowgen.priors.sds`, with the image
@@ -273,11 +297,8 @@ class WanPrior:
         weight = self.config.grad_scale * self.tau_weight(tau) / views
         grads, value, sq, count = [], 0.0, 0.0, 0
         for v in range(views):
-            condition = self.condition(first[v], frames)
-            leaf = video[v].detach().to(self.device, torch.float32).requires_grad_(True)
             with torch.enable_grad():
-                pixels = (leaf * 2.0 - 1.0).permute(3, 0, 1, 2)[None].to(self.vae.dtype)
-                z = encode_video(self.vae, pixels, self.config.vae_checkpointing)
+                leaf, z, condition = self._encode(video[v], first[v])
                 g = rf_sds_gradient(z, tau, self.embeddings, self.velocity_model(expert, condition),
                                     scale, self._noise(z.shape, seed, it, first_view + v),
                                     self.config.batch_guidance)
@@ -287,7 +308,7 @@ class WanPrior:
             grads.append(gx.to(video.device, video.dtype))
             value += weight * 0.5 * float(g.square().sum())
             sq, count = sq + float(g.square().sum()), count + g.numel()
-            del z, g, gx, pixels, leaf
+            del z, g, gx, leaf, condition
         loss = surrogate_loss(video, torch.stack(grads), value)
         return SdsResult(loss, tau, scale, name, (sq / max(count, 1)) ** 0.5)
 

@@ -14,6 +14,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +63,6 @@ def model_dirs(tmp_path_factory) -> dict[str, Path]:
 
 def _config(variant: str) -> WanConfig:
     base = i2v_a14b() if variant == "i2v-a14b" else ti2v_5b()
-    from dataclasses import replace
 
     return replace(base, negative_prompt=NEGATIVE, max_sequence_length=16, num_views=2)
 
@@ -253,6 +253,16 @@ def test_sds_loss_gradient_is_the_rf_sds_gradient_pulled_through_the_vae(priors,
     wan_sds_loss(prior, again, first, it, total, seed=seed).backward()
     assert torch.equal(again.grad, video.grad)
 
+    # the cpu preset's settings: the condition encoded with the render as a batch of two, the
+    # VAE not checkpointed - the same gradient (first frame = the render's, as the loop sends)
+    together = replace(prior, config=replace(prior.config, encode_together=True, vae_checkpointing=False))
+    grads = []
+    for p in (prior, together):
+        leaf = video.detach().clone().requires_grad_(True)
+        wan_sds_loss(p, leaf, None, it, total, seed=seed).backward()
+        grads.append(leaf.grad)
+    assert torch.allclose(grads[0], grads[1], atol=1e-6, rtol=1e-4) and grads[0].abs().max() > 1e-4
+
 
 def test_sds_refuses_sizes_the_model_cannot_take(priors):
     prior, _ = priors["i2v-a14b"]
@@ -283,7 +293,6 @@ def test_experts_switch_once_over_a_run_and_say_so(model_dirs):
 
 
 def test_uniform_tau_schedule_draws_seeded_uniform_levels_and_alternates_experts(model_dirs):
-    from dataclasses import replace
 
     total = 40
     annealed = load_wan_prior(model_dirs["i2v-a14b"], "i2v-a14b", "cpu", torch.float32, prompt=PROMPT,
@@ -314,7 +323,6 @@ def test_uniform_tau_schedule_weights_the_gradient_by_w_tau(model_dirs, monkeypa
     """The paper's ablation keeps w(tau): a uniform draw's gradient is scaled by W(tau) over W's
     mean on the range (shifted W rises with tau, so high noise weighs more; the mean weight is
     1); the annealed schedule is not reweighted."""
-    from dataclasses import replace
 
     config = replace(_config("i2v-a14b"), tau_schedule="uniform")
     uniform = load_wan_prior(model_dirs["i2v-a14b"], "i2v-a14b", "cpu", torch.float32, prompt=PROMPT, config=config)
@@ -435,7 +443,6 @@ def test_sds_prior_renders_every_frame_from_the_iterations_cameras(priors):
 
 
 def test_sds_prior_composites_the_configured_backdrop_behind_the_renders(model_dirs):
-    from dataclasses import replace
 
     from flowgen.priors.sds_prior import SdsPrior
 
