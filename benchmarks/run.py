@@ -1,0 +1,247 @@
+"""Every speed benchmark in one run: ratios against references measured in the same process.
+
+    python benchmarks/run.py            # about 6 minutes on 2 cores
+    python benchmarks/run.py --full     # and a whole shipped-prior flow and video fit (+3 min)
+
+Rows (each reference runs in this process, on the same inputs, just before or after the
+measured code; ratios are reference time / this build's time):
+
+- rasteriser: forward + backward of 20k Gaussians at 240x136 (`benchmarks/raster.py`'s
+  scene), the numba rasteriser against the plain-torch reference, with 1 and 2 threads;
+- Fenwick query of every frame (41 frames, 500 controls): the vectorised `query_all` against
+  walking each frame's path in Python (`naive_query`);
+- ARAP local rotations (9 frames x 2000 points): Horn's method in numba against the batched
+  3x3 SVD used before;
+- trajectory optimisation (41 frames, 256 points, `benchmarks/plan.py`): the jitted warm
+  solve against PyRoki's problem built and solved on every call; the cold plan and the whole
+  warm plan as absolute times;
+- distillation from the shipped prior at equal iterations on the shipped example: this
+  build's cpu preset against the same run before issue #22 (the VAE checkpointed, the
+  condition encoded alone, SVD rotations);
+- with --full: one whole shipped-prior flow (`chord_robot.generate_flow`, its own preset) and
+  the demo's video fit, absolute.
+
+Absolute times are this machine's; on a shared machine compare the ratios. Nothing here is
+part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+EXAMPLE = ROOT / "examples" / "laptop"
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One line of the table: seconds of the reference and of this build (None: no reference)."""
+
+    name: str
+    reference: str
+    reference_s: float | None
+    build_s: float
+
+
+def median_seconds(run: Callable[[], object], repeats: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        run()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def rasteriser() -> list[Row]:
+    import torch
+
+    import raster
+
+    scene = raster.object_scene()
+    rows = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        fast = raster.median_times(scene, "fast", 7, warmup=2)[0]
+        reference = raster.median_times(scene, "reference", 2, warmup=1)[0]
+        rows.append(Row(f"rasteriser fwd+bwd, 20k Gaussians 240x136, {threads} thread(s)",
+                        "plain-torch rasteriser", reference, fast))
+    torch.set_num_threads(1)
+    return rows
+
+
+def fenwick() -> list[Row]:
+    import torch
+
+    from flowgen.fenwick import fenwick_identity, naive_query, query_all
+
+    store = fenwick_identity(41, 500)
+    gen = torch.Generator().manual_seed(0)
+    store = dataclasses.replace(store, quats=store.quats + 0.1 * torch.randn(store.quats.shape, generator=gen),
+                                trans=torch.randn(store.trans.shape, generator=gen))
+    build = median_seconds(lambda: query_all(store), 20)
+    naive = median_seconds(lambda: [naive_query(store, t) for t in range(41)], 5)
+    return [Row("Fenwick query of 41 frames x 500 controls", "per-frame Python walk", naive, build)]
+
+
+def svd_rotations(cross):
+    import torch
+
+    u, _, vh = torch.linalg.svd(cross)
+    fix = torch.ones_like(u[..., 0, :])
+    fix[..., 2] = torch.linalg.det(u @ vh)
+    return (u * fix[..., None, :]) @ vh
+
+
+def arap() -> list[Row]:
+    import torch
+
+    from flowgen.arap import procrustes_rotations
+
+    cross = torch.randn(9, 2000, 3, 3, generator=torch.Generator().manual_seed(0))
+    build = median_seconds(lambda: procrustes_rotations(cross), 10)
+    reference = median_seconds(lambda: svd_rotations(cross), 10)
+    return [Row("ARAP rotations, 9 frames x 2000 points", "batched 3x3 SVD (torch)", reference, build)]
+
+
+def trajopt() -> list[Row]:
+    import numpy as np
+    from loguru import logger
+
+    logger.remove()
+    import plan as plan_bench
+
+    from chord_robot import geometry
+    from planning import FlowPlanner, analytic, default_config
+    from planning.region import RegionConfig
+
+    planner = FlowPlanner(default_config(region=RegionConfig(points=256)))
+    base = geometry.yaw_pose(0.0, 0.0, 0.0, 0.0)
+    rng = np.random.default_rng(0)
+
+    def run(k: int):
+        flow = analytic.translation_flow(41, offset=(0.03 * (k % 3), 0.15 - 0.05 * k, 0.05 + 0.01 * k))
+        start = time.perf_counter()
+        result = planner.plan(flow, base=base, mode="grasp", rng=rng)
+        return result, time.perf_counter() - start
+
+    cold, cold_s = run(0)
+    warm = [run(k + 1) for k in range(5)]
+    solve = statistics.median(p.costs["solve_time_s"] for p, _ in warm)
+    whole = statistics.median(t for _, t in warm)
+    targets = geometry.pose_to_matrix(cold.ee_poses[cold.segment("manipulate")])
+    targets = geometry.invert(geometry.pose_to_matrix(cold.robot_base)) @ targets
+    naive = statistics.mean(plan_bench.naive_solve(planner.model, targets) for _ in range(2))
+    return [Row("trajopt warm solve, 41 frames x 256 points", "PyRoki problem rebuilt per call", naive, solve),
+            Row("trajopt cold plan (first call: compile)", "", None, cold_s),
+            Row("whole warm plan (grasps, reach, solve, timing, checks)", "", None, whole)]
+
+
+@contextlib.contextmanager
+def before_issue_22() -> Iterator[None]:
+    """The distillation as it ran before issue #22: the VAE checkpointed, each view's
+    condition encoded alone (a batch of one), ARAP rotations by SVD."""
+    import flowgen.arap
+    import flowgen.config
+
+    cpu = flowgen.config.PRESETS["cpu"]
+
+    def old_cpu(prior="video"):
+        config = cpu(prior)
+        if config.wan is None:
+            return config
+        wan = dataclasses.replace(config.wan, vae_checkpointing=True, encode_together=False)
+        return dataclasses.replace(config, wan=wan)
+
+    rotations = flowgen.arap.procrustes_rotations
+    flowgen.config.PRESETS["cpu"], flowgen.arap.procrustes_rotations = old_cpu, svd_rotations
+    try:
+        yield
+    finally:
+        flowgen.config.PRESETS["cpu"], flowgen.arap.procrustes_rotations = cpu, rotations
+
+
+def distillation(iterations: int) -> list[Row]:
+    import torch
+
+    import chord_robot
+
+    torch.set_num_threads(1)
+    scene = chord_robot.load_scan(EXAMPLE / "scan.ply")
+    with tempfile.TemporaryDirectory() as tmp:
+        def run(name: str) -> tuple[float, float]:
+            """(seconds of the run, seconds per iteration after the first)."""
+            stamps: list[float] = []
+            start = time.perf_counter()
+            chord_robot.generate_flow(scene, "close the laptop lid", output=Path(tmp) / f"{name}.zarr",
+                                      iters=iterations, progress=lambda *_: stamps.append(time.perf_counter()))
+            return time.perf_counter() - start, (stamps[-1] - stamps[0]) / (len(stamps) - 1)
+
+        run("warm")  # weights read, kernels compiled
+        with before_issue_22():
+            reference, reference_step = run("before")
+        build, build_step = run("build")
+    return [Row("shipped-prior distillation, one iteration, 1 thread", "before #22", reference_step, build_step),
+            Row(f"  the run of {iterations} iterations (set-up included)", "before #22, same iterations",
+                reference, build)]
+
+
+def full_runs() -> list[Row]:
+    import torch
+
+    import chord_robot
+
+    scene = chord_robot.load_scan(EXAMPLE / "scan.ply")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        chord_robot.generate_flow(scene, "close the laptop lid", output=Path(tmp) / "words.zarr")
+        rows.append(Row(f"whole shipped-prior flow (its preset), {torch.get_num_threads()} threads", "", None,
+                        time.perf_counter() - start))
+        start = time.perf_counter()
+        chord_robot.generate_flow(scene, "close the laptop lid", video=EXAMPLE / "video.mp4",
+                                  camera=EXAMPLE / "camera.json", output=Path(tmp) / "video.zarr")
+        rows.append(Row(f"demo's video fit (cpu preset), {torch.get_num_threads()} threads", "", None,
+                        time.perf_counter() - start))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--full", action="store_true", help="also a whole flow and a video fit")
+    parser.add_argument("--iters", type=int, default=40, help="iterations of the distillation pair")
+    args = parser.parse_args()
+    import torch
+
+    threads = os.cpu_count() or 1
+    torch.set_num_threads(1)  # the references and the build alike; the rasteriser sets its own
+    rows: list[Row] = []
+    for section in (rasteriser, fenwick, arap, trajopt, lambda: distillation(args.iters)):
+        rows += section()
+    if args.full:
+        torch.set_num_threads(threads)
+        rows += full_runs()
+    print(f"\nthis machine: {threads} cores, load average {os.getloadavg()[0]:.1f} at the end")
+    print(f"| {'benchmark':<58} | {'reference':<33} | reference | this build | ratio |")
+    print(f"|{'-' * 60}|{'-' * 35}|-----------|------------|-------|")
+    for r in rows:
+        ref = f"{r.reference_s * 1e3:7.1f} ms" if r.reference_s is not None else " " * 10
+        ratio = f"{r.reference_s / r.build_s:5.1f}x" if r.reference_s is not None else " " * 6
+        build = f"{r.build_s * 1e3:8.1f} ms" if r.build_s < 10 else f"{r.build_s:9.1f} s"
+        print(f"| {r.name:<58} | {r.reference:<33} | {ref}| {build} | {ratio}|")
+
+
+if __name__ == "__main__":
+    main()
