@@ -66,9 +66,8 @@ def median_seconds(run: Callable[[], object], repeats: int, warmup: int = 1) -> 
 
 
 def rasteriser() -> list[Row]:
-    import torch
-
     import raster
+    import torch
 
     scene = raster.object_scene()
     rows = []
