@@ -95,19 +95,10 @@ def fenwick() -> list[Row]:
     return [Row("Fenwick query of 41 frames x 500 controls", "per-frame Python walk", naive, build)]
 
 
-def svd_rotations(cross):
-    import torch
-
-    u, _, vh = torch.linalg.svd(cross)
-    fix = torch.ones_like(u[..., 0, :])
-    fix[..., 2] = torch.linalg.det(u @ vh)
-    return (u * fix[..., None, :]) @ vh
-
-
 def arap() -> list[Row]:
     import torch
 
-    from flowgen.arap import procrustes_rotations
+    from flowgen.arap import procrustes_rotations, svd_rotations
 
     cross = torch.randn(9, 2000, 3, 3, generator=torch.Generator().manual_seed(0))
     build = median_seconds(lambda: procrustes_rotations(cross), 10)
@@ -151,7 +142,9 @@ def trajopt() -> list[Row]:
 @contextlib.contextmanager
 def before_issue_22() -> Iterator[None]:
     """The distillation as it ran before issue #22: the VAE checkpointed, each view's
-    condition encoded alone (a batch of one), ARAP rotations by SVD."""
+    condition encoded alone (a batch of one), ARAP rotations by SVD. It swaps the ``cpu``
+    entry of `flowgen.config.PRESETS` and `flowgen.arap.procrustes_rotations` for the
+    duration, so only flows built inside the block run the old way."""
     import flowgen.arap
     import flowgen.config
 
@@ -165,7 +158,7 @@ def before_issue_22() -> Iterator[None]:
         return dataclasses.replace(config, wan=wan)
 
     rotations = flowgen.arap.procrustes_rotations
-    flowgen.config.PRESETS["cpu"], flowgen.arap.procrustes_rotations = old_cpu, svd_rotations
+    flowgen.config.PRESETS["cpu"], flowgen.arap.procrustes_rotations = old_cpu, flowgen.arap.svd_rotations
     try:
         yield
     finally:

@@ -172,10 +172,14 @@ def procrustes_rotations(cross: Tensor) -> Tensor:
     if cross.device.type == "cpu":
         flat = cross.detach().reshape(-1, 3, 3).double().numpy()
         return torch.from_numpy(_horn_rotations(flat)).to(cross.dtype).reshape(cross.shape)
+    return svd_rotations(cross)
+
+
+def svd_rotations(cross: Tensor) -> Tensor:
+    """`procrustes_rotations` by the SVD ``U diag(1, 1, det(U V^T)) V^T`` on any device."""
     u, _, vh = torch.linalg.svd(cross)
-    det = torch.linalg.det(u @ vh)
     fix = torch.ones_like(u[..., 0, :])
-    fix[..., 2] = det
+    fix[..., 2] = torch.linalg.det(u @ vh)
     return (u * fix[..., None, :]) @ vh
 
 

@@ -29,8 +29,10 @@ docs/planning-notes.md).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, wraps
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -200,7 +202,26 @@ def step_residual(
     return jnp.concatenate([points, limits, (q - anchor) * anchor_w, below])
 
 
-@jaxls.Cost.factory
+def named_cost(residual: Callable[..., jax.Array]) -> Callable[..., jaxls.Cost]:
+    """`jaxls.Cost.factory` whose costs carry ``residual`` itself (under its own name).
+
+    jaxls stacks a problem's cost groups in the order of their tree structures' text, which
+    shows the residual function. The factory's wrapper is one anonymous lambda for every cost
+    type, told apart only by its memory address, so the order, and with it the solve's
+    rounding, would change from process to process; a named function sorts by its name.
+    """
+
+    @wraps(residual)
+    def compute(values: jaxls.VarValues, args: tuple, kwargs: dict) -> jax.Array:
+        return residual(values, *args, **kwargs)
+
+    def make(*args: Any, **kwargs: Any) -> jaxls.Cost:
+        return jaxls.Cost(compute_residual=compute, args=(args, kwargs), name=residual.__name__)
+
+    return make
+
+
+@named_cost
 def _smoothness_residual(
     vals: jaxls.VarValues,
     prev: jaxls.Var[jax.Array],
@@ -240,7 +261,7 @@ class TrajectoryOptimizer:
         lower = jnp.asarray(self.model.lower, jnp.float32)
         upper = jnp.asarray(self.model.upper, jnp.float32)
 
-        @jaxls.Cost.factory(name="step")
+        @named_cost
         def step_cost(vals, var, *args):
             return step_residual(chain, body, vals[var], *args)
 

@@ -1,10 +1,13 @@
-"""The trajectory optimiser's reduction of N attached points to four with the same cost."""
+"""The trajectory optimiser's reduction of N attached points to four with the same cost, and
+its cost types' order in a jaxls problem."""
 
 from __future__ import annotations
 
+import jax
+import jaxls
 import numpy as np
 
-from planning.trajopt import moment_points
+from planning.trajopt import moment_points, named_cost
 
 
 def cost(local, target, weights, e):
@@ -36,3 +39,24 @@ def test_four_points_have_the_cost_of_n_up_to_a_constant():
     differences = np.array(differences)
     assert np.ptp(differences, axis=0).max() < 1e-9 * np.abs(differences).max()
     assert differences[:, 2].max() == 0.0 and np.all(four[2][2] == 0)
+
+
+def test_cost_types_sort_by_their_residuals_names():
+    """jaxls stacks cost groups in the order of their tree structures' text; that order must
+    follow the residuals' names, not memory addresses that change from process to process
+    (with `jaxls.Cost.factory` it would be the order of 20 anonymous lambdas' addresses)."""
+
+    class Var(jaxls.Var[jax.Array], default_factory=lambda: jax.numpy.zeros(1)):
+        pass
+
+    names = [f"residual_{i:02d}" for i in np.random.default_rng(0).permutation(20)]
+    costs = []
+    for name in names:
+        def residual(vals, var):
+            return vals[var]
+
+        residual.__name__ = residual.__qualname__ = name
+        costs.append(named_cost(residual)(Var(0)))
+    texts = [str(jax.tree.structure(c)) for c in costs]
+    assert [names[i] for i in np.argsort(texts)] == sorted(names)
+    assert all(c.name == n for c, n in zip(costs, names))
