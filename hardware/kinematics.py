@@ -66,7 +66,7 @@ class Kinematics:
                 j.name, j.type, j.parent, j.child, origin, axis / np.linalg.norm(axis), column
             )
         self.links = frozenset(urdf.link_map)
-        self._path = urdf_path
+        self.path = urdf_path
 
     def chain(self, link: str) -> list[_Joint]:
         """Joints from ``base_link`` down to ``link``, base first."""
@@ -134,7 +134,7 @@ class Kinematics:
         graph (slow; the reference the tests compare `link_poses` to)."""
         import yourdfpy
 
-        urdf = yourdfpy.URDF.load(str(self._path), load_meshes=False, build_scene_graph=True)
+        urdf = yourdfpy.URDF.load(str(self.path), load_meshes=False, build_scene_graph=True)
         urdf.update_cfg({n: float(v) for n, v in zip(self.joint_names, q)})
         return np.asarray(urdf.get_transform(link, self.base_link))
 

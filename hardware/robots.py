@@ -54,16 +54,28 @@ class RobotSpec(RobotDescription):
     points: tuple[CheckedPoint, ...]
 
 
+def tool_box(
+    name: str, link: str, lower: tuple[float, float, float], upper: tuple[float, float, float]
+) -> tuple[CheckedPoint, ...]:
+    """The 8 corners of a box (``lower`` .. ``upper`` in ``link``'s frame) that encloses a tool:
+    against the table and the workspace faces (planes) a box's corners are exact."""
+    return tuple(
+        CheckedPoint(f"{name} corner {i}", link, (x, y, z))
+        for i, (x, y, z) in enumerate(
+            (x, y, z) for x in (lower[0], upper[0]) for y in (lower[1], upper[1]) for z in (lower[2], upper[2])
+        )
+    )
+
+
 # The Franka Hand, in the frame of panda_grasptarget (z: approach, y: finger closing axis):
 # fingertips 8 mm past the TCP, palm box centred 78 mm behind it (planning.robot.GripperSpec).
-_PANDA_HAND_CORNERS = tuple(
-    CheckedPoint(
-        f"hand corner {i}", "panda_grasptarget", (sx * 0.032, sy * 0.103, -0.078 + sz * 0.033)
-    )
-    for i, (sx, sy, sz) in enumerate(
-        (sx, sy, sz) for sx in (-1, 1) for sy in (-1, 1) for sz in (-1, 1)
-    )
-)
+# The URDF's collision meshes of the hand and fingers are checked too (`hardware.collision`).
+_PANDA_HAND_CORNERS = tool_box("hand", "panda_grasptarget", (-0.032, -0.103, -0.111), (0.032, 0.103, -0.045))
+
+# Grippers that are not in the arms' URDFs, as boxes from the flange (z: along the tool):
+# Robotiq 2F-85 on the UR5e (163 mm long, 149 mm across the open fingers, 75 mm coupling) and
+# the xArm Gripper (172 mm from the flange to the TCP, 86 mm stroke), with a few mm to spare.
+_ROBOTIQ_2F85 = tool_box("gripper", "tool0", (-0.045, -0.078, 0.0), (0.045, 0.078, 0.168))
 
 PANDA = RobotSpec.extend(
     robots.PANDA,
@@ -87,14 +99,16 @@ UR5E = RobotSpec.extend(
         CheckedPoint("wrist 2", "wrist_2_link"),
         CheckedPoint("wrist 1", "wrist_1_link"),
         CheckedPoint("forearm", "forearm_link"),
+        *_ROBOTIQ_2F85,
     ),
 )
 
 
 def _xarm_points(dof: int) -> tuple[CheckedPoint, ...]:
-    """The flange (link ``dof``), wrist and forearm of an xArm with ``dof`` joints."""
+    """The flange (link ``dof``), wrist and forearm of an xArm with ``dof`` joints, and its gripper."""
     names = ("tool flange", "wrist", "forearm")
-    return tuple(CheckedPoint(n, f"link{dof - i}") for i, n in enumerate(names))
+    gripper = tool_box("gripper", f"link{dof}", (-0.045, -0.075, 0.0), (0.045, 0.075, 0.177))
+    return (*(CheckedPoint(n, f"link{dof - i}") for i, n in enumerate(names)), *gripper)
 
 
 XARM6 = RobotSpec.extend(robots.XARM6, points=_xarm_points(6))

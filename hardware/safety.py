@@ -11,8 +11,9 @@ robot base frame (`hardware.frames`), against the published limits of `chord_rob
     velocity       |qd| <= limit_fraction * limit, per joint, after speed scaling (x s)
     acceleration   |qdd| likewise (x s^2)
     jerk           |qddd| likewise (x s^3)
-    workspace      the TCP, fingertips, flange and wrist points stay in a box
-    table          the same points stay above the table plane (plus a clearance)
+    workspace      the robot's named points (TCP, fingertips, tool) and the collision geometry
+                   of every moving link, fingers open and closed, stay in a box
+    table          the same stay above the table plane (plus a clearance)
     gripper        the gripper only acts while the arm is at rest, and only on arms with one
     base           the registration puts the plan's robot base on the real one
     tcp            the plan's end-effector poses agree with its joints (same robot, same TCP)
@@ -31,6 +32,7 @@ import numpy as np
 from chord_robot.errors import SafetyError
 from chord_robot.geometry import invert, pose_to_matrix, rotation_angle
 from chord_robot.trajectory import JointTrajectory, derivatives, evaluation_times
+from hardware.collision import collision_geometry
 from hardware.kinematics import Kinematics
 from hardware.robots import RobotSpec
 from hardware.safety_config import SafetyConfig
@@ -195,38 +197,52 @@ def check_dynamics(
     return checks
 
 
+def _checked_bodies(spec: RobotSpec, kin: Kinematics) -> list[tuple[str, str, np.ndarray, np.ndarray]]:
+    """(label, link, (K, 3) points in the link frame, (K,) radii): the robot's named points and
+    the collision geometry of its moving links (`hardware.collision`)."""
+    bodies = [(p.name, p.link, np.asarray([p.offset], float), np.zeros(1)) for p in spec.points]
+    for g in collision_geometry(kin):
+        bodies.append((f"{g.link} (collision geometry)", g.link, g.points, g.radius))
+    return bodies
+
+
 def check_cartesian(
     trajectories: list[JointTrajectory], spec: RobotSpec, kin: Kinematics, config: SafetyConfig
 ) -> list[Check]:
-    """Workspace box and table plane for the robot's checked points (base frame)."""
+    """Workspace box and table plane for the robot's checked points and its links' collision
+    geometry (base frame)."""
     lo, hi = np.asarray(config.workspace_lower, float), np.asarray(config.workspace_upper, float)
-    pts = [(p.link, np.asarray(p.offset, float)) for p in spec.points]
-    labels = [p.name for p in spec.points]
+    bodies = _checked_bodies(spec, kin)
+    links = sorted({link for _, link, _, _ in bodies})
     ws_margin, ws_detail = np.inf, "no motion"
     tb_margin, tb_detail = np.inf, "no motion"
     axes = "xyz"
     for traj in trajectories:
         t = evaluation_times(traj, config.check_dt)
-        x = kin.points(traj.curve()(t), pts)  # (S, N, 3)
-        margins = np.concatenate([x - lo, hi - x], axis=2)  # (S, N, 6)
-        s, p, a = np.unravel_index(np.argmin(margins), margins.shape)
-        if margins[s, p, a] < ws_margin:
-            ws_margin = float(margins[s, p, a])
-            face = f"{'lower' if a < 3 else 'upper'} {axes[a % 3]} = {(lo if a < 3 else hi)[a % 3]:+.3f} m"
-            ws_detail = (
-                f"the {labels[p]} comes {abs(ws_margin):.3f} m {'inside' if ws_margin >= 0 else 'outside'} "
-                f"the workspace face {face} at {_where(traj, t[s])}"
-            )
-        z = x[..., 2] - config.table_z  # (S, N)
-        s, p = np.unravel_index(np.argmin(z), z.shape)
-        if z[s, p] < tb_margin:
-            tb_margin = float(z[s, p])
-            tb_detail = (
-                f"the {labels[p]} is {tb_margin:+.3f} m from the table plane z = {config.table_z:+.3f} m "
-                f"at {_where(traj, t[s])} (clearance {config.table_clearance:.3f} m)"
-            )
-            if tb_margin < config.table_clearance:
-                tb_detail = tb_detail.replace(" is ", " goes to ", 1) + ": below the table"
+        poses = kin.link_poses(traj.curve()(t), links)
+        for label, link, points, radius in bodies:
+            pose = poses[link]
+            x = points @ np.swapaxes(pose[:, :3, :3], -1, -2) + pose[:, None, :3, 3]  # (S, K, 3)
+            reach = radius[None, :, None]
+            margins = np.concatenate([x - reach - lo, hi - x - reach], axis=2)  # (S, K, 6)
+            s, _, a = np.unravel_index(np.argmin(margins), margins.shape)
+            if margins[s].min() < ws_margin:
+                ws_margin = float(margins[s].min())
+                face = f"{'lower' if a < 3 else 'upper'} {axes[a % 3]} = {(lo if a < 3 else hi)[a % 3]:+.3f} m"
+                ws_detail = (
+                    f"the {label} comes {abs(ws_margin):.3f} m {'inside' if ws_margin >= 0 else 'outside'} "
+                    f"the workspace face {face} at {_where(traj, t[s])}"
+                )
+            z = (x[..., 2] - radius).min(1) - config.table_z  # (S,)
+            s = int(np.argmin(z))
+            if z[s] < tb_margin:
+                tb_margin = float(z[s])
+                tb_detail = (
+                    f"the {label} is {tb_margin:+.3f} m from the table plane z = {config.table_z:+.3f} m "
+                    f"at {_where(traj, t[s])} (clearance {config.table_clearance:.3f} m)"
+                )
+    if tb_margin < config.table_clearance:
+        tb_detail = tb_detail.replace(" is ", " goes to ", 1) + ": below the table"
     ws_ok = ws_margin >= 0
     tb_ok = tb_margin >= config.table_clearance
     return [

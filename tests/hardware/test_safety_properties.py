@@ -51,7 +51,7 @@ ROBOTS = {
          lambda log, q: URArm("10.0.0.2", URConfig(rate_hz=125.0, gripper_digital_out=3), sleep=lambda s: None),
          ("servoJ", "setStandardDigitalOut", "moveJ")),
     ]),
-    "xarm6": (XARM6, None, np.array([0.0, -0.5, -0.5, 0.0, 1.0, 0.0]), [
+    "xarm6": (XARM6, None, np.array([0.0, -0.5, -0.9, 0.0, 1.0, 0.0]), [
         ("xarm", lambda log, q: fake_xarm(log, q),
          lambda log, q: XArm("192.168.1.185", XArmConfig(rate_hz=50.0), sleep=lambda s: None, clock=lambda: 0.0),
          ("set_servo_angle_j", "set_gripper_position", "set_servo_angle")),
@@ -62,11 +62,16 @@ ROBOTS = {
 @st.composite
 def smooth_plans(draw, robot: str):
     """A rest-to-rest minimum-jerk move from near the arm's home to near it (+-0.35 rad a
-    joint) over 1.5-4 s: inside its limits, the workspace and above the table."""
+    joint) over 1.5-4 s: inside its limits, the workspace and above the table. The Panda's
+    shoulder tilts back from home by at most 0.1 rad: further, its elbow's collision geometry
+    leaves the default workspace (x >= -0.3 m behind the base)."""
     spec, urdf, home, _ = ROBOTS[robot]
     dof = len(home)
-    a = np.array(draw(st.lists(st.floats(-0.35, 0.35), min_size=dof, max_size=dof)))
-    b = np.array(draw(st.lists(st.floats(-0.35, 0.35), min_size=dof, max_size=dof)))
+    low = np.full(dof, -0.35)
+    if robot == "panda":
+        low[1] = -0.1
+    a = np.array([draw(st.floats(lo, 0.35)) for lo in low])
+    b = np.array([draw(st.floats(lo, 0.35)) for lo in low])
     duration = draw(st.floats(1.5, 4.0))
     steps = draw(st.integers(21, 61))
     t, q = min_jerk(home + a, home + b, duration, steps)
