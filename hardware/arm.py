@@ -47,6 +47,24 @@ class ArmInfo:
 
 
 @dataclass(frozen=True)
+class ExecutedPath:
+    """The path an arm's controller will run for a trajectory: its commanded state at every
+    control step, the first being the start (at rest). Backends whose controller re-plans
+    what they send (franky's waypoints) offer ``executed_path(trajectory)``; the runner
+    checks it before anything moves (`hardware.safety.check_executed`).
+
+    Attributes:
+        times: (N,) seconds from the motion's start.
+        positions, velocities, accelerations: (N, dof).
+    """
+
+    times: np.ndarray
+    positions: np.ndarray
+    velocities: np.ndarray
+    accelerations: np.ndarray
+
+
+@dataclass(frozen=True)
 class ArmState:
     """A reading of the arm.
 

@@ -29,6 +29,7 @@ from hardware.safety import (
     check_cartesian,
     check_duration,
     check_dynamics,
+    check_executed,
     check_gripper,
     check_speed,
     check_start,
@@ -322,6 +323,12 @@ def run(
                     prepared.start, start_state.joints, prepared.spec.joint_names, cfg.safety
                 )
             )
+            executed_path = getattr(arm, "executed_path", None)
+            if executed_path is not None:  # the controller re-plans what it is sent: check that
+                paths = [(t, executed_path(t)) for t in prepared.trajectories]
+                kin = kinematics_for(prepared.spec, plan.robot_urdf)
+                for check in check_executed(paths, prepared.spec, kin, cfg.safety):
+                    report = report.with_check(check)
             report.raise_if_failed()
             final_state = None
             if not dry_run:

@@ -18,6 +18,9 @@ robot base frame (`hardware.frames`), against the published limits of `chord_rob
     base           the registration puts the plan's robot base on the real one
     tcp            the plan's end-effector poses agree with its joints (same robot, same TCP)
     start          (after connecting) the plan starts where the arm is
+    executed ...   (after connecting, for controllers that re-plan what they are sent) the path
+                   they will run: near the checked curve, within the limits, the workspace
+                   and above the table
 
 A failed check refuses the plan with `Refusal` (a `SafetyError`: exit code 2, nothing moved).
 """
@@ -32,6 +35,7 @@ import numpy as np
 from chord_robot.errors import SafetyError
 from chord_robot.geometry import invert, pose_to_matrix, rotation_angle
 from chord_robot.trajectory import JointTrajectory, derivatives, evaluation_times
+from hardware.arm import ExecutedPath
 from hardware.collision import collision_geometry
 from hardware.kinematics import Kinematics
 from hardware.robots import RobotSpec
@@ -211,15 +215,26 @@ def check_cartesian(
 ) -> list[Check]:
     """Workspace box and table plane for the robot's checked points and its links' collision
     geometry (base frame)."""
+    samples = []
+    for traj in trajectories:
+        t = evaluation_times(traj, config.check_dt)
+        samples.append((traj, t, traj.curve()(t)))
+    return _cartesian(samples, spec, kin, config)
+
+
+def _cartesian(
+    samples: list[tuple[JointTrajectory, np.ndarray, np.ndarray]], spec: RobotSpec, kin: Kinematics,
+    config: SafetyConfig,
+) -> list[Check]:
+    """`check_cartesian` on (trajectory, (S,) local times, (S, dof) joints) samples."""
     lo, hi = np.asarray(config.workspace_lower, float), np.asarray(config.workspace_upper, float)
     bodies = _checked_bodies(spec, kin)
     links = sorted({link for _, link, _, _ in bodies})
     ws_margin, ws_detail = np.inf, "no motion"
     tb_margin, tb_detail = np.inf, "no motion"
     axes = "xyz"
-    for traj in trajectories:
-        t = evaluation_times(traj, config.check_dt)
-        poses = kin.link_poses(traj.curve()(t), links)
+    for traj, t, q in samples:
+        poses = kin.link_poses(q, links)
         for label, link, points, radius in bodies:
             pose = poses[link]
             x = points @ np.swapaxes(pose[:, :3, :3], -1, -2) + pose[:, None, :3, 3]  # (S, K, 3)
@@ -257,6 +272,61 @@ def check_cartesian(
             "m",
             tb_detail,
         ),
+    ]
+
+
+def check_executed(
+    paths: list[tuple[JointTrajectory, ExecutedPath]], spec: RobotSpec, kin: Kinematics, config: SafetyConfig
+) -> list[Check]:
+    """The paths the controller will run (`ExecutedPath`) against their checked trajectories:
+    distance from the checked curve, the published velocity, acceleration and jerk limits (times
+    ``limit_fraction``), the workspace and the table - so a controller that re-plans what it is
+    sent (franky) runs nothing the checks did not see."""
+    from scipy.spatial import cKDTree
+
+    lim = spec.limits
+    limits = {
+        "velocity": np.asarray(lim.velocity, float),
+        "acceleration": np.asarray(lim.acceleration, float),
+        "jerk": np.asarray(lim.jerk, float),
+    }
+    worst, where, stretch = 0.0, "no motion", 0.0
+    ratio, ratio_detail = 0.0, "no motion"
+    sampled = []
+    for traj, path in paths:
+        t = np.arange(0.0, traj.duration, 1e-4)
+        distance, _ = cKDTree(traj.curve()(np.append(t, traj.duration))).query(path.positions)
+        k = int(np.argmax(distance))
+        if distance[k] > worst:
+            worst, where = float(distance[k]), _where(traj, min(path.times[k], traj.duration))
+        stretch = max(stretch, path.times[-1] - traj.duration)
+        values = {
+            "velocity": path.velocities,
+            "acceleration": path.accelerations,
+            "jerk": np.diff(path.accelerations, axis=0) / np.diff(path.times)[:, None],
+        }
+        for kind, v in values.items():
+            r = np.abs(v) / (config.limit_fraction * limits[kind])
+            s_, j = np.unravel_index(np.argmax(r), r.shape)
+            if r[s_, j] > ratio:
+                ratio = float(r[s_, j])
+                ratio_detail = (
+                    f"{spec.joint_names[j]} {kind} at {100 * r[s_, j] * config.limit_fraction:.0f}% of its "
+                    f"published limit (allowed {100 * config.limit_fraction:.0f}%) at "
+                    f"{_where(traj, min(path.times[s_], traj.duration))}"
+                )
+        sampled.append((traj, np.minimum(path.times, traj.duration), path.positions))
+    ok_path = worst <= config.path_tolerance
+    path_detail = (
+        f"the controller's path stays within {1000 * worst:.3f} mrad of the checked curve "
+        f"(farthest at {where}; it runs up to {1000 * stretch:.0f} ms longer)"
+    )
+    cartesian = [replace(c, name=f"executed {c.name}") for c in _cartesian(sampled, spec, kin, config)]
+    return [
+        Check("executed path", ok_path, worst, config.path_tolerance, "rad", path_detail),
+        Check("executed dynamics", ratio <= 1.0 + 1e-9, 100 * ratio * config.limit_fraction,
+              100 * config.limit_fraction, "%", f"peak: {ratio_detail}"),
+        *cartesian,
     ]
 
 

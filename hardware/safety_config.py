@@ -48,6 +48,9 @@ class SafetyConfig:
     """Longest accepted (scaled) trajectory, seconds."""
     check_dt: float = 0.004
     """Time resolution of the checks, seconds (knots and knot midpoints are always checked)."""
+    path_tolerance: float = 0.001
+    """Largest joint-space distance (rad) between the path a controller will run (when the
+    backend can say, e.g. franky's re-planned waypoints) and the checked curve."""
 
     def __post_init__(self) -> None:
         """A config can only make the layer stricter: every field inside `SAFETY_BOUNDS` (the
@@ -91,6 +94,7 @@ SAFETY_BOUNDS: dict[str, tuple[float, float, bool]] = {
     "rest_tolerance": (0.0, 1e-3, True),
     "max_duration": (0.0, 600.0, True),
     "check_dt": (0.0, 0.004, True),
+    "path_tolerance": (0.0, 0.001, True),
 }
 """Allowed range of each scalar `SafetyConfig` field: (low, high, low end open). The built-in
 default is the loose end of every range (a site can lower a speed or a tolerance, raise a

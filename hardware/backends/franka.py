@@ -9,6 +9,12 @@ scale, already in the knot times, is also passed as the motion's
 ``relative_dynamics_factor``: franky then caps velocity, acceleration and jerk at that fraction
 of the robot's limits, which the scaled trajectory respects by the safety checks.
 
+franky re-plans between the waypoints with Ruckig (zero acceleration at every waypoint, under
+the robot's limits times that factor), so the path the arm runs is not the checked curve:
+`executed_path` computes it exactly as franky will (`hardware.backends.franky_path`, from the
+limits the connected robot holds; the robot's own dynamics factor is set to 1 on connecting),
+and the runner checks it before the first motion (`hardware.safety.check_executed`).
+
 The motion runs asynchronously (``robot.move(motion, asynchronous=True)``) while this thread
 polls ``join_motion(timeout)`` and records progress; `stop` calls ``robot.stop()``. The gripper
 is not stopped on a fault: stopping a grasp would drop what it holds.
@@ -24,8 +30,10 @@ import numpy as np
 
 from chord_robot.errors import ConfigError, quote
 from chord_robot.trajectory import JointTrajectory
-from hardware.arm import ArmInfo, ArmState, GripperCommand, Progress
+from hardware.arm import ArmInfo, ArmState, ExecutedPath, GripperCommand, Progress
 from hardware.backends import import_sdk
+from hardware.backends.franky_path import waypoint_path
+from hardware.backends.franky_path import waypoints as franky_waypoints
 from hardware.robots import PANDA
 
 
@@ -63,6 +71,7 @@ class FrankaArm:
     def connect(self) -> None:
         self._franky = import_sdk("franky", "franka")
         self._robot = self._franky.Robot(self.host)
+        self._robot.relative_dynamics_factor = 1.0  # each motion carries its own factor
         self._gripper = self._franky.Gripper(self.host)
 
     def state(self) -> ArmState:
@@ -72,14 +81,19 @@ class FrankaArm:
         pose = np.array([w, x, y, z, *np.asarray(ee.translation, dtype=np.float64)])
         return ArmState(q, pose, float(self._gripper.width))
 
+    def executed_path(self, trajectory: JointTrajectory) -> ExecutedPath:
+        """The path franky will command for ``trajectory`` (needs a connection: the limits are
+        the robot's)."""
+        r = self._robot
+        limits = (np.asarray(x.get(), dtype=np.float64) for x in
+                  (r.joint_velocity_limit, r.joint_acceleration_limit, r.joint_jerk_limit))
+        return waypoint_path(trajectory, *limits, factor=float(trajectory.speed))
+
     def follow(self, trajectory: JointTrajectory, progress: Progress) -> None:
         f = self._franky
-        dts = np.diff(trajectory.times)
         waypoints = [
-            f.JointWaypoint(
-                f.JointState(position=q.tolist(), velocity=v.tolist()), minimum_time=float(dt)
-            )
-            for q, v, dt in zip(trajectory.positions[1:], trajectory.velocities[1:], dts)
+            f.JointWaypoint(f.JointState(position=q.tolist(), velocity=v.tolist()), minimum_time=dt)
+            for q, v, dt in franky_waypoints(trajectory)
         ]
         motion = f.JointWaypointMotion(waypoints, relative_dynamics_factor=float(trajectory.speed))
         bound = self.config.timeout_factor * trajectory.duration + self.config.timeout_margin

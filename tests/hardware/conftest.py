@@ -73,8 +73,11 @@ def fake_franky(
     polls: int = 2,
     grasp_ok: bool = True,
     join_error: Exception | None = None,
+    limit_scale: float = 1.0,
 ) -> types.ModuleType:
-    """A recording double of franky's Python API (Robot, Gripper, JointWaypointMotion...)."""
+    """A recording double of franky's Python API (Robot, Gripper, JointWaypointMotion...); its
+    robot holds the Panda's published joint limits times ``limit_scale`` (franky's
+    ``joint_velocity_limit`` ... with ``get()``)."""
     m = types.ModuleType("franky")
 
     class JointState:
@@ -106,7 +109,10 @@ def fake_franky(
     class Robot:
         def __init__(self, host):
             log.append(("Robot", (host,), {}))
-            self.relative_dynamics_factor = 1.0
+            self.relative_dynamics_factor = 0.5  # set to 1 by the backend
+            for name in ("velocity", "acceleration", "jerk"):
+                value = limit_scale * np.asarray(getattr(PANDA.limits, name), float)
+                setattr(self, f"joint_{name}_limit", SimpleNamespace(get=lambda v=value: v.copy()))
             self._polls = 0
             self.current_joint_state = SimpleNamespace(position=np.array(joints))
             ee = SimpleNamespace(
