@@ -325,7 +325,10 @@ def check_executed(
     return [
         Check("executed path", ok_path, worst, config.path_tolerance, "rad", path_detail),
         Check("executed dynamics", ratio <= 1.0 + 1e-9, 100 * ratio * config.limit_fraction,
-              100 * config.limit_fraction, "%", f"peak: {ratio_detail}"),
+              100 * config.limit_fraction, "%",
+              f"peak: {ratio_detail}" + ("" if ratio <= 1.0 + 1e-9 else
+              "; the controller re-plans at its own limits times its dynamics factor (franky: set "
+              "[franka] dynamics_factor to the limit fraction)")),
         *cartesian,
     ]
 

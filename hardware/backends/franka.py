@@ -6,7 +6,7 @@ a `JointWaypoint` per knot after the first, holding `JointState(position, veloci
 knot velocities of the checked curve) and ``minimum_time`` = the knot interval, so Ruckig
 (franky's online generator) reaches each waypoint no earlier than the plan says. The speed
 scale, already in the knot times, is also passed as the motion's
-``relative_dynamics_factor``: franky then caps velocity, acceleration and jerk at that fraction
+``relative_dynamics_factor`` (times `FrankaConfig.dynamics_factor`): franky then caps velocity, acceleration and jerk at that fraction
 of the robot's limits, which the scaled trajectory respects by the safety checks.
 
 franky re-plans between the waypoints with Ruckig (zero acceleration at every waypoint, under
@@ -49,6 +49,10 @@ class FrankaConfig:
     """A motion taking longer than this times its duration, plus `timeout_margin`, is a fault."""
     timeout_margin: float = 5.0
     """Seconds added to that bound."""
+    dynamics_factor: float = 1.0
+    """franky's relative dynamics factor for every motion, times the speed scale: between
+    waypoints franky's profiles run at the robot's limits times this (the runner checks that
+    against the site's ``limit_fraction``; set the two alike)."""
 
 
 class FrankaArm:
@@ -59,6 +63,10 @@ class FrankaArm:
         if self.config.model != "panda":
             raise ConfigError(
                 "model", f"franka {{field}} {quote(self.config.model)}: only 'panda' has known limits"
+            )
+        if not 0.0 < self.config.dynamics_factor <= 1.0:
+            raise ConfigError(
+                "dynamics_factor", f"franka {{field}} = {quote(self.config.dynamics_factor)} must be in (0, 1]"
             )
         self.host = host
         self.info = ArmInfo(
@@ -87,7 +95,10 @@ class FrankaArm:
         r = self._robot
         limits = (np.asarray(x.get(), dtype=np.float64) for x in
                   (r.joint_velocity_limit, r.joint_acceleration_limit, r.joint_jerk_limit))
-        return waypoint_path(trajectory, *limits, factor=float(trajectory.speed))
+        return waypoint_path(trajectory, *limits, factor=self._factor(trajectory))
+
+    def _factor(self, trajectory: JointTrajectory) -> float:
+        return float(trajectory.speed) * self.config.dynamics_factor
 
     def follow(self, trajectory: JointTrajectory, progress: Progress) -> None:
         f = self._franky
@@ -95,7 +106,7 @@ class FrankaArm:
             f.JointWaypoint(f.JointState(position=q.tolist(), velocity=v.tolist()), minimum_time=dt)
             for q, v, dt in franky_waypoints(trajectory)
         ]
-        motion = f.JointWaypointMotion(waypoints, relative_dynamics_factor=float(trajectory.speed))
+        motion = f.JointWaypointMotion(waypoints, relative_dynamics_factor=self._factor(trajectory))
         bound = self.config.timeout_factor * trajectory.duration + self.config.timeout_margin
         t0 = time.monotonic()
         self._robot.move(motion, asynchronous=True)

@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from chord_robot.errors import ConfigError
 from chord_robot.trajectory import JointTrajectory
-from hardware.backends.franka import FrankaArm
+from hardware.backends.franka import FrankaArm, FrankaConfig
 from hardware.backends.franky_path import CONTROL_PERIOD, waypoint_path, waypoints
 from hardware.robots import PANDA
 from hardware.runner import ExecuteConfig, Motion, prepare, run
@@ -44,10 +45,11 @@ def test_the_generator_reaches_every_waypoint_no_sooner_than_its_time_within_the
     assert (np.abs(np.diff(path.accelerations, axis=0)) / CONTROL_PERIOD / LIMITS[2]).max() > 0.49
 
 
-def _run_franka(sdk, log: Log, config: ExecuteConfig | None = None, limit_scale: float = 1.0):
+def _run_franka(sdk, log: Log, config: ExecuteConfig | None = None, limit_scale: float = 1.0,
+                franka: FrankaConfig | None = None):
     plan = grasp_plan()
     sdk({"franky": fake_franky(log, plan.joints[0], limit_scale=limit_scale)})
-    arm = FrankaArm("172.16.0.2")
+    arm = FrankaArm("172.16.0.2", franka)
     prepared = prepare(plan, arm.info, 1.0, config)
     return prepared, run(arm, prepared, config)
 
@@ -86,3 +88,19 @@ def test_a_franka_path_outside_the_checks_is_refused_before_it_moves(sdk, limit_
         _run_franka(sdk, log, config, limit_scale)
     assert refusal.value.names == [refused], refusal.value
     assert log.named("Robot") and not log.named("move") and not [c for c in log if c[0].startswith("gripper")]
+
+
+def test_a_site_limit_fraction_is_met_with_the_matching_franka_dynamics_factor(sdk):
+    """The refused case above (limit fraction 0.6) runs with ``[franka] dynamics_factor =
+    0.6``: franky's profiles then peak at 60% of the limits, still within 0.2 mrad of the curve
+    (measured 0.13); franky receives that factor. The factor must lie in (0, 1]."""
+    log = Log()
+    config = ExecuteConfig(safety=SafetyConfig(limit_fraction=0.6))
+    _, result = _run_franka(sdk, log, config, franka=FrankaConfig(dynamics_factor=0.6))
+    checks = {c.name: c for c in result.report.checks}
+    assert checks["executed dynamics"].ok and 59.0 < checks["executed dynamics"].value <= 60.0 + 1e-6
+    assert checks["executed path"].value < 2e-4, checks["executed path"]
+    assert [c[1][0].relative_dynamics_factor for c in log.named("move")] == [0.6, 0.6]
+    for bad in (0.0, 1.5):
+        with pytest.raises(ConfigError, match="dynamics_factor"):
+            FrankaArm("172.16.0.2", FrankaConfig(dynamics_factor=bad))
