@@ -51,7 +51,7 @@ class ExecutedPath:
     """The path an arm's controller will run for a trajectory: its commanded state at every
     control step, the first being the start (at rest). Backends whose controller re-plans
     what they send (franky's waypoints) offer ``executed_path(trajectory)``; the runner
-    checks it before anything moves (`hardware.safety.check_executed`).
+    checks it before anything moves (`hardware.safety_paths.check_executed`).
 
     Attributes:
         times: (N,) seconds from the motion's start.

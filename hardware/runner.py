@@ -26,10 +26,8 @@ from hardware.safety import (
     Refusal,
     SafetyReport,
     check_base,
-    check_cartesian,
     check_duration,
     check_dynamics,
-    check_executed,
     check_gripper,
     check_speed,
     check_start,
@@ -37,6 +35,7 @@ from hardware.safety import (
     registration_or_plan_base,
 )
 from hardware.safety_config import SafetyConfig
+from hardware.safety_paths import check_cartesian, check_executed
 
 
 @dataclass(frozen=True)

@@ -6,14 +6,14 @@ a `JointWaypoint` per knot after the first, holding `JointState(position, veloci
 knot velocities of the checked curve) and ``minimum_time`` = the knot interval, so Ruckig
 (franky's online generator) reaches each waypoint no earlier than the plan says. The speed
 scale, already in the knot times, is also passed as the motion's
-``relative_dynamics_factor`` (times `FrankaConfig.dynamics_factor`): franky then caps velocity, acceleration and jerk at that fraction
-of the robot's limits, which the scaled trajectory respects by the safety checks.
+``relative_dynamics_factor`` (times `FrankaConfig.dynamics_factor`): franky then caps velocity,
+acceleration and jerk at that fraction of the robot's limits.
 
 franky re-plans between the waypoints with Ruckig (zero acceleration at every waypoint, under
 the robot's limits times that factor), so the path the arm runs is not the checked curve:
 `executed_path` computes it exactly as franky will (`hardware.backends.franky_path`, from the
 limits the connected robot holds; the robot's own dynamics factor is set to 1 on connecting),
-and the runner checks it before the first motion (`hardware.safety.check_executed`).
+and the runner checks it before the first motion (`hardware.safety_paths.check_executed`).
 
 The motion runs asynchronously (``robot.move(motion, asynchronous=True)``) while this thread
 polls ``join_motion(timeout)`` and records progress; `stop` calls ``robot.stop()``. The gripper
