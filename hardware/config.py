@@ -5,8 +5,9 @@ settings. Command-line options override it.
     speed = 0.3
     scan_to_robot = "calibration.json"  # or "x,y,z,qw,qx,qy,qz"; relative to this file
 
-    [safety]                            # any SafetyConfig field
+    [safety]                            # any SafetyConfig field (each can only tighten)
     max_speed = 0.5
+    limit_fraction = 0.6
     table_z = 0.0
     workspace_lower = [-0.2, -0.6, -0.05]
     workspace_upper = [0.9, 0.6, 1.0]
@@ -17,6 +18,9 @@ settings. Command-line options override it.
     [ur]                                # the backend's config dataclass fields
     rate_hz = 125.0
     gripper_digital_out = 0
+
+    [franka]
+    dynamics_factor = 0.6               # franky's profiles reach limits x this: = limit_fraction
 """
 
 from __future__ import annotations
