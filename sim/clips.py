@@ -131,6 +131,10 @@ class ClipConfig:
     """A coloured or textured floor below the table instead of the empty backdrop."""
     arm_share: tuple[float, float] = (0.2, 0.5)
     """Range of the fraction of a lamp head's tilt that its arm joint carries."""
+    move_share: tuple[float, float] | None = None
+    """Range of the arm's share of the tilt a lamp clip moves through (its rest pose, the
+    clip's least tilted state, keeps ``arm_share``): a desk lamp is lowered mostly by tilting its
+    arm (the lower-lamp task's motion: ~0.65). None: the motion keeps ``arm_share`` too."""
 
     def __post_init__(self) -> None:
         if self.size % 16 or self.size < 16:
@@ -142,8 +146,10 @@ class ClipConfig:
                 raise ConfigError(name, f"{{field}} must be in [0, 1], got {getattr(self, name)}")
         if not 0 <= self.distractors[0] <= self.distractors[1] <= 4:
             raise ConfigError("distractors", f"{{field}} must be a range within 0..4, got {self.distractors}")
-        if not 0.0 <= self.arm_share[0] <= self.arm_share[1] <= 1.0:
-            raise ConfigError("arm_share", f"{{field}} must be a range within [0, 1], got {self.arm_share}")
+        for name in ("arm_share", "move_share"):
+            share = getattr(self, name)
+            if share is not None and not 0.0 <= share[0] <= share[1] <= 1.0:
+                raise ConfigError(name, f"{{field}} must be a range within [0, 1], got {share}")
 
 
 @dataclass(frozen=True)
@@ -166,6 +172,10 @@ class ClipScene:
         looks: the table's texture and the floor (`clip_looks.sample_looks`; empty: neither).
         distractors: the static objects on the table (`clip_looks.sample_distractors`).
         textures: laptop, lamp: procedural textures per link index.
+        move_share: lamp only: the arm's share of the tilt beyond ``rest_deg`` (None:
+            ``arm_share`` throughout).
+        rest_deg: lamp only: the tilt up to which ``arm_share`` holds (the clip's least tilted
+            state).
     """
 
     prompt: str
@@ -180,6 +190,8 @@ class ClipScene:
     looks: dict = field(default_factory=dict)
     distractors: list = field(default_factory=list)
     textures: dict = field(default_factory=dict)
+    move_share: float | None = None
+    rest_deg: float = 0.0
 
     def to_camera(self) -> Camera:
         return Camera.from_dict(self.camera)
@@ -270,8 +282,11 @@ def _sample_scene(motion: Motion, rng: np.random.Generator, config: ClipConfig) 
         colours = {}
     start = rng.uniform(*(motion.split_start_deg if config.split_starts else motion.start_deg))
     end = float(np.clip(start + motion.direction * rng.uniform(*motion.travel_deg), *STATE_RANGE[motion.kind]))
+    move_share = None
     if motion.kind in ("laptop", "lamp"):
         arm_share = float(rng.uniform(*config.arm_share))
+        if motion.kind == "lamp" and config.move_share is not None:
+            move_share = float(rng.uniform(*config.move_share))
     looks, distractors, textures = {}, [], {}
     if config.looks or config.floor or config.distractors[1] or config.free_colours:
         if motion.kind in ("laptop", "lamp") and colours:
@@ -283,7 +298,8 @@ def _sample_scene(motion: Motion, rng: np.random.Generator, config: ClipConfig) 
         distractors = clip_looks.sample_distractors(rng, config.distractors, config.looks, np.asarray(keep_out), reach)
     spec_dict = spec if isinstance(spec, dict) else asdict(spec)
     scene = ClipScene(motion.prompt, motion.kind, spec_dict, pose.tolist(), colours, table, light, arm_share,
-                      looks=looks, distractors=distractors, textures=textures)
+                      looks=looks, distractors=distractors, textures=textures, move_share=move_share,
+                      rest_deg=float(min(start, end)) if move_share is not None else 0.0)
     return scene, float(start), end
 
 
@@ -296,7 +312,11 @@ def joint_values(scene: ClipScene, angle_deg: float) -> dict[int, float]:
     a = math.radians(angle_deg)
     if scene.kind == "laptop":
         return {0: a}
-    return {0: scene.arm_share * a, 1: (1.0 - scene.arm_share) * a}
+    if scene.move_share is None:
+        return {0: scene.arm_share * a, 1: (1.0 - scene.arm_share) * a}
+    rest = math.radians(scene.rest_deg)
+    arm = scene.arm_share * min(a, rest) + scene.move_share * max(a - rest, 0.0)
+    return {0: arm, 1: a - arm}
 
 
 def _points(scene: ClipScene, angles_deg: np.ndarray) -> np.ndarray:

@@ -122,10 +122,33 @@ def test_round_trip_and_bad_input(tmp_path, world: World, clips) -> None:
 def test_bad_config_values_name_their_field() -> None:
     for field, kwargs in (("size", {"size": 20}), ("num_frames", {"num_frames": 1}), ("textured", {"textured": 1.5}),
                           ("looks", {"looks": -0.1}), ("distractors", {"distractors": (2, 1)}),
-                          ("arm_share", {"arm_share": (0.5, 1.2)})):
+                          ("arm_share", {"arm_share": (0.5, 1.2)}), ("move_share", {"move_share": (0.9, 0.5)})):
         with pytest.raises(ConfigError) as e:
             ClipConfig(**kwargs)
         assert e.value.field == field and str(e.value).startswith(f"{field} must")
+
+
+def test_a_lamp_lowered_by_its_arm(world: World, asset_root: str) -> None:
+    """``move_share``: the tilt a lamp clip moves through is carried by the arm at that share,
+    its rest pose (the least tilted state) at ``arm_share``, in both directions; the pixels
+    still measure the state."""
+    import math
+
+    from sim.clips import joint_values
+
+    config = ClipConfig(size=32, num_frames=9, split_starts=True, move_share=(0.6, 0.8))
+    lamps = generate(world, 4, seed=3, config=config, asset_root=asset_root,
+                     prompts=("the lamp lowers its head", "the lamp raises its head"))
+    for scene, angles, video in zip(lamps.scenes, lamps.angles, lamps.videos, strict=True):
+        assert 0.6 <= scene.move_share <= 0.8 and 0.2 <= scene.arm_share <= 0.5
+        assert scene.rest_deg == pytest.approx(min(angles[0], angles[-1]), abs=1e-4)
+        start, end = (joint_values(scene, float(a)) for a in (angles[0], angles[-1]))
+        moved = math.radians(float(angles[-1] - angles[0]))
+        assert (end[0] - start[0]) / moved == pytest.approx(scene.move_share, abs=1e-4)
+        rest = joint_values(scene, scene.rest_deg)
+        assert rest[0] == pytest.approx(scene.arm_share * math.radians(scene.rest_deg), abs=1e-6)
+        err = np.abs(fit_angles(world, scene, video, asset_root=asset_root) - angles)
+        assert np.median(err) <= 1.5 and err.max() <= 6.5, (scene.prompt, angles)
 
 
 def test_start_states_of_the_two_prompts_overlap_unless_split(world: World, asset_root: str) -> None:
