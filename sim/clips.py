@@ -132,9 +132,8 @@ class ClipConfig:
     arm_share: tuple[float, float] = (0.2, 0.5)
     """Range of the fraction of a lamp head's tilt that its arm joint carries."""
     move_share: tuple[float, float] | None = None
-    """Range of the arm's share of the tilt a lamp clip moves through (its rest pose, the
-    clip's least tilted state, keeps ``arm_share``): a desk lamp is lowered mostly by tilting its
-    arm (the lower-lamp task's motion: ~0.65). None: the motion keeps ``arm_share`` too."""
+    """Range of the arm's share of the tilt a lamp clip moves through, its rest pose keeping
+    ``arm_share`` (a desk lamp is lowered by its arm: the lower-lamp task's ~0.65); None: same."""
 
     def __post_init__(self) -> None:
         if self.size % 16 or self.size < 16:
@@ -172,10 +171,8 @@ class ClipScene:
         looks: the table's texture and the floor (`clip_looks.sample_looks`; empty: neither).
         distractors: the static objects on the table (`clip_looks.sample_distractors`).
         textures: laptop, lamp: procedural textures per link index.
-        move_share: lamp only: the arm's share of the tilt beyond ``rest_deg`` (None:
-            ``arm_share`` throughout).
-        rest_deg: lamp only: the tilt up to which ``arm_share`` holds (the clip's least tilted
-            state).
+        move_share: lamp only: the arm's share of the tilt beyond ``rest_deg`` (None: none).
+        rest_deg: lamp only: the tilt (the clip's least) up to which ``arm_share`` holds.
     """
 
     prompt: str
