@@ -6,6 +6,7 @@ survive a round trip to disk, and `fit_angles` recovers the ground truth from th
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
 
 import numpy as np
@@ -19,6 +20,7 @@ from sim.clips import (
     ClipScene,
     fit_angles,
     generate,
+    joint_values,
     motion_angles,
 )
 from sim.world import World
@@ -132,10 +134,6 @@ def test_a_lamp_lowered_by_its_arm(world: World, asset_root: str) -> None:
     """``move_share``: the tilt a lamp clip moves through is carried by the arm at that share,
     its rest pose (the least tilted state) at ``arm_share``, in both directions; the pixels
     still measure the state."""
-    import math
-
-    from sim.clips import joint_values
-
     config = ClipConfig(size=32, num_frames=9, split_starts=True, move_share=(0.6, 0.8))
     lamps = generate(world, 4, seed=3, config=config, asset_root=asset_root,
                      prompts=("the lamp lowers its head", "the lamp raises its head"))
