@@ -156,13 +156,32 @@ def _horn_rotation(c: np.ndarray, n: np.ndarray, v: np.ndarray, out: np.ndarray)
     out[2, 0], out[2, 1], out[2, 2] = 2 * (x * z - w * y), 2 * (y * z + w * x), w * w - x * x - y * y + z * z
 
 
-@numba.njit(cache=True)
-def _horn_rotations(cross: np.ndarray) -> np.ndarray:
-    """(K, 3, 3) float64 -> (K, 3, 3) rotations, one per matrix (`_horn_rotation`)."""
-    out = np.empty(cross.shape)
+@numba.njit(cache=True, nogil=True)
+def _horn_range(cross: np.ndarray, out: np.ndarray, start: int, stop: int) -> None:
+    """Rotations of matrices ``start:stop`` of (K, 3, 3) float64 ``cross`` into ``out``."""
     n, v = np.empty((4, 4)), np.empty((4, 4))
-    for i in range(cross.shape[0]):
+    for i in range(start, stop):
         _horn_rotation(cross[i], n, v, out[i])
+
+
+PARALLEL_MIN = 4096
+"""Matrices below which `horn_rotations` stays on one thread (a thread hand-off costs more)."""
+
+
+def horn_rotations(cross: np.ndarray) -> np.ndarray:
+    """(K, 3, 3) float64 -> (K, 3, 3) rotations, one per matrix (`_horn_rotation`), in
+    contiguous chunks on the rasteriser's worker threads (`num_workers`): each matrix's result
+    is the same whichever thread computes it."""
+    from flowgen.raster.tiling import for_tile_batches, num_workers
+
+    out = np.empty(cross.shape)
+    workers = num_workers()
+    if workers == 1 or len(cross) < PARALLEL_MIN:
+        _horn_range(cross, out, 0, len(cross))
+        return out
+    bounds = np.linspace(0, len(cross), workers + 1).astype(np.int64)
+    chunks = [np.array([a, b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    for_tile_batches(lambda _, chunk: _horn_range(cross, out, int(chunk[0]), int(chunk[1])), chunks)
     return out
 
 
@@ -170,8 +189,8 @@ def procrustes_rotations(cross: Tensor) -> Tensor:
     """(..., 3, 3) rotations R maximising trace(R^T C) for cross-covariances C (..., 3, 3):
     Horn's method on a CPU, the SVD ``U diag(1, 1, det(U V^T)) V^T`` elsewhere."""
     if cross.device.type == "cpu":
-        flat = cross.detach().reshape(-1, 3, 3).double().numpy()
-        return torch.from_numpy(_horn_rotations(flat)).to(cross.dtype).reshape(cross.shape)
+        flat = np.ascontiguousarray(cross.detach().reshape(-1, 3, 3).double().numpy())
+        return torch.from_numpy(horn_rotations(flat)).to(cross.dtype).reshape(cross.shape)
     return svd_rotations(cross)
 
 

@@ -143,3 +143,23 @@ def test_horn_rotations_match_the_svd():
     rank_one = line.transpose(-1, -2) @ edges[:, :1]
     objective = lambda r: (r * rank_one).sum((-1, -2))
     assert (objective(procrustes_rotations(rank_one)) - objective(svd_rotations(rank_one))).abs().max() < 1e-4
+
+
+def test_horn_rotations_on_two_threads_are_those_of_one():
+    """Split over worker threads (above `PARALLEL_MIN` matrices), every rotation is the one a
+    single thread computes, bit for bit, and rotations are returned in the matrices' order."""
+    from flowgen.arap import PARALLEL_MIN, horn_rotations
+
+    gen = torch.Generator().manual_seed(4)
+    cross = torch.randn(PARALLEL_MIN + 1001, 3, 3, generator=gen, dtype=torch.float64).numpy()
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = horn_rotations(cross)
+        torch.set_num_threads(2)
+        two = horn_rotations(cross)
+    finally:
+        torch.set_num_threads(threads)
+    assert (one == two).all()
+    assert abs(torch.linalg.det(torch.from_numpy(two[-5:])) - 1).max() < 1e-12
+    assert (two[:3] == horn_rotations(cross[:3])).all()
