@@ -117,6 +117,11 @@ def render_views(model: SceneModel, views: list[View], posed: _Posed, slot: dict
     displacement, alpha), images (T, H, W, ·); flow is ``mu^t - mu^(t-1)`` and displacement
     ``mu^t - mu^0`` (zero for static objects)."""
     static = None
+    # per object, its frames as separate tensors: one backward node per object (its unbind),
+    # not a full-size zero gradient per frame and use (what indexing frame by frame costs)
+    means, quats, colors = ([x.unbind(0) for x in xs] for xs in (posed.means, posed.quats, posed.colors))
+    scales = [obj.log_scales.exp() for obj in model.moving]
+    opacities = [torch.sigmoid(obj.opacity_logit) for obj in model.moving]
     for view in views:
         if view.background is None and static is None:
             static = _static_splats(model)
@@ -125,11 +130,10 @@ def render_views(model: SceneModel, views: list[View], posed: _Posed, slot: dict
             i, prev = slot[f], slot[max(f - 1, 0)]
             parts = []
             for k, obj in enumerate(model.moving):
-                flow = posed.means[k][i] - posed.means[k][prev]
-                moved = posed.means[k][i] - obj.rest.means
-                parts.append(Splats(posed.means[k][i], posed.quats[k][i], obj.log_scales.exp(),
-                                    torch.sigmoid(obj.opacity_logit),
-                                    torch.cat((posed.colors[k][i], flow, moved), -1)))
+                flow = means[k][i] - means[k][prev]
+                moved = means[k][i] - obj.rest.means
+                parts.append(Splats(means[k][i], quats[k][i], scales[k], opacities[k],
+                                    torch.cat((colors[k][i], flow, moved), -1)))
             if view.background is None:
                 parts += static
             splats = Splats(*(torch.cat([getattr(p, a) for p in parts]) for a in
