@@ -23,6 +23,7 @@ per-edge mean when a loss weight calls for it.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numba
@@ -180,7 +181,7 @@ def horn_rotations(cross: np.ndarray) -> np.ndarray:
         _horn_range(cross, out, 0, len(cross))
         return out
     bounds = np.linspace(0, len(cross), workers + 1).astype(np.int64)
-    chunks = [np.array([a, b]) for a, b in zip(bounds[:-1], bounds[1:])]
+    chunks = [np.array(pair) for pair in itertools.pairwise(bounds)]
     for_tile_batches(lambda _, chunk: _horn_range(cross, out, int(chunk[0]), int(chunk[1])), chunks)
     return out
 
