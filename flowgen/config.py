@@ -227,6 +227,10 @@ class FlowConfig:
     """Learning rate of the control points' log-scales, log-linear (paper)."""
     lr_control_rotation: Decay = Decay(3e-3, 3e-5)
     """Learning rate of the control points' covariance rotations, log-linear (paper)."""
+    per_axis_control_scales: bool = True
+    """Each control point's covariance has three scales (initialised equal) turned by its
+    learned rotation, ``Sigma_k = R_k diag(s_k^2) R_k^T`` (paper); False: one isotropic scale,
+    which leaves the rotation without gradient (the setting before issue #19)."""
     lr_color: float = 2e-2
     """Learning rate of the Gaussians' colours (albedo) in the appearance stage."""
     lr_gaussian_scale: float = 5e-3

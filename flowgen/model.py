@@ -178,9 +178,12 @@ def _moving(obj: SceneObject, config: FlowConfig, rng: np.random.Generator,
     levels = []
     for init in controls.levels[:2]:
         num = len(init.centres)
+        log_scales = torch.log(torch.as_tensor(init.scales, dtype=torch.float32))
+        if config.per_axis_control_scales:  # three equal scales: the rotation then matters
+            log_scales = log_scales[:, None].repeat(1, 3)
         levels.append(ControlLevel(
             centres=torch.as_tensor(init.centres, dtype=torch.float32),
-            log_scales=torch.nn.Parameter(torch.log(torch.as_tensor(init.scales, dtype=torch.float32))),
+            log_scales=torch.nn.Parameter(log_scales),
             rotations=torch.nn.Parameter(quat_identity(num)),
             group=torch.as_tensor(init.group, dtype=torch.long),
         ))

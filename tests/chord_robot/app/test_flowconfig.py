@@ -59,4 +59,5 @@ def test_the_shipped_preset_keeps_its_settings_under_the_clis_default_switches()
     config = flow_config("shipped", "wan", **cli_defaults)
     assert config.part_motion and config.weights.rigid > 0 and config.mesh_fit.enabled
     assert config.num_frames == 9 and config.iterations == 300 and config.render_size == (32, 32)
+    assert not config.per_axis_control_scales and flow_config("cpu", "wan").per_axis_control_scales
     assert not flow_config("shipped", "wan", mesh_fit=False).mesh_fit.enabled  # a switch turned is kept
