@@ -11,7 +11,7 @@ measured code; ratios are reference time / this build's time):
 - Fenwick query of every frame (41 frames, 500 controls): the vectorised `query_all` against
   walking each frame's path in Python (`naive_query`);
 - ARAP local rotations (9 frames x 2000 points): Horn's method in numba against the batched
-  3x3 SVD used before;
+  3x3 SVD used before; and 9 frames x 3000 points (the cpu preset's set) on 2 threads against 1;
 - trajectory optimisation (41 frames, 256 points, `benchmarks/plan.py`): the jitted warm
   solve against PyRoki's problem built and solved on every call; the cold plan and the whole
   warm plan as absolute times;
@@ -103,7 +103,16 @@ def arap() -> list[Row]:
     cross = torch.randn(9, 2000, 3, 3, generator=torch.Generator().manual_seed(0))
     build = median_seconds(lambda: procrustes_rotations(cross), 10)
     reference = median_seconds(lambda: svd_rotations(cross), 10)
-    return [Row("ARAP rotations, 9 frames x 2000 points", "batched 3x3 SVD (torch)", reference, build)]
+    rows = [Row("ARAP rotations, 9 frames x 2000 points", "batched 3x3 SVD (torch)", reference, build)]
+    cross = torch.randn(9, 3000, 3, 3, generator=torch.Generator().manual_seed(1))  # the cpu preset's set
+    threads = torch.get_num_threads()
+    try:
+        one = median_seconds(lambda: procrustes_rotations(cross), 10)
+        torch.set_num_threads(2)
+        two = median_seconds(lambda: procrustes_rotations(cross), 10)
+    finally:
+        torch.set_num_threads(threads)
+    return rows + [Row("ARAP rotations, 9 frames x 3000 points, 2 threads", "the same on 1 thread", one, two)]
 
 
 def trajopt() -> list[Row]:
