@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -308,4 +309,7 @@ def test_a_killed_driver_resumes_skipping_finished_jobs(ray_cluster, tmp_path):
     for r in after:
         if r["id"] in before:
             assert r == before[r["id"]]  # skipped, not run again
-    assert f"({len(before)} finished before this run)" in (out / "summary.md").read_text()
+    # a job the cluster finished after the driver died counts as finished too (its result is
+    # on disk), so the resumed run may find more than the killed driver's table listed
+    found = re.search(r"\((\d+) finished before this run\)", (out / "summary.md").read_text())
+    assert found and len(before) <= int(found.group(1)) <= len(after)
