@@ -2,6 +2,7 @@
 
     python benchmarks/run.py            # about 6 minutes on 2 cores
     python benchmarks/run.py --full     # and a whole shipped-prior flow and video fit (+3 min)
+    python benchmarks/run.py --only distillation    # one section (repeatable)
 
 Rows (each reference runs in this process, on the same inputs, just before or after the
 measured code; ratios are reference time / this build's time):
@@ -17,7 +18,8 @@ measured code; ratios are reference time / this build's time):
   warm plan as absolute times;
 - distillation from the shipped prior at equal iterations on the shipped example: this
   build's cpu preset against the same run before issue #22 (the VAE checkpointed, the
-  condition encoded alone, SVD rotations);
+  condition encoded alone, SVD rotations); and the same run with the cheaper gradient path
+  (``--vae-gradient linear``, no VAE encoder backward) against the full one;
 - with --full: one whole shipped-prior flow (`chord_robot.generate_flow`, its own preset) and
   the demo's video fit, absolute.
 
@@ -182,21 +184,57 @@ def distillation(iterations: int) -> list[Row]:
     torch.set_num_threads(1)
     scene = chord_robot.load_scan(EXAMPLE / "scan.ply")
     with tempfile.TemporaryDirectory() as tmp:
-        def run(name: str) -> tuple[float, float]:
+        def run(name: str, **overrides) -> tuple[float, float]:
             """(seconds of the run, seconds per iteration after the first)."""
             stamps: list[float] = []
             start = time.perf_counter()
             chord_robot.generate_flow(scene, "close the laptop lid", output=Path(tmp) / f"{name}.zarr",
-                                      iters=iterations, progress=lambda *_: stamps.append(time.perf_counter()))
+                                      iters=iterations, progress=lambda *_: stamps.append(time.perf_counter()),
+                                      **overrides)
             return time.perf_counter() - start, (stamps[-1] - stamps[0]) / (len(stamps) - 1)
 
         run("warm")  # weights read, kernels compiled
         with before_issue_22():
             reference, reference_step = run("before")
         build, build_step = run("build")
+        linear, linear_step = run("linear", vae_gradient="linear")
+    full_sds, linear_sds = sds_steps()
     return [Row("shipped-prior distillation, one iteration, 1 thread", "before #22", reference_step, build_step),
             Row(f"  the run of {iterations} iterations (set-up included)", "before #22, same iterations",
-                reference, build)]
+                reference, build),
+            Row("  one iteration, --vae-gradient linear", "the full VAE gradient (above)", build_step, linear_step),
+            Row(f"  the run of {iterations} iterations, --vae-gradient linear", "the full VAE gradient (above)",
+                build, linear),
+            Row("  the SDS step alone (9x32x32 video), --vae-gradient linear", "the full VAE gradient",
+                full_sds, linear_sds)]
+
+
+def sds_steps(repeats: int = 20) -> tuple[float, float]:
+    """Median seconds of one shipped-prior SDS step (encode, guided velocity, pull-back to the
+    pixels, backward of the surrogate) with the full VAE gradient and with the linear one,
+    interleaved on the same video."""
+    import torch
+
+    from chord_robot.app.flowconfig import flow_config
+    from flowgen.priors import shipped
+    from flowgen.priors.wan import load_wan_prior
+
+    wan = dataclasses.replace(flow_config("shipped", "wan").wan, vae_gradient="linear")
+    linear = load_wan_prior(shipped.MODEL_DIR, prompt=shipped.prompts()[0], config=wan)
+    full = dataclasses.replace(linear, linear=None)
+    video = torch.rand(1, 9, 32, 32, 3, generator=torch.Generator().manual_seed(0))
+
+    def step(prior) -> None:
+        v = video.clone().requires_grad_(True)
+        prior.sds(v, None, 150, 300, seed=0).loss.backward()
+
+    times: dict[str, list[float]] = {"full": [], "linear": []}
+    for _ in range(repeats):
+        for name, prior in (("full", full), ("linear", linear)):
+            start = time.perf_counter()
+            step(prior)
+            times[name].append(time.perf_counter() - start)
+    return statistics.median(times["full"][1:]), statistics.median(times["linear"][1:])
 
 
 def full_runs() -> list[Row]:
@@ -223,14 +261,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="also a whole flow and a video fit")
     parser.add_argument("--iters", type=int, default=40, help="iterations of the distillation pair")
+    sections = {"rasteriser": rasteriser, "fenwick": fenwick, "arap": arap, "trajopt": trajopt,
+                "distillation": lambda: distillation(args.iters)}
+    parser.add_argument("--only", choices=sections, action="append", help="run only these sections")
     args = parser.parse_args()
     import torch
 
     threads = os.cpu_count() or 1
     torch.set_num_threads(1)  # the references and the build alike; the rasteriser sets its own
     rows: list[Row] = []
-    for section in (rasteriser, fenwick, arap, trajopt, lambda: distillation(args.iters)):
-        rows += section()
+    for name, section in sections.items():
+        if args.only is None or name in args.only:
+            rows += section()
     if args.full:
         torch.set_num_threads(threads)
         rows += full_runs()

@@ -14,6 +14,10 @@
         the shipped prior with its own preset (what `chord-robot flow --scan --task` runs).
     python scripts/prior_distill.py measure DIR SCENE FLOW.zarr
         Prints the measurement (`sim.articulation.measure`) as JSON.
+    python scripts/prior_distill.py quality DIR OUT [extra flow arguments ...]
+        The shipped prior's quality figures (docs/shipped-prior.md, docs/performance.md): `run`
+        over seeds 0-3 x {laptop-open opens, laptop-open closes, lamp-lower lowers} into OUT,
+        then one line per motion (final angle, base drift, seconds per seed) in OUT/table.txt.
 """
 
 from __future__ import annotations
@@ -252,11 +256,38 @@ def run(scene_dir: Path, scene: str, prompt: str, out: Path, extra: list[str]) -
     return result
 
 
+QUALITY = (("laptop-open", "the laptop lid opens", "open"), ("laptop-open", "the laptop lid closes", "close"),
+           ("lamp-lower", "the lamp lowers its head", "lamp"))
+"""The motions of the quality protocol: (scene, prompt, tag)."""
+
+
+def quality(scene_dir: Path, out: Path, extra: list[str], seeds: tuple[int, ...] = (0, 1, 2, 3)) -> str:
+    """`run` over ``seeds`` x `QUALITY` (a finished run is kept: a killed protocol resumes);
+    returns and writes the table."""
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [f"extra arguments: {' '.join(extra) or '(none)'}"]
+    for scene, prompt, tag in QUALITY:
+        rows = []
+        for seed in seeds:
+            path = out / f"{tag}-s{seed}"
+            done = path.with_suffix(".json")
+            rows.append(json.loads(done.read_text()) if done.exists() else
+                        run(scene_dir, scene, prompt, path, [*extra, "--seed", str(seed)]))
+        lines.append(f"{prompt}: final deg " + " / ".join(f"{r['final_deg']:+.1f}" for r in rows)
+                     + " | base drift mm " + " / ".join(f"{r['base_drift_max_mm']:.2f}" for r in rows)
+                     + " | s " + " / ".join(f"{r['seconds']:.0f}" for r in rows))
+    table = "\n".join(lines) + "\n"
+    (out / "table.txt").write_text(table)
+    return table
+
+
 def main(argv: list[str]) -> None:
     if len(argv) >= 2 and argv[0] == "scenes":
         write_scenes(Path(argv[1]))
     elif len(argv) >= 5 and argv[0] == "run":
         run(Path(argv[1]), argv[2], argv[3], Path(argv[4]), argv[5:])
+    elif len(argv) >= 3 and argv[0] == "quality":
+        print(quality(Path(argv[1]), Path(argv[2]), argv[3:]), end="")
     elif len(argv) == 4 and argv[0] == "measure":
         print(json.dumps(measure(Path(argv[1]), argv[2], Path(argv[3]))))
     else:

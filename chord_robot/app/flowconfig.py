@@ -106,6 +106,13 @@ def _tau_schedule(config, schedule: str):
     return dataclasses.replace(config, wan=dataclasses.replace(config.wan, tau_schedule=schedule))
 
 
+def _vae_gradient(config, how: str):
+    from flowgen.priors.wan import VAE_GRADIENTS
+
+    _check_choice("wan.vae_gradient", how, VAE_GRADIENTS)
+    return dataclasses.replace(config, wan=dataclasses.replace(config.wan, vae_gradient=how))
+
+
 def _store(config, store: str):
     from flowgen.config import DEFORMATION_STORES
 
@@ -135,6 +142,9 @@ FLOW_OVERRIDES: tuple[Override, ...] = (
              lambda c, s: dataclasses.replace(c, render_size=parse_size(s)), wan_only=True),
     Override("tau-schedule", "wan.tau_schedule", "Noise levels per iteration: annealed (the paper's W(tau) "
              "schedule, default) or uniform (ablation).", str, _tau_schedule, wan_only=True),
+    Override("vae-gradient", "wan.vae_gradient", "How the SDS gradient reaches the renders: full (back through "
+             "the VAE encoder, the paper's; default) or linear (the encoder's averaged Jacobian, no encoder "
+             "backward: faster, approximate).", str, _vae_gradient, wan_only=True),
     Override("store", "deformation_store", "Deformations over time: fenwick (the paper's tree, default) or "
              "per-frame (ablation: independent frames).", str, _store),
     Override("rigid-parts", "rigid_parts", "The moving objects are made of rigid parts (a laptop, a lamp; not "

@@ -19,6 +19,8 @@ Modules, in reading order:
 - `weights`: where the weights are (`resolve_model_dir`), what sizes they take (`ModelShape`,
   from their JSON configs), the one expert resident on the device (`ExpertSlot`).
 - `encode`: prompts through UMT5, rendered videos through the VAE with gradient.
+- `linear_vae`: the encoder's averaged Jacobian, the cheaper gradient path (``vae_gradient``
+  "linear": no encoder backward).
 - `prior`: `load_wan_prior`, `WanPrior` and the per-iteration RF-SDS step (`wan_sds_loss`).
 
 diffusers and transformers are imported inside the functions that need them, so importing
@@ -29,9 +31,11 @@ from flowgen.priors.wan.config import (
     PRESETS,
     TAU_SCHEDULES,
     UNIFORM_TAU_RANGE,
+    VAE_GRADIENTS,
     VARIANTS,
     WAN_NEGATIVE_PROMPT,
     TauSchedule,
+    VaeGradient,
     Variant,
     WanConfig,
     WanVariant,
@@ -39,6 +43,7 @@ from flowgen.priors.wan.config import (
     ti2v_5b,
 )
 from flowgen.priors.wan.encode import encode_text, encode_video
+from flowgen.priors.wan.linear_vae import LinearEncoder, fit_linear_encoder
 from flowgen.priors.wan.prior import Condition, SdsResult, WanPrior, load_wan_prior, wan_sds_loss
 from flowgen.priors.wan.weights import ExpertSlot, ModelShape, model_shape, resolve_model_dir
 
@@ -46,19 +51,23 @@ __all__ = [
     "PRESETS",
     "TAU_SCHEDULES",
     "UNIFORM_TAU_RANGE",
+    "VAE_GRADIENTS",
     "VARIANTS",
     "WAN_NEGATIVE_PROMPT",
     "Condition",
     "ExpertSlot",
+    "LinearEncoder",
     "ModelShape",
     "SdsResult",
     "TauSchedule",
+    "VaeGradient",
     "Variant",
     "WanConfig",
     "WanPrior",
     "WanVariant",
     "encode_text",
     "encode_video",
+    "fit_linear_encoder",
     "i2v_a14b",
     "load_wan_prior",
     "model_shape",

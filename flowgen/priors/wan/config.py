@@ -17,9 +17,11 @@ __all__ = [
     "PRESETS",
     "TAU_SCHEDULES",
     "UNIFORM_TAU_RANGE",
+    "VAE_GRADIENTS",
     "VARIANTS",
     "WAN_NEGATIVE_PROMPT",
     "TauSchedule",
+    "VaeGradient",
     "Variant",
     "WanConfig",
     "WanVariant",
@@ -31,6 +33,8 @@ Variant = Literal["i2v-a14b", "ti2v-5b"]
 """Which Wan 2.2 model (the keys of `VARIANTS`)."""
 TauSchedule = Literal["annealed", "uniform"]
 """How the noise level is drawn per iteration (`WanConfig.tau_schedule`)."""
+VaeGradient = Literal["full", "linear"]
+"""How the SDS gradient reaches the pixels (`WanConfig.vae_gradient`)."""
 
 WAN_NEGATIVE_PROMPT = (
     "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
@@ -73,6 +77,8 @@ VARIANTS: dict[Variant, WanVariant] = {
 
 TAU_SCHEDULES: tuple[TauSchedule, ...] = get_args(TauSchedule)
 """Ways of drawing the noise level per iteration (`WanConfig.tau_schedule`)."""
+VAE_GRADIENTS: tuple[VaeGradient, ...] = get_args(VaeGradient)
+"""Ways of pulling the SDS gradient back into pixels (`WanConfig.vae_gradient`)."""
 UNIFORM_TAU_RANGE = (0.02, 0.98)
 """The interval of the ``uniform`` tau schedule."""
 
@@ -120,6 +126,10 @@ class WanConfig:
     """Multiplies the SDS gradient (the regulariser weights are tuned for 1)."""
     vae_float32: bool = False
     """Keep the VAE in float32 even when the rest is bf16."""
+    vae_gradient: VaeGradient = "full"
+    """How the latent SDS gradient reaches the pixels: "full" (backpropagated through the VAE
+    encoder, the paper) or "linear" (the paper's future work: the encoder's averaged Jacobian,
+    fitted at load, `flowgen.priors.wan.linear_vae`; no encoder backward)."""
     background: tuple[float, float, float] | None = None
     """RGB in [0, 1] composited behind the rendered scene where nothing is (alpha < 1); None
     keeps the renderer's black. A model trained on clips with a plain backdrop (the sim's
@@ -130,6 +140,8 @@ class WanConfig:
             raise ValueError(f"unknown Wan variant {self.variant!r}; one of {', '.join(VARIANTS)}")
         if self.num_views < 1 or self.max_sequence_length < 1:
             raise ValueError("num_views and max_sequence_length must be >= 1")
+        if self.vae_gradient not in VAE_GRADIENTS:
+            raise ValueError(f"unknown VAE gradient {self.vae_gradient!r}; one of {', '.join(VAE_GRADIENTS)}")
         if self.tau_schedule not in TAU_SCHEDULES:
             raise ValueError(f"unknown tau schedule {self.tau_schedule!r}; one of {', '.join(TAU_SCHEDULES)}")
         if self.boundary_ratio is not None and not 0.0 < self.boundary_ratio <= 1.0:
