@@ -165,6 +165,9 @@ def _from_ply(path: Path) -> RawScan:
     labels, names = _labels(path, v)
     if all(k in v for k in ("f_dc_0", "opacity", "scale_0", "rot_0")):
         rest = sorted((k for k in v if k.startswith("f_rest_")), key=lambda k: int(k[7:]))
+        if len(rest) not in (0, 9, 24, 45):
+            raise ScanError(f"{path} has {len(rest)} f_rest_* properties; a 3DGS scan has 9, 24 or 45 "
+                            "(spherical harmonics of degree 1, 2 or 3) or none")
         g = GaussianAttrs(
             scales=np.stack([v[f"scale_{i}"] for i in range(3)], 1).astype(np.float64),
             rotations=np.stack([v[f"rot_{i}"] for i in range(4)], 1).astype(np.float64),
@@ -346,7 +349,8 @@ def _transform(raw: RawScan, rot: np.ndarray, scale: float) -> RawScan:
         from chord_robot.flow import matrix_to_quat
 
         q_up = matrix_to_quat(rot)
-        g = replace(g, scales=g.scales + np.log(scale), rotations=_quat_mul(q_up, g.rotations))
+        g = replace(g, scales=g.scales + np.log(scale), rotations=_quat_mul(q_up, g.rotations),
+                    sh_frame=rot @ g.sh_frame)
     return replace(raw, points=raw.points @ rot.T * scale, gaussians=g)
 
 

@@ -27,6 +27,8 @@ class GaussianAttrs:
         opacities: (N,) opacity logits (``opacity``).
         sh_dc: (N, 3) degree-0 SH coefficients (``f_dc_0..2``).
         sh_rest: (N, M) higher SH coefficients (``f_rest_*``), M may be 0.
+        sh_frame: (3, 3) rotation from the file's frame to the scene's (an ``--up y`` scan's
+            turn): the SH are functions of directions in the file's frame.
     """
 
     scales: np.ndarray
@@ -34,9 +36,11 @@ class GaussianAttrs:
     opacities: np.ndarray
     sh_dc: np.ndarray
     sh_rest: np.ndarray
+    sh_frame: np.ndarray = field(default_factory=lambda: np.eye(3))
 
     def subset(self, idx: np.ndarray) -> GaussianAttrs:
-        return GaussianAttrs(*(getattr(self, f)[idx] for f in ("scales", "rotations", "opacities", "sh_dc", "sh_rest")))
+        return GaussianAttrs(*(getattr(self, f)[idx] for f in ("scales", "rotations", "opacities", "sh_dc", "sh_rest")),
+                             sh_frame=self.sh_frame)
 
 
 SH_C0 = 0.28209479177387814

@@ -51,16 +51,14 @@ class ArapGraph:
         rest: (M, 3) rest positions.
         neighbours: (M, n) int64 neighbour indices (self excluded), nearest first.
         valid: (M, n) bool; False marks padding where a point's group has <= n points.
+        num_edges: valid (i, j) edges, the number of residuals per frame (counted once, on the
+            host: the loop reads it every iteration).
     """
 
     rest: Tensor
     neighbours: Tensor
     valid: Tensor
-
-    @property
-    def num_edges(self) -> int:
-        """Valid (i, j) edges: the number of residuals per frame."""
-        return int(self.valid.sum())
+    num_edges: int
 
 
 def arap_graph(
@@ -93,7 +91,7 @@ def arap_graph(
         valid[rows, :k] = True
     device = rest.device
     return ArapGraph(
-        rest, torch.from_numpy(neighbours).to(device), torch.from_numpy(valid).to(device)
+        rest, torch.from_numpy(neighbours).to(device), torch.from_numpy(valid).to(device), int(valid.sum())
     )
 
 

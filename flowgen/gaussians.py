@@ -18,6 +18,7 @@ from torch import Tensor
 
 from chord_robot.flow import matrix_to_quat
 from chord_robot.scene import SH_C0, SceneObject
+from flowgen.sh import sh_degree, sh_turn
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class Gaussians:
         colors: (N, 3) RGB in [0, 1].
         normals: (N, 3) unit surface normals, or None (3DGS scans).
         group: (N,) int64 part (mesh connected component) id; one part is all zeros.
+        sh_rest: (N, K, 3) a 3DGS scan's higher spherical-harmonic coefficients (K = 3, 8 or
+            15 for degree 1-3; `flowgen.sh`), or None (view-independent colour).
     """
 
     means: Tensor
@@ -41,6 +44,7 @@ class Gaussians:
     colors: Tensor
     normals: Tensor | None
     group: Tensor
+    sh_rest: Tensor | None = None
 
     def __post_init__(self) -> None:
         n = self.means.shape[0]
@@ -48,6 +52,8 @@ class Gaussians:
         assert self.log_scales.shape == (n, 3) and self.opacity_logits.shape == (n,), self.log_scales.shape
         assert self.colors.shape == (n, 3) and self.group.shape == (n,), (self.colors.shape, self.group.shape)
         assert self.normals is None or self.normals.shape == (n, 3)
+        assert self.sh_rest is None or (self.sh_rest.ndim == 3 and self.sh_rest.shape[0] == n
+                                        and self.sh_rest.shape[2] == 3), self.sh_rest.shape
 
     @property
     def num(self) -> int:
@@ -55,16 +61,23 @@ class Gaussians:
 
     def subset(self, idx: Tensor) -> Gaussians:
         n = None if self.normals is None else self.normals[idx]
+        sh = None if self.sh_rest is None else self.sh_rest[idx]
         return Gaussians(self.means[idx], self.quats[idx], self.log_scales[idx], self.opacity_logits[idx],
-                         self.colors[idx], n, self.group[idx])
+                         self.colors[idx], n, self.group[idx], sh)
 
     @staticmethod
     def concat(parts: list[Gaussians]) -> Gaussians:
-        """Concatenate; normals kept only if every part has them."""
+        """Concatenate; normals kept only if every part has them; SH coefficients zero-padded
+        to the largest degree (none if no part has them)."""
         normals = None if any(p.normals is None for p in parts) else torch.cat([p.normals for p in parts])
+        k = max((p.sh_rest.shape[1] for p in parts if p.sh_rest is not None), default=0)
+        sh = None if k == 0 else torch.cat([
+            torch.cat([p.sh_rest if p.sh_rest is not None else p.means.new_zeros(p.num, 0, 3),
+                       p.means.new_zeros(p.num, k - (0 if p.sh_rest is None else p.sh_rest.shape[1]), 3)], 1)
+            for p in parts])
         return Gaussians(*(torch.cat([getattr(p, f) for p in parts]) for f in
                            ("means", "quats", "log_scales", "opacity_logits", "colors")), normals,
-                         torch.cat([p.group for p in parts]))
+                         torch.cat([p.group for p in parts]), sh)
 
 
 def from_object(obj: SceneObject, count: int, rng: np.random.Generator, opacity: float = 0.95,
@@ -111,7 +124,14 @@ def _from_3dgs(obj: SceneObject, count: int, rng: np.random.Generator) -> Gaussi
     q = g.rotations[idx]
     q = q / np.maximum(np.linalg.norm(q, axis=1, keepdims=True), 1e-12)
     colors = np.clip(0.5 + SH_C0 * g.sh_dc[idx], 0, 1)
-    return _tensors(obj.points[idx], q, g.scales[idx], g.opacities[idx], colors, None, np.zeros(len(idx), np.int64))
+    out = _tensors(obj.points[idx], q, g.scales[idx], g.opacities[idx], colors, None, np.zeros(len(idx), np.int64))
+    if g.sh_rest.shape[1] == 0 or not g.sh_rest[idx].any():
+        return out  # no view dependence (many exporters write zeros)
+    # INRIA layout: f_rest is channel-major (every red coefficient, then green, then blue)
+    rest = torch.as_tensor(g.sh_rest[idx].reshape(len(idx), 3, -1).transpose(0, 2, 1), dtype=torch.float64)
+    if not np.allclose(g.sh_frame, np.eye(3)):
+        rest = torch.einsum("kj,njc->nkc", sh_turn(torch.as_tensor(g.sh_frame), sh_degree(rest.shape[1])), rest)
+    return replace(out, sh_rest=rest.float().contiguous())  # (N, K, 3)
 
 
 def _tensors(means, quats, log_scales, logits, colors, normals, group) -> Gaussians:

@@ -34,8 +34,8 @@ def l1(render: Tensor, target: Tensor) -> Tensor:
     return (render - target).abs().mean()
 
 
-def _gaussian_window(size: int, sigma: float, dtype: torch.dtype) -> Tensor:
-    x = torch.arange(size, dtype=dtype) - (size - 1) / 2
+def _gaussian_window(size: int, sigma: float, dtype: torch.dtype, device: torch.device | None = None) -> Tensor:
+    x = torch.arange(size, dtype=dtype, device=device) - (size - 1) / 2
     g = torch.exp(-0.5 * (x / sigma) ** 2)
     return g / g.sum()
 
@@ -48,7 +48,7 @@ def ssim(render: Tensor, target: Tensor, window: int = 11, sigma: float = 1.5) -
     channels = render.shape[-1]
     x = render.permute(0, 3, 1, 2)
     y = target.permute(0, 3, 1, 2)
-    g = _gaussian_window(window, sigma, render.dtype)
+    g = _gaussian_window(window, sigma, render.dtype, render.device)
     kernel_h = g.view(1, 1, 1, -1).repeat(channels, 1, 1, 1)
     kernel_v = g.view(1, 1, -1, 1).repeat(channels, 1, 1, 1)
     pad = window // 2

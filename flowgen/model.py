@@ -11,6 +11,7 @@ leaves, listed by :func:`parameters` under stable names (checkpoints, optimiser 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
@@ -37,9 +38,11 @@ __all__ = [
     "SceneModel",
     "StaticObject",
     "build_model",
+    "model_tensors",
     "parameter_group",
     "parameters",
     "rest_gaussians",
+    "to_device",
 ]
 
 
@@ -73,6 +76,10 @@ class MovingObject:
         part_store: per-part rigid motions (P = number of part ids) with ``part_motion``, else None.
         part_pivot: (P, 3) the point each part turns about (`flowgen.parts.part_joints`).
         part_parent: (P,) int64 the part each part hangs from (its motion carries this one), -1: none.
+
+    The part ids, contact pairs and chain (``part``, ``contact``, ``contact_group``,
+    ``supported``, ``part_parent``, ``surface_part``) are structure the loop reads in Python
+    and indexes with: they stay on the host (`to_device`).
         surface_part: (M,) int64 part id of each near-surface point.
     """
 
@@ -81,7 +88,7 @@ class MovingObject:
     albedo_logit: Tensor
     log_scales: Tensor
     opacity_logit: Tensor
-    part: Tensor
+    part: Tensor = field(metadata={"host": True})
     coarse: ControlLevel
     fine: ControlLevel | None
     binding: HierarchyBinding
@@ -91,14 +98,14 @@ class MovingObject:
     surface_binding: HierarchyBinding
     arap: ArapGraph
     controls: ObjectControls
-    contact: Tensor
+    contact: Tensor = field(metadata={"host": True})
     contact_rest: Tensor
-    contact_group: Tensor
-    supported: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
+    contact_group: Tensor = field(metadata={"host": True})
+    supported: Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long), metadata={"host": True})
     part_store: DeformationStore | None = None
     part_pivot: Tensor | None = None
-    part_parent: Tensor | None = None
-    surface_part: Tensor | None = None
+    part_parent: Tensor | None = field(default=None, metadata={"host": True})
+    surface_part: Tensor | None = field(default=None, metadata={"host": True})
 
 
 @dataclass(frozen=True)
@@ -137,6 +144,11 @@ class SceneModel:
     light: Light
     num_frames: int
     shading: bool
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's tensors live (`to_device`)."""
+        return self.light.direction.device
 
 
 def _logit(colors: Tensor) -> Tensor:
@@ -288,6 +300,59 @@ def parameters(model: SceneModel) -> dict[str, Tensor]:
     out["light/direction"] = model.light.direction
     out["light/ambient"] = model.light.ambient
     out["light/diffuse"] = model.light.diffuse
+    return out
+
+
+def to_device(model: SceneModel, device: torch.device | str) -> SceneModel:
+    """The same model with every tensor on ``device`` (the run's) but structure read in Python
+    (fields marked ``host``): parameters stay parameters (new leaves), and a tensor held in
+    several places stays one tensor. Build the optimiser after moving (its state follows its
+    parameters)."""
+    device = torch.device(device)
+    moved: dict[int, object] = {}
+
+    def move(x):
+        if id(x) in moved:
+            return moved[id(x)]
+        if isinstance(x, torch.nn.Parameter):
+            out = torch.nn.Parameter(x.detach().to(device), requires_grad=x.requires_grad)
+        elif isinstance(x, Tensor):
+            out = x.to(device)
+        elif dataclasses.is_dataclass(x) and not isinstance(x, type):
+            changes = {f.name: move(getattr(x, f.name)) for f in dataclasses.fields(x) if not f.metadata.get("host")}
+            out = replace(x, **changes) if any(changes[k] is not getattr(x, k) for k in changes) else x
+        elif isinstance(x, (tuple, list)):
+            items = [move(v) for v in x]
+            out = type(x)(items) if any(a is not b for a, b in zip(items, x)) else x
+        elif isinstance(x, dict):
+            out = {k: move(v) for k, v in x.items()}
+        else:
+            out = x
+        moved[id(x)] = out
+        return out
+
+    return move(model)
+
+
+def model_tensors(model: SceneModel) -> dict[str, Tensor]:
+    """Every tensor the model holds under a dotted path (``moving.0.binding.coarse.weights`` ...),
+    for checks of where they live."""
+    out: dict[str, Tensor] = {}
+
+    def walk(x, path: str) -> None:
+        if isinstance(x, Tensor):
+            out[path] = x
+        elif dataclasses.is_dataclass(x) and not isinstance(x, type):
+            for f in dataclasses.fields(x):
+                walk(getattr(x, f.name), f"{path}.{f.name}" if path else f.name)
+        elif isinstance(x, (tuple, list)):
+            for i, v in enumerate(x):
+                walk(v, f"{path}.{i}")
+        elif isinstance(x, dict):
+            for k, v in x.items():
+                walk(v, f"{path}.{k}")
+
+    walk(model, "")
     return out
 
 

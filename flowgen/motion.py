@@ -47,9 +47,9 @@ def _part_transforms(obj: MovingObject, frames: Tensor) -> tuple[Tensor, Tensor,
     their quaternions (T, P, 4) and offsets (T, P, 3), ``x -> R x + b``."""
     quats, trans = query_all(obj.part_store)
     quats, trans = quat_normalize(quats[frames]), trans[frames]
-    held = torch.zeros(quats.shape[1], dtype=torch.bool)
+    held = torch.zeros(quats.shape[1], dtype=torch.bool, device=quats.device)
     held[obj.supported] = True  # what rests on a static object moves by its control points only
-    quats = torch.where(held[:, None], quat_identity(len(held)), quats)
+    quats = torch.where(held[:, None], quat_identity(len(held), dtype=quats.dtype, device=quats.device), quats)
     trans = torch.where(held[:, None], torch.zeros(()), trans)
     rot = quat_to_matrix(quats)
     pivot = obj.part_pivot

@@ -20,6 +20,7 @@ from flowgen import losses
 from flowgen.model import SceneModel
 from flowgen.motion import deform_object, deform_surface
 from flowgen.priors.video import View
+from flowgen.quat import quat_conjugate, quat_multiply
 from flowgen.raster import render
 from flowgen.shading import albedo, gaussian_normals, shade
 from flowgen.splats import Splats, camera_tensors, render_splats
@@ -97,8 +98,7 @@ def static_splats(model: SceneModel) -> Splats:
 
 
 def _joined(parts: list[Splats]) -> Splats:
-    return Splats(*(torch.cat([getattr(p, a) for p in parts]) for a in
-                    ("means", "quats", "scales", "opacities", "features")))
+    return Splats.join(parts)
 
 
 def _static_splats(model: SceneModel, objects=None) -> list[Splats]:
@@ -108,7 +108,7 @@ def _static_splats(model: SceneModel, objects=None) -> list[Splats]:
         color = shade(model, albedo(obj.albedo_logit), g.normals)
         zeros = torch.zeros_like(g.means)
         out.append(Splats(g.means, g.quats, obj.log_scales.exp(), torch.sigmoid(obj.opacity_logit),
-                          torch.cat((color, zeros, zeros), -1)))
+                          torch.cat((color, zeros, zeros), -1), g.sh_rest))
     return out
 
 
@@ -132,12 +132,13 @@ def render_views(model: SceneModel, views: list[View], posed: _Posed, slot: dict
             for k, obj in enumerate(model.moving):
                 flow = means[k][i] - means[k][prev]
                 moved = means[k][i] - obj.rest.means
+                sh = obj.rest.sh_rest
+                turned = None if sh is None else quat_multiply(quats[k][i], quat_conjugate(obj.rest.quats))
                 parts.append(Splats(means[k][i], quats[k][i], scales[k], opacities[k],
-                                    torch.cat((colors[k][i], flow, moved), -1)))
+                                    torch.cat((colors[k][i], flow, moved), -1), sh, turned))
             if view.background is None:
                 parts += static
-            splats = Splats(*(torch.cat([getattr(p, a) for p in parts]) for a in
-                              ("means", "quats", "scales", "opacities", "features")))
+            splats = Splats.join(parts)
             image = render_splats(splats, view.camera, view.background)
             feats.append(image.features)
             alphas.append(image.alpha)
@@ -155,23 +156,23 @@ def visibility(model: SceneModel, views: list[View], tolerance: float = 0.015) -
     the top layer lets through - as fast as visible ones, on their tiny gradients.
     """
     objects = list(model.moving) + list(model.static)
-    seen = [torch.zeros(o.rest.num, dtype=torch.bool) for o in objects]
+    seen = [torch.zeros(o.rest.num, dtype=torch.bool) for o in objects]  # on the host
     for view in views:
         shown = [i for i, o in enumerate(objects) if view.background is None or i < len(model.moving)]
         parts = [objects[i].rest for i in shown]
         means = torch.cat([g.means for g in parts])
-        viewmat, K = camera_tensors(view.camera)
+        viewmat, K = camera_tensors(view.camera, device=means.device)
         with torch.no_grad():
             out = render(means, torch.cat([g.quats for g in parts]),
                          torch.cat([g.log_scales.exp() for g in parts]),
                          torch.cat([torch.sigmoid(g.opacity_logits) for g in parts]),
                          means.new_zeros(len(means), 1), viewmat, K, view.camera.width, view.camera.height)
-        uv, z = view.camera.project(means.double().numpy())
+        uv, z = view.camera.project(means.detach().cpu().double().numpy())
         col, row = torch.as_tensor(uv[:, 0]).floor().long(), torch.as_tensor(uv[:, 1]).floor().long()
         inside = (col >= 0) & (col < view.camera.width) & (row >= 0) & (row < view.camera.height)
         col, row = col.clamp(0, view.camera.width - 1), row.clamp(0, view.camera.height - 1)
-        alpha = out.alpha[row, col]
-        surface = out.depth[row, col] / alpha.clamp_min(1e-6)
+        alpha = out.alpha.cpu()[row, col]
+        surface = out.depth.cpu()[row, col] / alpha.clamp_min(1e-6)
         visible = inside & (alpha > 0.5) & (torch.as_tensor(z, dtype=torch.float32) <= surface + tolerance)
         for i, v in zip(shown, visible.split([g.num for g in parts])):
             seen[i] |= v
@@ -210,7 +211,7 @@ def appearance_objective(model: SceneModel, prior: Prior, views: list[View], alb
     frames, slot = _frames_and_slots(views)
     posed = _pose(model, frames, use_fine=False)
     terms: dict[str, Tensor] = {}
-    per_frame = torch.full((model.num_frames,), float("nan"))
+    per_frame = torch.full((model.num_frames,), float("nan"), device=model.device)
     for view, rgb, _, _, alpha in render_views(model, views, posed, slot):
         _add_prior_terms(terms, per_frame, prior.loss(view, rgb, alpha, scale), view, len(views))
     if albedo_prior > 0:
@@ -238,7 +239,7 @@ def motion_objective(model: SceneModel, prior: Prior, views: list[View], weights
     frames, slot = _frames_and_slots(views)
     posed = _pose(model, frames, use_fine)
     terms: dict[str, Tensor] = {}
-    per_frame = torch.full((model.num_frames,), float("nan"))
+    per_frame = torch.full((model.num_frames,), float("nan"), device=model.device)
     temporal, still = [], []
     for view, rgb, flow, moved, alpha in render_views(model, views, posed, slot):
         _add_prior_terms(terms, per_frame, prior.loss(view, rgb, alpha, scale), view, len(views))

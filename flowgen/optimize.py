@@ -193,7 +193,7 @@ def _mask_appearance(model: SceneModel, masks: dict[str, Tensor], keep_visible: 
         keep = masks[obj.name] if keep_visible else ~masks[obj.name]
         for p in (obj.albedo_logit, obj.log_scales, obj.opacity_logit):
             if p.grad is not None:
-                p.grad.mul_(keep.view(-1, *([1] * (p.grad.dim() - 1))).to(p.grad.dtype))
+                p.grad.mul_(keep.view(-1, *([1] * (p.grad.dim() - 1))).to(p.grad))
 
 
 def _group_grad_norm(optimizer: torch.optim.Adam, name: str) -> float:
@@ -320,9 +320,10 @@ def _optimize(
             continue
         deform_grad = _group_grad_norm(optimizer, "deform")
         optimizer.step()
-        measured = ~torch.isnan(objective.per_frame)
+        per_frame = objective.per_frame.detach().cpu()  # the running state lives on the host
+        measured = ~torch.isnan(per_frame)
         old = state.frame_error[measured]
-        new = objective.per_frame[measured]
+        new = per_frame[measured]
         state.frame_error[measured] = torch.where(torch.isnan(old), new, 0.7 * old + 0.3 * new)
         terms = {k: float(v.detach()) for k, v in objective.terms.items()}
         state.history.append({"total": value, "stage": float(motion), "grad_deform": deform_grad, **terms})

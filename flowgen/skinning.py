@@ -300,14 +300,12 @@ def _blend_point_major(weights: Tensor, binding: Binding, channels: Tensor) -> T
     """:func:`blend` in point-major (N, T, C) layout, the layout every later step uses."""
     num_points, k = weights.shape
     num_frames, num_controls, num_channels = channels.shape
-    rows = torch.arange(num_points, device=weights.device)[:, None].expand(num_points, k)
-    sparse = torch.sparse_coo_tensor(
-        torch.stack((rows.reshape(-1), binding.index.reshape(-1))),
-        weights.reshape(-1),
-        (num_points, num_controls),
-        check_invariants=False,
-    )
     dense = channels.transpose(0, 1).reshape(num_controls, num_frames * num_channels)
+    if weights.device.type == "meta":  # no sparse kernels (a dry run's device): gather instead
+        return (weights[..., None] * dense[binding.index]).sum(1).reshape(num_points, num_frames, num_channels)
+    rows = torch.arange(num_points, device=weights.device)[:, None].expand(num_points, k)
+    sparse = torch.sparse_coo_tensor(torch.stack((rows.reshape(-1), binding.index.reshape(-1))), weights.reshape(-1),
+                                     (num_points, num_controls), check_invariants=False)
     return torch.sparse.mm(sparse, dense).reshape(num_points, num_frames, num_channels)
 
 

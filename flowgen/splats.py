@@ -28,6 +28,10 @@ class Splats:
         scales: (N, 3) positive standard deviations.
         opacities: (N,) in [0, 1].
         features: (N, C) channels to composite (colour first).
+        sh: (N, K, 3) higher spherical-harmonic coefficients of a 3DGS scan (K = 3, 8 or 15),
+            evaluated per camera onto the colour (`flowgen.sh`); None: view-independent.
+        sh_rotation: (N, 4) wxyz rotation of each Gaussian since rest (the SH are in the rest
+            frame); None: at rest.
     """
 
     means: Tensor
@@ -35,6 +39,27 @@ class Splats:
     scales: Tensor
     opacities: Tensor
     features: Tensor
+    sh: Tensor | None = None
+    sh_rotation: Tensor | None = None
+
+    @staticmethod
+    def join(parts: list[Splats]) -> Splats:
+        """Concatenate; SH coefficients are zero-padded to the largest degree (a part without
+        them gets zeros: view-independent)."""
+        fields = [torch.cat([getattr(p, a) for p in parts]) for a in ("means", "quats", "scales", "opacities",
+                                                                       "features")]
+        k = max((p.sh.shape[1] for p in parts if p.sh is not None), default=0)
+        if k == 0:
+            return Splats(*fields)
+        sh, rotation = [], []
+        for p in parts:
+            n = len(p.means)
+            coeffs = p.sh if p.sh is not None else p.means.new_zeros(n, 0, 3)
+            sh.append(torch.cat([coeffs, coeffs.new_zeros(n, k - coeffs.shape[1], 3)], 1))
+            identity = p.means.new_zeros(n, 4)
+            identity[:, 0] = 1.0
+            rotation.append(p.sh_rotation if p.sh_rotation is not None else identity)
+        return Splats(*fields, torch.cat(sh), torch.cat(rotation))
 
 
 @dataclass(frozen=True)
@@ -50,27 +75,36 @@ class Image:
     alpha: Tensor
 
 
-def camera_tensors(camera: Camera, dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
-    """(4, 4) camera_from_world and (3, 3) intrinsics of ``camera`` as tensors."""
-    return (torch.as_tensor(camera.camera_from_world, dtype=dtype),
-            torch.as_tensor(camera.K, dtype=dtype))
+def camera_tensors(camera: Camera, dtype: torch.dtype = torch.float32,
+                   device: torch.device | str | None = None) -> tuple[Tensor, Tensor]:
+    """(4, 4) camera_from_world and (3, 3) intrinsics of ``camera`` as tensors on ``device``."""
+    return (torch.as_tensor(camera.camera_from_world, dtype=dtype, device=device),
+            torch.as_tensor(camera.K, dtype=dtype, device=device))
 
 
 def render_splats(splats: Splats, camera: Camera, background: Tensor | None = None,
-                  color_channels: int = 3) -> Image:
-    """Render ``splats`` from ``camera``.
+                  color_channels: int = 3, backend: str = "auto") -> Image:
+    """Render ``splats`` from ``camera`` (with their spherical harmonics evaluated for it).
 
     Args:
         splats: the Gaussians.
         camera: pinhole camera (its width and height are the image size).
         background: (H, W, color_channels) image behind the colour channels, or None (black).
         color_channels: how many leading feature channels get the background.
+        backend: the rasteriser (`flowgen.raster.render`: "auto", "fast", "reference", "gsplat").
     """
     from flowgen.raster import render
 
-    viewmat, K = camera_tensors(camera, splats.means.dtype)
-    out = render(splats.means, splats.quats, splats.scales, splats.opacities, splats.features,
-                 viewmat, K, camera.width, camera.height)
+    viewmat, K = camera_tensors(camera, splats.means.dtype, splats.means.device)
+    features = splats.features
+    if splats.sh is not None:  # the colour seen from this camera
+        from flowgen.sh import view_colors
+
+        eye = torch.as_tensor(camera.position, dtype=splats.means.dtype, device=splats.means.device)
+        seen = view_colors(features[:, :3], splats.sh, splats.means, eye, splats.sh_rotation)
+        features = torch.cat((seen, features[:, 3:]), -1)
+    out = render(splats.means, splats.quats, splats.scales, splats.opacities, features,
+                 viewmat, K, camera.width, camera.height, backend=backend)
     features = out.color
     if background is not None:
         assert background.shape == (camera.height, camera.width, color_channels), background.shape

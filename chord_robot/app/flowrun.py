@@ -87,6 +87,8 @@ class FlowInputs:
         prompt: the prior's text condition: the task, or for the shipped prior the sentence
             it knows that the task was read as (`chord_robot.app.tasktext`).
         moving: the one object allowed to move (the others held still), or None.
+        device: where the run lives ("cpu" or "cuda"): the 4D model, its optimiser, the renders
+            (gsplat on CUDA, the project's rasteriser on the CPU) and the Wan prior.
     """
 
     scene: Scene
@@ -98,6 +100,27 @@ class FlowInputs:
     notes: tuple[str, ...] = ()
     prompt: str = ""
     moving: str | None = None
+    device: str = "cpu"
+
+
+DEVICES = ("auto", "cpu", "cuda")
+"""``--device`` choices: auto is CUDA when a GPU is visible, else the CPU."""
+
+
+def resolve_device(device: str) -> str:
+    """"cpu" or "cuda" for a ``--device`` choice; InputError for an unknown one or CUDA without a GPU."""
+    import torch
+
+    from chord_robot.errors import InputError
+
+    if device not in DEVICES:
+        raise InputError(f"unknown --device {device!r}; one of {', '.join(DEVICES)}")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise InputError("--device cuda but torch sees no CUDA GPU (torch.cuda.is_available() is False); "
+                         "use --device cpu or auto")
+    return device
 
 
 def hold_still(scene: Scene, name: str) -> Scene:
@@ -231,6 +254,7 @@ def prepare_flow(
     continue_from: str | os.PathLike[str] | None = None,
     allow_cpu: bool = False,
     object_name: str | None = None,
+    device: str = "auto",
 ) -> FlowInputs:
     """Load and check every input of a flow run before any optimisation.
 
@@ -253,6 +277,7 @@ def prepare_flow(
         object_name: the one object to move; the others are held still. For the shipped
             prior the default is the object whose name the task's noun matches (none: every
             movable object may move).
+        device: "auto" (CUDA when visible), "cpu" or "cuda" (`resolve_device`).
     """
     import json
     from dataclasses import asdict
@@ -262,6 +287,7 @@ def prepare_flow(
 
     if config is None:
         config = flow_config()
+    device = resolve_device(device)
     scene = scan if isinstance(scan, Scene) else load_scene(scan, up=up, scale=scale)
     if not scene.movable():
         raise InputError(
@@ -313,7 +339,8 @@ def prepare_flow(
         digests.append(_scene_digest(scene))
     fingerprint = json.dumps({"config": asdict(config), "task": task, "prompt": prompt, "moving": object_name,
                               "up": up, "scale": scale, "inputs": digests}, sort_keys=True, default=str)
-    return FlowInputs(scene, guides, config, fingerprint, fps, root, chained + tuple(notes), prompt, object_name)
+    return FlowInputs(scene, guides, config, fingerprint, fps, root, chained + tuple(notes), prompt, object_name,
+                      device)
 
 
 @dataclass(frozen=True)
@@ -352,8 +379,9 @@ def _prior(inputs: FlowInputs, model, task: str, log):
     from flowgen.priors.sds_prior import SdsPrior
     from flowgen.priors.wan import load_wan_prior
 
-    wan = load_wan_prior(inputs.model_dir, config.wan.variant, prompt=inputs.prompt or task, config=config.wan, log=log)
-    targets = torch.cat([obj.rest.means for obj in model.moving]).numpy()
+    wan = load_wan_prior(inputs.model_dir, config.wan.variant, inputs.device, prompt=inputs.prompt or task,
+                         config=config.wan, log=log)
+    targets = torch.cat([obj.rest.means for obj in model.moving]).cpu().numpy()
     width, height = config.render_size
     prior = SdsPrior(wan, targets, config.num_frames, width, height, config.views_per_iteration,
                      config.iterations, config.wan.cameras, config.seed)
@@ -400,11 +428,13 @@ def run_flow(
         raise InputError(f"{out} exists and is not a flow store; choose another -o path")
 
     from flowgen.export import export_flow, reproduction_error
-    from flowgen.model import build_model
+    from flowgen.model import build_model, to_device
     from flowgen.optimize import optimize
 
     config = inputs.config
-    model = build_model(inputs.scene, config, log=log)
+    model = to_device(build_model(inputs.scene, config, log=log), inputs.device)
+    if log is not None and inputs.device != "cpu":
+        log(f"the 4D model, its optimiser and the renders on {inputs.device} (gsplat)")
     prior = _prior(inputs, model, task, log)
     ckpt = checkpoint_path(out)
     try:
@@ -414,7 +444,7 @@ def run_flow(
         release = getattr(prior, "release", None)  # the Wan prior's device memory
         if release is not None:
             release()
-    flow = export_flow(model, config, task, fps=inputs.fps)
+    flow = export_flow(to_device(model, "cpu"), config, task, fps=inputs.fps)
     flow.save(out)
     ckpt.unlink(missing_ok=True)
     return FlowRun(

@@ -25,6 +25,7 @@ def _flow(
     background: list[Path] = typer.Option([], help="Optional: per video, an image of the view without the movable objects."),
     preset: str | None = typer.Option(None, help="paper | fast | cpu | shipped (default: by situation: cpu for videos, shipped for the shipped prior, paper for Wan 2.2 on a CUDA GPU, else cpu)."),
     resume: bool = typer.Option(False, "--resume", help="Continue a killed run from its checkpoint (FLOW.zarr.ckpt)."),
+    device: str = typer.Option("auto", help="Where the run lives: the 4D model, its optimiser, the renders (gsplat on CUDA) and the Wan prior. auto | cpu | cuda (auto: CUDA when a GPU is visible)."),
     threads: int | None = typer.Option(None, help="torch intra-op threads (default: torch's, one per core; on a busy machine 1 can be faster). Flows differ by micrometres between thread counts."),
     up: str = typer.Option("z", help="The scan's up axis: z or y."),
     scale: float = typer.Option(1.0, help="Multiply scan coordinates by this to get metres."),
@@ -57,7 +58,7 @@ def _flow(
     config = flow_config(choice.preset, choice.prior, **overrides)
     inputs = prepare_flow(scan, videos=video, cameras=camera, backgrounds=background or None, config=config,
                           task=task, up=up, scale=scale, model=choice.model, continue_from=continue_from,
-                          allow_cpu=allow_cpu, object_name=object_name)
+                          allow_cpu=allow_cpu, object_name=object_name, device=device)
     for note in inputs.notes:
         console.print(note, style="yellow" if note.startswith("warning") else None)
     columns = (TextColumn("[bold]flow"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -255,6 +255,17 @@ def test_wan_flow_without_a_gpu_asks_for_allow_cpu(wan_inputs, tmp_path, capsys)
     assert not out.exists() and not list(tmp_path.iterdir())
 
 
+def test_wan_flow_device_choice_is_checked(wan_inputs, tmp_path, capsys):
+    scan, model = wan_inputs
+    out = tmp_path / "flow.zarr"
+    code, _, err = cli(capsys, *_wan_args(scan, model, out, "--allow-cpu", "--device", "tpu"))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "unknown --device 'tpu'; one of auto, cpu, cuda" in err
+    if not __import__("torch").cuda.is_available():
+        code, _, err = cli(capsys, *_wan_args(scan, model, out, "--allow-cpu", "--device", "cuda"))
+        assert code == 2 and len(err.strip().splitlines()) == 1 and "--device cuda but torch sees no CUDA GPU" in err
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
 @pytest.mark.parametrize("case, fragments", [
     ("missing", ["nowhere is not a directory", "transformer_2/", "Wan-AI/Wan2.2-I2V-A14B-Diffusers"]),
     ("size", ["multiples of 16", "--size 48x16"]),
