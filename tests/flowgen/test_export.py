@@ -65,3 +65,23 @@ def test_scans_without_normals_run_and_export(tmp_path):
         flow = export_flow(model, config, "push")
         assert flow.num_frames == config.num_frames and flow.objects["table"].static
         assert all(np.isfinite(m.trajectories).all() for m in flow.objects.values())
+
+
+def test_exported_controls_reproduce_a_sheet_rolling_up():
+    """Cloth (one part, no rigid pieces): a 30 cm sheet rolled from one edge onto a cylinder
+    whose radius shrinks to 8 cm - every point's motion different - is reproduced by the
+    exported control set under plain LBS (measured: 0.073 mm mean, 0.38 mm at the 99th
+    percentile, at the default 384 controls)."""
+    rng = np.random.default_rng(0)
+    n, frames = 4000, 9
+    rest = np.stack([rng.uniform(-0.15, 0.15, n), rng.uniform(-0.15, 0.15, n), np.zeros(n)], 1)
+    traj = [rest]
+    for t in range(1, frames):
+        radius, arc = 0.08 * (frames - 1) / t, rest[:, 0] + 0.15
+        traj.append(np.stack([radius * np.sin(arc / radius) - 0.15, rest[:, 1],
+                              radius * (1 - np.cos(arc / radius))], 1))
+    traj = np.stack(traj)
+    assert np.linalg.norm(traj[-1] - rest, axis=-1).max() > 0.2  # the far edge rolls over
+    centres, quats, trans, scales = fit_controls(rest, traj, np.zeros(n, np.int64), ExportConfig())
+    err = np.linalg.norm(lbs_numpy(rest, centres, quats, trans, scales) - traj, axis=-1)
+    assert err.mean() < 0.1e-3 and np.percentile(err, 99) < 0.5e-3, (err.mean(), np.percentile(err, 99))
