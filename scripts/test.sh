@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 CHORD_APT_EXTRA="${CHORD_APT_EXTRA:-chromium}" CHORD_EXTRAS="${CHORD_EXTRAS:-test,ray}" bash scripts/setup.sh
 start=$(date +%s)
 set +e
-.venv/bin/python -m pytest -q "$@"
+.venv/bin/python -m pytest -q --durations=25 "$@"
 rc=$?
 set -e
 echo "[test] pytest exited $rc after $(( $(date +%s) - start )) s" >&2
