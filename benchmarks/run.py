@@ -205,7 +205,7 @@ def distillation(iterations: int) -> list[Row]:
             Row("  one iteration, --vae-gradient linear", "the full VAE gradient (above)", build_step, linear_step),
             Row(f"  the run of {iterations} iterations, --vae-gradient linear", "the full VAE gradient (above)",
                 build, linear),
-            Row("  the SDS step alone (9x32x32 video), --vae-gradient linear", "the full VAE gradient",
+            Row("  the SDS step alone (9x32x32), --vae-gradient linear", "the full VAE gradient",
                 full_sds, linear_sds)]
 
 
