@@ -373,7 +373,8 @@ def _prior(inputs: FlowInputs, model, task: str, log):
     if config.prior == "video":
         from flowgen.priors.video import VideoPrior
 
-        return VideoPrior(inputs.guides, config.photometric_ssim, config.silhouette)
+        guides = tuple(g.to(inputs.device) for g in inputs.guides)  # the images beside the renders
+        return VideoPrior(guides, config.photometric_ssim, config.silhouette)
     import torch
 
     from flowgen.priors.sds_prior import SdsPrior

@@ -33,6 +33,11 @@ class GuideVideo:
     mask: Tensor | None = None
     background: Tensor | None = None
 
+    def to(self, device: torch.device | str) -> GuideVideo:
+        """The same video with its images on ``device`` (the run's)."""
+        return GuideVideo(self.frames.to(device), self.camera, None if self.mask is None else self.mask.to(device),
+                          None if self.background is None else self.background.to(device))
+
 
 def read_video(path: str | os.PathLike[str]) -> np.ndarray:
     """(T, H, W, 3) uint8 frames of a video file (any format imageio-ffmpeg reads) or a .npy array."""

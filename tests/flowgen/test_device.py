@@ -21,7 +21,6 @@ from flowgen.model import MovingObject, build_model, model_tensors, parameters, 
 from flowgen.objective import motion_objective
 from flowgen.optimize import make_optimizer
 from flowgen.priors.video import VideoPrior
-from flowgen.priors.video_io import GuideVideo
 from flowgen.raster.render import RenderOutput
 
 from .conftest import tiny_config, tiny_prior
@@ -44,11 +43,8 @@ def _host(path: str) -> bool:
 
 
 def _on(prior: VideoPrior, device: str) -> VideoPrior:
-    def move(x):
-        return None if x is None else x.to(device)
-
-    return VideoPrior(tuple(GuideVideo(move(g.frames), g.camera, move(g.mask), move(g.background))
-                            for g in prior.guides), prior.ssim_weight, prior.silhouette_weight)
+    """The prior with its guide videos on ``device``, as `chord_robot.app.flowrun` builds it."""
+    return VideoPrior(tuple(g.to(device) for g in prior.guides), prior.ssim_weight, prior.silhouette_weight)
 
 
 def test_to_device_moves_every_tensor_and_keeps_parameters_and_sharing(hinge_scene):
