@@ -64,6 +64,7 @@ def generate_flow(
     output: PathLike | None = None,
     progress: Callable[[int, int, dict], None] | None = None,
     log: Callable[[str], None] | None = None,
+    device: Literal["auto", "cpu", "cuda"] = "auto",
     **overrides: Any,
 ) -> ObjectFlow:
     """How the scene's objects move for ``task``: a CHORD flow (DESIGN.md §4).
@@ -83,6 +84,7 @@ def generate_flow(
             prior: the object the task names).
         output: keep FLOW.zarr here (default: written to a temporary folder and removed).
         progress, log: per-iteration and one-line callbacks.
+        device: where the run lives (auto: CUDA when visible; `chord_robot.app.flowrun.resolve_device`).
         **overrides: the flow overrides of `chord_robot.app.flowconfig.FLOW_OVERRIDES`
             (``frames=``, ``iters=``, ``seed=``, ``rigid_parts=`` ...).
     """
@@ -99,7 +101,7 @@ def generate_flow(
     config = flow_config(choice.preset, choice.prior, **overrides)
     inputs = prepare_flow(scene, videos=videos, cameras=_paths(camera), backgrounds=_paths(background) or None,
                           config=config, task=task, model=choice.model, allow_cpu=allow_cpu,
-                          object_name=object_name)
+                          object_name=object_name, device=device)
     if log is not None:
         for note in inputs.notes:
             log(note)
