@@ -1,7 +1,7 @@
 """One SDS iteration of the paper's run on a CUDA GPU, timed stage by stage (issue #19 item 6).
 
     python benchmarks/gpu_iteration.py                          # the paper's size (80 GB GPU)
-    python benchmarks/gpu_iteration.py --views 1 --frames 17 --size 416x240   # a smaller GPU
+    python benchmarks/gpu_iteration.py --views 1 --frames 17 --size 416x240   # a 40-48 GB GPU
     python benchmarks/gpu_iteration.py --tiny --device cpu      # the code path on a CPU, toy sizes
 
 What runs is the loop's own code on one device (`chord-robot flow --device cuda`): the example
@@ -10,10 +10,11 @@ every frame from the prior's sampled cameras, and Wan 2.2 I2V A14B's SDS step - 
 expert built from the real configuration (40 layers, width 5120, FFN 13824: 14.3 B parameters,
 bf16) and the Wan 2.1 VAE likewise, both with random weights (the time does not depend on the
 values; nothing is downloaded), and random prompt embeddings (the text encoder runs once per
-run, not per iteration). Per view, in order: pose (skinning, forward), render (forward), VAE
-encode with graph, the transformer on the conditional and unconditional branches as one batch
-of two, the VAE backward to the pixels, the backward through the renders and the skinning;
-then the regularisers (ARAP, temporal flow) forward and backward and the optimiser step.
+run, not per iteration). In the loop's order: the pose (skinning, forward) once; per view, the
+render (forward), the VAE encode with graph, the transformer on the conditional and
+unconditional branches as one batch of two, and the VAE backward to the pixels; then the
+regularisers (ARAP, temporal flow), one backward through every render, the skinning and the
+regularisers, and the optimiser step.
 
 Prints each stage's median over ``--repeats`` iterations (after one warm-up), the peak device
 memory (`torch.cuda.max_memory_allocated`), and the projected time of a run of ``--iters``
@@ -121,15 +122,17 @@ def build_prior(args, device):
 
     dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     config = TINY_TRANSFORMER if args.tiny else A14B_TRANSFORMER
-    with torch.device("meta"):
+    with torch.device("meta"):  # no host copy of 14 B parameters
         expert = WanTransformer3DModel(**config)
-    expert = expert.to_empty(device=device)
+    expert = expert.to(dtype).to_empty(device=device)  # bf16 straight onto the device (26.6 GiB)
     _random_init(expert)
-    expert = expert.to(dtype).eval().requires_grad_(False)
+    expert.rope = type(expert.rope)(config["attention_head_dim"], config["patch_size"],  # its buffers
+                                    config["rope_max_seq_len"]).to(device)
     keep = set(expert._keep_in_fp32_modules or ())  # what from_pretrained(torch_dtype=bf16) keeps in float32
     for name, p in expert.named_parameters():
         if keep & set(name.split(".")):
             p.data = p.data.float()
+    expert = expert.eval().requires_grad_(False)
     vae = AutoencoderKLWan(**(TINY_VAE if args.tiny else {})).to(device, dtype).eval().requires_grad_(False)
     text = torch.randn(2, 512, config["text_dim"], device=device, dtype=dtype)
     wan = WanConfig()  # the paper's: the VAE checkpointed, the condition encoded alone
@@ -162,26 +165,30 @@ def build_model(args, device):
 
 
 def iteration(model, optimizer, prior, expert, config, cameras, it: int, stages: Stages) -> None:
-    """One SDS iteration over ``cameras`` (one view each), stage by stage."""
+    """One SDS iteration over ``cameras`` (one view each), stage by stage, in the loop's order
+    (`flowgen.objective.motion_objective`): the model posed once; per view its render and the
+    SDS step, whose gradient is pulled back to the pixels at once (the VAE's graph freed view by
+    view); then the regularisers, one backward through every render, the skinning and the
+    regularisers, and the optimiser step."""
     import torch
 
     from flowgen import losses
     from flowgen.motion import deform_surface
     from flowgen.objective import _pose, render_views
-    from flowgen.priors.sds import rf_sds_gradient
+    from flowgen.priors.sds import rf_sds_gradient, surrogate_loss
     from flowgen.priors.video import View
 
     frames = torch.arange(config.num_frames)
     slot = {f: f for f in range(config.num_frames)}
     tau, scale = prior.tau(it, config.iterations), prior.guidance(it, config.iterations)
     optimizer.zero_grad(set_to_none=True)
-    temporal = []
+    with stages("pose (skinning, forward)"):
+        posed = _pose(model, frames, use_fine=True)
+    terms, temporal = [], []
     for v, camera in enumerate(cameras):
-        with stages("pose (skinning, forward)"):
-            posed = _pose(model, frames, use_fine=True)
         with stages("render (forward)"):
             (_, rgb, flow, _, _), = render_views(model, [View(v, camera, frames, None)], posed, slot)
-        temporal.append(losses.temporal_flow(flow).detach())
+        temporal.append(losses.temporal_flow(flow))
         with stages("VAE encode (with graph)"):
             leaf, z, condition = prior._encode(rgb.detach(), rgb[0].detach())
         with stages("transformer x2 (CFG, one batch of 2)"):
@@ -189,12 +196,13 @@ def iteration(model, optimizer, prior, expert, config, cameras, it: int, stages:
             g = rf_sds_gradient(z, tau, prior.embeddings, prior.velocity_model(expert, condition), scale, noise)
         with stages("VAE backward"):
             (gx,) = torch.autograd.grad(z, leaf, g.to(z.dtype))
-        with stages("render + skinning backward"):
-            (rgb * gx.to(rgb)).sum().backward()
-        del posed, rgb, flow, leaf, z, g, gx, condition
-    with stages("regularisers (ARAP, temporal), fwd + bwd"):
+        terms.append(surrogate_loss(rgb, gx.to(rgb) / len(cameras)))
+        del leaf, z, g, gx, condition
+    with stages("regularisers (ARAP, temporal), forward"):
         arap = sum(losses.arap(obj.arap, deform_surface(obj, frames, True)) for obj in model.moving)
-        arap.backward()
+        total = sum(terms) + arap + torch.stack(temporal).mean()
+    with stages("backward (renders, skinning, regularisers)"):
+        total.backward()
     with stages("optimiser step"):
         optimizer.step()
 

@@ -206,14 +206,12 @@ def _duration(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds >= 1 else "under a second"
 
 
-def _wan_inputs(config, model, allow_cpu: bool):
+def _wan_inputs(config, model, allow_cpu: bool, device: str = "cpu"):
     """Check the Wan weights and the run's size against them, and the device: (config with
     ``render_size`` resolved, weights directory, notes). WeightsError or InputError (exit 2)
-    when the weights are missing, the size does not fit, or there is no CUDA GPU and
-    ``allow_cpu`` is not given (the message estimates the CPU time)."""
+    when the weights are missing, the size does not fit, or the run's ``device`` is not a CUDA
+    GPU and ``allow_cpu`` is not given (the message estimates the CPU time)."""
     import dataclasses
-
-    import torch
 
     from chord_robot.errors import InputError
     from flowgen.priors.wan import model_shape, resolve_model_dir
@@ -227,10 +225,10 @@ def _wan_inputs(config, model, allow_cpu: bool):
     notes: list[str] = []
     from flowgen.priors import shipped
 
-    if not torch.cuda.is_available() and not shipped.is_shipped(root):  # the shipped prior is CPU-sized
+    if device != "cuda" and not shipped.is_shipped(root):  # the shipped prior is CPU-sized
         flops = shape.sds_flops(config.num_frames, height, width, config.wan.max_sequence_length)
         seconds = flops * config.views_per_iteration * config.iterations / _cpu_flops_per_second()
-        text = (f"no CUDA GPU: {shape.spec.label} would run on the CPU, estimated at least "
+        text = (f"no CUDA GPU for the run: {shape.spec.label} would run on the CPU, estimated at least "
                 f"{_duration(seconds)} for {config.iterations} iterations x {config.views_per_iteration} "
                 f"view(s) at {width}x{height}x{config.num_frames} (its transformer alone: "
                 f"{flops / 1e12:.3g} TFLOP per view)")
@@ -306,7 +304,7 @@ def prepare_flow(
                              "samples its own cameras (drop them, or pass --prior video)")
         from flowgen.priors.wan import VARIANTS
 
-        config, root, notes = _wan_inputs(config, model, allow_cpu)
+        config, root, notes = _wan_inputs(config, model, allow_cpu, device)
         from flowgen.priors import shipped
 
         if shipped.is_shipped(root):

@@ -63,10 +63,12 @@ def test_to_device_moves_every_tensor_and_keeps_parameters_and_sharing(hinge_sce
     assert all(isinstance(p, torch.nn.Parameter) and p.requires_grad for p in after.values())
     # the originals are untouched
     assert {t.device.type for t in model_tensors(model).values()} == {"cpu"}
-    # a tensor held in two places is still one tensor
-    obj = moved.moving[0]
-    assert obj.coarse_store.quats is after[f"{obj.name}/coarse/quats"]
-    again = to_device(moved, "meta")
+    # a tensor held in two places (the near-surface points and the ARAP graph's rest) is
+    # still one tensor, on the device
+    obj, before_obj = moved.moving[0], model.moving[0]
+    assert before_obj.arap.rest is before_obj.surface
+    assert obj.arap.rest is obj.surface and obj.surface.device.type == "meta"
+    again = to_device(moved, "meta")  # parameters become new leaves
     assert parameters(again)[f"{obj.name}/coarse/quats"] is not obj.coarse_store.quats
 
 

@@ -18,9 +18,10 @@ signs (E[g g^T] = I): for a
 latent entry l, E[g_l (J^T g)] is J's row l, so averaging g_l times the pixel window of
 ``J^T g`` around l over entries, draws and videos (`fit_videos`, coloured and textured shapes
 moving over a backdrop, a pure function of the seed) gives W0 and W1 (`fit_linear_encoder`,
-once when the prior loads: about a second on the shipped prior). ``gain`` makes the pulled-back
-gradient as large as the exact one on average; the cosine between the two on held-out videos
-is kept for the log (`LinearEncoder.cosine`).
+once when the prior loads: about 2 s on the shipped prior). ``gain`` makes the pulled-back
+gradient as large as the exact one on average for random latent vectors (on real SDS gradients
+it comes out smaller: 0.47-0.82 of the exact one on the shipped prior); the cosine between the
+two on held-out videos is kept for the log (`LinearEncoder.cosine`).
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ class LinearEncoder:
         first: (C, 3, k, k) weights of the first latent frame (k = 2 s).
         rest: (C, 3, t, k, k) weights of each later latent frame.
         spatial, temporal: the encoder's factors s and t.
-        gain: scales the pull-back so that its norm matches the exact one on average.
+        gain: scales the pull-back so that its norm matches the exact one on average (random
+            latent vectors, held-out videos).
         cosine: mean cosine between the pull-back and the exact one (random latent vectors,
             held-out videos).
     """
