@@ -290,10 +290,29 @@ def test_a_worker_killed_mid_job_is_retried_and_nothing_is_lost(ray_cluster, tmp
     assert "slow: attempt 2" in (out / "summary.md").read_text()
 
 
+KILLED_DRIVER_JOBS = """
+[[job]]
+scan = "scan.ply"
+task = "close the laptop lid"
+seed = 0
+simulate = false
+flow = {iters = 5}
+
+[[job]]
+scan = "scan.ply"
+task = ["open the laptop lid", "peel the banana"]
+seed = 1
+simulate = false
+flow = {iters = 40}
+"""
+"""A quick first job and a slow second one (the third fails at once), so the driver is killed
+while the second still runs (three quick jobs could all finish within one poll of the table)."""
+
+
 @pytest.mark.slow
 def test_a_killed_driver_resumes_skipping_finished_jobs(ray_cluster, tmp_path):
     address, _ = ray_cluster
-    path, out = jobs_file(tmp_path, QUICK), tmp_path / "out"
+    path, out = jobs_file(tmp_path, KILLED_DRIVER_JOBS), tmp_path / "out"
     command = [sys.executable, "-c", LAUNCH, "batch", str(path), "-o", str(out), "--ray", address]
     driver = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     table = out / "results.jsonl"
