@@ -31,11 +31,13 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 __all__ = [
     "ArapGraph",
     "arap_energy",
     "arap_energy_reference",
+    "arap_energy_torch",
     "arap_graph",
     "arap_residuals",
     "local_rotations",
@@ -104,8 +106,8 @@ def _edges(points: Tensor, graph: ArapGraph) -> Tensor:
 @numba.njit(cache=True)
 def _horn_rotation(c: np.ndarray, n: np.ndarray, v: np.ndarray, out: np.ndarray) -> None:
     """The rotation R maximising trace(R^T c) for one 3x3 ``c`` (Horn 1987): the unit
-    quaternion of the largest eigenvalue of the 4x4 symmetric matrix ``n`` built from ``c``,
-    by cyclic Jacobi sweeps (``n``, ``v``: 4x4 scratch). Written into ``out`` (3x3)."""
+    quaternion of the largest eigenvalue of the 4x4 symmetric matrix ``n`` built from ``c``
+    (`_top_eigenvector`), written into ``out`` (3x3); ``n``, ``v``: 4x4 scratch."""
     sxx, sxy, sxz = c[0, 0], c[1, 0], c[2, 0]  # s = c^T
     syx, syy, syz = c[0, 1], c[1, 1], c[2, 1]
     szx, szy, szz = c[0, 2], c[1, 2], c[2, 2]
@@ -117,6 +119,111 @@ def _horn_rotation(c: np.ndarray, n: np.ndarray, v: np.ndarray, out: np.ndarray)
     n[1, 2] = n[2, 1] = sxy + syx
     n[1, 3] = n[3, 1] = szx + sxz
     n[2, 3] = n[3, 2] = syz + szy
+    q = np.empty(4)
+    if not _top_eigenvector(n, v, q):
+        _top_eigenvector_jacobi(n, v, q)
+    w, x, y, z = q[0], q[1], q[2], q[3]
+    out[0, 0], out[0, 1], out[0, 2] = w * w + x * x - y * y - z * z, 2 * (x * y - w * z), 2 * (x * z + w * y)
+    out[1, 0], out[1, 1], out[1, 2] = 2 * (x * y + w * z), w * w - x * x + y * y - z * z, 2 * (y * z - w * x)
+    out[2, 0], out[2, 1], out[2, 2] = 2 * (x * z - w * y), 2 * (y * z + w * x), w * w - x * x - y * y + z * z
+
+
+@numba.njit(cache=True, inline="always")
+def _det3(a: float, b: float, c: float, d: float, e: float, f: float, g: float, h: float, i: float) -> float:
+    return a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
+
+
+_OTHERS = np.array([[1, 2, 3], [0, 2, 3], [0, 1, 3], [0, 1, 2]])
+"""Row r: the indices of a 4x4 matrix other than r (for its 3x3 minors)."""
+
+
+@numba.njit(cache=True)
+def _adjugate_column(a: np.ndarray, k: int, out: np.ndarray) -> float:
+    """Column ``k`` of the adjugate of the 4x4 ``a`` into ``out`` (4,); returns its squared norm.
+    ``adj(a)[r, k] = (-1)^(r + k) det(a without row k and column r)``."""
+    rows = _OTHERS[k]
+    norm = 0.0
+    for r in range(4):
+        cols = _OTHERS[r]
+        cof = _det3(a[rows[0], cols[0]], a[rows[0], cols[1]], a[rows[0], cols[2]],
+                    a[rows[1], cols[0]], a[rows[1], cols[1]], a[rows[1], cols[2]],
+                    a[rows[2], cols[0]], a[rows[2], cols[1]], a[rows[2], cols[2]])
+        out[r] = cof if (r + k) % 2 == 0 else -cof
+        norm += out[r] * out[r]
+    return norm
+
+
+@numba.njit(cache=True)
+def _top_eigenvector(n: np.ndarray, a: np.ndarray, q: np.ndarray) -> bool:
+    """The unit eigenvector ``q`` of the largest eigenvalue of the traceless symmetric 4x4
+    ``n`` (Horn's matrix), as in Theobald's QCP: the eigenvalue by Newton's method on the
+    characteristic polynomial ``l^4 + c2 l^2 + c1 l + c0`` from an upper bound (all its roots
+    are real, so from above Newton descends monotonically onto the largest), the vector as the
+    largest column of the adjugate of ``n - l I`` (``a``: 4x4 scratch). False when that column
+    is too small to be trusted (the largest eigenvalue repeated or nearly, a zero matrix): the
+    caller then diagonalises by Jacobi sweeps. ~10x cheaper than the sweeps."""
+    sq = 0.0
+    for r in range(4):
+        for k in range(4):
+            sq += n[r, k] * n[r, k]
+    if sq == 0.0:
+        return False
+    c2 = -0.5 * sq
+    cube = 0.0  # trace(n^3)
+    for r in range(4):
+        for k in range(4):
+            row = 0.0
+            for m in range(4):
+                row += n[r, m] * n[m, k]
+            cube += row * n[k, r]
+    c1 = -cube / 3.0
+    m01 = n[0, 0] * n[1, 1] - n[0, 1] * n[1, 0]
+    m02 = n[0, 0] * n[1, 2] - n[0, 2] * n[1, 0]
+    m03 = n[0, 0] * n[1, 3] - n[0, 3] * n[1, 0]
+    m12 = n[0, 1] * n[1, 2] - n[0, 2] * n[1, 1]
+    m13 = n[0, 1] * n[1, 3] - n[0, 3] * n[1, 1]
+    m23 = n[0, 2] * n[1, 3] - n[0, 3] * n[1, 2]
+    p01 = n[2, 0] * n[3, 1] - n[2, 1] * n[3, 0]
+    p02 = n[2, 0] * n[3, 2] - n[2, 2] * n[3, 0]
+    p03 = n[2, 0] * n[3, 3] - n[2, 3] * n[3, 0]
+    p12 = n[2, 1] * n[3, 2] - n[2, 2] * n[3, 1]
+    p13 = n[2, 1] * n[3, 3] - n[2, 3] * n[3, 1]
+    p23 = n[2, 2] * n[3, 3] - n[2, 3] * n[3, 2]
+    c0 = m01 * p23 - m02 * p13 + m03 * p12 + m12 * p03 - m13 * p02 + m23 * p01
+    scale = np.sqrt(sq)
+    lam = scale  # >= the largest eigenvalue (the Frobenius norm bounds every one)
+    for _ in range(60):
+        l2 = lam * lam
+        value = (l2 + c2) * l2 + c1 * lam + c0
+        slope = 4.0 * l2 * lam + 2.0 * c2 * lam + c1
+        if slope <= 0.0:
+            break
+        step = value / slope
+        lam -= step
+        if abs(step) <= 1e-15 * scale:
+            break
+    for r in range(4):
+        for k in range(4):
+            a[r, k] = n[r, k] - (lam if r == k else 0.0)
+    best, best_norm = -1, 0.0
+    for k in range(4):  # column k of the adjugate (a is symmetric)
+        norm = _adjugate_column(a, k, q)
+        if norm > best_norm:
+            best, best_norm = k, norm
+    # adj(n - l I) = prod_k (l_k - l) v v^T: its largest column's norm is at least half the
+    # product of the gaps to the other eigenvalues, which bounds the vector's error
+    if best < 0 or np.sqrt(best_norm) < 1e-9 * scale * scale * scale:
+        return False
+    norm = np.sqrt(_adjugate_column(a, best, q))
+    for r in range(4):
+        q[r] /= norm
+    return True
+
+
+@numba.njit(cache=True)
+def _top_eigenvector_jacobi(n: np.ndarray, v: np.ndarray, vec: np.ndarray) -> None:
+    """`_top_eigenvector` by cyclic Jacobi sweeps (``n`` is overwritten; ``v``: 4x4
+    scratch): robust whatever the eigenvalues' multiplicity; the identity for a zero ``n``."""
     for a in range(4):
         for b in range(4):
             v[a, b] = 1.0 if a == b else 0.0
@@ -149,10 +256,7 @@ def _horn_rotation(c: np.ndarray, n: np.ndarray, v: np.ndarray, out: np.ndarray)
     for k in range(1, 4):
         if n[k, k] > n[best, best]:
             best = k
-    w, x, y, z = v[0, best], v[1, best], v[2, best], v[3, best]
-    out[0, 0], out[0, 1], out[0, 2] = w * w + x * x - y * y - z * z, 2 * (x * y - w * z), 2 * (x * z + w * y)
-    out[1, 0], out[1, 1], out[1, 2] = 2 * (x * y + w * z), w * w - x * x + y * y - z * z, 2 * (y * z - w * x)
-    out[2, 0], out[2, 1], out[2, 2] = 2 * (x * z - w * y), 2 * (y * z + w * x), w * w - x * x - y * y + z * z
+    vec[0], vec[1], vec[2], vec[3] = v[0, best], v[1, best], v[2, best], v[3, best]
 
 
 @numba.njit(cache=True, nogil=True)
@@ -234,9 +338,91 @@ def arap_residuals(graph: ArapGraph, deformed: Tensor, rotations: Tensor | None 
 
 
 def arap_energy(graph: ArapGraph, deformed: Tensor) -> Tensor:
-    """Scalar ARAP energy: squared residuals summed over edges, averaged over frames."""
+    """Scalar ARAP energy: squared residuals summed over edges, averaged over frames.
+
+    On a CPU one numba pass per frame (`_arap_frames`: cross-covariances, Horn rotations,
+    residuals, the energy and its gradient together, frames spread over the worker threads);
+    elsewhere `arap_energy_torch`. The two agree to float32 rounding (tested)."""
+    if deformed.device.type == "cpu":
+        return _ArapEnergy.apply(deformed, graph)
+    return arap_energy_torch(graph, deformed)
+
+
+def arap_energy_torch(graph: ArapGraph, deformed: Tensor) -> Tensor:
+    """`arap_energy` from `arap_residuals` (torch ops on any device)."""
     residuals = arap_residuals(graph, deformed)
     return residuals.square().sum(dim=(1, 2, 3)).mean()
+
+
+@numba.njit(cache=True, nogil=True)
+def _arap_frames(rest_edges: np.ndarray, neighbours: np.ndarray, valid: np.ndarray, deformed: np.ndarray,
+                 start: int, stop: int, energy: np.ndarray, grad: np.ndarray) -> None:
+    """Frames ``start:stop`` of (T, M, 3) ``deformed``: each frame's energy (sum over edges of
+    ``|r_ij|^2``) into ``energy`` (T,) and its gradient into ``grad`` (T, M, 3), in float64.
+
+    ``r_ij = (x'_i - x'_j) - R_i e_ij`` with ``R_i`` the Horn rotation of the cross-covariance
+    ``sum_j (x'_i - x'_j) e_ij^T``, held fixed (module docstring); the gradient adds ``2 r_ij``
+    to point i and ``-2 r_ij`` to point j, in one fixed order.
+    """
+    count, num = neighbours.shape
+    cross, rot = np.empty((3, 3)), np.empty((3, 3))
+    n4, v4 = np.empty((4, 4)), np.empty((4, 4))
+    moved = np.empty((num, 3))
+    for t in range(start, stop):
+        x = deformed[t]
+        total = 0.0
+        for i in range(count):
+            cross[:] = 0.0
+            for j in range(num):
+                if not valid[i, j]:
+                    moved[j] = 0.0
+                    continue
+                k = neighbours[i, j]
+                for a in range(3):
+                    moved[j, a] = np.float64(x[i, a]) - np.float64(x[k, a])
+                for a in range(3):
+                    for b in range(3):
+                        cross[a, b] += moved[j, a] * rest_edges[i, j, b]
+            _horn_rotation(cross, n4, v4, rot)
+            for j in range(num):
+                if not valid[i, j]:
+                    continue
+                k = neighbours[i, j]
+                for a in range(3):
+                    r = moved[j, a] - (rot[a, 0] * rest_edges[i, j, 0] + rot[a, 1] * rest_edges[i, j, 1]
+                                       + rot[a, 2] * rest_edges[i, j, 2])
+                    total += r * r
+                    grad[t, i, a] += 2.0 * r
+                    grad[t, k, a] -= 2.0 * r
+        energy[t] = total
+
+
+class _ArapEnergy(torch.autograd.Function):
+    """`arap_energy` on a CPU: the energy and its gradient from one pass (`_arap_frames`)."""
+
+    @staticmethod
+    def forward(ctx, deformed: Tensor, graph: ArapGraph) -> Tensor:
+        from flowgen.raster.tiling import for_tile_batches, num_workers
+
+        points = np.ascontiguousarray(deformed.detach().numpy())
+        rest = graph.rest.detach().double()
+        rest_edges = np.ascontiguousarray(_edges(rest, graph).numpy())
+        neighbours, valid = graph.neighbours.numpy(), graph.valid.numpy()
+        frames = points.shape[0]
+        energy, grad = np.zeros(frames), np.zeros(points.shape)
+        workers = min(num_workers(), frames)
+        bounds = np.linspace(0, frames, workers + 1).astype(np.int64)
+        chunks = [np.array(pair) for pair in itertools.pairwise(bounds)]
+        for_tile_batches(lambda _, c: _arap_frames(rest_edges, neighbours, valid, points, int(c[0]), int(c[1]),
+                                                   energy, grad), chunks)
+        ctx.save_for_backward(torch.from_numpy(grad / max(frames, 1)).to(deformed.dtype))
+        return deformed.new_tensor(energy.mean() if frames else 0.0)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, upstream: Tensor) -> tuple[Tensor, None]:
+        (grad,) = ctx.saved_tensors
+        return upstream * grad, None
 
 
 def arap_energy_reference(rest: Tensor, deformed: Tensor, num_neighbours: int = 10) -> Tensor:

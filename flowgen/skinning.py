@@ -31,7 +31,8 @@ time.
 
 Every level is evaluated in displacement form, ``x' = x + D x + e`` with per-control
 ``D_k = R_k - I`` and ``e_k = T_k - D_k p_k`` blended by the weights, so all T frames reduce
-to one sparse (N, K) x (K, T * 16) product and identity motion is exact.
+to one (N, K) x (K, T * 16) product over each point's k controls (`flowgen.blend`) and
+identity motion is exact.
 
 Quaternion signs: ``r`` and ``-r`` are the same rotation but blend differently, so each
 control's sequence is put on the w >= 0 hemisphere at its first frame and then made
@@ -53,6 +54,7 @@ import torch
 from scipy.spatial import cKDTree
 from torch import Tensor
 
+from flowgen.blend import blend_rows
 from flowgen.quat import quat_continuous, quat_multiply, quat_normalize, quat_to_matrix
 
 __all__ = [
@@ -284,8 +286,9 @@ def control_channels(quats: Tensor, trans: Tensor, centres: Tensor) -> Tensor:
 def blend(weights: Tensor, binding: Binding, channels: Tensor) -> Tensor:
     """Weighted sums over each point's controls for all frames: (T, N, C).
 
-    One sparse (N, K) x (K, T * C) product: cost and memory O(N k T C), no (T, N, k, C)
-    intermediate, and gradients flow to both the weights and the channels. The result is a
+    One (N, K) x (K, T * C) product with N k nonzeros (`flowgen.blend.blend_rows`): cost and
+    memory O(N k T C), no (T, N, k, C) intermediate, and gradients flow to both the weights
+    and the channels. The result is a
     (T, N, C) view of point-major (N, T, C) storage.
 
     Args:
@@ -298,15 +301,10 @@ def blend(weights: Tensor, binding: Binding, channels: Tensor) -> Tensor:
 
 def _blend_point_major(weights: Tensor, binding: Binding, channels: Tensor) -> Tensor:
     """:func:`blend` in point-major (N, T, C) layout, the layout every later step uses."""
-    num_points, k = weights.shape
+    num_points = weights.shape[0]
     num_frames, num_controls, num_channels = channels.shape
     dense = channels.transpose(0, 1).reshape(num_controls, num_frames * num_channels)
-    if weights.device.type == "meta":  # no sparse kernels (a dry run's device): gather instead
-        return (weights[..., None] * dense[binding.index]).sum(1).reshape(num_points, num_frames, num_channels)
-    rows = torch.arange(num_points, device=weights.device)[:, None].expand(num_points, k)
-    sparse = torch.sparse_coo_tensor(torch.stack((rows.reshape(-1), binding.index.reshape(-1))), weights.reshape(-1),
-                                     (num_points, num_controls), check_invariants=False)
-    return torch.sparse.mm(sparse, dense).reshape(num_points, num_frames, num_channels)
+    return blend_rows(weights, binding.index, dense).reshape(num_points, num_frames, num_channels)
 
 
 def _apply(blended: Tensor, points: Tensor) -> tuple[Tensor, Tensor]:
