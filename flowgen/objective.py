@@ -23,7 +23,7 @@ from flowgen.priors.video import View
 from flowgen.quat import quat_conjugate, quat_multiply
 from flowgen.raster import render
 from flowgen.shading import albedo, gaussian_normals, shade
-from flowgen.splats import Splats, camera_tensors, render_splats
+from flowgen.splats import Splats, camera_tensors, render_splats_frames
 
 __all__ = ["Objective", "Prior", "appearance_objective", "motion_objective", "render_views", "visibility"]
 
@@ -125,7 +125,7 @@ def render_views(model: SceneModel, views: list[View], posed: _Posed, slot: dict
     for view in views:
         if view.background is None and static is None:
             static = _static_splats(model)
-        feats, alphas = [], []
+        frames = []
         for f in view.frames.tolist():
             i, prev = slot[f], slot[max(f - 1, 0)]
             parts = []
@@ -138,12 +138,10 @@ def render_views(model: SceneModel, views: list[View], posed: _Posed, slot: dict
                                     torch.cat((colors[k][i], flow, moved), -1), sh, turned))
             if view.background is None:
                 parts += static
-            splats = Splats.join(parts)
-            image = render_splats(splats, view.camera, view.background)
-            feats.append(image.features)
-            alphas.append(image.alpha)
-        feat = torch.stack(feats)
-        yield view, feat[..., :3], feat[..., 3:6], feat[..., 6:], torch.stack(alphas)
+            frames.append(Splats.join(parts))
+        images = render_splats_frames(frames, view.camera, view.background)
+        feat = torch.stack([image.features for image in images])
+        yield view, feat[..., :3], feat[..., 3:6], feat[..., 6:], torch.stack([image.alpha for image in images])
 
 
 def visibility(model: SceneModel, views: list[View], tolerance: float = 0.015) -> list[Tensor]:

@@ -15,7 +15,7 @@ from torch import Tensor
 
 from chord_robot.camera import Camera
 
-__all__ = ["Image", "Splats", "camera_tensors", "point_splats", "render_splats"]
+__all__ = ["Image", "Splats", "camera_tensors", "point_splats", "render_splats", "render_splats_frames"]
 
 
 @dataclass(frozen=True)
@@ -96,22 +96,48 @@ def render_splats(splats: Splats, camera: Camera, background: Tensor | None = No
     from flowgen.raster import render
 
     viewmat, K = camera_tensors(camera, splats.means.dtype, splats.means.device)
-    features = splats.features
-    if splats.sh is not None:  # the colour seen from this camera
-        from flowgen.sh import view_colors
-
-        eye = torch.as_tensor(camera.position, dtype=splats.means.dtype, device=splats.means.device)
-        seen = view_colors(features[:, :3], splats.sh, splats.means, eye, splats.sh_rotation)
-        features = torch.cat((seen, features[:, 3:]), -1)
-    out = render(splats.means, splats.quats, splats.scales, splats.opacities, features,
+    out = render(splats.means, splats.quats, splats.scales, splats.opacities, _seen_features(splats, camera),
                  viewmat, K, camera.width, camera.height, backend=backend)
-    features = out.color
-    if background is not None:
-        assert background.shape == (camera.height, camera.width, color_channels), background.shape
-        rest = 1.0 - out.alpha[..., None]
-        features = torch.cat((features[..., :color_channels] + rest * background,
-                              features[..., color_channels:]), -1)
-    return Image(features, out.alpha)
+    return Image(_behind(out.color, out.alpha, camera, background, color_channels), out.alpha)
+
+
+def render_splats_frames(frames: list[Splats], camera: Camera, background: Tensor | None = None,
+                         color_channels: int = 3, backend: str = "auto") -> list[Image]:
+    """`render_splats` of several frames of the same Gaussians (one ``Splats`` per frame, the
+    same count in each) from one camera: on the CPU's fast rasteriser all frames in one pass,
+    a frame per worker thread (`flowgen.raster.frames`); otherwise frame by frame."""
+    means = frames[0].means
+    if means.device.type != "cpu" or backend not in ("auto", "fast"):
+        return [render_splats(s, camera, background, color_channels, backend) for s in frames]
+    from flowgen.raster.frames import render_frames
+
+    viewmat, K = camera_tensors(camera, means.dtype, means.device)
+    stacked = [torch.stack([getattr(s, a) for s in frames]) for a in ("means", "quats", "scales", "opacities")]
+    features = torch.stack([_seen_features(s, camera) for s in frames])
+    out = render_frames(*stacked, features, viewmat, K, camera.width, camera.height)
+    return [Image(_behind(color, alpha, camera, background, color_channels), alpha)
+            for color, alpha in zip(out.color.unbind(0), out.alpha.unbind(0))]
+
+
+def _seen_features(splats: Splats, camera: Camera) -> Tensor:
+    """The splats' features with their colour as seen from ``camera`` (spherical harmonics)."""
+    if splats.sh is None:
+        return splats.features
+    from flowgen.sh import view_colors
+
+    eye = torch.as_tensor(camera.position, dtype=splats.means.dtype, device=splats.means.device)
+    seen = view_colors(splats.features[:, :3], splats.sh, splats.means, eye, splats.sh_rotation)
+    return torch.cat((seen, splats.features[:, 3:]), -1)
+
+
+def _behind(features: Tensor, alpha: Tensor, camera: Camera, background: Tensor | None,
+            color_channels: int) -> Tensor:
+    """(H, W, C) ``features`` with ``background`` composited behind their colour channels."""
+    if background is None:
+        return features
+    assert background.shape == (camera.height, camera.width, color_channels), background.shape
+    rest = 1.0 - alpha[..., None]
+    return torch.cat((features[..., :color_channels] + rest * background, features[..., color_channels:]), -1)
 
 
 def point_splats(flow, frame: int, size_factor: float = 0.7, default_color: float = 0.6) -> Splats:

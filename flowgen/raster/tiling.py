@@ -35,7 +35,7 @@ def pixel_box(mx: float, my: float, rx: int, ry: int) -> tuple[int, int, int, in
     return x0, x1, y0, y1
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)
 def bin_tiles(
     means2d: np.ndarray, radii: np.ndarray, order: np.ndarray, width: int, height: int, tile: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -114,10 +114,11 @@ def for_tile_batches(task: Callable[[int, np.ndarray], None], batches: list[np.n
     pixels or to buffers of its own batch ``index`` (sums over batches in index order are
     then the same on every run).
     """
-    if len(batches) == 1:
-        task(0, batches[0])
-        return
     workers = num_workers()
+    if len(batches) == 1 or workers == 1:
+        for index, batch in enumerate(batches):
+            task(index, batch)
+        return
     if workers not in _POOLS:
         _POOLS[workers] = ThreadPoolExecutor(workers, thread_name_prefix="flowgen-raster")
     pool = _POOLS[workers]

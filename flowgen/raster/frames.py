@@ -1,0 +1,127 @@
+"""`render_frames`: several frames of the same Gaussians seen by one camera, on the CPU, each
+frame's projection and compositing on a worker thread of its own.
+
+A motion iteration renders every frame of a view (9 at the shipped preset's 32x32): per frame
+the image is too small to split well over tiles (4 tiles of 16x16, very unequal), but frames
+are independent, so here one task per frame runs the whole fast path - `fast_project`'s
+projection, the depth sort, `tiling.bin_tiles`, `fast`'s compositing - forward, and its
+backward likewise, as one autograd node for all the frames. The kernels, their float32 and
+float64 steps and so the images are `render(backend="fast")`'s, frame by frame; the gradients
+are too, but for the projection's upstream gradient being kept in float64 instead of rounded to
+float32 between the two kernels (tested). Each task writes only its own frame's outputs and
+gradients, so a run is the same on any thread count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from flowgen.raster.fast import _backward_tiles, _forward_tiles
+from flowgen.raster.fast_project import _project_backward, _project_forward
+from flowgen.raster.render import RenderOutput
+from flowgen.raster.tiling import TILE_SIZE, bin_tiles, for_tile_batches
+
+__all__ = ["render_frames"]
+
+
+def _numpy64(x: Tensor) -> np.ndarray:
+    return x.detach().double().contiguous().numpy()
+
+
+class _RenderFrames(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, means, quats, scales, opacities, features, viewmat, K, width, height, near, far, eps2d):
+        frames, n, dtype = means.shape[0], means.shape[1], features.dtype
+        f32 = np.float32 if dtype == torch.float32 else np.float64
+        means64, quats64 = _numpy64(means), _numpy64(quats)
+        scales64, opac64 = _numpy64(scales), _numpy64(opacities)
+        opacity = opacities.detach().contiguous().numpy()  # (F, N)
+        feats = features.detach().contiguous().numpy()
+        view, intrinsics = _numpy64(viewmat), _numpy64(K)
+        channels = feats.shape[2] + 1
+        image = np.empty((frames, height, width, channels), dtype=f32)
+        alpha = np.empty((frames, height, width), dtype=f32)
+        saved: list = [None] * frames
+
+        def task(f: int, _) -> None:
+            means2d, conics = np.empty((n, 2)), np.empty((n, 3))
+            depths, radii = np.empty(n), np.empty((n, 2), dtype=np.int32)
+            _project_forward(means64[f], quats64[f], scales64[f], opac64[f], view, intrinsics, width, height, near, far,
+                             eps2d, means2d, conics, depths, radii)
+            m2, co = means2d.astype(f32), conics.astype(f32)
+            depth = depths.astype(f32)
+            colors = np.concatenate((feats[f], depth[:, None]), 1)
+            visible = np.flatnonzero((radii > 0).all(axis=1))
+            order = visible[np.argsort(depth[visible], kind="stable")]
+            offsets, ids = bin_tiles(m2, radii, order, width, height, TILE_SIZE)
+            t_final = np.empty((height, width))
+            last = np.empty((height, width), dtype=np.int64)
+            tiles = np.arange(len(offsets) - 1, dtype=np.int64)
+            _forward_tiles(tiles, m2, co, opacity[f], colors, radii, offsets, ids, TILE_SIZE, image[f], alpha[f],
+                           t_final, last)
+            saved[f] = (means2d, m2, co, colors, radii, offsets, ids, t_final, last)
+
+        for_tile_batches(task, [np.array([f]) for f in range(frames)])
+        ctx.save_for_backward(means, quats, scales, opacities)
+        ctx.frames = saved
+        ctx.camera = (view, intrinsics, width, height, eps2d)
+        out = torch.from_numpy(image)
+        return out[..., :-1], torch.from_numpy(alpha), out[..., -1]
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, v_color, v_alpha, v_depth):
+        means, quats, scales, opacities = ctx.saved_tensors
+        view, intrinsics, width, height, eps2d = ctx.camera
+        frames, n = means.shape[:2]
+        means64, quats64, scales64 = _numpy64(means), _numpy64(quats), _numpy64(scales)
+        opacity = opacities.detach().contiguous().numpy()
+        v_image = torch.cat((v_color, v_depth[..., None]), -1).contiguous().numpy()
+        v_alpha_np = v_alpha.contiguous().numpy()
+        v_means, v_quats = np.empty((frames, n, 3)), np.empty((frames, n, 4))
+        v_scales, v_opac = np.empty((frames, n, 3)), np.empty((frames, n))
+        v_feats = np.empty((frames, n, v_image.shape[-1] - 1))
+
+        def task(f: int, _) -> None:
+            means2d, m2, co, colors, radii, offsets, ids, t_final, last = ctx.frames[f]
+            grads = np.zeros((n, 6 + colors.shape[1]))
+            tiles = np.arange(len(offsets) - 1, dtype=np.int64)
+            _backward_tiles(tiles, m2, co, opacity[f], colors, radii, offsets, ids, t_final, last, v_image[f],
+                            v_alpha_np[f], TILE_SIZE, grads)
+            v_opac[f] = grads[:, 5]
+            v_feats[f] = grads[:, 6:-1]
+            _project_backward(means64[f], quats64[f], scales64[f], view, intrinsics, width, height, eps2d, radii,
+                              np.ascontiguousarray(grads[:, 0:2]), np.ascontiguousarray(grads[:, 2:5]),
+                              np.ascontiguousarray(grads[:, -1]), v_means[f], v_quats[f], v_scales[f])
+
+        for_tile_batches(task, [np.array([f]) for f in range(frames)])
+        dtype = v_color.dtype
+        return (torch.from_numpy(v_means).to(dtype), torch.from_numpy(v_quats).to(dtype),
+                torch.from_numpy(v_scales).to(dtype), torch.from_numpy(v_opac).to(dtype),
+                torch.from_numpy(v_feats).to(dtype), None, None, None, None, None, None, None)
+
+
+def render_frames(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, features: Tensor, viewmat: Tensor,
+                  K: Tensor, width: int, height: int, near: float = 0.01, far: float = 1e10,
+                  eps2d: float = 0.3) -> RenderOutput:
+    """`render(backend="fast")` of F frames at once: (F, H, W, C) colour, (F, H, W) alpha and
+    depth. Differentiable w.r.t. means, quats, scales, opacities and features (not the camera).
+
+    Args:
+        means: (F, N, 3), quats: (F, N, 4) wxyz, features: (F, N, C): per frame.
+        scales: (F, N, 3) or (N, 3), opacities: (F, N) or (N,): per frame or shared.
+        viewmat, K, width, height, near, far, eps2d: the camera and culling, as `render`.
+    """
+    frames, n = means.shape[:2]
+    assert means.shape == (frames, n, 3) and quats.shape == (frames, n, 4), (means.shape, quats.shape)
+    assert features.ndim == 3 and features.shape[:2] == (frames, n), features.shape
+    assert scales.shape in ((n, 3), (frames, n, 3)) and opacities.shape in ((n,), (frames, n)), (
+        scales.shape, opacities.shape)
+    assert means.device.type == "cpu" and not (viewmat.requires_grad or K.requires_grad)
+    scales, opacities = scales.expand(frames, n, 3), opacities.expand(frames, n)
+    color, alpha, depth = _RenderFrames.apply(means, quats, scales, opacities, features, viewmat, K, width, height,
+                                              near, far, eps2d)
+    return RenderOutput(color=color, alpha=alpha, depth=depth)
