@@ -9,17 +9,26 @@ measured code; ratios are reference time / this build's time):
 
 - rasteriser: forward + backward of 20k Gaussians at 240x136 (`benchmarks/raster.py`'s
   scene), the numba rasteriser against the plain-torch reference, with 1 and 2 threads;
+- a view's frames (9 at 32x32, 7000 Gaussians, the shipped preset's renders), forward +
+  backward: in one pass with a worker thread per frame (`flowgen.raster.frames`) against
+  frame by frame through `render`, on 1 and 2 threads;
+- skinning blend (4000 points x 8 controls, 9 frames x 16 channels), forward + backward: the
+  numba kernel against torch's sparse product used before;
 - Fenwick query of every frame (41 frames, 500 controls): the vectorised `query_all` against
   walking each frame's path in Python (`naive_query`);
 - ARAP local rotations (9 frames x 2000 points): Horn's method in numba against the batched
   3x3 SVD used before; and 9 frames x 3000 points (the cpu preset's set) on 2 threads against 1;
+  the ARAP energy and gradient of 9 frames x 2852 points (the example laptop's set) in one
+  numba pass against the torch ops (`arap_energy_torch`);
 - trajectory optimisation (41 frames, 256 points, `benchmarks/plan.py`): the jitted warm
   solve against PyRoki's problem built and solved on every call; the cold plan and the whole
   warm plan as absolute times;
 - distillation from the shipped prior at equal iterations on the shipped example: this
   build's cpu preset against the same run before issue #22 (the VAE checkpointed, the
   condition encoded alone, SVD rotations); and the same run with the cheaper gradient path
-  (``--vae-gradient linear``, no VAE encoder backward) against the full one;
+  (``--vae-gradient linear``, no VAE encoder backward) against the full one; and this build
+  against the same code with session 15's three changes undone (the sparse blend, ARAP by torch
+  ops, frame-by-frame renders; Horn's rotations stay the new ones), on 1 and 2 threads;
 - with --full: one whole shipped-prior flow (`chord_robot.generate_flow`, its own preset) and
   the demo's video fit, absolute.
 
@@ -80,7 +89,61 @@ def rasteriser() -> list[Row]:
         rows.append(Row(f"rasteriser fwd+bwd, 20k Gaussians 240x136, {threads} thread(s)",
                         "plain-torch rasteriser", reference, fast))
     torch.set_num_threads(1)
+    return rows + view_frames()
+
+
+def view_frames() -> list[Row]:
+    """A view's 9 frames at 32x32 (7000 Gaussians), forward + backward, in one pass against
+    frame by frame."""
+    import raster
+    import torch
+
+    from flowgen.raster import render
+    from flowgen.raster.frames import render_frames
+
+    scene = raster.object_scene(n=7000, width=32, height=32)
+    gen = torch.Generator().manual_seed(0)
+    frames = 9
+    means = (scene["means"][None] + 0.003 * torch.randn(frames, *scene["means"].shape, generator=gen))
+    quats = scene["quats"][None].expand(frames, -1, -1).clone()
+    feats = scene["features"][None].expand(frames, -1, -1).clone()
+    leaves = [x.requires_grad_(True) for x in (means, quats, scene["scales"].clone(), scene["opacities"].clone(), feats)]
+    camera = (scene["viewmat"], scene["K"], 32, 32)
+
+    def batched() -> None:
+        out = render_frames(*leaves, *camera)
+        (out.color.sum() + out.alpha.sum() + out.depth.sum()).backward()
+
+    def per_frame() -> None:
+        outs = [render(leaves[0][f], leaves[1][f], leaves[2], leaves[3], leaves[4][f], *camera, backend="fast")
+                for f in range(frames)]
+        sum(o.color.sum() + o.alpha.sum() + o.depth.sum() for o in outs).backward()
+
+    rows = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        rows.append(Row(f"a view's 9 frames, 7000 Gaussians 32x32, {threads} thread(s)", "frame by frame (render)",
+                        median_seconds(per_frame, 20, 2), median_seconds(batched, 20, 2)))
+    torch.set_num_threads(1)
     return rows
+
+
+def skinning() -> list[Row]:
+    import torch
+
+    from flowgen.blend import blend_rows, blend_rows_sparse
+
+    gen = torch.Generator().manual_seed(0)
+    index = torch.randint(0, 300, (4000, 8), generator=gen)
+    weights = torch.softmax(torch.randn(4000, 8, generator=gen), -1).requires_grad_(True)
+    values = torch.randn(300, 9 * 16, generator=gen, requires_grad=True)
+    upstream = torch.randn(4000, 9 * 16, generator=gen)
+
+    def run(fn) -> Callable[[], None]:
+        return lambda: (fn(weights, index, values) * upstream).sum().backward()
+
+    return [Row("skinning blend fwd+bwd, 4000 points x 8, 9 frames", "torch sparse product",
+                median_seconds(run(blend_rows_sparse), 30), median_seconds(run(blend_rows), 30))]
 
 
 def fenwick() -> list[Row]:
@@ -114,7 +177,26 @@ def arap() -> list[Row]:
         two = median_seconds(lambda: procrustes_rotations(cross), 10)
     finally:
         torch.set_num_threads(threads)
-    return rows + [Row("ARAP rotations, 9 frames x 3000 points, 2 threads", "the same on 1 thread", one, two)]
+    rows.append(Row("ARAP rotations, 9 frames x 3000 points, 2 threads", "the same on 1 thread", one, two))
+    return rows + [arap_energy_row()]
+
+
+def arap_energy_row() -> Row:
+    import torch
+
+    from flowgen.arap import arap_energy, arap_energy_torch, arap_graph
+
+    gen = torch.Generator().manual_seed(0)
+    box = torch.tensor([0.3, 0.2, 0.02])  # a lid-like slab's near-surface set, 2852 points
+    rest = (torch.rand(2852, 3, generator=gen) - 0.5) * box
+    graph = arap_graph(rest, 10)
+    deformed = (rest + 0.002 * torch.randn(9, *rest.shape, generator=gen)).requires_grad_(True)
+
+    def run(fn) -> Callable[[], None]:
+        return lambda: fn(graph, deformed).backward()
+
+    return Row("ARAP energy + gradient, 9 frames x 2852 points", "torch ops (arap_energy_torch)",
+               median_seconds(run(arap_energy_torch), 10), median_seconds(run(arap_energy), 10))
 
 
 def trajopt() -> list[Row]:
@@ -176,6 +258,33 @@ def before_issue_22() -> Iterator[None]:
         flowgen.config.PRESETS["cpu"], flowgen.arap.procrustes_rotations = cpu, rotations
 
 
+@contextlib.contextmanager
+def before_session_15() -> Iterator[None]:
+    """The distillation with session 15's changes undone: the skinning blend by torch's sparse
+    product, ARAP's energy by torch ops, a view's frames rendered one by one (Horn's rotations
+    stay the new ones: they are inside numba). Swapped for the duration of the block."""
+    import flowgen.losses
+    import flowgen.objective
+    import flowgen.skinning
+    from flowgen.arap import arap_energy_torch
+    from flowgen.blend import blend_rows_sparse
+    from flowgen.splats import render_splats
+
+    def frame_by_frame(frames, camera, background=None):
+        return [render_splats(s, camera, background) for s in frames]
+
+    swaps = [(flowgen.skinning, "blend_rows", blend_rows_sparse), (flowgen.losses, "arap_energy", arap_energy_torch),
+             (flowgen.objective, "render_splats_frames", frame_by_frame)]
+    kept = [getattr(module, name) for module, name, _ in swaps]
+    for module, name, value in swaps:
+        setattr(module, name, value)
+    try:
+        yield
+    finally:
+        for (module, name, _), value in zip(swaps, kept):
+            setattr(module, name, value)
+
+
 def distillation(iterations: int) -> list[Row]:
     import torch
 
@@ -198,10 +307,19 @@ def distillation(iterations: int) -> list[Row]:
             reference, reference_step = run("before")
         build, build_step = run("build")
         linear, linear_step = run("linear", vae_gradient="linear")
+        session = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            with before_session_15():
+                before = run(f"before-s15-{threads}")
+            session.append((threads, before, run(f"build-{threads}")))
+        torch.set_num_threads(1)
     full_sds, linear_sds = sds_steps()
     return [Row("shipped-prior distillation, one iteration, 1 thread", "before #22", reference_step, build_step),
             Row(f"  the run of {iterations} iterations (set-up included)", "before #22, same iterations",
                 reference, build),
+            *(Row(f"  the run of {iterations} iterations, {threads} thread(s)", "session 15's changes undone",
+                  before[0], after[0]) for threads, before, after in session),
             Row("  one iteration, --vae-gradient linear", "the full VAE gradient (above)", build_step, linear_step),
             Row(f"  the run of {iterations} iterations, --vae-gradient linear", "the full VAE gradient (above)",
                 build, linear),
@@ -261,7 +379,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--full", action="store_true", help="also a whole flow and a video fit")
     parser.add_argument("--iters", type=int, default=40, help="iterations of the distillation pair")
-    sections = {"rasteriser": rasteriser, "fenwick": fenwick, "arap": arap, "trajopt": trajopt,
+    sections = {"rasteriser": rasteriser, "skinning": skinning, "fenwick": fenwick, "arap": arap, "trajopt": trajopt,
                 "distillation": lambda: distillation(args.iters)}
     parser.add_argument("--only", choices=sections, action="append", help="run only these sections")
     args = parser.parse_args()

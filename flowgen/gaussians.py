@@ -18,7 +18,7 @@ from torch import Tensor
 
 from chord_robot.flow import matrix_to_quat
 from chord_robot.scene import SH_C0, SceneObject
-from flowgen.sh import sh_degree, sh_turn
+from flowgen.sh import padded_sh, sh_degree, sh_turn
 
 
 @dataclass(frozen=True)
@@ -70,11 +70,7 @@ class Gaussians:
         """Concatenate; normals kept only if every part has them; SH coefficients zero-padded
         to the largest degree (none if no part has them)."""
         normals = None if any(p.normals is None for p in parts) else torch.cat([p.normals for p in parts])
-        k = max((p.sh_rest.shape[1] for p in parts if p.sh_rest is not None), default=0)
-        sh = None if k == 0 else torch.cat([
-            torch.cat([p.sh_rest if p.sh_rest is not None else p.means.new_zeros(p.num, 0, 3),
-                       p.means.new_zeros(p.num, k - (0 if p.sh_rest is None else p.sh_rest.shape[1]), 3)], 1)
-            for p in parts])
+        sh = padded_sh([(p.sh_rest, p.num) for p in parts])
         return Gaussians(*(torch.cat([getattr(p, f) for p in parts]) for f in
                            ("means", "quats", "log_scales", "opacity_logits", "colors")), normals,
                          torch.cat([p.group for p in parts]), sh)

@@ -89,16 +89,12 @@ def _pose(model: SceneModel, frames: Tensor, use_fine: bool) -> _Posed:
 def rest_splats(model: SceneModel) -> Splats:
     """Every object's Gaussians at rest, shaded: the scene as the first frame shows it (what
     the wan prior's first frames and `chord-robot render --scan` show)."""
-    return _joined(_static_splats(model, model.moving + model.static))
+    return Splats.join(_static_splats(model, model.moving + model.static))
 
 
 def static_splats(model: SceneModel) -> Splats:
     """The static objects' Gaussians, shaded (the scene behind what moves)."""
-    return _joined(_static_splats(model))
-
-
-def _joined(parts: list[Splats]) -> Splats:
-    return Splats.join(parts)
+    return Splats.join(_static_splats(model))
 
 
 def _static_splats(model: SceneModel, objects=None) -> list[Splats]:

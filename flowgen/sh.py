@@ -22,12 +22,25 @@ from torch import Tensor
 
 from flowgen.quat import quat_conjugate, quat_rotate
 
-__all__ = ["sh_basis", "sh_degree", "sh_turn", "view_colors"]
+__all__ = ["padded_sh", "sh_basis", "sh_degree", "sh_turn", "view_colors"]
 
 _C1 = 0.4886025119029199
 _C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)
 _C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325901154, -0.4570457994644658,
        1.445305721320277, -0.5900435899266435)
+
+
+def padded_sh(parts: list[tuple[Tensor | None, int]]) -> Tensor | None:
+    """Per part (its (n, K, 3) higher coefficients or None, its count n), concatenated and
+    zero-padded to the largest K (a part without them: zeros, view-independent); None when no
+    part has any."""
+    k = max((sh.shape[1] for sh, _ in parts if sh is not None), default=0)
+    if k == 0:
+        return None
+    like = next(sh for sh, _ in parts if sh is not None)
+    return torch.cat([torch.cat([sh if sh is not None else like.new_zeros(n, 0, 3),
+                                 like.new_zeros(n, k - (0 if sh is None else sh.shape[1]), 3)], 1)
+                      for sh, n in parts])
 
 
 def sh_degree(rest_count: int) -> int:

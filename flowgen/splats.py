@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from chord_robot.camera import Camera
+from flowgen.sh import padded_sh
 
 __all__ = ["Image", "Splats", "camera_tensors", "point_splats", "render_splats", "render_splats_frames"]
 
@@ -48,18 +49,15 @@ class Splats:
         them gets zeros: view-independent)."""
         fields = [torch.cat([getattr(p, a) for p in parts]) for a in ("means", "quats", "scales", "opacities",
                                                                        "features")]
-        k = max((p.sh.shape[1] for p in parts if p.sh is not None), default=0)
-        if k == 0:
+        sh = padded_sh([(p.sh, len(p.means)) for p in parts])
+        if sh is None:
             return Splats(*fields)
-        sh, rotation = [], []
+        rotation = []
         for p in parts:
-            n = len(p.means)
-            coeffs = p.sh if p.sh is not None else p.means.new_zeros(n, 0, 3)
-            sh.append(torch.cat([coeffs, coeffs.new_zeros(n, k - coeffs.shape[1], 3)], 1))
-            identity = p.means.new_zeros(n, 4)
+            identity = p.means.new_zeros(len(p.means), 4)
             identity[:, 0] = 1.0
             rotation.append(p.sh_rotation if p.sh_rotation is not None else identity)
-        return Splats(*fields, torch.cat(sh), torch.cat(rotation))
+        return Splats(*fields, sh, torch.cat(rotation))
 
 
 @dataclass(frozen=True)

@@ -62,7 +62,7 @@ class _RenderFrames(torch.autograd.Function):
             tiles = np.arange(len(offsets) - 1, dtype=np.int64)
             _forward_tiles(tiles, m2, co, opacity[f], colors, radii, offsets, ids, TILE_SIZE, image[f], alpha[f],
                            t_final, last)
-            saved[f] = (means2d, m2, co, colors, radii, offsets, ids, t_final, last)
+            saved[f] = (m2, co, colors, radii, offsets, ids, t_final, last)
 
         for_tile_batches(task, [np.array([f]) for f in range(frames)])
         ctx.save_for_backward(means, quats, scales, opacities)
@@ -86,7 +86,7 @@ class _RenderFrames(torch.autograd.Function):
         v_feats = np.empty((frames, n, v_image.shape[-1] - 1))
 
         def task(f: int, _) -> None:
-            means2d, m2, co, colors, radii, offsets, ids, t_final, last = ctx.frames[f]
+            m2, co, colors, radii, offsets, ids, t_final, last = ctx.frames[f]
             grads = np.zeros((n, 6 + colors.shape[1]))
             tiles = np.arange(len(offsets) - 1, dtype=np.int64)
             _backward_tiles(tiles, m2, co, opacity[f], colors, radii, offsets, ids, t_final, last, v_image[f],

@@ -6,8 +6,8 @@ import torch
 
 from flowgen.arap import (
     arap_energy,
-    arap_energy_torch,
     arap_energy_reference,
+    arap_energy_torch,
     arap_graph,
     arap_residuals,
     local_rotations,

@@ -242,8 +242,11 @@ class WanPrior:
     def encode_pixels(self, video: Tensor) -> Tensor:
         """(B, T, H, W, 3) pixels in [0, 1] -> the VAE's normalised latents (B, C, T_lat, h, w),
         differentiable (gradient checkpointing as configured)."""
-        pixels = (video.to(self.device, torch.float32) * 2.0 - 1.0).permute(0, 4, 1, 2, 3)
-        return encode_video(self.vae, pixels.to(self.vae.dtype), self.config.vae_checkpointing)
+        return encode_video(self.vae, self._pixels(video), self.config.vae_checkpointing)
+
+    def _pixels(self, video: Tensor) -> Tensor:
+        """(B, T, H, W, 3) in [0, 1] -> (B, 3, T, H, W) in [-1, 1], on the device in the VAE's dtype."""
+        return (video.to(self.device, torch.float32) * 2.0 - 1.0).permute(0, 4, 1, 2, 3).to(self.vae.dtype)
 
     def _encode(self, video: Tensor, first_frame: Tensor) -> tuple[Tensor, Tensor, Condition]:
         """One view's render (T, H, W, 3) -> (its leaf, its latents with the graph to the leaf,
@@ -251,7 +254,7 @@ class WanPrior:
         condition's video and the render go through the VAE as one batch of two."""
         frames = video.shape[0]
         leaf = video.detach().to(self.device, torch.float32).requires_grad_(True)
-        pixels = (leaf * 2.0 - 1.0).permute(3, 0, 1, 2)[None].to(self.vae.dtype)
+        pixels = self._pixels(leaf[None])
         if not (self.config.encode_together and not self.spec.expand_timesteps):
             return leaf, encode_video(self.vae, pixels, self.config.vae_checkpointing), \
                 self.condition(first_frame, frames)
