@@ -318,7 +318,7 @@ def distillation(iterations: int) -> list[Row]:
     return [Row("shipped-prior distillation, one iteration, 1 thread", "before #22", reference_step, build_step),
             Row(f"  the run of {iterations} iterations (set-up included)", "before #22, same iterations",
                 reference, build),
-            *(Row(f"  one iteration, {threads} thread(s)", "session 15's changes undone", before[1], after[1])
+            *(Row(f"  one iteration, {threads} thread(s)", "s15 undone (Horn's Newton kept)", before[1], after[1])
               for threads, before, after in session),
             Row("  one iteration, --vae-gradient linear", "the full VAE gradient (above)", build_step, linear_step),
             Row(f"  the run of {iterations} iterations, --vae-gradient linear", "the full VAE gradient (above)",

@@ -8,10 +8,11 @@ skinning, ``x'_i = x_i^t``:
     E      = 1/T sum_t sum_i sum_{j in N_i} ||r_ij^t||^2
 
 ``R_i^t`` is the best local rotation (orthogonal Procrustes of the neighbour edges: on a CPU
-by Horn's quaternion method - the top eigenvector of a 4x4 symmetric matrix, by Jacobi
-rotations in numba, 3x faster than the batched LAPACK SVD of 3x3 matrices; elsewhere a 3x3
-SVD with the reflection fixed; the two agree to float32 rounding, tested). It is computed without gradient, as in the local step
-of Sorkine & Alexa's local/global ARAP: because ``R_i`` minimises E over rotations, the
+by Horn's quaternion method - the top eigenvector of a 4x4 symmetric matrix, in numba by
+Newton's method on its characteristic polynomial, or Jacobi sweeps where that is
+ill-conditioned; elsewhere a 3x3 SVD with the reflection fixed; the two agree to float32
+rounding, tested; timings in docs/performance.md). It is computed without gradient, as in the
+local step of Sorkine & Alexa's local/global ARAP: because ``R_i`` minimises E over rotations, the
 partial derivative through ``R_i`` vanishes at it (envelope theorem), so the gradient with
 ``R`` held fixed *is* the gradient of E - and no SVD backward (unstable for repeated
 singular values) is ever taken.
@@ -153,6 +154,14 @@ def _adjugate_column(a: np.ndarray, k: int, out: np.ndarray) -> float:
     return norm
 
 
+@numba.njit(cache=True, inline="always")
+def _row_pair_minors(n: np.ndarray, a: int, b: int) -> tuple[float, float, float, float, float, float]:
+    """The six 2x2 minors of rows ``a``, ``b`` of the 4x4 ``n``: columns 01, 02, 03, 12, 13, 23."""
+    return (n[a, 0] * n[b, 1] - n[a, 1] * n[b, 0], n[a, 0] * n[b, 2] - n[a, 2] * n[b, 0],
+            n[a, 0] * n[b, 3] - n[a, 3] * n[b, 0], n[a, 1] * n[b, 2] - n[a, 2] * n[b, 1],
+            n[a, 1] * n[b, 3] - n[a, 3] * n[b, 1], n[a, 2] * n[b, 3] - n[a, 3] * n[b, 2])
+
+
 @numba.njit(cache=True)
 def _top_eigenvector(n: np.ndarray, a: np.ndarray, q: np.ndarray) -> bool:
     """The unit eigenvector ``q`` of the largest eigenvalue of the traceless symmetric 4x4
@@ -161,7 +170,7 @@ def _top_eigenvector(n: np.ndarray, a: np.ndarray, q: np.ndarray) -> bool:
     are real, so from above Newton descends monotonically onto the largest), the vector as the
     largest column of the adjugate of ``n - l I`` (``a``: 4x4 scratch). False when that column
     is too small to be trusted (the largest eigenvalue repeated or nearly, a zero matrix): the
-    caller then diagonalises by Jacobi sweeps. ~10x cheaper than the sweeps."""
+    caller then diagonalises by Jacobi sweeps, which cost several times as much."""
     sq = 0.0
     for r in range(4):
         for k in range(4):
@@ -177,19 +186,9 @@ def _top_eigenvector(n: np.ndarray, a: np.ndarray, q: np.ndarray) -> bool:
                 row += n[r, m] * n[m, k]
             cube += row * n[k, r]
     c1 = -cube / 3.0
-    m01 = n[0, 0] * n[1, 1] - n[0, 1] * n[1, 0]
-    m02 = n[0, 0] * n[1, 2] - n[0, 2] * n[1, 0]
-    m03 = n[0, 0] * n[1, 3] - n[0, 3] * n[1, 0]
-    m12 = n[0, 1] * n[1, 2] - n[0, 2] * n[1, 1]
-    m13 = n[0, 1] * n[1, 3] - n[0, 3] * n[1, 1]
-    m23 = n[0, 2] * n[1, 3] - n[0, 3] * n[1, 2]
-    p01 = n[2, 0] * n[3, 1] - n[2, 1] * n[3, 0]
-    p02 = n[2, 0] * n[3, 2] - n[2, 2] * n[3, 0]
-    p03 = n[2, 0] * n[3, 3] - n[2, 3] * n[3, 0]
-    p12 = n[2, 1] * n[3, 2] - n[2, 2] * n[3, 1]
-    p13 = n[2, 1] * n[3, 3] - n[2, 3] * n[3, 1]
-    p23 = n[2, 2] * n[3, 3] - n[2, 3] * n[3, 2]
-    c0 = m01 * p23 - m02 * p13 + m03 * p12 + m12 * p03 - m13 * p02 + m23 * p01
+    m01, m02, m03, m12, m13, m23 = _row_pair_minors(n, 0, 1)
+    p01, p02, p03, p12, p13, p23 = _row_pair_minors(n, 2, 3)
+    c0 = m01 * p23 - m02 * p13 + m03 * p12 + m12 * p03 - m13 * p02 + m23 * p01  # det(n), Laplace by row pairs
     scale = np.sqrt(sq)
     lam = scale  # >= the largest eigenvalue (the Frobenius norm bounds every one)
     for _ in range(60):
@@ -211,8 +210,11 @@ def _top_eigenvector(n: np.ndarray, a: np.ndarray, q: np.ndarray) -> bool:
         if norm > best_norm:
             best, best_norm = k, norm
     # adj(n - l I) = prod_k (l_k - l) v v^T: its largest column's norm is at least half the
-    # product of the gaps to the other eigenvalues, which bounds the vector's error
-    if best < 0 or np.sqrt(best_norm) < 1e-9 * scale * scale * scale:
+    # product P of the gaps to the other eigenvalues. The polynomial's rounding (eps s^4) moves
+    # the root by eps s^4 / P, and the vector by that over the smallest gap (>= P / s^2): an
+    # error up to eps (s^3 / P)^2, kept below ~1e-8 by trusting only P >= 1e-4 s^3 (a nearly
+    # collinear neighbourhood falls back; tested against the SVD there)
+    if best < 0 or np.sqrt(best_norm) < 1e-4 * scale * scale * scale:
         return False
     norm = np.sqrt(_adjugate_column(a, best, q))
     for r in range(4):
@@ -271,6 +273,12 @@ PARALLEL_MIN = 4096
 """Matrices below which `horn_rotations` stays on one thread (a thread hand-off costs more)."""
 
 
+def _chunks(count: int, workers: int) -> list[np.ndarray]:
+    """``workers`` contiguous (start, stop) ranges covering ``range(count)``."""
+    bounds = np.linspace(0, count, max(workers, 1) + 1).astype(np.int64)
+    return [np.array(pair) for pair in itertools.pairwise(bounds)]
+
+
 def horn_rotations(cross: np.ndarray) -> np.ndarray:
     """(K, 3, 3) float64 -> (K, 3, 3) rotations, one per matrix (`_horn_rotation`), in
     contiguous chunks on the rasteriser's worker threads (`num_workers`): each matrix's result
@@ -282,9 +290,8 @@ def horn_rotations(cross: np.ndarray) -> np.ndarray:
     if workers == 1 or len(cross) < PARALLEL_MIN:
         _horn_range(cross, out, 0, len(cross))
         return out
-    bounds = np.linspace(0, len(cross), workers + 1).astype(np.int64)
-    chunks = [np.array(pair) for pair in itertools.pairwise(bounds)]
-    for_tile_batches(lambda _, chunk: _horn_range(cross, out, int(chunk[0]), int(chunk[1])), chunks)
+    for_tile_batches(lambda _, chunk: _horn_range(cross, out, int(chunk[0]), int(chunk[1])),
+                     _chunks(len(cross), workers))
     return out
 
 
@@ -343,6 +350,8 @@ def arap_energy(graph: ArapGraph, deformed: Tensor) -> Tensor:
     On a CPU one numba pass per frame (`_arap_frames`: cross-covariances, Horn rotations,
     residuals, the energy and its gradient together, frames spread over the worker threads);
     elsewhere `arap_energy_torch`. The two agree to float32 rounding (tested)."""
+    if deformed.ndim != 3 or deformed.shape[1:] != graph.rest.shape:
+        raise ValueError(f"deformed must be (T, M, 3) with M = {graph.rest.shape[0]}, got {tuple(deformed.shape)}")
     if deformed.device.type == "cpu":
         return _ArapEnergy.apply(deformed, graph)
     return arap_energy_torch(graph, deformed)
@@ -410,11 +419,8 @@ class _ArapEnergy(torch.autograd.Function):
         neighbours, valid = graph.neighbours.numpy(), graph.valid.numpy()
         frames = points.shape[0]
         energy, grad = np.zeros(frames), np.zeros(points.shape)
-        workers = min(num_workers(), frames)
-        bounds = np.linspace(0, frames, workers + 1).astype(np.int64)
-        chunks = [np.array(pair) for pair in itertools.pairwise(bounds)]
         for_tile_batches(lambda _, c: _arap_frames(rest_edges, neighbours, valid, points, int(c[0]), int(c[1]),
-                                                   energy, grad), chunks)
+                                                   energy, grad), _chunks(frames, min(num_workers(), frames)))
         ctx.save_for_backward(torch.from_numpy(grad / max(frames, 1)).to(deformed.dtype))
         return deformed.new_tensor(energy.mean() if frames else 0.0)
 

@@ -6,8 +6,8 @@
 runs several times per iteration on a few thousand points. On a CPU it is a numba kernel with
 a hand-written backward (d/dweights: each pair's dot product with the output's gradient;
 d/dvalues: the weighted gradients added into the rows they came from, serially, so every run
-sums in the same order): 3.4x faster forward and backward than torch's sparse product, whose
-backward builds, coalesces and masks sparse tensors (benchmarks/run.py, "skinning blend").
+sums in the same order), in place of torch's sparse product, whose backward builds, coalesces
+and masks sparse tensors (timings: benchmarks/run.py, "skinning blend"; docs/performance.md).
 On CUDA it is torch's sparse (N, K) x (K, D) product; on ``meta`` (a dry run's device, which
 has no sparse kernels) a gather.
 """
@@ -50,6 +50,8 @@ def _backward(weights: np.ndarray, index: np.ndarray, values: np.ndarray, grad: 
 
 
 class _BlendRows(torch.autograd.Function):
+    """`blend_rows` on the CPU by `_forward`, its gradients by `_backward`."""
+
     @staticmethod
     def forward(ctx, weights: Tensor, index: Tensor, values: Tensor) -> Tensor:
         weights, values = weights.detach().contiguous(), values.detach().contiguous()

@@ -31,8 +31,8 @@ _C3 = (-0.5900435899266435, 2.890611442640554, -0.4570457994644658, 0.3731763325
 
 
 def padded_sh(parts: list[tuple[Tensor | None, int]]) -> Tensor | None:
-    """Per part (its (n, K, 3) higher coefficients or None, its count n), concatenated and
-    zero-padded to the largest K (a part without them: zeros, view-independent); None when no
+    """Per part (its (n, c, 3) higher coefficients or None, its count n), concatenated and
+    zero-padded to the largest c (a part without them: zeros, view-independent); None when no
     part has any."""
     k = max((sh.shape[1] for sh, _ in parts if sh is not None), default=0)
     if k == 0:

@@ -288,8 +288,7 @@ def blend(weights: Tensor, binding: Binding, channels: Tensor) -> Tensor:
 
     One (N, K) x (K, T * C) product with N k nonzeros (`flowgen.blend.blend_rows`): cost and
     memory O(N k T C), no (T, N, k, C) intermediate, and gradients flow to both the weights
-    and the channels. The result is a
-    (T, N, C) view of point-major (N, T, C) storage.
+    and the channels. The result is a (T, N, C) view of point-major (N, T, C) storage.
 
     Args:
         weights: (N, k) from :func:`skinning_weights`.

@@ -104,6 +104,7 @@ def render_splats_frames(frames: list[Splats], camera: Camera, background: Tenso
     """`render_splats` of several frames of the same Gaussians (one ``Splats`` per frame, the
     same count in each) from one camera: on the CPU's fast rasteriser all frames in one pass,
     a frame per worker thread (`flowgen.raster.frames`); otherwise frame by frame."""
+    assert frames and len({len(s.means) for s in frames}) == 1, "one or more frames of equally many Gaussians"
     means = frames[0].means
     if means.device.type != "cpu" or backend not in ("auto", "fast"):
         return [render_splats(s, camera, background, color_channels, backend) for s in frames]

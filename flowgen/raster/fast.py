@@ -305,6 +305,15 @@ def _backward_tiles(
         )
 
 
+def bin_in_depth_order(means2d: np.ndarray, radii: np.ndarray, depths: np.ndarray, width: int,
+                       height: int) -> tuple[np.ndarray, np.ndarray]:
+    """`bin_tiles` of the visible Gaussians (both radii > 0) front to back: the same stable
+    order as `common.depth_order`, in numpy (no torch thread pool involved)."""
+    visible = np.flatnonzero((radii > 0).all(axis=1))
+    order = visible[np.argsort(depths[visible], kind="stable")]
+    return bin_tiles(means2d, radii, order, width, height, TILE_SIZE)
+
+
 class _RasterizeFast(torch.autograd.Function):
     """Tile-binned compositing with a hand-written backward (see module docstring)."""
 
@@ -312,10 +321,7 @@ class _RasterizeFast(torch.autograd.Function):
     def forward(ctx, means2d, conics, opacities, colors, depths, radii, width, height):
         arrays = [x.detach().contiguous().numpy() for x in (means2d, conics, opacities, colors)]
         radii_np = radii.detach().to(torch.int32).contiguous().numpy()
-        # same stable order as common.depth_order, in numpy: no torch thread pool involved
-        visible = np.flatnonzero((radii_np > 0).all(axis=1))
-        order = visible[np.argsort(depths.detach().numpy()[visible], kind="stable")]
-        offsets, ids = bin_tiles(arrays[0], radii_np, order, width, height, TILE_SIZE)
+        offsets, ids = bin_in_depth_order(arrays[0], radii_np, depths.detach().numpy(), width, height)
         image = np.empty((height, width, colors.shape[1]), dtype=arrays[3].dtype)
         alpha = np.empty((height, width), dtype=arrays[3].dtype)
         t_final = np.empty((height, width), dtype=np.float64)

@@ -1,4 +1,4 @@
-"""`render_frames`: several frames of the same Gaussians seen by one camera, on the CPU, each
+"""`render_frames`: T frames of the same Gaussians seen by one camera, on the CPU, each
 frame's projection and compositing on a worker thread of its own.
 
 A motion iteration renders every frame of a view (9 at the shipped preset's 32x32): per frame
@@ -19,10 +19,10 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from flowgen.raster.fast import _backward_tiles, _forward_tiles
+from flowgen.raster.fast import _backward_tiles, _forward_tiles, bin_in_depth_order
 from flowgen.raster.fast_project import _project_backward, _project_forward
 from flowgen.raster.render import RenderOutput
-from flowgen.raster.tiling import TILE_SIZE, bin_tiles, for_tile_batches
+from flowgen.raster.tiling import TILE_SIZE, for_tile_batches
 
 __all__ = ["render_frames"]
 
@@ -32,6 +32,9 @@ def _numpy64(x: Tensor) -> np.ndarray:
 
 
 class _RenderFrames(torch.autograd.Function):
+    """Per frame `fast_project`'s and `fast`'s kernels forward, and their backward, one
+    frame per task; per-frame (T, N, ·) inputs (shared ones expanded by the caller)."""
+
     @staticmethod
     def forward(ctx, means, quats, scales, opacities, features, viewmat, K, width, height, near, far, eps2d):
         frames, n, dtype = means.shape[0], means.shape[1], features.dtype
@@ -54,9 +57,7 @@ class _RenderFrames(torch.autograd.Function):
             m2, co = means2d.astype(f32), conics.astype(f32)
             depth = depths.astype(f32)
             colors = np.concatenate((feats[f], depth[:, None]), 1)
-            visible = np.flatnonzero((radii > 0).all(axis=1))
-            order = visible[np.argsort(depth[visible], kind="stable")]
-            offsets, ids = bin_tiles(m2, radii, order, width, height, TILE_SIZE)
+            offsets, ids = bin_in_depth_order(m2, radii, depth, width, height)
             t_final = np.empty((height, width))
             last = np.empty((height, width), dtype=np.int64)
             tiles = np.arange(len(offsets) - 1, dtype=np.int64)
@@ -107,12 +108,13 @@ class _RenderFrames(torch.autograd.Function):
 def render_frames(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, features: Tensor, viewmat: Tensor,
                   K: Tensor, width: int, height: int, near: float = 0.01, far: float = 1e10,
                   eps2d: float = 0.3) -> RenderOutput:
-    """`render(backend="fast")` of F frames at once: (F, H, W, C) colour, (F, H, W) alpha and
-    depth. Differentiable w.r.t. means, quats, scales, opacities and features (not the camera).
+    """`render(backend="fast")` of T frames at once: a `RenderOutput` whose fields carry a
+    leading frame axis, (T, H, W, C) colour, (T, H, W) alpha and depth. Differentiable w.r.t.
+    means, quats, scales, opacities and features (not the camera).
 
     Args:
-        means: (F, N, 3), quats: (F, N, 4) wxyz, features: (F, N, C): per frame.
-        scales: (F, N, 3) or (N, 3), opacities: (F, N) or (N,): per frame or shared.
+        means: (T, N, 3), quats: (T, N, 4) wxyz, features: (T, N, C): per frame.
+        scales: (T, N, 3) or (N, 3), opacities: (T, N) or (N,): per frame or shared.
         viewmat, K, width, height, near, far, eps2d: the camera and culling, as `render`.
     """
     frames, n = means.shape[:2]
@@ -120,7 +122,10 @@ def render_frames(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tenso
     assert features.ndim == 3 and features.shape[:2] == (frames, n), features.shape
     assert scales.shape in ((n, 3), (frames, n, 3)) and opacities.shape in ((n,), (frames, n)), (
         scales.shape, opacities.shape)
-    assert means.device.type == "cpu" and not (viewmat.requires_grad or K.requires_grad)
+    assert means.device.type == "cpu", f"render_frames runs on CPU tensors, got {means.device}"
+    assert not (viewmat.requires_grad or K.requires_grad), "the camera is not differentiated here"
+    dtypes = {t.dtype for t in (means, quats, scales, opacities, features, viewmat, K)}
+    assert len(dtypes) == 1 and means.dtype in (torch.float32, torch.float64), f"one float dtype, got {dtypes}"
     scales, opacities = scales.expand(frames, n, 3), opacities.expand(frames, n)
     color, alpha, depth = _RenderFrames.apply(means, quats, scales, opacities, features, viewmat, K, width, height,
                                               near, far, eps2d)

@@ -122,7 +122,8 @@ def svd_rotations(cross: torch.Tensor) -> torch.Tensor:
 
 
 def test_horn_rotations_match_the_svd():
-    """The CPU path (Horn's quaternion by Jacobi sweeps) gives the SVD's rotation for random
+    """The CPU path (Horn's quaternion by Newton's method, Jacobi sweeps where that is
+    ill-conditioned) gives the SVD's rotation for random
     cross-covariances, near-rigid ones, reflections (det < 0) and rank-deficient ones (planar
     and collinear neighbourhoods), and the identity for a zero matrix (padding)."""
     gen = torch.Generator().manual_seed(3)
@@ -194,3 +195,17 @@ def test_cpu_kernel_equals_the_torch_ops():
     torch.testing.assert_close(e_one, e_ref, rtol=1e-5, atol=0)
     torch.testing.assert_close(g_one, g_ref, rtol=1e-4, atol=1e-5 * g_ref.abs().max().item())
     assert torch.equal(e_one, e_two) and torch.equal(g_one, g_two)
+
+
+def test_horn_rotations_of_nearly_collinear_neighbourhoods():
+    """Cross-covariances U diag(1, g, 0.3 g) V^T with g from 1e-3 down to 1e-9 (the two
+    smallest singular values nearly zero: Newton's eigenvalue is ill-conditioned there, so the
+    path must fall back to the sweeps): the SVD's rotation within 1e-6 on every one."""
+    gen = torch.Generator().manual_seed(15)
+    u = torch.linalg.qr(torch.randn(200, 3, 3, generator=gen, dtype=torch.float64))[0]
+    v = torch.linalg.qr(torch.randn(200, 3, 3, generator=gen, dtype=torch.float64))[0]
+    gaps = 10.0 ** -torch.linspace(3, 9, 200, dtype=torch.float64)
+    sigma = torch.stack([torch.ones_like(gaps), gaps, 0.3 * gaps], -1)
+    cross = u @ torch.diag_embed(sigma) @ v.transpose(-1, -2)
+    got, want = procrustes_rotations(cross), float_svd_rotations(cross)
+    assert (got - want).abs().amax() < 1e-6

@@ -413,11 +413,13 @@ def test_gsplat_matches_fast() -> None:
         assert relative < 1e-3, name
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, F64])
-def test_frames_in_one_pass_match_frame_by_frame(dtype: torch.dtype) -> None:
+@pytest.mark.parametrize(("dtype", "stacked"), [(torch.float32, False), (F64, False), (torch.float32, True)])
+def test_frames_in_one_pass_match_frame_by_frame(dtype: torch.dtype, stacked: bool) -> None:
     """`render_frames` (a worker thread per frame) against `render(backend="fast")` per frame:
     the same images bit for bit, the same gradients to rounding (the projection's upstream
-    gradient stays float64 between the kernels), and bit for bit the same on 1 and 2 threads."""
+    gradient stays float64 between the kernels), and bit for bit the same on 1 and 2 threads;
+    scales and opacities shared by the frames or given per frame (``stacked``, as
+    `render_splats_frames` passes them)."""
     from flowgen.raster.frames import render_frames
 
     scene = random_scene(600, 37, 29, seed=31, dtype=dtype)
@@ -430,8 +432,10 @@ def test_frames_in_one_pass_match_frame_by_frame(dtype: torch.dtype) -> None:
     weights = [torch.randn(frames, 29, 37, *c, generator=g, dtype=F64).to(dtype) for c in ((4,), (), ())]
 
     def run(batched: bool, threads: int):
-        leaves = [x.clone().requires_grad_(True) for x in (moved, turned, scene["scales"].detach(),
-                                                              scene["opacities"].detach(), feats)]
+        shared = [scene["scales"].detach(), scene["opacities"].detach()]
+        if stacked:
+            shared = [x[None].repeat(frames, *([1] * x.ndim)) for x in shared]
+        leaves = [x.clone().requires_grad_(True) for x in (moved, turned, *shared, feats)]
         before = torch.get_num_threads()
         torch.set_num_threads(threads)
         try:
@@ -439,7 +443,8 @@ def test_frames_in_one_pass_match_frame_by_frame(dtype: torch.dtype) -> None:
                 out = render_frames(*leaves, *camera)
                 images = (out.color, out.alpha, out.depth)
             else:
-                outs = [render(leaves[0][f], leaves[1][f], leaves[2], leaves[3], leaves[4][f], *camera, backend="fast")
+                outs = [render(leaves[0][f], leaves[1][f], leaves[2][f] if stacked else leaves[2],
+                               leaves[3][f] if stacked else leaves[3], leaves[4][f], *camera, backend="fast")
                         for f in range(frames)]
                 images = tuple(torch.stack([getattr(o, k) for o in outs]) for k in ("color", "alpha", "depth"))
             sum((i * w).sum() for i, w in zip(images, weights)).backward()
