@@ -1,6 +1,6 @@
 """Where a flow's time goes: one distillation from the shipped prior and one video fit, profiled.
 
-    python benchmarks/profile_flow.py [--iters 40] [--threads 1]
+    python benchmarks/profile_flow.py [--iters 40] [--threads 1] [--wall]
 
 Runs `chord_robot.generate_flow` on the shipped example (examples/laptop: its scan and words
 for the shipped prior; its video and camera for the video fit) under cProfile and prints, per
@@ -11,6 +11,9 @@ the VAE backward as the rest of the SDS step), the backward pass through renderi
 skinning, the optimiser step, and what is left (regularisers, schedules, set-up, writing).
 The stages nest as written; shares are of the run's wall time. This machine's figures are in
 docs/performance.md.
+
+With ``--wall`` no profiler runs (cProfile inflates Python-heavy stages): the loop's stages are
+timed by wrapping their functions (`WALL_STAGES`), and the distillation alone is run.
 """
 
 from __future__ import annotations
@@ -39,6 +42,58 @@ STAGES = (  # (label, file suffix, function name): the functions whose cumulativ
     ("backward (render + skinning)", "torch/_tensor.py", "backward"),
     ("optimiser step", "torch/optim/adam.py", "step"),
 )
+
+
+WALL_STAGES = (  # (label, module, attribute): functions timed by wall clock with --wall
+    ("motion objective (forward: all below but the backward)", "flowgen.optimize", "motion_objective"),
+    ("  deform and shade (skinning, forward)", "flowgen.objective", "_pose"),
+    ("  render a view's frames (forward)", "flowgen.objective", "render_splats_frames"),
+    ("  SDS step (VAE encode, transformer, VAE backward)", "flowgen.priors.sds_prior", "SdsPrior.loss"),
+    ("  ARAP points deformed (skinning, forward)", "flowgen.objective", "deform_surface"),
+    ("  ARAP energy and gradient", "flowgen.losses", "arap"),
+    ("  part rigidity", "flowgen.losses", "part_rigidity"),
+    ("backward (renders, skinning, regularisers)", "torch", "Tensor.backward"),
+    ("optimiser step", "torch.optim", "Adam.step"),
+)
+
+
+def wall_stages(run) -> tuple[float, dict[str, float]]:
+    """Wall seconds of ``run()`` and of each of `WALL_STAGES` inside it, counted only inside the
+    optimisation loop (`flowgen.optimize._optimize`; the set-up's mesh fits also call backward)."""
+    import importlib
+
+    totals = dict.fromkeys((label for label, _, _ in WALL_STAGES), 0.0)
+    totals["the loop (all iterations)"] = 0.0
+    inside = [False]
+    kept = []
+    for label, module_name, attribute in (*WALL_STAGES, ("the loop (all iterations)", "flowgen.optimize", "_optimize")):
+        owner = importlib.import_module(module_name)
+        *path, name = attribute.split(".")
+        for part in path:
+            owner = getattr(owner, part)
+        original = getattr(owner, name)
+
+        def timed(*args, _original=original, _label=label, **kwargs):
+            loop = _label == "the loop (all iterations)"
+            if not (inside[0] or loop):
+                return _original(*args, **kwargs)
+            inside[0] = True
+            start = time.perf_counter()
+            try:
+                return _original(*args, **kwargs)
+            finally:
+                totals[_label] += time.perf_counter() - start
+                inside[0] = inside[0] and not loop
+
+        setattr(owner, name, timed)
+        kept.append((owner, name, original))
+    start = time.perf_counter()
+    try:
+        run()
+    finally:
+        for owner, name, original in kept:
+            setattr(owner, name, original)
+    return time.perf_counter() - start, totals
 
 
 def stage_times(stats: pstats.Stats) -> dict[str, float]:
@@ -72,6 +127,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--iters", type=int, default=40, help="Iterations of each run.")
     parser.add_argument("--threads", type=int, default=1, help="torch threads.")
+    parser.add_argument("--wall", action="store_true", help="Time the loop's stages by wall clock (distillation).")
     args = parser.parse_args()
 
     import torch
@@ -87,6 +143,16 @@ def main() -> None:
             scene, "close the laptop lid", video=EXAMPLE / "video.mp4", camera=EXAMPLE / "camera.json",
             background=EXAMPLE / "background.png", output=out, iters=args.iters),
     }
+    if args.wall:
+        name, run = next(iter(runs.items()))
+        with tempfile.TemporaryDirectory() as tmp:
+            run(Path(tmp) / "warm.zarr")
+            wall, stages = wall_stages(lambda: run(Path(tmp) / "flow.zarr"))
+        print(f"\n{name}: {args.iters} iterations, {wall:.1f} s wall, torch threads {args.threads}")
+        print(f"  {'stage':<58} {'s':>7} {'ms/it':>7}")
+        for label, seconds in stages.items():
+            print(f"  {label:<58} {seconds:>7.2f} {1000 * seconds / args.iters:>7.1f}")
+        return
     for name, run in runs.items():
         with tempfile.TemporaryDirectory() as tmp:
             run(Path(tmp) / "warm.zarr")  # loads, compiles and caches once, outside the profile

@@ -63,18 +63,21 @@ def test_a_missing_example_is_bad_input(tmp_path):
 
 @pytest.mark.slow
 def test_demo_closes_the_laptop_at_reduced_size(tmp_path):
-    # ~70 s on an idle 2-core machine (~4.5 min under load): 240 flow iterations of 11 frames
-    # (the cpu preset: 400 of 21; 120 iterations left a 52 mm final-frame error and the lid
-    # open), the planner (JAX compiles when its cache is cold), ~10 s of recorded simulation
+    # ~60 s on an idle 2-core machine: 300 flow iterations of 11 frames (the cpu preset: 400 of
+    # 21), the planner (JAX compiles when its cache is cold), ~10 s of recorded simulation.
+    # Measured (session 15): 300 iterations fit 3.5 / 3.6 mm (mean / final frame; 4.0 / 4.4 with
+    # the code before it); 240 left 8.3-8.4 / 11.7-12.1 mm with either code, and whether the push
+    # planned on such a flow closed the lid (0 deg) or slid off it (37 deg) turned on rounding;
+    # 120 iterations left 52 mm and the lid open
     out = tmp_path / "demo"
-    res = run("demo", "-o", out, "--source", "video", "--iters", 240, "--frames", 11)
+    res = run("demo", "-o", out, "--source", "video", "--iters", 300, "--frames", 11)
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     report = (out / "report.md").read_text()
     assert "**Result: success**" in report
     lid = float(re.search(r"lid at (-?[\d.]+) degrees", report).group(1))
     assert lid < 15.0
     mean_mm, final_mm = map(float, re.search(r"\| laptop \| ([\d.]+) \| ([\d.]+) \|", report).groups())
-    assert mean_mm < 15.0 and final_mm < 25.0, report
+    assert mean_mm < 6.0 and final_mm < 7.0, report
     for stage in ("reset", "flow", "plan", "execute", "report"):
         assert re.search(rf"\| {stage} \| [\d.]+ \|", report), stage
     assert re.search(r"planning time: [\d.]+ s", report)
