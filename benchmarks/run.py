@@ -163,7 +163,7 @@ def fenwick() -> list[Row]:
 def arap() -> list[Row]:
     import torch
 
-    from flowgen.arap import procrustes_rotations, svd_rotations
+    from flowgen.procrustes import procrustes_rotations, svd_rotations
 
     cross = torch.randn(9, 2000, 3, 3, generator=torch.Generator().manual_seed(0))
     build = median_seconds(lambda: procrustes_rotations(cross), 10)
@@ -240,6 +240,7 @@ def before_issue_22() -> Iterator[None]:
     duration, so only flows built inside the block run the old way."""
     import flowgen.arap
     import flowgen.config
+    import flowgen.procrustes
 
     cpu = flowgen.config.PRESETS["cpu"]
 
@@ -251,7 +252,7 @@ def before_issue_22() -> Iterator[None]:
         return dataclasses.replace(config, wan=wan)
 
     rotations = flowgen.arap.procrustes_rotations
-    flowgen.config.PRESETS["cpu"], flowgen.arap.procrustes_rotations = old_cpu, flowgen.arap.svd_rotations
+    flowgen.config.PRESETS["cpu"], flowgen.arap.procrustes_rotations = old_cpu, flowgen.procrustes.svd_rotations
     try:
         yield
     finally:

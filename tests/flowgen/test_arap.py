@@ -11,9 +11,9 @@ from flowgen.arap import (
     arap_graph,
     arap_residuals,
     local_rotations,
-    procrustes_rotations,
 )
-from flowgen.arap import svd_rotations as float_svd_rotations
+from flowgen.procrustes import procrustes_rotations
+from flowgen.procrustes import svd_rotations as float_svd_rotations
 from flowgen.quat import quat_normalize, quat_to_matrix
 
 
@@ -150,7 +150,7 @@ def test_horn_rotations_match_the_svd():
 def test_horn_rotations_on_two_threads_are_those_of_one():
     """Split over worker threads (above `PARALLEL_MIN` matrices), every rotation is the one a
     single thread computes, bit for bit, and rotations are returned in the matrices' order."""
-    from flowgen.arap import PARALLEL_MIN, horn_rotations
+    from flowgen.procrustes import PARALLEL_MIN, horn_rotations
 
     gen = torch.Generator().manual_seed(4)
     cross = torch.randn(PARALLEL_MIN + 1001, 3, 3, generator=gen, dtype=torch.float64).numpy()
