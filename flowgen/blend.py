@@ -6,7 +6,8 @@
 runs several times per iteration on a few thousand points. On a CPU it is a numba kernel with
 a hand-written backward (d/dweights: each pair's dot product with the output's gradient;
 d/dvalues: the weighted gradients added into the rows they came from, serially, so every run
-sums in the same order), in place of torch's sparse product, whose backward builds, coalesces
+sums in the same order; two loops, each of which the compiler vectorises, and each only when
+its input needs a gradient), in place of torch's sparse product, whose backward builds, coalesces
 and masks sparse tensors (timings: benchmarks/run.py, "skinning blend"; docs/performance.md).
 On CUDA it is torch's sparse (N, K) x (K, D) product; on ``meta`` (a dry run's device, which
 has no sparse kernels) a gather.
@@ -35,22 +36,31 @@ def _forward(weights: np.ndarray, index: np.ndarray, values: np.ndarray, out: np
                 out[n, d] += w * values[row, d]
 
 
-@numba.njit(cache=True)
-def _backward(weights: np.ndarray, index: np.ndarray, values: np.ndarray, grad: np.ndarray,
-              grad_weights: np.ndarray, grad_values: np.ndarray) -> None:
+@numba.njit(cache=True, fastmath=True)
+def _grad_weights(index: np.ndarray, values: np.ndarray, grad: np.ndarray, grad_weights: np.ndarray) -> None:
     for n in range(index.shape[0]):
         for j in range(index.shape[1]):
-            row, w = index[n, j], weights[n, j]
+            row = index[n, j]
             dot = 0.0
             for d in range(values.shape[1]):
-                g = grad[n, d]
-                dot += g * values[row, d]
-                grad_values[row, d] += w * g
+                dot += grad[n, d] * values[row, d]
             grad_weights[n, j] = dot
 
 
+@numba.njit(cache=True)
+def _grad_values(weights: np.ndarray, index: np.ndarray, grad: np.ndarray, grad_values: np.ndarray) -> None:
+    for n in range(index.shape[0]):
+        for j in range(index.shape[1]):
+            w = weights[n, j]
+            if w == 0.0:
+                continue
+            into, g = grad_values[index[n, j]], grad[n]
+            for d in range(g.shape[0]):
+                into[d] += w * g[d]
+
+
 class _BlendRows(torch.autograd.Function):
-    """`blend_rows` on the CPU by `_forward`, its gradients by `_backward`."""
+    """`blend_rows` on the CPU by `_forward`, its gradients by `_grad_weights` and `_grad_values`."""
 
     @staticmethod
     def forward(ctx, weights: Tensor, index: Tensor, values: Tensor) -> Tensor:
@@ -65,10 +75,14 @@ class _BlendRows(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None, Tensor]:
         weights, index, values = ctx.saved_tensors
-        grad_weights = torch.empty_like(weights)
-        grad_values = torch.zeros_like(values)
-        _backward(weights.numpy(), index.numpy(), values.numpy(), grad.contiguous().numpy(), grad_weights.numpy(),
-                  grad_values.numpy())
+        grad = grad.contiguous()
+        grad_weights = grad_values = None
+        if ctx.needs_input_grad[0]:
+            grad_weights = torch.empty_like(weights)
+            _grad_weights(index.numpy(), values.numpy(), grad.numpy(), grad_weights.numpy())
+        if ctx.needs_input_grad[2]:
+            grad_values = torch.zeros_like(values)
+            _grad_values(weights.numpy(), index.numpy(), grad.numpy(), grad_values.numpy())
         return grad_weights, None, grad_values
 
 

@@ -321,3 +321,6 @@ def test_blend_kernel_gradients_match_the_sparse_product():
         torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-12)
     assert torch.autograd.gradcheck(lambda w, v: blend_rows(w, index, v),
                                     (weights.clone().requires_grad_(True), values.clone().requires_grad_(True)))
+    v = values.clone().requires_grad_(True)  # only the values need a gradient: the same one
+    (blend_rows(weights, index, v) * upstream).sum().backward()
+    torch.testing.assert_close(v.grad, grads[0][2], rtol=0, atol=1e-12)

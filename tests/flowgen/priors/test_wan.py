@@ -191,26 +191,35 @@ def _load_expert(root: Path, name: str):
 # -- encoding with gradient ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("variant", ["i2v-a14b", "ti2v-5b"])
-def test_checkpointed_encode_equals_vae_encode_forward_and_backward(priors, variant):
+@pytest.mark.parametrize("variant,frames", [("i2v-a14b", FRAMES), ("i2v-a14b", 13), ("ti2v-5b", FRAMES)])
+def test_checkpointed_encode_equals_vae_encode_forward_and_backward(priors, variant, frames, monkeypatch):
+    """Chunk by chunk with and without checkpointing, and (the non-residual VAE) in one pass
+    over all frames: each equals diffusers' own encode, values and gradients."""
+    from flowgen.priors.wan import encode
+
     prior, _ = priors[variant]
     vae = prior.vae
     size = SIZES[variant]
     gen = torch.Generator().manual_seed(2)
-    x = (torch.rand(1, 3, FRAMES, size, size, generator=gen) * 2 - 1).requires_grad_(True)
+    x = (torch.rand(1, 3, frames, size, size, generator=gen) * 2 - 1).requires_grad_(True)
     mode = vae.encode(x).latent_dist.mode()
     mean = torch.tensor(vae.config.latents_mean).view(1, -1, 1, 1, 1)
     reference = (mode - mean) * (1.0 / torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1))
     weights = torch.randn(reference.shape, generator=gen)
     (g_ref,) = torch.autograd.grad((reference * weights).sum(), x)
-    for checkpoint in (True, False):
+    whole = []
+    real = encode._encoder_whole
+    monkeypatch.setattr(encode, "_encoder_whole", lambda *a: whole.append(1) or real(*a))
+    for checkpoint, whole_max in ((True, encode.WHOLE_MAX), (False, 0), (False, encode.WHOLE_MAX)):
+        monkeypatch.setattr(encode, "WHOLE_MAX", whole_max)
         ours = encode_video(vae, x, checkpoint=checkpoint)
         (g,) = torch.autograd.grad((ours * weights).sum(), x)
-        assert ours.shape == reference.shape == (1, vae.config.z_dim, 3, size // prior.spatial_multiple * 2,
-                                                 size // prior.spatial_multiple * 2)
+        assert ours.shape == reference.shape == (1, vae.config.z_dim, 1 + (frames - 1) // 4,
+                                                 size // prior.spatial_multiple * 2, size // prior.spatial_multiple * 2)
         assert torch.allclose(ours, reference, atol=1e-6)
         assert torch.allclose(g, g_ref, atol=1e-6)
     assert g_ref.abs().max() > 1e-3
+    assert len(whole) == (0 if vae.config.is_residual else 1)
 
 
 # -- the SDS loss ----------------------------------------------------------------------------
