@@ -56,22 +56,23 @@ from torch import Tensor
 
 from flowgen.blend import blend_rows
 from flowgen.quat import quat_continuous, quat_multiply, quat_normalize, quat_to_matrix
+from flowgen.skin_weights import gaussian_weights, skinning_weights_torch
 
 __all__ = [
-    "ControlLevel",
     "Binding",
-    "HierarchyBinding",
+    "ControlLevel",
     "Deformed",
-    "control_level",
+    "HierarchyBinding",
     "bind",
     "bind_hierarchy",
-    "skinning_weights",
-    "control_channels",
     "blend",
-    "lbs",
+    "control_channels",
+    "control_level",
     "deform",
-    "lbs_reference",
     "deform_reference",
+    "lbs",
+    "lbs_reference",
+    "skinning_weights",
 ]
 
 Motion = tuple[Tensor, Tensor]
@@ -253,18 +254,17 @@ def bind_hierarchy(
 def skinning_weights(points: Tensor, level: ControlLevel, binding: Binding) -> Tensor:
     """(N, k) normalised Gaussian weights of (N, 3) rest points; padding gets 0.
 
-    Differentiable w.r.t. ``level.log_scales`` and ``level.rotations``.
+    Differentiable w.r.t. ``level.log_scales`` and ``level.rotations``. On a CPU one numba
+    pass (`flowgen.skin_weights.gaussian_weights`); elsewhere, and as its reference,
+    `flowgen.skin_weights.skinning_weights_torch`.
     """
-    offsets = points[:, None, :] - level.centres[binding.index]  # (N, k, 3)
-    if level.rotations is not None:  # into each control's frame: R_k^T (x - p_k)
-        rot = quat_to_matrix(level.rotations)[binding.index]  # (N, k, 3, 3)
-        offsets = (rot.transpose(-1, -2) @ offsets[..., None])[..., 0]
-    scales = level.log_scales.exp()[binding.index]  # (N, k) or (N, k, 3)
-    if scales.ndim == 2:
-        scales = scales[..., None]
-    mahalanobis = ((offsets / scales) ** 2).sum(-1)  # (N, k)
-    logits = (-0.5 * mahalanobis).masked_fill(~binding.valid, float("-inf"))
-    return torch.softmax(logits, dim=-1)
+    if points.device.type == "cpu":
+        rot = None if level.rotations is None else quat_to_matrix(level.rotations)
+        inv_scales = (-level.log_scales).exp()
+        if inv_scales.ndim == 1:
+            inv_scales = inv_scales[:, None].expand(-1, 3)
+        return gaussian_weights(points, level.centres, binding.index, binding.valid, rot, inv_scales)
+    return skinning_weights_torch(points, level, binding)
 
 
 def control_channels(quats: Tensor, trans: Tensor, centres: Tensor) -> Tensor:

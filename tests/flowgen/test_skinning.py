@@ -13,6 +13,7 @@ from flowgen.quat import (
     quat_to_matrix,
 )
 from flowgen.skinning import (
+    Binding,
     ControlLevel,
     bind,
     bind_hierarchy,
@@ -324,3 +325,34 @@ def test_blend_kernel_gradients_match_the_sparse_product():
     v = values.clone().requires_grad_(True)  # only the values need a gradient: the same one
     (blend_rows(weights, index, v) * upstream).sum().backward()
     torch.testing.assert_close(v.grad, grads[0][2], rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("per_axis,turned", [(False, False), (True, False), (True, True)])
+def test_weights_kernel_equals_the_torch_ops(per_axis, turned):
+    """The CPU kernel of the skinning weights against the torch ops (float64): the weights, with
+    padding, and the gradients of the points, centres, log-scales and rotations."""
+    from flowgen.quat import quat_normalize
+    from flowgen.skin_weights import skinning_weights_torch
+
+    gen = torch.Generator().manual_seed(43)
+    num_controls, num_points, k = 12, 40, 5
+    centres = torch.randn(num_controls, 3, generator=gen, dtype=F64)
+    points = torch.randn(num_points, 3, generator=gen, dtype=F64)
+    log_scales = 0.3 * torch.randn((num_controls, 3) if per_axis else (num_controls,), generator=gen, dtype=F64)
+    quats = quat_normalize(torch.randn(num_controls, 4, generator=gen, dtype=F64)) if turned else None
+    valid = torch.rand(num_points, k, generator=gen) > 0.3
+    valid[:, 0] = True
+    binding = Binding(torch.randint(0, num_controls, (num_points, k), generator=gen), valid)
+    upstream = torch.randn(num_points, k, generator=gen, dtype=F64)
+    results = []
+    for fn in (skinning_weights, skinning_weights_torch):
+        leaves = [t.clone().requires_grad_(True) for t in (points, centres, log_scales)]
+        rotations = None if quats is None else quats.clone().requires_grad_(True)
+        weights = fn(leaves[0], ControlLevel(leaves[1], leaves[2], rotations), binding)
+        (weights * upstream).sum().backward()
+        results.append([weights.detach(), *(t.grad for t in leaves), *([] if rotations is None else [rotations.grad])])
+    for ours, theirs in zip(*results):
+        torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+    assert (results[0][0][~valid] == 0).all() and results[0][3].abs().max() > 1e-3
+    if turned:
+        assert results[1][4].abs().max() > 1e-3  # per-axis scales: the rotation has a gradient
