@@ -13,7 +13,9 @@ measured code; ratios are reference time / this build's time):
   backward: in one pass with a worker thread per frame (`flowgen.raster.frames`) against
   frame by frame through `render`, on 1 and 2 threads;
 - skinning blend (4000 points x 8 controls, 9 frames x 16 channels), forward + backward: the
-  numba kernel against torch's sparse product used before;
+  numba kernel against torch's sparse product used before; its backward (two loops) against
+  session 15's (one loop); the skinning weights (4000 points x 8 controls), forward + backward:
+  the numba kernel (`flowgen.skin_weights`) against the torch ops, isotropic and per-axis;
 - Fenwick query of every frame (41 frames, 500 controls): the vectorised `query_all` against
   walking each frame's path in Python (`naive_query`);
 - ARAP local rotations (9 frames x 2000 points): Horn's method in numba against the batched
@@ -28,7 +30,9 @@ measured code; ratios are reference time / this build's time):
   condition encoded alone, SVD rotations); and the same run with the cheaper gradient path
   (``--vae-gradient linear``, no VAE encoder backward) against the full one; and this build
   against the same code with session 15's three changes undone (the sparse blend, ARAP by torch
-  ops, frame-by-frame renders; Horn's rotations stay the new ones), on 1 and 2 threads;
+  ops, frame-by-frame renders; Horn's rotations stay the new ones), on 1 and 2 threads; and
+  against session 16's changes undone (the VAE encoded chunk by chunk, the skinning weights by
+  torch ops), on 1 and 2 threads;
 - with --full: one whole shipped-prior flow (`chord_robot.generate_flow`, its own preset) and
   the demo's video fit, absolute.
 
@@ -48,6 +52,8 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import numba
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -142,8 +148,70 @@ def skinning() -> list[Row]:
     def run(fn) -> Callable[[], None]:
         return lambda: (fn(weights, index, values) * upstream).sum().backward()
 
-    return [Row("skinning blend fwd+bwd, 4000 points x 8, 9 frames", "torch sparse product",
+    rows = [Row("skinning blend fwd+bwd, 4000 points x 8, 9 frames", "torch sparse product",
                 median_seconds(run(blend_rows_sparse), 30), median_seconds(run(blend_rows), 30))]
+    return rows + [blend_backward_row(), *skinning_weight_rows()]
+
+
+@numba.njit(cache=True)
+def _blend_backward_s15(weights, index, values, grad, grad_weights, grad_values) -> None:
+    """Session 15's blend backward (one loop: each pair's dot product and its scatter)."""
+    for n in range(index.shape[0]):
+        for j in range(index.shape[1]):
+            row, w = index[n, j], weights[n, j]
+            dot = 0.0
+            for d in range(values.shape[1]):
+                g = grad[n, d]
+                dot += g * values[row, d]
+                grad_values[row, d] += w * g
+            grad_weights[n, j] = dot
+
+
+def blend_backward_row() -> Row:
+    import numpy as np
+
+    from flowgen import blend
+
+    rng = np.random.default_rng(0)
+    index = rng.integers(0, 400, (7000, 8))
+    weights, values = rng.random((7000, 8), dtype=np.float32), rng.random((400, 144), dtype=np.float32)
+    grad = rng.random((7000, 144), dtype=np.float32)
+
+    def one_loop() -> None:
+        _blend_backward_s15(weights, index, values, grad, np.empty_like(weights), np.zeros_like(values))
+
+    def two_loops() -> None:
+        blend._grad_weights(index, values, grad, np.empty_like(weights))
+        blend._grad_values(weights, index, grad, np.zeros_like(values))
+
+    return Row("skinning blend backward, 7000 points x 8, 144 channels", "one loop (session 15)",
+               median_seconds(one_loop, 30), median_seconds(two_loops, 30))
+
+
+def skinning_weight_rows() -> list[Row]:
+    import torch
+
+    from flowgen.quat import quat_normalize
+    from flowgen.skin_weights import skinning_weights_torch
+    from flowgen.skinning import Binding, ControlLevel, skinning_weights
+
+    gen = torch.Generator().manual_seed(0)
+    points, centres = torch.randn(4000, 3, generator=gen), torch.randn(300, 3, generator=gen)
+    binding = Binding(torch.randint(0, 300, (4000, 8), generator=gen), torch.ones(4000, 8, dtype=torch.bool))
+    upstream = torch.randn(4000, 8, generator=gen)
+    rows = []
+    for label, log_scales, rotations in (
+            ("isotropic", torch.randn(300, generator=gen), None),
+            ("per-axis, rotated", torch.randn(300, 3, generator=gen), quat_normalize(torch.randn(300, 4, generator=gen)))):
+        leaves = [log_scales.requires_grad_(True)] + ([] if rotations is None else [rotations.requires_grad_(True)])
+        level = ControlLevel(centres, log_scales, rotations)
+
+        def run(fn, level=level, leaves=leaves) -> Callable[[], None]:
+            return lambda: torch.autograd.grad((fn(points, level, binding) * upstream).sum(), leaves)
+
+        rows.append(Row(f"skinning weights fwd+bwd, 4000 points x 8, {label}", "torch ops",
+                        median_seconds(run(skinning_weights_torch), 30), median_seconds(run(skinning_weights), 30)))
+    return rows
 
 
 def fenwick() -> list[Row]:
@@ -286,6 +354,22 @@ def before_session_15() -> Iterator[None]:
             setattr(module, name, value)
 
 
+@contextlib.contextmanager
+def before_session_16() -> Iterator[None]:
+    """The distillation with session 16's changes undone: the VAE encoder chunk by chunk, the
+    skinning weights by torch ops (the blend backward stays the new one). Swapped for the block."""
+    import flowgen.skinning
+    from flowgen.priors.wan import encode
+    from flowgen.skin_weights import skinning_weights_torch
+
+    kept = encode.WHOLE_MAX, flowgen.skinning.skinning_weights
+    encode.WHOLE_MAX, flowgen.skinning.skinning_weights = 0, skinning_weights_torch
+    try:
+        yield
+    finally:
+        encode.WHOLE_MAX, flowgen.skinning.skinning_weights = kept
+
+
 def distillation(iterations: int) -> list[Row]:
     import torch
 
@@ -308,12 +392,15 @@ def distillation(iterations: int) -> list[Row]:
             reference, reference_step = run("before")
         build, build_step = run("build")
         linear, linear_step = run("linear", vae_gradient="linear")
-        session = []
+        session, session16 = [], []
         for threads in (1, 2):
             torch.set_num_threads(threads)
             with before_session_15():
                 before = run(f"before-s15-{threads}")
             session.append((threads, before, run(f"build-{threads}")))
+            with before_session_16():
+                before = run(f"before-s16-{threads}")
+            session16.append((threads, before, run(f"build16-{threads}")))
         torch.set_num_threads(1)
     full_sds, linear_sds = sds_steps()
     return [Row("shipped-prior distillation, one iteration, 1 thread", "before #22", reference_step, build_step),
@@ -321,6 +408,8 @@ def distillation(iterations: int) -> list[Row]:
                 reference, build),
             *(Row(f"  one iteration, {threads} thread(s)", "s15 undone (Horn's Newton kept)", before[1], after[1])
               for threads, before, after in session),
+            *(Row(f"  one iteration, {threads} thread(s)", "s16 undone (chunked VAE, torch weights)", before[1],
+                  after[1]) for threads, before, after in session16),
             Row("  one iteration, --vae-gradient linear", "the full VAE gradient (above)", build_step, linear_step),
             Row(f"  the run of {iterations} iterations, --vae-gradient linear", "the full VAE gradient (above)",
                 build, linear),
