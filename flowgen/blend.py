@@ -36,7 +36,7 @@ def _forward(weights: np.ndarray, index: np.ndarray, values: np.ndarray, out: np
                 out[n, d] += w * values[row, d]
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath={"reassoc", "contract"})
 def _grad_weights(index: np.ndarray, values: np.ndarray, grad: np.ndarray, grad_weights: np.ndarray) -> None:
     for n in range(index.shape[0]):
         for j in range(index.shape[1]):
@@ -73,7 +73,7 @@ class _BlendRows(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx, grad: Tensor) -> tuple[Tensor, None, Tensor]:
+    def backward(ctx, grad: Tensor) -> tuple[Tensor | None, None, Tensor | None]:
         weights, index, values = ctx.saved_tensors
         grad = grad.contiguous()
         grad_weights = grad_values = None

@@ -74,7 +74,7 @@ def _backward(grad, weights, points, centres, index, rot, inv_scales,
             mean += weights[n, j] * grad[n, j]
         for j in range(index.shape[1]):
             w = weights[n, j]
-            if w == 0.0:
+            if not w > 0.0:  # padding (and NaN rows, as torch's masked softmax gives none)
                 continue
             c = index[n, j]
             d0, d1, d2, u0, u1, u2 = _local(points, centres, rot, n, c)
@@ -151,8 +151,16 @@ def gaussian_weights(points: Tensor, centres: Tensor, index: Tensor, valid: Tens
         inv_scales: (K, 3) 1 / s_c per axis (an isotropic scale repeated).
     Differentiable with respect to the points, centres, rotations and inverse scales.
     """
+    num = centres.shape[0]
     if rot is None:
         rot = points.new_zeros((0, 3, 3))
+    if points.shape[1:] != (3,) or centres.shape != (num, 3) or inv_scales.shape != (num, 3) \
+            or rot.shape not in ((0, 3, 3), (num, 3, 3)) or index.shape != valid.shape or index.ndim != 2 \
+            or index.shape[0] != points.shape[0]:
+        raise ValueError(f"bad shapes: points {tuple(points.shape)}, centres {tuple(centres.shape)}, rot "
+                         f"{tuple(rot.shape)}, inv_scales {tuple(inv_scales.shape)}, index {tuple(index.shape)}")
+    if index.numel() and (int(index.min()) < 0 or int(index.max()) >= num):
+        raise ValueError(f"control index out of range [0, {num})")
     return _GaussianWeights.apply(points, centres, index, valid, rot, inv_scales)
 
 

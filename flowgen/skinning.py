@@ -254,7 +254,8 @@ def bind_hierarchy(
 def skinning_weights(points: Tensor, level: ControlLevel, binding: Binding) -> Tensor:
     """(N, k) normalised Gaussian weights of (N, 3) rest points; padding gets 0.
 
-    Differentiable w.r.t. ``level.log_scales`` and ``level.rotations``. On a CPU one numba
+    Differentiable w.r.t. ``level.log_scales`` and ``level.rotations`` (and the points and
+    centres, which are fixed in training). On a CPU one numba
     pass (`flowgen.skin_weights.gaussian_weights`); elsewhere, and as its reference,
     `flowgen.skin_weights.skinning_weights_torch`.
     """

@@ -356,3 +356,35 @@ def test_weights_kernel_equals_the_torch_ops(per_axis, turned):
     assert (results[0][0][~valid] == 0).all() and results[0][3].abs().max() > 1e-3
     if turned:
         assert results[1][4].abs().max() > 1e-3  # per-axis scales: the rotation has a gradient
+
+
+def test_weights_kernel_in_float32_with_fixed_points_and_centres():
+    """As training runs it: float32, the points and centres without gradient (the kernel's empty
+    outputs), per-axis scales and rotations - the torch ops' weights and gradients to 1e-5."""
+    from flowgen.quat import quat_normalize
+    from flowgen.skin_weights import skinning_weights_torch
+
+    gen = torch.Generator().manual_seed(44)
+    centres, points = torch.randn(30, 3, generator=gen), torch.randn(500, 3, generator=gen)
+    binding = bind(points, ControlLevel(centres, torch.zeros(30)), 6)
+    upstream = torch.randn(500, 6, generator=gen)
+    log_scales = 0.3 * torch.randn(30, 3, generator=gen)
+    quats = quat_normalize(torch.randn(30, 4, generator=gen))
+    results = []
+    for fn in (skinning_weights, skinning_weights_torch):
+        leaves = [log_scales.clone().requires_grad_(True), quats.clone().requires_grad_(True)]
+        weights = fn(points, ControlLevel(centres, *leaves), binding)
+        results.append([weights.detach(), *torch.autograd.grad((weights * upstream).sum(), leaves)])
+    for ours, theirs in zip(*results):
+        assert ours.dtype == torch.float32
+        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    assert results[0][1].abs().max() > 1e-2 and results[0][2].abs().max() > 1e-2
+
+
+def test_weights_kernel_refuses_an_index_out_of_range():
+    from flowgen.skin_weights import gaussian_weights
+
+    index = torch.tensor([[0, 3]])
+    with pytest.raises(ValueError, match="out of range"):
+        gaussian_weights(torch.zeros(1, 3), torch.zeros(3, 3), index, torch.ones(1, 2, dtype=torch.bool), None,
+                         torch.ones(3, 3))

@@ -59,6 +59,16 @@ def _downsample3d(resample, x: Tensor) -> Tensor:
     return torch.cat([x[:, :, :1], resample.time_conv(x)], dim=2)
 
 
+def _one_pass(vae: AutoencoderKLWan) -> bool:
+    """Whether `_encoder_whole` equals the chunked encode for this VAE: the non-residual
+    encoder, no attention among its down blocks (diffusers' chunked pass cannot run those
+    either) and at most two temporal downsamplings (chunks of 4 frames)."""
+    from diffusers.models.autoencoders.autoencoder_kl_wan import WanAttentionBlock
+
+    return (not vae.config.is_residual and sum(vae.config.temperal_downsample) <= 2
+            and not any(isinstance(m, WanAttentionBlock) for m in vae.encoder.down_blocks))
+
+
 def _encoder_whole(encoder, x: Tensor) -> Tensor:
     """The VAE encoder over a whole video in one pass, without chunks or feature caches.
 
@@ -96,8 +106,9 @@ def encode_video(vae: AutoencoderKLWan, pixels: Tensor, checkpoint: bool = True)
     recomputed in the backward instead of stored, so only the chunk boundaries (the cached
     last frames of each causal convolution) stay in memory. Without checkpointing a video
     whose first activation has at most `WHOLE_MAX` elements goes through the (non-residual)
-    encoder in one pass (`_encoder_whole`, the same values to float rounding): on a CPU at
-    32x32x9 the SDS step's encode and its backward 72 -> 52 ms (docs/performance.md).
+    encoder in one pass (`_encoder_whole`, the same values to float rounding; frames past the
+    last whole chunk are dropped, as the chunks do): on a CPU at 32x32x9 the shipped prior's
+    SDS step 65 -> 45 ms (docs/performance.md, session 16).
 
     Args:
         vae: the Wan VAE.
@@ -115,8 +126,8 @@ def encode_video(vae: AutoencoderKLWan, pixels: Tensor, checkpoint: bool = True)
         x = patchify(x, patch_size=vae.config.patch_size)
     frames = x.shape[2]
     use_checkpoint = checkpoint and torch.is_grad_enabled() and pixels.requires_grad
-    if not use_checkpoint and not vae.config.is_residual and x[:, :1].numel() * vae.config.base_dim <= WHOLE_MAX:
-        return _normalised(vae, _encoder_whole(vae.encoder, x))
+    if not use_checkpoint and _one_pass(vae) and x[:, :1].numel() * vae.config.base_dim <= WHOLE_MAX:
+        return _normalised(vae, _encoder_whole(vae.encoder, x[:, :, : 1 + 4 * ((frames - 1) // 4)]))
     cache: list = [None] * sum(isinstance(m, WanCausalConv3d) for m in vae.encoder.modules())
     outs = []
     for i in range(1 + (frames - 1) // 4):

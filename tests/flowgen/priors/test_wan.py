@@ -191,17 +191,19 @@ def _load_expert(root: Path, name: str):
 # -- encoding with gradient ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("variant,frames", [("i2v-a14b", FRAMES), ("i2v-a14b", 13), ("ti2v-5b", FRAMES)])
-def test_checkpointed_encode_equals_vae_encode_forward_and_backward(priors, variant, frames, monkeypatch):
+@pytest.mark.parametrize("variant,batch,frames", [("i2v-a14b", 1, FRAMES), ("i2v-a14b", 2, 13), ("i2v-a14b", 2, 1),
+                                                  ("i2v-a14b", 1, 11), ("ti2v-5b", 1, FRAMES)])
+def test_encode_video_paths_equal_vae_encode_forward_and_backward(priors, variant, batch, frames, monkeypatch):
     """Chunk by chunk with and without checkpointing, and (the non-residual VAE) in one pass
-    over all frames: each equals diffusers' own encode, values and gradients."""
+    over all frames: each equals diffusers' own encode, values and gradients (a batch of two
+    as the shipped preset encodes; frames past the last chunk of 4 dropped by every path)."""
     from flowgen.priors.wan import encode
 
     prior, _ = priors[variant]
     vae = prior.vae
     size = SIZES[variant]
     gen = torch.Generator().manual_seed(2)
-    x = (torch.rand(1, 3, frames, size, size, generator=gen) * 2 - 1).requires_grad_(True)
+    x = (torch.rand(batch, 3, frames, size, size, generator=gen) * 2 - 1).requires_grad_(True)
     mode = vae.encode(x).latent_dist.mode()
     mean = torch.tensor(vae.config.latents_mean).view(1, -1, 1, 1, 1)
     reference = (mode - mean) * (1.0 / torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1))
@@ -214,7 +216,7 @@ def test_checkpointed_encode_equals_vae_encode_forward_and_backward(priors, vari
         monkeypatch.setattr(encode, "WHOLE_MAX", whole_max)
         ours = encode_video(vae, x, checkpoint=checkpoint)
         (g,) = torch.autograd.grad((ours * weights).sum(), x)
-        assert ours.shape == reference.shape == (1, vae.config.z_dim, 1 + (frames - 1) // 4,
+        assert ours.shape == reference.shape == (batch, vae.config.z_dim, 1 + (frames - 1) // 4,
                                                  size // prior.spatial_multiple * 2, size // prior.spatial_multiple * 2)
         assert torch.allclose(ours, reference, atol=1e-6)
         assert torch.allclose(g, g_ref, atol=1e-6)
