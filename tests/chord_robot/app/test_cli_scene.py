@@ -26,6 +26,27 @@ def test_help_is_instant_and_imports_nothing_heavy():
     assert run("--help").returncode == 0
 
 
+def test_the_process_command_freezes_its_objects_at_the_end(monkeypatch):
+    """`main()` as the process's entry point freezes the garbage collector's objects when the
+    command ends (the interpreter's last collection then skips them); called with arguments,
+    as a library or a test does, it leaves the collector alone."""
+    import gc
+
+    from chord_robot.app.cli import main
+
+    gc.unfreeze()
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert gc.get_freeze_count() == 0
+    monkeypatch.setattr(sys, "argv", ["chord-robot", "--help"])
+    try:
+        with pytest.raises(SystemExit):
+            main()
+        assert gc.get_freeze_count() > 1000
+    finally:
+        gc.unfreeze()
+
+
 def test_scene_json_and_preview(tmp_path):
     scan = synth.write_scan(tmp_path, "points-ply", synth.tabletop(0), up="y", scale=1000.0)
     res = run("scene", scan, "--up", "y", "--scale", "0.001", "--json", tmp_path / "s.json", "--preview", tmp_path / "p.png")
