@@ -19,11 +19,10 @@ from flowgen.skinning import (
     bind_hierarchy,
     blend,
     deform,
-    deform_reference,
     lbs,
-    lbs_reference,
     skinning_weights,
 )
+from tests.flowgen.skinning_reference import deform_reference, lbs_reference
 
 F64 = torch.float64
 
