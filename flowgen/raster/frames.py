@@ -5,7 +5,9 @@ A motion iteration renders every frame of a view (9 at the shipped preset's 32x3
 the image is too small to split well over tiles (4 tiles of 16x16, very unequal), but frames
 are independent, so here one task per frame runs the whole fast path - `fast_project`'s
 projection, the depth sort, `tiling.bin_tiles`, `fast`'s compositing - forward, and its
-backward likewise, as one autograd node for all the frames. The kernels, their float32 and
+backward likewise, as one autograd node for all the frames; each frame's work is one numba
+call that holds no GIL (`_frame_forward`, `_frame_backward`: numpy's sort and casts in between
+would serialise the threads on it). The kernels, their float32 and
 float64 steps and so the images are `render(backend="fast")`'s, frame by frame; the gradients
 are too, but for the projection's upstream gradient being kept in float64 instead of rounded to
 float32 between the two kernels (tested). Each task writes only its own frame's outputs and
@@ -14,15 +16,16 @@ gradients, so a run is the same on any thread count.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from flowgen.raster.fast import _backward_tiles, _forward_tiles, bin_in_depth_order
+from flowgen.raster.fast import _backward_tiles, _forward_tiles
 from flowgen.raster.fast_project import _project_backward, _project_forward
 from flowgen.raster.render import RenderOutput
-from flowgen.raster.tiling import TILE_SIZE, for_tile_batches
+from flowgen.raster.tiling import TILE_SIZE, bin_tiles, for_tile_batches
 
 __all__ = ["render_frames"]
 
@@ -31,13 +34,54 @@ def _numpy64(x: Tensor) -> np.ndarray:
     return x.detach().double().contiguous().numpy()
 
 
+@numba.njit(cache=True, nogil=True)
+def _frame_forward(means, quats, scales, opac64, opacity, feats, view, K, width, height, near, far, eps2d, tile,
+                   image, alpha):
+    """One frame forward without the GIL: `fast_project`'s projection (float64), the depth
+    sort and binning of `fast.bin_in_depth_order`, `fast`'s compositing into ``image`` (H, W,
+    C + 1: the features, then depth) and ``alpha`` (H, W). Returns what its backward needs."""
+    n = means.shape[0]
+    means2d, conics = np.empty((n, 2)), np.empty((n, 3))
+    depths, radii = np.empty(n), np.empty((n, 2), dtype=np.int32)
+    _project_forward(means, quats, scales, opac64, view, K, width, height, near, far, eps2d, means2d, conics,
+                     depths, radii)
+    m2, co, depth = means2d.astype(feats.dtype), conics.astype(feats.dtype), depths.astype(feats.dtype)
+    colors = np.empty((n, feats.shape[1] + 1), dtype=feats.dtype)
+    colors[:, :-1] = feats
+    colors[:, -1] = depth
+    visible = np.flatnonzero((radii[:, 0] > 0) & (radii[:, 1] > 0))
+    order = visible[np.argsort(depth[visible], kind="mergesort")]  # stable, as bin_in_depth_order's
+    offsets, ids = bin_tiles(m2, radii, order, width, height, tile)
+    t_final = np.empty((height, width))
+    last = np.empty((height, width), dtype=np.int64)
+    tiles = np.arange(len(offsets) - 1)
+    _forward_tiles(tiles, m2, co, opacity, colors, radii, offsets, ids, tile, image, alpha, t_final, last)
+    return m2, co, colors, radii, offsets, ids, t_final, last
+
+
+@numba.njit(cache=True, nogil=True)
+def _frame_backward(means, quats, scales, opacity, view, K, width, height, eps2d, m2, co, colors, radii, offsets,
+                    ids, t_final, last, v_image, v_alpha, tile, v_means, v_quats, v_scales, v_opac, v_feats):
+    """One frame's backward without the GIL: `fast`'s compositing backward, then
+    `fast_project`'s, the projection's upstream gradient kept in float64."""
+    grads = np.zeros((means.shape[0], 6 + colors.shape[1]))
+    tiles = np.arange(len(offsets) - 1)
+    _backward_tiles(tiles, m2, co, opacity, colors, radii, offsets, ids, t_final, last, v_image, v_alpha, tile,
+                    grads)
+    v_opac[:] = grads[:, 5]
+    v_feats[:, :] = grads[:, 6:-1]
+    _project_backward(means, quats, scales, view, K, width, height, eps2d, radii,
+                      np.ascontiguousarray(grads[:, 0:2]), np.ascontiguousarray(grads[:, 2:5]),
+                      np.ascontiguousarray(grads[:, -1]), v_means, v_quats, v_scales)
+
+
 class _RenderFrames(torch.autograd.Function):
     """Per frame `fast_project`'s and `fast`'s kernels forward, and their backward, one
     frame per task; per-frame (T, N, ·) inputs (shared ones expanded by the caller)."""
 
     @staticmethod
     def forward(ctx, means, quats, scales, opacities, features, viewmat, K, width, height, near, far, eps2d):
-        frames, n, dtype = means.shape[0], means.shape[1], features.dtype
+        frames, dtype = means.shape[0], features.dtype
         f32 = np.float32 if dtype == torch.float32 else np.float64
         means64, quats64 = _numpy64(means), _numpy64(quats)
         scales64, opac64 = _numpy64(scales), _numpy64(opacities)
@@ -50,20 +94,8 @@ class _RenderFrames(torch.autograd.Function):
         saved: list = [None] * frames
 
         def task(f: int, _) -> None:
-            means2d, conics = np.empty((n, 2)), np.empty((n, 3))
-            depths, radii = np.empty(n), np.empty((n, 2), dtype=np.int32)
-            _project_forward(means64[f], quats64[f], scales64[f], opac64[f], view, intrinsics, width, height, near, far,
-                             eps2d, means2d, conics, depths, radii)
-            m2, co = means2d.astype(f32), conics.astype(f32)
-            depth = depths.astype(f32)
-            colors = np.concatenate((feats[f], depth[:, None]), 1)
-            offsets, ids = bin_in_depth_order(m2, radii, depth, width, height)
-            t_final = np.empty((height, width))
-            last = np.empty((height, width), dtype=np.int64)
-            tiles = np.arange(len(offsets) - 1, dtype=np.int64)
-            _forward_tiles(tiles, m2, co, opacity[f], colors, radii, offsets, ids, TILE_SIZE, image[f], alpha[f],
-                           t_final, last)
-            saved[f] = (m2, co, colors, radii, offsets, ids, t_final, last)
+            saved[f] = _frame_forward(means64[f], quats64[f], scales64[f], opac64[f], opacity[f], feats[f], view,
+                                      intrinsics, width, height, near, far, eps2d, TILE_SIZE, image[f], alpha[f])
 
         for_tile_batches(task, [np.array([f]) for f in range(frames)])
         ctx.save_for_backward(means, quats, scales, opacities)
@@ -87,16 +119,9 @@ class _RenderFrames(torch.autograd.Function):
         v_feats = np.empty((frames, n, v_image.shape[-1] - 1))
 
         def task(f: int, _) -> None:
-            m2, co, colors, radii, offsets, ids, t_final, last = ctx.frames[f]
-            grads = np.zeros((n, 6 + colors.shape[1]))
-            tiles = np.arange(len(offsets) - 1, dtype=np.int64)
-            _backward_tiles(tiles, m2, co, opacity[f], colors, radii, offsets, ids, t_final, last, v_image[f],
-                            v_alpha_np[f], TILE_SIZE, grads)
-            v_opac[f] = grads[:, 5]
-            v_feats[f] = grads[:, 6:-1]
-            _project_backward(means64[f], quats64[f], scales64[f], view, intrinsics, width, height, eps2d, radii,
-                              np.ascontiguousarray(grads[:, 0:2]), np.ascontiguousarray(grads[:, 2:5]),
-                              np.ascontiguousarray(grads[:, -1]), v_means[f], v_quats[f], v_scales[f])
+            _frame_backward(means64[f], quats64[f], scales64[f], opacity[f], view, intrinsics, width, height, eps2d,
+                            *ctx.frames[f], v_image[f], v_alpha_np[f], TILE_SIZE, v_means[f], v_quats[f],
+                            v_scales[f], v_opac[f], v_feats[f])
 
         for_tile_batches(task, [np.array([f]) for f in range(frames)])
         dtype = v_color.dtype
