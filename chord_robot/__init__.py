@@ -31,7 +31,16 @@ contract stays light (`python -m chord_robot.app.layers` checks it).
 
 from __future__ import annotations
 
+import os
+
 __version__ = "0.1.0"
+
+# torch's OpenMP workers spin for up to ~1 ms after each parallel op before they sleep (GNU
+# OpenMP's default spin count, 300000), taking the cores from the project's own worker threads
+# (the rasteriser's frames, ARAP) that run between torch ops: a shipped-prior iteration ~6%
+# slower on 2 cores (docs/performance.md, session 17). Read when torch loads, so set here, before
+# any module imports torch; a value in the environment is kept.
+os.environ.setdefault("GOMP_SPINCOUNT", "10000")
 
 
 def load_scan(path, **kwargs):

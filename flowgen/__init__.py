@@ -33,3 +33,5 @@ Modules, in reading order:
 Subpackages: `priors` (what guides the motion: a given video or a video model) and `raster`
 (differentiable Gaussian rasterisation).
 """
+
+import chord_robot  # noqa: F401  (light; sets torch's OpenMP spin count before torch loads)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -24,6 +25,17 @@ def test_the_api_is_the_packages_front_door_and_imports_lazily():
             "[m for m in ('torch', 'jax', 'pybullet', 'chord_robot.app.api') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "True []"
+
+
+@pytest.mark.parametrize(("given", "want"), [(None, "10000"), ("250000", "250000")])
+def test_importing_either_package_shortens_openmps_spin_before_torch_loads(given, want):
+    """GNU OpenMP reads GOMP_SPINCOUNT when torch loads: importing chord_robot or flowgen sets
+    it first, without importing torch (a value in the environment is kept)."""
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"} | ({"GOMP_SPINCOUNT": given} if given else {})
+    for package in ("chord_robot", "flowgen"):
+        code = f"import os, sys, {package}; print('torch' in sys.modules, os.environ['GOMP_SPINCOUNT'])"
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT, env=env)
+        assert out.stdout.split() == ["False", want], (package, out.stdout)
 
 
 @pytest.mark.slow
