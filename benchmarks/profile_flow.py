@@ -28,6 +28,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+import chord_robot  # noqa: I001  (before torch: it sets OpenMP's spin count, read when torch loads)
 EXAMPLE = ROOT / "examples" / "laptop"
 
 STAGES = (  # (label, file suffix, function name): the functions whose cumulative time is a stage
@@ -47,7 +48,7 @@ STAGES = (  # (label, file suffix, function name): the functions whose cumulativ
 WALL_STAGES = (  # (label, module, attribute): functions timed by wall clock with --wall
     ("motion objective (forward: all below but the backward)", "flowgen.optimize", "motion_objective"),
     ("  deform and shade (skinning, forward)", "flowgen.objective", "_pose"),
-    ("  render a view's frames (forward)", "flowgen.objective", "render_splats_frames"),
+    ("  render a view's frames (forward)", "flowgen.objective", "_render_stacked"),
     ("  SDS step (VAE encode, transformer, VAE backward)", "flowgen.priors.sds_prior", "SdsPrior.loss"),
     ("  ARAP points deformed (skinning, forward)", "flowgen.objective", "deform_surface"),
     ("  ARAP energy and gradient", "flowgen.losses", "arap"),
@@ -131,8 +132,6 @@ def main() -> None:
     args = parser.parse_args()
 
     import torch
-
-    import chord_robot
 
     torch.set_num_threads(args.threads)
     scene = chord_robot.load_scan(EXAMPLE / "scan.ply")

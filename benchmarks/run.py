@@ -57,6 +57,7 @@ import numba
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+import chord_robot  # noqa: I001  (before torch: it sets OpenMP's spin count, read when torch loads)
 from undo import before_issue_22, before_session_15, before_session_16
 
 EXAMPLE = ROOT / "examples" / "laptop"
@@ -304,8 +305,6 @@ def trajopt() -> list[Row]:
 def distillation(iterations: int) -> list[Row]:
     import torch
 
-    import chord_robot
-
     torch.set_num_threads(1)
     scene = chord_robot.load_scan(EXAMPLE / "scan.ply")
     with tempfile.TemporaryDirectory() as tmp:
@@ -378,8 +377,6 @@ def sds_steps(repeats: int = 20) -> tuple[float, float]:
 
 def full_runs() -> list[Row]:
     import torch
-
-    import chord_robot
 
     scene = chord_robot.load_scan(EXAMPLE / "scan.ply")
     rows = []

@@ -23,7 +23,7 @@ from flowgen.priors.video import View
 from flowgen.quat import quat_conjugate, quat_multiply
 from flowgen.raster import render
 from flowgen.shading import albedo, gaussian_normals, shade
-from flowgen.splats import Splats, camera_tensors, render_splats_frames
+from flowgen.splats import Splats, camera_tensors, render_splats_frames, render_stacked
 
 __all__ = ["Objective", "Prior", "appearance_objective", "motion_objective", "render_views", "visibility"]
 
@@ -108,36 +108,81 @@ def _static_splats(model: SceneModel, objects=None) -> list[Splats]:
     return out
 
 
-def render_views(model: SceneModel, views: list[View], posed: _Posed, slot: dict[int, int]):
+def render_views(model: SceneModel, views: list[View], posed: _Posed, slot: dict[int, int], per_frame: bool = False):
     """Render each view's frames in one pass of 9 channels: yields (view, rgb, flow,
     displacement, alpha), images (T, H, W, ·); flow is ``mu^t - mu^(t-1)`` and displacement
-    ``mu^t - mu^0`` (zero for static objects)."""
+    ``mu^t - mu^0`` (zero for static objects).
+
+    On a CPU without spherical harmonics the frames' Gaussians are built as (T, N, ·) tensors
+    (`_render_stacked`); otherwise, or with ``per_frame``, frame by frame (the same images).
+    """
     static = None
-    # per object, its frames as separate tensors: one backward node per object (its unbind),
-    # not a full-size zero gradient per frame and use (what indexing frame by frame costs)
-    means, quats, colors = ([x.unbind(0) for x in xs] for xs in (posed.means, posed.quats, posed.colors))
+    stacked = not per_frame and model.device.type == "cpu" and all(
+        o.rest.sh_rest is None for o in [*model.moving, *model.static])
+    if not stacked:  # per object, its frames as separate tensors: one backward node per object (its unbind)
+        means, quats, colors = ([x.unbind(0) for x in xs] for xs in (posed.means, posed.quats, posed.colors))
     scales = [obj.log_scales.exp() for obj in model.moving]
     opacities = [torch.sigmoid(obj.opacity_logit) for obj in model.moving]
     for view in views:
         if view.background is None and static is None:
             static = _static_splats(model)
-        frames = []
-        for f in view.frames.tolist():
-            i, prev = slot[f], slot[max(f - 1, 0)]
-            parts = []
-            for k, obj in enumerate(model.moving):
-                flow = means[k][i] - means[k][prev]
-                moved = means[k][i] - obj.rest.means
-                sh = obj.rest.sh_rest
-                turned = None if sh is None else quat_multiply(quats[k][i], quat_conjugate(obj.rest.quats))
-                parts.append(Splats(means[k][i], quats[k][i], scales[k], opacities[k],
-                                    torch.cat((colors[k][i], flow, moved), -1), sh, turned))
-            if view.background is None:
-                parts += static
-            frames.append(Splats.join(parts))
-        images = render_splats_frames(frames, view.camera, view.background)
-        feat = torch.stack([image.features for image in images])
-        yield view, feat[..., :3], feat[..., 3:6], feat[..., 6:], torch.stack([image.alpha for image in images])
+        if stacked:
+            image = _render_stacked(model, view, posed, slot, scales, opacities, static)
+            feat, alpha = image.features, image.alpha
+        else:
+            frames = []
+            for f in view.frames.tolist():
+                i, prev = slot[f], slot[max(f - 1, 0)]
+                parts = []
+                for k, obj in enumerate(model.moving):
+                    flow = means[k][i] - means[k][prev]
+                    moved = means[k][i] - obj.rest.means
+                    sh = obj.rest.sh_rest
+                    turned = None if sh is None else quat_multiply(quats[k][i], quat_conjugate(obj.rest.quats))
+                    parts.append(Splats(means[k][i], quats[k][i], scales[k], opacities[k],
+                                        torch.cat((colors[k][i], flow, moved), -1), sh, turned))
+                if view.background is None:
+                    parts += static
+                frames.append(Splats.join(parts))
+            images = render_splats_frames(frames, view.camera, view.background)
+            feat = torch.stack([image.features for image in images])
+            alpha = torch.stack([image.alpha for image in images])
+        yield view, feat[..., :3], feat[..., 3:6], feat[..., 6:], alpha
+
+
+def _rows(frames: list[int], slot: dict[int, int], posed: Tensor) -> Tensor:
+    """``posed`` (T', ...) at the rows of ``frames``: the tensor itself when they are all its
+    rows in order (no gather, no scatter in the backward)."""
+    rows = [slot[f] for f in frames]
+    if rows == list(range(len(posed))):
+        return posed
+    return posed.index_select(0, torch.tensor(rows, dtype=torch.long, device=posed.device))
+
+
+def _render_stacked(model: SceneModel, view: View, posed: _Posed, slot: dict[int, int], scales: list[Tensor],
+                    opacities: list[Tensor], static: list[Splats] | None):
+    """A view's frames as (T, N, ·) tensors in one pass (`splats.render_stacked`): the
+    Gaussians in the order `render_views`' per-frame path joins them (moving objects, then
+    the static ones where no background is known), the same values, without per-frame ops."""
+    frames = view.frames.tolist()
+    prev = [max(f - 1, 0) for f in frames]
+    means, quats, features, shared_scales, shared_opacities = [], [], [], list(scales), list(opacities)
+    for k, obj in enumerate(model.moving):
+        now = _rows(frames, slot, posed.means[k])
+        means.append(now)
+        quats.append(_rows(frames, slot, posed.quats[k]))
+        flow = now - _rows(prev, slot, posed.means[k])
+        features.append(torch.cat((_rows(frames, slot, posed.colors[k]), flow, now - obj.rest.means), -1))
+    if view.background is None:
+        count = len(frames)
+        for s in static:
+            means.append(s.means.expand(count, -1, -1))
+            quats.append(s.quats.expand(count, -1, -1))
+            features.append(s.features.expand(count, -1, -1))
+            shared_scales.append(s.scales)
+            shared_opacities.append(s.opacities)
+    return render_stacked(torch.cat(means, 1), torch.cat(quats, 1), torch.cat(shared_scales), torch.cat(shared_opacities),
+                          torch.cat(features, 1), view.camera, view.background)
 
 
 def visibility(model: SceneModel, views: list[View], tolerance: float = 0.015) -> list[Tensor]:

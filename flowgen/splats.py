@@ -16,7 +16,8 @@ from torch import Tensor
 from chord_robot.camera import Camera
 from flowgen.sh import padded_sh
 
-__all__ = ["Image", "Splats", "camera_tensors", "point_splats", "render_splats", "render_splats_frames"]
+__all__ = ["Image", "Splats", "camera_tensors", "point_splats", "render_splats", "render_splats_frames",
+           "render_stacked"]
 
 
 @dataclass(frozen=True)
@@ -108,14 +109,27 @@ def render_splats_frames(frames: list[Splats], camera: Camera, background: Tenso
     means = frames[0].means
     if means.device.type != "cpu" or backend not in ("auto", "fast"):
         return [render_splats(s, camera, background, color_channels, backend) for s in frames]
+    stacked = [torch.stack([getattr(s, a) for s in frames]) for a in ("means", "quats", "scales", "opacities")]
+    features = torch.stack([_seen_features(s, camera) for s in frames])
+    out = render_stacked(*stacked, features, camera, background, color_channels)
+    return [Image(color, alpha) for color, alpha in zip(out.features.unbind(0), out.alpha.unbind(0))]
+
+
+def render_stacked(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, features: Tensor,
+                   camera: Camera, background: Tensor | None = None, color_channels: int = 3) -> Image:
+    """T frames of view-independent splats given as stacked tensors, on the CPU's fast
+    rasteriser in one pass (`flowgen.raster.frames.render_frames`): an `Image` of (T, H, W, C)
+    features and (T, H, W) alpha, ``background`` behind the colour channels of every frame.
+
+    Args:
+        means: (T, N, 3); quats: (T, N, 4) wxyz; features: (T, N, C): per frame.
+        scales: (N, 3) or (T, N, 3); opacities: (N,) or (T, N): shared or per frame.
+    """
     from flowgen.raster.frames import render_frames
 
     viewmat, K = camera_tensors(camera, means.dtype, means.device)
-    stacked = [torch.stack([getattr(s, a) for s in frames]) for a in ("means", "quats", "scales", "opacities")]
-    features = torch.stack([_seen_features(s, camera) for s in frames])
-    out = render_frames(*stacked, features, viewmat, K, camera.width, camera.height)
-    return [Image(_behind(color, alpha, camera, background, color_channels), alpha)
-            for color, alpha in zip(out.color.unbind(0), out.alpha.unbind(0))]
+    out = render_frames(means, quats, scales, opacities, features, viewmat, K, camera.width, camera.height)
+    return Image(_behind(out.color, out.alpha, camera, background, color_channels), out.alpha)
 
 
 def _seen_features(splats: Splats, camera: Camera) -> Tensor:
@@ -131,7 +145,8 @@ def _seen_features(splats: Splats, camera: Camera) -> Tensor:
 
 def _behind(features: Tensor, alpha: Tensor, camera: Camera, background: Tensor | None,
             color_channels: int) -> Tensor:
-    """(H, W, C) ``features`` with ``background`` composited behind their colour channels."""
+    """(..., H, W, C) ``features`` with ``background`` (H, W, color_channels) composited behind
+    their colour channels."""
     if background is None:
         return features
     assert background.shape == (camera.height, camera.width, color_channels), background.shape

@@ -254,3 +254,35 @@ def test_smooth_contact_is_quadratic_below_its_scale_and_linear_above():
         moved[0, 1, 2] += gap
         assert losses.contact(moved, pairs, rest, group).item() == pytest.approx(linear, rel=1e-4)
         assert losses.contact(moved, pairs, rest, group, smooth=0.005).item() == pytest.approx(smooth, rel=1e-4)
+
+
+@pytest.mark.parametrize(("frames", "background"), [([0, 1, 2, 3, 4], False), ([1, 3], True), ([2, 3], False)])
+def test_a_views_frames_as_stacked_tensors_render_what_frame_by_frame_does(hinge_scene, frames, background):
+    """`render_views` builds a view's frames as (T, N, ·) tensors on a CPU: the same images
+    bit for bit as building each frame's splats on its own (``per_frame``), with and without
+    the static table (no background), every frame or a few, and the same gradients to
+    rounding."""
+    model, prior = build_model(hinge_scene, tiny_config()), tiny_prior(5, background=background)
+    _translate(model, torch.tensor([0.01, -0.02, 0.005]))
+    with torch.no_grad():
+        model.moving[0].coarse_store.quats[:, :2].add_(0.05)  # two controls turn too
+    views = prior.views([torch.tensor(frames)], 1.0)
+    assert (views[0].background is None) == (not background)
+    needed, slot = _frames_and_slots(views)
+    params = [p for obj in model.moving for p in (obj.coarse_store.quats, obj.coarse_store.trans, obj.log_scales)]
+    weights = torch.rand(len(frames), 24, 32, 10, generator=torch.Generator().manual_seed(3))
+
+    def run(per_frame: bool):
+        for p in params:
+            p.grad = None
+        (_, rgb, flow, moved, alpha), = list(render_views(model, views, _pose(model, needed, False), slot, per_frame))
+        images = torch.cat((rgb, flow, moved, alpha[..., None]), -1)
+        (images * weights).sum().backward()
+        return images.detach(), [p.grad.clone() for p in params]
+
+    (stacked, grads), (single, want) = run(False), run(True)
+    assert single[..., 9].max() > 0.5 and single[..., 3:6].abs().max() > 1e-3  # drawn, and moving
+    assert torch.equal(stacked, single)
+    for got, expect in zip(grads, want):
+        assert expect.abs().max() > 0
+        torch.testing.assert_close(got, expect, rtol=1e-5, atol=1e-6 * float(expect.abs().max()))
