@@ -90,6 +90,37 @@ def _encoder_whole(encoder, x: Tensor) -> Tensor:
     return encoder.conv_out(encoder.nonlinearity(encoder.norm_out(x)))
 
 
+class ChannelRMSNorm(torch.nn.Module):
+    """diffusers' ``WanRMS_norm`` over channels (dim 1) of float32 activations, the norm taken
+    as the square root of a sum of squares: ``x / max(|x|, 1e-12) * sqrt(C) * gamma + bias``
+    as ``F.normalize`` computes it, to float rounding. On a CPU torch's vector norm over the
+    channel axis of a (B, C, T, H, W) activation is the slow path: 1.6 ms against 0.08 ms for
+    the sum at 2x16x9x32x32 (forward and backward 3.4 against 1.3 ms), and the shipped prior's
+    encoder runs ~20 such norms an iteration. Shares the original's parameters."""
+
+    def __init__(self, norm: torch.nn.Module) -> None:
+        super().__init__()
+        self.original = [norm]  # kept out of the module tree: for other dtypes
+        self.scale, self.gamma, self.bias = norm.scale, norm.gamma, norm.bias
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dtype != torch.float32:
+            return self.original[0](x)
+        return x / x.square().sum(1, keepdim=True).sqrt().clamp_min(1e-12) * self.scale * self.gamma + self.bias
+
+
+def fast_channel_norms(module: torch.nn.Module) -> int:
+    """Replace every channel-first ``WanRMS_norm`` inside ``module`` (a VAE encoder on a CPU)
+    by a `ChannelRMSNorm`; returns how many."""
+    from diffusers.models.autoencoders.autoencoder_kl_wan import WanRMS_norm
+
+    found = [(name, m) for name, m in module.named_modules() if isinstance(m, WanRMS_norm) and m.channel_first]
+    for name, norm in found:
+        parent_name, _, child = name.rpartition(".")
+        setattr(module.get_submodule(parent_name) if parent_name else module, child, ChannelRMSNorm(norm))
+    return len(found)
+
+
 def _latent_stats(vae, like: Tensor) -> tuple[Tensor, Tensor]:
     c = vae.config.z_dim
     mean = torch.tensor(vae.config.latents_mean).view(1, c, 1, 1, 1).to(like.device, like.dtype)

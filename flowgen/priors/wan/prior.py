@@ -51,7 +51,7 @@ from flowgen.priors.wan.config import (
     WanConfig,
     WanVariant,
 )
-from flowgen.priors.wan.encode import encode_text, encode_video
+from flowgen.priors.wan.encode import encode_text, encode_video, fast_channel_norms
 from flowgen.priors.wan.linear_vae import LinearEncoder, fit_linear_encoder
 from flowgen.priors.wan.weights import (
     ExpertSlot,
@@ -407,6 +407,8 @@ def load_wan_prior(model_dir: str | Path | None, variant: Variant = "i2v-a14b",
     except (OSError, ValueError, RuntimeError) as e:
         raise WeightsError(f"cannot load {spec.label} from {root}: {e}") from None
     vae = vae.to(device).eval().requires_grad_(False)
+    if device.type == "cpu":
+        fast_channel_norms(vae.encoder)
     log(f"Wan: VAE on {device} ({vae_dtype}); experts load on first use from {root}")
     prior = WanPrior(
         config=config,

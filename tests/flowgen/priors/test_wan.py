@@ -193,14 +193,22 @@ def _load_expert(root: Path, name: str):
 
 @pytest.mark.parametrize("variant,batch,frames", [("i2v-a14b", 1, FRAMES), ("i2v-a14b", 2, 13), ("i2v-a14b", 2, 1),
                                                   ("i2v-a14b", 1, 11), ("ti2v-5b", 1, FRAMES)])
-def test_encode_video_paths_equal_vae_encode_forward_and_backward(priors, variant, batch, frames, monkeypatch):
+def test_encode_video_paths_equal_vae_encode_forward_and_backward(priors, model_dirs, variant, batch, frames,
+                                                                   monkeypatch):
     """Chunk by chunk with and without checkpointing, and (the non-residual VAE) in one pass
-    over all frames: each equals diffusers' own encode, values and gradients (a batch of two
-    as the shipped preset encodes; frames past the last chunk of 4 dropped by every path)."""
+    over all frames: each equals diffusers' own encode of the VAE as stored, values and
+    gradients (a batch of two as the shipped preset encodes; frames past the last chunk of 4
+    dropped by every path), with the prior's VAE on a CPU computing its channel norms as
+    `encode.ChannelRMSNorm` (every one of its encoder's replaced)."""
+    from diffusers import AutoencoderKLWan
+    from diffusers.models.autoencoders.autoencoder_kl_wan import WanRMS_norm
+
     from flowgen.priors.wan import encode
 
     prior, _ = priors[variant]
-    vae = prior.vae
+    vae = AutoencoderKLWan.from_pretrained(model_dirs[variant] / "vae").eval().requires_grad_(False)
+    assert sum(isinstance(m, encode.ChannelRMSNorm) for m in prior.vae.encoder.modules()) >= 4
+    assert not any(isinstance(m, WanRMS_norm) and m.channel_first for m in prior.vae.encoder.modules())
     size = SIZES[variant]
     gen = torch.Generator().manual_seed(2)
     x = (torch.rand(batch, 3, frames, size, size, generator=gen) * 2 - 1).requires_grad_(True)
@@ -214,12 +222,12 @@ def test_encode_video_paths_equal_vae_encode_forward_and_backward(priors, varian
     monkeypatch.setattr(encode, "_encoder_whole", lambda *a: whole.append(1) or real(*a))
     for checkpoint, whole_max in ((True, encode.WHOLE_MAX), (False, 0), (False, encode.WHOLE_MAX)):
         monkeypatch.setattr(encode, "WHOLE_MAX", whole_max)
-        ours = encode_video(vae, x, checkpoint=checkpoint)
+        ours = encode_video(prior.vae, x, checkpoint=checkpoint)
         (g,) = torch.autograd.grad((ours * weights).sum(), x)
         assert ours.shape == reference.shape == (batch, vae.config.z_dim, 1 + (frames - 1) // 4,
                                                  size // prior.spatial_multiple * 2, size // prior.spatial_multiple * 2)
         assert torch.allclose(ours, reference, atol=1e-6)
-        assert torch.allclose(g, g_ref, atol=1e-6)
+        assert (g - g_ref).abs().max() <= 2e-5 * g_ref.abs().max(), float((g - g_ref).abs().max())
     assert g_ref.abs().max() > 1e-3
     assert len(whole) == (0 if vae.config.is_residual else 1)
 
@@ -256,7 +264,8 @@ def test_sds_loss_gradient_is_the_rf_sds_gradient_pulled_through_the_vae(priors,
             assert g[:, :, 0].abs().max() == 0 and g[:, :, 1:].abs().max() > 0
         (expected[v],) = torch.autograd.grad((z * g).sum() / views, leaf)
         value += 0.5 * float(g.square().sum()) / views
-    assert torch.allclose(video.grad, expected, atol=1e-6, rtol=1e-5)
+    # to float rounding: the step encodes the render with its condition as a batch of two
+    assert (video.grad - expected).abs().max() <= 2e-5 * expected.abs().max()
     assert float(loss.detach()) == pytest.approx(value, rel=1e-5)
 
     # noise is a function of (seed, iteration, view): the same call gives the same gradient
