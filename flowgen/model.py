@@ -238,10 +238,13 @@ def _moving(obj: SceneObject, config: FlowConfig, rng: np.random.Generator,
 
 
 
-def build_model(scene: Scene, config: FlowConfig, log: Callable[[str], None] | None = None) -> SceneModel:
+def build_model(scene: Scene, config: FlowConfig, log: Callable[[str], None] | None = None,
+                fit_static: bool = True) -> SceneModel:
     """The initial model of ``scene``: identity motion, scan colours (mesh objects' Gaussians
     fitted to renders of the mesh, `rest_gaussians`), a light from above.
 
+    ``fit_static`` False keeps the static objects' sampled Gaussians unfitted: for a run that
+    never renders them (every view has a background image); the moving objects are the same.
     Raises InputError when the scene has no movable object. ``log`` gets one-line messages
     (the mesh fits).
     """
@@ -251,10 +254,11 @@ def build_model(scene: Scene, config: FlowConfig, log: Callable[[str], None] | N
             f"{', '.join(scene.objects)}); label the object to animate, or name it other than a support"
         )
     rng = np.random.default_rng(config.seed)
+    static_config = config if fit_static else replace(config, mesh_fit=replace(config.mesh_fit, enabled=False))
     moving, static = [], []
     for obj in scene.objects.values():
         if obj.static:
-            rest = rest_gaussians(obj, config.num_static_gaussians, config, rng, log)
+            rest = rest_gaussians(obj, config.num_static_gaussians, static_config, rng, log)
             static.append(StaticObject(obj.name, rest, torch.nn.Parameter(_logit(rest.colors)),
                                        torch.nn.Parameter(rest.log_scales.clone()),
                                        torch.nn.Parameter(rest.opacity_logits.clone())))

@@ -431,7 +431,9 @@ def run_flow(
     from flowgen.optimize import optimize
 
     config = inputs.config
-    model = to_device(build_model(inputs.scene, config, log=log), inputs.device)
+    # with a background image behind every video the static objects are never rendered: no mesh fit
+    unseen = config.prior == "video" and all(g.background is not None for g in inputs.guides)
+    model = to_device(build_model(inputs.scene, config, log=log, fit_static=not unseen), inputs.device)
     if log is not None and inputs.device != "cpu":
         log(f"the 4D model, its optimiser and the renders on {inputs.device} (gsplat)")
     prior = _prior(inputs, model, task, log)

@@ -206,3 +206,19 @@ def test_build_model_fits_every_mesh_object(hinge_scene):
     plain = build_model(hinge_scene, tiny_config())
     assert torch.equal(model.moving[0].rest.means, plain.moving[0].rest.means)
     assert not torch.equal(model.moving[0].rest.colors, plain.moving[0].rest.colors)
+
+
+def test_a_run_that_never_renders_the_static_objects_skips_only_their_mesh_fits(hinge_scene):
+    """`build_model(fit_static=False)` (a video fit with a background image behind every view):
+    the static table keeps its sampled Gaussians, the moving box is the same as with every fit."""
+    config = tiny_config(mesh_fit=MeshFitConfig(iterations=4, views=4, image_size=32))
+    logs: list[str] = []
+    fitted, skipped = build_model(hinge_scene, config), build_model(hinge_scene, config, log=logs.append,
+                                                                     fit_static=False)
+    assert [line.split(":")[0] for line in logs] == [o.name for o in skipped.moving]  # only the box was fitted
+    for a, b in zip(fitted.moving, skipped.moving):
+        for field in ("means", "colors", "log_scales", "opacity_logits"):
+            assert torch.equal(getattr(a.rest, field), getattr(b.rest, field)), field
+    (table_fitted,), (table_sampled,) = fitted.static, skipped.static
+    assert torch.equal(table_fitted.rest.means, table_sampled.rest.means)
+    assert not torch.equal(table_fitted.rest.colors, table_sampled.rest.colors)  # the fit changed them
