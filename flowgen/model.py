@@ -243,8 +243,9 @@ def build_model(scene: Scene, config: FlowConfig, log: Callable[[str], None] | N
     """The initial model of ``scene``: identity motion, scan colours (mesh objects' Gaussians
     fitted to renders of the mesh, `rest_gaussians`), a light from above.
 
-    ``fit_static`` False keeps the static objects' sampled Gaussians unfitted: for a run that
-    never renders them (every view has a background image); the moving objects are the same.
+    ``fit_static`` False keeps the static objects' sampled Gaussians unfitted (the scan's
+    colours, as the exported flow then shows them): for a run whose loop never renders them
+    (every view has a background image); the moving objects are the same.
     Raises InputError when the scene has no movable object. ``log`` gets one-line messages
     (the mesh fits).
     """

@@ -431,7 +431,8 @@ def run_flow(
     from flowgen.optimize import optimize
 
     config = inputs.config
-    # with a background image behind every video the static objects are never rendered: no mesh fit
+    # with a background image behind every video the loop never renders the static objects: no mesh fit
+    # (the flow keeps their sampled colours, the scan's)
     unseen = config.prior == "video" and all(g.background is not None for g in inputs.guides)
     model = to_device(build_model(inputs.scene, config, log=log, fit_static=not unseen), inputs.device)
     if log is not None and inputs.device != "cpu":

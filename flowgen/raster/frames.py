@@ -12,6 +12,10 @@ float64 steps and so the images are `render(backend="fast")`'s, frame by frame; 
 are too, but for the projection's upstream gradient being kept in float64 instead of rounded to
 float32 between the two kernels (tested). Each task writes only its own frame's outputs and
 gradients, so a run is the same on any thread count.
+
+numba caches the two frame kernels under this file only, with the kernels of `fast`,
+`fast_project` and `tiling` compiled into them: after editing those, touch this file (or clear
+flowgen/raster/__pycache__) so the cache is rebuilt.
 """
 
 from __future__ import annotations

@@ -270,6 +270,8 @@ def test_a_views_frames_as_stacked_tensors_render_what_frame_by_frame_does(hinge
     assert (views[0].background is None) == (not background)
     needed, slot = _frames_and_slots(views)
     params = [p for obj in model.moving for p in (obj.coarse_store.quats, obj.coarse_store.trans, obj.log_scales)]
+    if not background:  # the table is rendered too
+        params += [p for obj in model.static for p in (obj.albedo_logit, obj.log_scales, obj.opacity_logit)]
     weights = torch.rand(len(frames), 24, 32, 10, generator=torch.Generator().manual_seed(3))
 
     def run(per_frame: bool):

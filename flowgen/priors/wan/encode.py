@@ -106,7 +106,8 @@ class ChannelRMSNorm(torch.nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if x.dtype != torch.float32:
             return self.original[0](x)
-        return x / x.square().sum(1, keepdim=True).sqrt().clamp_min(1e-12) * self.scale * self.gamma + self.bias
+        # clamped before the root: the same values, and a finite gradient where a vector is zero
+        return x / x.square().sum(1, keepdim=True).clamp_min(1e-24).sqrt() * self.scale * self.gamma + self.bias
 
 
 def fast_channel_norms(module: torch.nn.Module) -> int:
