@@ -26,10 +26,10 @@ import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
 
-from flowgen.raster.fast import _backward_tiles, _forward_tiles
+from flowgen.raster.fast import _backward_tiles, _forward_tiles, bin_in_depth_order
 from flowgen.raster.fast_project import _project_backward, _project_forward
 from flowgen.raster.render import RenderOutput
-from flowgen.raster.tiling import TILE_SIZE, bin_tiles, for_tile_batches
+from flowgen.raster.tiling import TILE_SIZE, for_tile_batches
 
 __all__ = ["render_frames"]
 
@@ -42,7 +42,7 @@ def _numpy64(x: Tensor) -> np.ndarray:
 def _frame_forward(means, quats, scales, opac64, opacity, feats, view, K, width, height, near, far, eps2d, tile,
                    image, alpha):
     """One frame forward without the GIL: `fast_project`'s projection (float64), the depth
-    sort and binning of `fast.bin_in_depth_order`, `fast`'s compositing into ``image`` (H, W,
+    sort and binning (`fast.bin_in_depth_order`), `fast`'s compositing into ``image`` (H, W,
     C + 1: the features, then depth) and ``alpha`` (H, W). Returns what its backward needs."""
     n = means.shape[0]
     means2d, conics = np.empty((n, 2)), np.empty((n, 3))
@@ -53,9 +53,7 @@ def _frame_forward(means, quats, scales, opac64, opacity, feats, view, K, width,
     colors = np.empty((n, feats.shape[1] + 1), dtype=feats.dtype)
     colors[:, :-1] = feats
     colors[:, -1] = depth
-    visible = np.flatnonzero((radii[:, 0] > 0) & (radii[:, 1] > 0))
-    order = visible[np.argsort(depth[visible], kind="mergesort")]  # stable, as bin_in_depth_order's
-    offsets, ids = bin_tiles(m2, radii, order, width, height, tile)
+    offsets, ids = bin_in_depth_order(m2, radii, depth, width, height)
     t_final = np.empty((height, width))
     last = np.empty((height, width), dtype=np.int64)
     tiles = np.arange(len(offsets) - 1)
