@@ -28,7 +28,7 @@ from chord_robot.scene import SceneObject
 from flowgen.gaussians import Gaussians
 
 __all__ = ["MeshFit", "MeshFitConfig", "MeshViews", "fit_to_mesh", "mesh_views", "psnr", "render_gaussians",
-           "view_scores"]
+           "render_gaussians_views", "view_scores"]
 
 
 @dataclass(frozen=True)
@@ -135,6 +135,25 @@ def render_gaussians(means: Tensor, quats: Tensor, scales: Tensor, opacities: Te
     return out.color, out.alpha
 
 
+def render_gaussians_views(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, colors: Tensor,
+                 cameras: list[Camera]) -> tuple[Tensor, Tensor]:
+    """Colour (V, H, W, 3) and alpha (V, H, W) of Gaussians from V cameras of one size (black
+    background): on a CPU in one call, a view per worker thread (`flowgen.raster.frames`);
+    elsewhere view by view."""
+    if means.device.type != "cpu" or len({(c.width, c.height) for c in cameras}) != 1:
+        renders = [render_gaussians(means, quats, scales, opacities, colors, cam) for cam in cameras]
+        return torch.stack([r[0] for r in renders]), torch.stack([r[1] for r in renders])
+    from flowgen.raster.frames import render_frames
+    from flowgen.splats import camera_tensors
+
+    pairs = [camera_tensors(cam, means.dtype) for cam in cameras]
+    views = len(cameras)
+    out = render_frames(means.expand(views, *means.shape), quats.expand(views, *quats.shape), scales, opacities,
+                        colors.expand(views, *colors.shape), torch.stack([p[0] for p in pairs]),
+                        torch.stack([p[1] for p in pairs]), cameras[0].width, cameras[0].height)
+    return out.color, out.alpha
+
+
 def fit_to_mesh(gaussians: Gaussians, obj: SceneObject, config: MeshFitConfig,
                 seed: int = 0) -> tuple[Gaussians, MeshFit]:
     """Refine mesh-sampled ``gaussians`` of ``obj`` to reproduce renders of the mesh.
@@ -171,10 +190,9 @@ def fit_to_mesh(gaussians: Gaussians, obj: SceneObject, config: MeshFitConfig,
     while step < config.iterations and time.perf_counter() - start < budget:
         chosen = torch.randperm(len(views.cameras), generator=gen)[: config.views_per_iteration].tolist()
         optimiser.zero_grad()
-        renders = [render_gaussians(gaussians.means, gaussians.quats, log_scales.exp(), torch.sigmoid(opacity_logit),
-                                    torch.sigmoid(color_logit), views.cameras[v]) for v in chosen]
-        color = torch.stack([r[0] for r in renders])
-        alpha = torch.stack([r[1] for r in renders])
+        color, alpha = render_gaussians_views(gaussians.means, gaussians.quats, log_scales.exp(),
+                                              torch.sigmoid(opacity_logit), torch.sigmoid(color_logit),
+                                              [views.cameras[v] for v in chosen])
         loss = photometric(color, views.color[chosen], config.ssim)
         loss = loss + config.alpha * (alpha - views.alpha[chosen]).abs().mean()
         loss.backward()

@@ -1,5 +1,5 @@
-"""`render_frames`: T frames of the same Gaussians seen by one camera, on the CPU, each
-frame's projection and compositing on a worker thread of its own.
+"""`render_frames`: T frames of Gaussians seen by one camera (or one camera per frame), on the
+CPU, each frame's projection and compositing on a worker thread of its own.
 
 A motion iteration renders every frame of a view (9 at the shipped preset's 32x32): per frame
 the image is too small to split well over tiles (4 tiles of 16x16, very unequal), but frames
@@ -36,6 +36,11 @@ __all__ = ["render_frames"]
 
 def _numpy64(x: Tensor) -> np.ndarray:
     return x.detach().double().contiguous().numpy()
+
+
+def _of_frame(camera: np.ndarray, frame: int) -> np.ndarray:
+    """Frame ``frame``'s view matrix or intrinsics: one per frame (3 axes) or one for all."""
+    return camera[frame] if camera.ndim == 3 else camera
 
 
 @numba.njit(cache=True, nogil=True)
@@ -96,8 +101,9 @@ class _RenderFrames(torch.autograd.Function):
         saved: list = [None] * frames
 
         def task(f: int, _) -> None:
-            saved[f] = _frame_forward(means64[f], quats64[f], scales64[f], opac64[f], opacity[f], feats[f], view,
-                                      intrinsics, width, height, near, far, eps2d, TILE_SIZE, image[f], alpha[f])
+            saved[f] = _frame_forward(means64[f], quats64[f], scales64[f], opac64[f], opacity[f], feats[f],
+                                      _of_frame(view, f), _of_frame(intrinsics, f), width, height, near, far, eps2d,
+                                      TILE_SIZE, image[f], alpha[f])
 
         for_tile_batches(task, [np.array([f]) for f in range(frames)])
         ctx.save_for_backward(means, quats, scales, opacities)
@@ -121,7 +127,8 @@ class _RenderFrames(torch.autograd.Function):
         v_feats = np.empty((frames, n, v_image.shape[-1] - 1))
 
         def task(f: int, _) -> None:
-            _frame_backward(means64[f], quats64[f], scales64[f], opacity[f], view, intrinsics, width, height, eps2d,
+            _frame_backward(means64[f], quats64[f], scales64[f], opacity[f], _of_frame(view, f),
+                            _of_frame(intrinsics, f), width, height, eps2d,
                             *ctx.frames[f], v_image[f], v_alpha_np[f], TILE_SIZE, v_means[f], v_quats[f],
                             v_scales[f], v_opac[f], v_feats[f])
 
@@ -142,7 +149,9 @@ def render_frames(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tenso
     Args:
         means: (T, N, 3), quats: (T, N, 4) wxyz, features: (T, N, C): per frame.
         scales: (T, N, 3) or (N, 3), opacities: (T, N) or (N,): per frame or shared.
-        viewmat, K, width, height, near, far, eps2d: the camera and culling, as `render`.
+        viewmat, K: the camera, (4, 4) and (3, 3) as `render`'s, or one per frame, (T, 4, 4)
+            and (T, 3, 3) (several views of the same Gaussians in one call).
+        width, height, near, far, eps2d: the image and culling, as `render`.
     """
     frames, n = means.shape[:2]
     assert means.shape == (frames, n, 3) and quats.shape == (frames, n, 4), (means.shape, quats.shape)
@@ -151,6 +160,7 @@ def render_frames(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tenso
         scales.shape, opacities.shape)
     assert means.device.type == "cpu", f"render_frames runs on CPU tensors, got {means.device}"
     assert not (viewmat.requires_grad or K.requires_grad), "the camera is not differentiated here"
+    assert viewmat.shape in ((4, 4), (frames, 4, 4)) and K.shape in ((3, 3), (frames, 3, 3)), (viewmat.shape, K.shape)
     dtypes = {t.dtype for t in (means, quats, scales, opacities, features, viewmat, K)}
     assert len(dtypes) == 1 and means.dtype in (torch.float32, torch.float64), f"one float dtype, got {dtypes}"
     scales, opacities = scales.expand(frames, n, 3), opacities.expand(frames, n)
