@@ -15,7 +15,7 @@ from torch import Tensor
 if TYPE_CHECKING:
     from diffusers import AutoencoderKLWan
 
-__all__ = ["encode_text", "encode_video"]
+__all__ = ["channels_last", "encode_text", "encode_video"]
 
 
 def encode_text(tokenizer, text_encoder, texts: list[str], max_length: int,
@@ -122,6 +122,28 @@ def fast_channel_norms(module: torch.nn.Module) -> int:
     return len(found)
 
 
+def channels_last(module: torch.nn.Module) -> int:
+    """Store the 3D and 2D convolution weights inside ``module`` (a VAE encoder on a CPU)
+    channels-last, the layout oneDNN's CPU convolutions run fastest in at the shipped prior's
+    size: the condition and the render encoded as one batch with the render's backward
+    25.6 -> 22.5 ms (2 threads; the same values to float rounding). `encode_video` gives such
+    an encoder channels-last videos. Returns how many weights moved."""
+    moved = 0
+    for param in module.parameters():
+        layout = {5: torch.channels_last_3d, 4: torch.channels_last}.get(param.ndim)
+        if layout is not None:
+            param.data = param.data.contiguous(memory_format=layout)
+            moved += 1
+    return moved
+
+
+def _channels_last(encoder) -> bool:
+    """Whether `channels_last` moved ``encoder``'s weights."""
+    weight = encoder.conv_in.weight
+    return (weight.ndim == 5 and weight.is_contiguous(memory_format=torch.channels_last_3d)
+            and not weight.is_contiguous())
+
+
 def _latent_stats(vae, like: Tensor) -> tuple[Tensor, Tensor]:
     c = vae.config.z_dim
     mean = torch.tensor(vae.config.latents_mean).view(1, c, 1, 1, 1).to(like.device, like.dtype)
@@ -158,6 +180,8 @@ def encode_video(vae: AutoencoderKLWan, pixels: Tensor, checkpoint: bool = True)
         x = patchify(x, patch_size=vae.config.patch_size)
     frames = x.shape[2]
     use_checkpoint = checkpoint and torch.is_grad_enabled() and pixels.requires_grad
+    if _channels_last(vae.encoder):
+        x = x.contiguous(memory_format=torch.channels_last_3d)
     if not use_checkpoint and _one_pass(vae) and x[:, :1].numel() * vae.config.base_dim <= WHOLE_MAX:
         return _normalised(vae, _encoder_whole(vae.encoder, x[:, :, : 1 + 4 * ((frames - 1) // 4)]))
     cache: list = [None] * sum(isinstance(m, WanCausalConv3d) for m in vae.encoder.modules())

@@ -51,7 +51,7 @@ from flowgen.priors.wan.config import (
     WanConfig,
     WanVariant,
 )
-from flowgen.priors.wan.encode import encode_text, encode_video, fast_channel_norms
+from flowgen.priors.wan.encode import channels_last, encode_text, encode_video, fast_channel_norms
 from flowgen.priors.wan.linear_vae import LinearEncoder, fit_linear_encoder
 from flowgen.priors.wan.weights import (
     ExpertSlot,
@@ -409,6 +409,7 @@ def load_wan_prior(model_dir: str | Path | None, variant: Variant = "i2v-a14b",
     vae = vae.to(device).eval().requires_grad_(False)
     if device.type == "cpu":
         fast_channel_norms(vae.encoder)
+        channels_last(vae.encoder)
     log(f"Wan: VAE on {device} ({vae_dtype}); experts load on first use from {root}")
     prior = WanPrior(
         config=config,

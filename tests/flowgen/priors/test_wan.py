@@ -199,7 +199,8 @@ def test_encode_video_paths_equal_vae_encode_forward_and_backward(priors, model_
     over all frames: each equals diffusers' own encode of the VAE as stored, values and
     gradients (a batch of two as the shipped preset encodes; frames past the last chunk of 4
     dropped by every path), with the prior's VAE on a CPU computing its channel norms as
-    `encode.ChannelRMSNorm` (every one of its encoder's replaced)."""
+    `encode.ChannelRMSNorm` (every one of its encoder's replaced) and its convolution weights
+    channels-last (`encode.channels_last`: another oneDNN algorithm, gradients to a few 1e-5)."""
     from diffusers import AutoencoderKLWan
     from diffusers.models.autoencoders.autoencoder_kl_wan import WanRMS_norm
 
@@ -209,6 +210,7 @@ def test_encode_video_paths_equal_vae_encode_forward_and_backward(priors, model_
     vae = AutoencoderKLWan.from_pretrained(model_dirs[variant] / "vae").eval().requires_grad_(False)
     assert sum(isinstance(m, encode.ChannelRMSNorm) for m in prior.vae.encoder.modules()) >= 4
     assert not any(isinstance(m, WanRMS_norm) and m.channel_first for m in prior.vae.encoder.modules())
+    assert encode._channels_last(prior.vae.encoder) and not encode._channels_last(vae.encoder)
     size = SIZES[variant]
     gen = torch.Generator().manual_seed(2)
     x = (torch.rand(batch, 3, frames, size, size, generator=gen) * 2 - 1).requires_grad_(True)
@@ -227,9 +229,41 @@ def test_encode_video_paths_equal_vae_encode_forward_and_backward(priors, model_
         assert ours.shape == reference.shape == (batch, vae.config.z_dim, 1 + (frames - 1) // 4,
                                                  size // prior.spatial_multiple * 2, size // prior.spatial_multiple * 2)
         assert torch.allclose(ours, reference, atol=1e-6)
-        assert (g - g_ref).abs().max() <= 2e-5 * g_ref.abs().max(), float((g - g_ref).abs().max())
+        assert (g - g_ref).abs().max() <= 4e-5 * g_ref.abs().max(), float((g - g_ref).abs().max())
     assert g_ref.abs().max() > 1e-3
     assert len(whole) == (0 if vae.config.is_residual else 1)
+
+
+def test_memoised_text_projections_give_the_plain_experts_velocities(priors, model_dirs):
+    """The resident expert reuses what it computed from the prompt's embedding (`Memo`): its
+    outputs equal a plainly loaded expert's bit for bit, for the prompt, then another
+    embedding (not the cached one), then the prompt again; with gradients on nothing is cached."""
+    from diffusers import WanTransformer3DModel
+
+    from flowgen.priors.wan.weights import Memo
+
+    prior, _ = priors["i2v-a14b"]
+    expert = prior.experts.get("transformer")
+    assert sum(isinstance(m, Memo) for m in expert.modules()) == 1 + 3 * len(expert.blocks)
+    plain = WanTransformer3DModel.from_pretrained(model_dirs["i2v-a14b"], subfolder="transformer").eval()
+    gen = torch.Generator().manual_seed(5)
+    size = SIZES["i2v-a14b"] // prior.spatial_multiple * 2
+    x = torch.randn(2, expert.config.in_channels, 3, size, size, generator=gen)
+    timestep = torch.full((2,), 700.0)
+    prompt = torch.cat((prior.embeddings.cond, prior.embeddings.uncond))
+    other = prompt + 0.1 * torch.randn(prompt.shape, generator=gen)
+    outputs = []
+    for embedding in (prompt, other, prompt.clone()):
+        with torch.no_grad():
+            got = expert(hidden_states=x, timestep=timestep, encoder_hidden_states=embedding, return_dict=False)[0]
+            want = plain(hidden_states=x, timestep=timestep, encoder_hidden_states=embedding, return_dict=False)[0]
+        assert torch.equal(got, want)
+        outputs.append(got)
+    assert not torch.equal(outputs[0], outputs[1])
+    memo = expert.blocks[0].attn2.to_k
+    with torch.enable_grad():
+        expert(hidden_states=x, timestep=timestep, encoder_hidden_states=other, return_dict=False)
+    assert memo._last is None
 
 
 # -- the SDS loss ----------------------------------------------------------------------------
