@@ -136,7 +136,7 @@ def render_gaussians(means: Tensor, quats: Tensor, scales: Tensor, opacities: Te
 
 
 def render_gaussians_views(means: Tensor, quats: Tensor, scales: Tensor, opacities: Tensor, colors: Tensor,
-                 cameras: list[Camera]) -> tuple[Tensor, Tensor]:
+                           cameras: list[Camera]) -> tuple[Tensor, Tensor]:
     """Colour (V, H, W, 3) and alpha (V, H, W) of Gaussians from V cameras of one size (black
     background): on a CPU in one call, a view per worker thread (`flowgen.raster.frames`);
     elsewhere view by view."""

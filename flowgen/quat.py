@@ -10,7 +10,8 @@ hand-written backward passes (one autograd node each): written out in torch ops 
 ~40 times on tensors of a few hundred to a few thousand quaternions, where the ops' overhead
 is their cost (~20 ms an iteration; docs/performance.md). Elsewhere (CUDA, other dtypes) the
 torch forms (`_multiply_torch`, `_normalize_torch`, `_to_matrix_torch`) run; the tests hold the
-kernels to them.
+kernels to them. The kernels are differentiable once (``once_differentiable``: no second
+derivatives, no forward mode or ``torch.func``; nothing in the project needs them).
 """
 
 from __future__ import annotations
@@ -22,15 +23,15 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 __all__ = [
+    "matrix_to_quat",
+    "quat_canonical",
+    "quat_conjugate",
+    "quat_continuous",
     "quat_identity",
     "quat_multiply",
-    "quat_conjugate",
     "quat_normalize",
-    "quat_canonical",
-    "quat_to_matrix",
-    "matrix_to_quat",
     "quat_rotate",
-    "quat_continuous",
+    "quat_to_matrix",
 ]
 
 
@@ -201,7 +202,7 @@ class _Multiply(torch.autograd.Function):
         out = np.empty_like(rows_a)
         _multiply_rows(rows_a, rows_b, 1.0, 1.0, out)
         ctx.save_for_backward(a, b)
-        return torch.from_numpy(out).view(shape)
+        return torch.from_numpy(out.reshape(shape))  # reshaped in numpy: the output is no torch view
 
     @staticmethod
     @once_differentiable
@@ -226,7 +227,7 @@ def _normalize_rows(q: np.ndarray, eps: float, unit: np.ndarray, norm: np.ndarra
     """unit = q / max(|q|, eps) row by row; ``norm`` gets max(|q|, eps), negated where it was eps."""
     for i in range(q.shape[0]):
         n = np.sqrt(q[i, 0] * q[i, 0] + q[i, 1] * q[i, 1] + q[i, 2] * q[i, 2] + q[i, 3] * q[i, 3])
-        m = n if n > eps else eps
+        m = max(n, eps)
         for c in range(4):
             unit[i, c] = q[i, c] / m
         norm[i] = m if n > eps else -m
@@ -253,16 +254,19 @@ class _Normalize(torch.autograd.Function):
         rows = _rows(q, q.shape)
         unit, norm = np.empty_like(rows), np.empty(len(rows), dtype=rows.dtype)
         _normalize_rows(rows, eps, unit, norm)
-        ctx.unit, ctx.norm, ctx.dtype = unit, norm, q.dtype
-        return torch.from_numpy(unit).view(q.shape)
+        out = torch.from_numpy(unit.reshape(q.shape))
+        ctx.save_for_backward(out)  # the output is the backward's input: autograd guards it against edits
+        ctx.norm, ctx.dtype = norm, q.dtype
+        return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor):
+        (out,) = ctx.saved_tensors
         g = _rows(grad.to(ctx.dtype), grad.shape)
-        out = np.empty_like(g)
-        _normalize_backward_rows(ctx.unit, ctx.norm, g, out)
-        return torch.from_numpy(out).view(grad.shape), None
+        result = np.empty_like(g)
+        _normalize_backward_rows(out.reshape(-1, 4).numpy(), ctx.norm, g, result)
+        return torch.from_numpy(result).view(grad.shape), None
 
 
 @numba.njit(cache=True, nogil=True)
@@ -302,7 +306,7 @@ class _ToMatrix(torch.autograd.Function):
         out = np.empty((len(rows), 9), dtype=rows.dtype)
         _matrix_rows(unit, out)
         ctx.unit, ctx.norm, ctx.dtype = unit, norm, q.dtype
-        return torch.from_numpy(out).view(*q.shape[:-1], 3, 3)
+        return torch.from_numpy(out.reshape(*q.shape[:-1], 3, 3))
 
     @staticmethod
     @once_differentiable

@@ -31,8 +31,10 @@ def test_multiply_kernel_matches_torch_values_and_gradients(a_shape, b_shape) ->
 
 def test_normalize_and_matrix_kernels_match_torch_values_and_gradients() -> None:
     q = _random(6, 5, 4, seed=4).requires_grad_(True)
-    for fused, plain in ((quat.quat_normalize, quat._normalize_torch), (quat.quat_to_matrix, quat._to_matrix_torch)):
+    for fused, plain, node in ((quat.quat_normalize, quat._normalize_torch, "Normalize"),
+                               (quat.quat_to_matrix, quat._to_matrix_torch, "ToMatrix")):
         got, want = fused(q), plain(q)
+        assert node in type(got.grad_fn).__name__  # the kernel ran
         assert got.shape == want.shape and torch.allclose(got, want, atol=1e-14)
         weight = _random(*got.shape, seed=5)
         (g,), (w,) = torch.autograd.grad((got * weight).sum(), q), torch.autograd.grad((want * weight).sum(), q)
@@ -41,12 +43,37 @@ def test_normalize_and_matrix_kernels_match_torch_values_and_gradients() -> None
 
 
 def test_float32_kernels_round_like_torch() -> None:
-    """float32 in, float32 out, within an ulp or two of the torch forms."""
-    a, b = _random(3000, 4, seed=6, dtype=torch.float32), _random(3000, 4, seed=7, dtype=torch.float32)
-    assert quat.quat_multiply(a, b).dtype == torch.float32
-    assert (quat.quat_multiply(a, b) - quat._multiply_torch(a, b)).abs().max() < 2e-6
-    assert (quat.quat_to_matrix(a) - quat._to_matrix_torch(a)).abs().max() < 1e-6
-    assert (quat.quat_normalize(a) - quat._normalize_torch(a)).abs().max() < 1e-6
+    """float32 in, float32 out, values and gradients within float32 rounding of the torch forms
+    (a non-contiguous input among them)."""
+    a = _random(3000, 4, seed=6, dtype=torch.float32).requires_grad_(True)
+    b = _random(4, 3000, seed=7, dtype=torch.float32).t().requires_grad_(True)  # not contiguous
+    pairs = ((lambda: quat.quat_multiply(a, b), lambda: quat._multiply_torch(a, b), 2e-6),
+             (lambda: quat.quat_to_matrix(a), lambda: quat._to_matrix_torch(a), 1e-6),
+             (lambda: quat.quat_normalize(b), lambda: quat._normalize_torch(b), 1e-6))
+    for fused, plain, tolerance in pairs:
+        got, want = fused(), plain()
+        assert got.dtype == torch.float32 and (got - want).abs().max() < tolerance
+        weight = _random(*got.shape, seed=8, dtype=torch.float32)
+        grads = torch.autograd.grad((got * weight).sum(), (a, b), allow_unused=True)
+        wants = torch.autograd.grad((want * weight).sum(), (a, b), allow_unused=True)
+        for g, w in zip(grads, wants):
+            assert (g is None) == (w is None)
+            if g is not None:
+                assert g.dtype == torch.float32 and (g - w).abs().max() <= 1e-5 * w.abs().max()
+
+
+def test_empty_and_edited_outputs() -> None:
+    """No quaternions in, none out (and an empty gradient); `quat_normalize`'s backward reads its
+    output, so an in-place edit of the output before the backward is refused, not silently used."""
+    empty = torch.zeros(0, 4, requires_grad=True)
+    assert quat.quat_multiply(empty, empty).shape == (0, 4) and quat.quat_to_matrix(empty).shape == (0, 3, 3)
+    (g,) = torch.autograd.grad(quat.quat_normalize(empty).sum(), empty)
+    assert g.shape == (0, 4)
+    q = _random(3, 4, seed=9).requires_grad_(True)
+    unit = quat.quat_normalize(q)
+    unit[0, 0] = 5.0
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        unit.sum().backward()
 
 
 def test_zero_quaternion_stays_finite_with_torch_gradient() -> None:

@@ -252,15 +252,26 @@ def test_memoised_text_projections_give_the_plain_experts_velocities(priors, mod
     timestep = torch.full((2,), 700.0)
     prompt = torch.cat((prior.embeddings.cond, prior.embeddings.uncond))
     other = prompt + 0.1 * torch.randn(prompt.shape, generator=gen)
-    outputs = []
-    for embedding in (prompt, other, prompt.clone()):
+    memo = expert.blocks[0].attn2.to_k
+    outputs, misses = [], []
+    for embedding in (prompt, prompt.clone(), other, prompt, prompt):
         with torch.no_grad():
             got = expert(hidden_states=x, timestep=timestep, encoder_hidden_states=embedding, return_dict=False)[0]
             want = plain(hidden_states=x, timestep=timestep, encoder_hidden_states=embedding, return_dict=False)[0]
         assert torch.equal(got, want)
         outputs.append(got)
-    assert not torch.equal(outputs[0], outputs[1])
-    memo = expert.blocks[0].attn2.to_k
+        misses.append(memo.misses)
+    assert not torch.equal(outputs[0], outputs[2])
+    assert [m - misses[0] for m in misses] == [0, 0, 1, 2, 2]  # an equal copy hits; a change misses once
+    prompt.mul_(1.0)  # edited in place (same values, a new version): computed again
+    with torch.no_grad():
+        expert(hidden_states=x, timestep=timestep, encoder_hidden_states=prompt, return_dict=False)
+    assert memo.misses == misses[-1]  # equal to the copy kept: still a hit
+    prompt.add_(0.5)
+    with torch.no_grad():
+        got = expert(hidden_states=x, timestep=timestep, encoder_hidden_states=prompt, return_dict=False)[0]
+        want = plain(hidden_states=x, timestep=timestep, encoder_hidden_states=prompt, return_dict=False)[0]
+    assert torch.equal(got, want) and memo.misses == misses[-1] + 1
     with torch.enable_grad():
         expert(hidden_states=x, timestep=timestep, encoder_hidden_states=other, return_dict=False)
     assert memo._last is None
