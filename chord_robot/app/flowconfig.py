@@ -163,7 +163,7 @@ FIELD_OPTIONS: dict[str, str] = {"preset": "--preset", "prior": "--prior",
 SHIPPED_PRESET: dict[str, Any] = {"frames": 9, "iters": 300, "size": (32, 32), "rigid_parts": True}
 """The ``shipped`` preset: the ``cpu`` preset of the wan prior with these overrides, the setting
 the shipped prior was measured at (9 frames at its own 32x32, 300 iterations; its objects are
-made of rigid parts). ~60 s a flow on 2 cores (`chord-robot flow`, wall); fewer iterations
+made of rigid parts). ~43-46 s a flow on 2 cores (`chord-robot flow`, wall); fewer iterations
 lose motion (150 lost the lamp on one seed of four, 200 turns the lid less; docs/performance.md). Its control points keep one isotropic scale: with the
 paper's three scales the 4-seed flows moved by a few degrees, but the robot trials on seeds
 100-107 fell from 6/8 to 4/8 (lower-lamp) and 8/8 to 6/8 (close-laptop) (docs/flowgen-notes.md)."""
