@@ -202,6 +202,10 @@ class Poser:
             self.body = self._pick_body()
         else:
             texture = load_texture(world, spec["texture"], asset_root) if spec.get("texture") else None
+            if spec.get("patches") is not None:
+                cloth = assets.ClothSpec(size=spec["size"], texture_seed=spec["patches"])
+                path = assets.write_cloth_texture(cloth, tuple(colours["cloth"]), asset_root)
+                texture = pb.loadTexture(str(path), physicsClientId=c)
             rgba = [1, 1, 1, 1] if texture is not None else colours["cloth"]
             bodies = []
             for vertices, faces, uv in fold_parts(spec):

@@ -117,7 +117,7 @@ class ClipConfig:
     """Draw start states from the prompts' disjoint ``Motion.split_start_deg`` (how the v1 and
     v2 priors were trained) instead of the shared ``start_deg``."""
     textured: float = 0.0
-    """Fraction of clips whose object carries the sim tasks' coloured patches (`assets`'
+    """Fraction of clips whose object (laptop, lamp, cloth) carries the sim tasks' coloured patches (`assets`'
     ``texture_seed``, a random one per clip) instead of plain jittered colours."""
     looks: float = 0.0
     """Probability that each surface (table, floor, each of the object's parts, each distractor)
@@ -274,6 +274,8 @@ def _sample_scene(motion: Motion, rng: np.random.Generator, config: ClipConfig) 
     else:
         sample = clip_objects.sample_pick if motion.kind == "pick" else clip_objects.sample_fold
         spec, colours, keep_out = sample(rng, config.colour_jitter, config.free_colours, config.looks)
+        if motion.kind == "fold" and texture is not None and spec["texture"] is None:
+            spec["patches"] = texture  # the fold-fabric task's patches around the cloth's colour
         pose = np.eye(4)
     if texture is not None and motion.kind in ("laptop", "lamp"):  # the patches carry the colours
         colours = {}

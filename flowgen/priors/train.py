@@ -186,6 +186,21 @@ def _text_encoder(config: TrainConfig, vocab_size: int):
                                        relative_attention_num_buckets=8)).eval()
 
 
+def _with_prompts(init: TrainedPrior, new: tuple[str, ...], seed: int):
+    """``init``'s tokenizer and text encoder, extended by the words of ``new`` prompts: the old
+    words keep their ids and embeddings (the prompts it knows encode as before), each new word
+    gets an embedding row drawn from ``seed``."""
+    if not new:
+        return init.tokenizer, init.text_encoder
+    tokenizer = build_tokenizer([*init.prompts, "", WAN_NEGATIVE_PROMPT, *new])
+    old = init.tokenizer.get_vocab()
+    assert all(tokenizer.get_vocab()[w] == i for w, i in old.items()), "the old words must keep their ids"
+    text_encoder = copy.deepcopy(init.text_encoder)
+    torch.manual_seed(seed + 5)
+    text_encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
+    return tokenizer, text_encoder.eval().requires_grad_(False)
+
+
 def _cosine(step: int, total: int, warmup: int = 0) -> float:
     """Learning-rate factor: linear warm-up, then cosine from 1 to 0.05."""
     if step < warmup:
@@ -320,7 +335,8 @@ def train_prior(videos: np.ndarray, prompt_ids: np.ndarray, prompts: tuple[str, 
         init: fine-tune this prior (`load_trained`): its tokenizer and text encoder are kept,
             its VAE is trained ``config.vae_steps`` more steps (0: kept with its normalisation;
             else the normalisation is measured again) and its transformer ``config.steps`` more;
-            ``prompts`` must be the ones it was trained on.
+            ``prompts`` must start with the ones it was trained on; the rest are new motions
+            (the tokenizer and text encoder gain their words, `_with_prompts`).
     """
     config = config or TrainConfig()
     progress = progress or (lambda stage, step, total, loss: None)
@@ -341,9 +357,10 @@ def train_prior(videos: np.ndarray, prompt_ids: np.ndarray, prompts: tuple[str, 
         torch.manual_seed(config.seed + 3)
         text_encoder = _text_encoder(config, len(tokenizer))
     else:
-        if tuple(init.prompts) != tuple(prompts):
-            raise ValueError(f"fine-tuning needs the prompts the prior knows, {init.prompts}, got {prompts}")
-        vae, vae_losses, tokenizer, text_encoder = init.vae, [], init.tokenizer, init.text_encoder
+        if tuple(prompts[: len(init.prompts)]) != tuple(init.prompts):
+            raise ValueError(f"fine-tuning needs the prompts the prior knows first, {init.prompts}, got {prompts}")
+        vae, vae_losses = init.vae, []
+        tokenizer, text_encoder = _with_prompts(init, prompts[len(init.prompts):], config.seed)
         if config.vae_steps > 0:
             vae, vae_losses = _train_vae(videos, config, progress, vae_deadline, init.vae)
         log["init"] = init.log

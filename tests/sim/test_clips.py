@@ -179,3 +179,23 @@ def test_concatenated_clip_sets_keep_their_order_and_refuse_other_prompts(world:
                      prompts=("the lamp lowers its head", "the lamp raises its head"))
     with pytest.raises(InputError, match="different prompts"):
         concatenate_clips(clips, lamps)
+
+
+def test_a_textured_cloth_carries_the_fold_tasks_patches(world: World, asset_root: str) -> None:
+    """``textured``: a fold clip's cloth carries the fold-fabric task's coloured patches around
+    its colour (many colours on the cloth where a plain one has a few shades); the pixels
+    still measure the fold."""
+    from dataclasses import replace
+
+    from sim.clips import build, render_angles
+
+    config = ClipConfig(size=32, num_frames=9, split_starts=True, textured=1.0)
+    folds = generate(world, 2, seed=3, config=config, asset_root=asset_root, prompts=("the cloth folds in half",))
+    for scene, angles, video in zip(folds.scenes, folds.angles, folds.videos, strict=True):
+        assert isinstance(scene.spec["patches"], int) and scene.spec["texture"] is None
+        plain = replace(scene, spec={k: v for k, v in scene.spec.items() if k != "patches"})
+        flat = render_angles(world, build(world, plain, asset_root), plain, angles[:1])[0]
+        changed = np.abs(video[0].astype(int) - flat.astype(int)).max(-1) > 40
+        assert changed.sum() >= 10, changed.sum()  # the patches differ from the plain colour
+        err = np.abs(fit_angles(world, scene, video, asset_root=asset_root) - angles)
+        assert np.median(err) <= 1.5 and err.max() <= 7.0, (scene.spec, angles)

@@ -107,6 +107,33 @@ def test_saved_prior_loads_like_the_14b_model(trained, tmp_path) -> None:
         train_prior(videos, np.zeros(len(videos), np.int64), ("something else",), back.config, init=back)
 
 
+def test_fine_tuning_adds_motions(trained, tmp_path) -> None:
+    """A fine-tune may teach new prompts after the old ones: the old prompts encode bit for bit
+    as before, the new one differently, and the saved prior knows all three."""
+    from flowgen.priors.wan.encode import encode_text
+
+    result, videos = trained
+    back = load_trained(save_prior(result, tmp_path / "prior"))
+    prompts = (*PROMPTS, "the bar stands still")
+    ids = np.arange(len(videos)) % 3
+    more = train_prior(videos, ids, prompts, replace(back.config, steps=3, vae_steps=0), init=back)
+    length = result.config.max_sequence_length
+
+    def encode(prior, texts):
+        return encode_text(prior.tokenizer, prior.text_encoder, list(texts), length, torch.device("cpu"))
+
+    before, after = encode(back, PROMPTS), encode(more, prompts)
+    assert torch.equal(after[:2], before)
+    assert (after[2] - after[0]).abs().max() > 1e-3 and (after[2] - after[1]).abs().max() > 1e-3
+    assert more.tokenizer.get_vocab()["stands"] >= len(back.tokenizer)
+    root = save_prior(more, tmp_path / "more")
+    assert json.loads((root / "train_log.json").read_text())["prompts"] == list(prompts)
+    clip = sample_videos(root, videos[:1, 0], [prompts[2]], steps=2, num_frames=9)
+    assert clip.shape == (1, 9, 32, 32, 3)
+    with pytest.raises(ValueError, match="prompts the prior knows first"):
+        train_prior(videos, ids, (PROMPTS[1], PROMPTS[0], prompts[2]), back.config, init=back)
+
+
 @pytest.mark.parametrize("args, message", [
     (["--clips", "4"], "--clips must be >= 8"),
     (["--check-only"], "needs a trained model"),
