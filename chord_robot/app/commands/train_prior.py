@@ -90,7 +90,7 @@ def train_prior_cmd(
     textured: float = typer.Option(0.0, help="Fraction of rendered clips (training and check) whose object carries the sim tasks' coloured patches."),
     textured_clips: int = typer.Option(0, help="Extra training clips, every one textured, rendered from seed + 1 and appended."),
     split_starts: bool = typer.Option(False, "--split-starts", help="Disjoint start states per prompt (how the v1/v2 priors were trained; see docs/trained-prior.md)."),
-    init: Path | None = typer.Option(None, help="Fine-tune this trained prior (its VAE and text encoder kept) instead of starting afresh."),
+    init: Path | None = typer.Option(None, help="Fine-tune this trained prior (its VAE and text encoder kept; --motions may add motions) instead of starting afresh."),
     motions: str = typer.Option("laptop,lamp,pick,fold", help="Which motions to train (both directions of each): laptop, lamp, pick, fold (comma-separated)."),
     looks: float = typer.Option(0.0, help="Probability that each surface (table, floor, object parts, distractors) carries a procedural texture."),
     distractors: str = typer.Option("0-0", help="Range of static distractor objects on the table, e.g. 0-2."),
@@ -134,6 +134,13 @@ def train_prior_cmd(
     except ConfigError as e:
         raise InputError(f"train-prior: {e}") from None
     prompts = tuple(p for p, m in MOTIONS.items() if m.kind in kinds)
+    if init is not None:
+        from flowgen.priors.shipped import prompts as trained_prompts
+
+        known = trained_prompts(init)
+        if prompts[: len(known)] != known:
+            raise InputError(f"--init {init} knows {list(known)}; --motions must include its motions "
+                             f"(it may add others), got {motions!r}")
     import torch
 
     torch.set_num_threads(max(1, threads))

@@ -16,6 +16,7 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 pytest.importorskip("diffusers")
 
+from flowgen.priors.shipped import MODEL_DIR
 from flowgen.priors.train import (
     TrainConfig,
     load_trained,
@@ -140,6 +141,7 @@ def test_fine_tuning_adds_motions(trained, tmp_path) -> None:
     (["--init", "nowhere"], "--init needs a directory written by train-prior"),
     (["--textured", "2"], "--textured must be in"),
     (["--textured-clips", "-1"], "--textured-clips >= 0"),
+    (["--init", str(MODEL_DIR), "--motions", "fold"], "--motions must include its motions"),
 ])
 def test_train_prior_command_refuses_bad_input(tmp_path, capsys, args, message) -> None:
     from chord_robot.app.cli import main
