@@ -1,7 +1,9 @@
 """Recovery of a known motion: a hinged box whose lid turns 60 degrees, filmed by PyBullet's
 TinyRenderer from one camera; `chord-robot flow --prior video --preset cpu` must find the lid's
 3D point trajectories (evaluated through the exported ObjectFlow at the scan's lid vertices)
-within 1 cm on average and 2 cm at the last frame, keep the base within 3 mm, in 5 minutes."""
+within 1 cm on average and 2 cm at the last frame, keep the base within 3 mm, in 5 minutes
+(the issue's bounds; the asserted ones are tighter, near what is measured), with the
+object-free background image and without it."""
 
 from __future__ import annotations
 
@@ -37,22 +39,26 @@ def recovery_errors(flow: ObjectFlow, box: synth.HingedBox) -> dict[str, float]:
     }
 
 
-def test_flow_recovers_a_hinged_lid_from_one_video(tmp_path):
+@pytest.mark.parametrize("background", [True, False], ids=["background image", "first frame and scan"])
+def test_flow_recovers_a_hinged_lid_from_one_video(tmp_path, background):
+    """With the object-free view as a background image, and without one (the background then
+    comes from the video's first frame around the scan's box, `flowgen.priors.first_frame`;
+    before that, rendering the static scene from the scan instead gave 24.8 / 48.6 mm)."""
     box = synth.hinged_box()
     scan = synth.write_hinged_box_scan(tmp_path, box)
     clip = render_clip(box, tmp_path)
     out = tmp_path / "flow.zarr"
     start = time.time()
     res = run("flow", "--scan", scan, "--task", "open the lid", "--prior", "video", "--video", clip.video,
-              "--camera", clip.camera, "--background", clip.background, "--preset", "cpu", "-o", out,
-              timeout=600)
+              "--camera", clip.camera, *(["--background", clip.background] if background else []),
+              "--preset", "cpu", "-o", out, timeout=600)
     seconds = time.time() - start
     assert res.returncode == 0, res.stderr
     flow = ObjectFlow.load(out)
     figures = recovery_errors(flow, box) | {"seconds": round(seconds, 1)}
     print("\nrecovery:", json.dumps(figures))
     assert flow.objects["table"].static and not flow.objects["box"].static
-    assert figures["lid_mean_mm"] < 10.0
-    assert figures["lid_final_mm"] < 20.0
-    assert figures["base_mean_mm"] < 3.0 and figures["base_worst_frame_mm"] < 3.0
+    assert figures["lid_mean_mm"] < 4.5  # 3.0 / 2.8 mm measured (with / without the image)
+    assert figures["lid_final_mm"] < 4.5  # 2.7 / 2.4
+    assert figures["base_mean_mm"] < 2.0 and figures["base_worst_frame_mm"] < 3.0  # 1.1, 1.8 / 1.6
     assert seconds < 300.0

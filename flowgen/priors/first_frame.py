@@ -1,0 +1,69 @@
+"""A background image for a video that came without one, from its first frame and the scan.
+
+The video prior separates the moving objects from the rest of the picture best with an image of
+the view without them (`flowgen.priors.video_io.fit_video`: the foreground mask, and the
+objects composited over it). A user filming a scene, or a video model generating from a
+rendered first frame, has no such image; but the scan is the scene at the first frame and the
+camera is known, so every pixel of the first frame that the movable objects do not cover shows
+the background as it is. The covered pixels (grown by a margin for edges and a scan a little off
+the video) take the colour of the nearest uncovered one: exact for a plain table, a smear on
+a textured one, and either way far closer to the video's own look than the static scene
+rendered from the scan.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+
+from chord_robot.camera import Camera
+
+__all__ = ["background_from_first_frame", "silhouette"]
+
+
+def silhouette(parts: list[tuple[np.ndarray, np.ndarray | None]], camera: Camera, point_radius: float = 1.5) -> np.ndarray:
+    """(H, W) bool: the pixels of ``camera`` that the ``parts`` cover, occlusion ignored.
+
+    Args:
+        parts: (points (N, 3), faces (F, 3) or None) per object, world metres; a mesh's
+            triangles are filled, points without faces are drawn as discs of ``point_radius``
+            pixels and the gaps between them closed.
+        camera: the view (its width and height are the mask's).
+    """
+    from PIL import Image, ImageDraw
+
+    image = Image.new("1", (camera.width, camera.height), 0)
+    draw = ImageDraw.Draw(image)
+    loose = np.zeros((camera.height, camera.width), bool)
+    for points, faces in parts:
+        uv, z = camera.project(np.asarray(points, dtype=np.float64))
+        front = z > 1e-6
+        if faces is not None and len(faces):
+            faces = np.asarray(faces)
+            for tri in faces[front[faces].all(1)]:
+                draw.polygon([tuple(p) for p in uv[tri]], fill=1)
+        else:
+            px = np.floor(uv[front]).astype(int)
+            inside = (px[:, 0] >= 0) & (px[:, 0] < camera.width) & (px[:, 1] >= 0) & (px[:, 1] < camera.height)
+            loose[px[inside, 1], px[inside, 0]] = True
+    mask = np.array(image, dtype=bool)
+    if loose.any():
+        disc = ndimage.iterate_structure(ndimage.generate_binary_structure(2, 1), max(1, round(point_radius)))
+        mask |= ndimage.binary_closing(ndimage.binary_dilation(loose, disc), disc, iterations=2)
+    return mask
+
+
+def background_from_first_frame(frame: np.ndarray, covered: np.ndarray, grow: int = 2) -> np.ndarray:
+    """(H, W, 3) the background of ``frame`` (H, W, 3): its own pixels where ``covered`` (H, W)
+    bool, grown by ``grow`` pixels, is false; the nearest such pixel's colour elsewhere.
+
+    Raises:
+        ValueError when nothing of the frame is uncovered.
+    """
+    assert frame.shape[:2] == covered.shape and frame.shape[-1] == 3, (frame.shape, covered.shape)
+    if grow > 0:
+        covered = ndimage.binary_dilation(covered, iterations=grow)
+    if covered.all():
+        raise ValueError("the movable objects cover the whole first frame: no background to keep")
+    _, (rows, cols) = ndimage.distance_transform_edt(covered, return_indices=True)
+    return frame[rows, cols]
