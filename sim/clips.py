@@ -117,8 +117,7 @@ class ClipConfig:
     """Draw start states from the prompts' disjoint ``Motion.split_start_deg`` (how the v1 and
     v2 priors were trained) instead of the shared ``start_deg``."""
     textured: float = 0.0
-    """Fraction of clips whose object (laptop, lamp, cloth) carries the sim tasks' coloured patches (`assets`'
-    ``texture_seed``, a random one per clip) instead of plain jittered colours."""
+    """Fraction of clips whose laptop, lamp or cloth carries the sim tasks' coloured patches (a random seed each)."""
     looks: float = 0.0
     """Probability that each surface (table, floor, each of the object's parts, each distractor)
     carries a procedural texture (`sim.clip_looks`: checkers, stripes, noise, blotches, plain)."""

@@ -35,7 +35,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_the_scans_silhouette_is_the_foreground(hinge) -> None:
-    clip, frames, truth, movable, camera = hinge
+    _, frames, truth, movable, camera = hinge
     foreground = np.abs(frames[0].astype(int) - truth.astype(int)).max(-1) > 15
     assert _iou(silhouette(movable, camera), foreground) > 0.97  # 0.980 measured
     points_only = [(points, None) for points, _ in movable]  # a point cloud: discs, gaps closed
