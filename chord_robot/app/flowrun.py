@@ -327,11 +327,11 @@ def prepare_flow(
     else:
         from flowgen.priors.video_io import load_guides
 
-        movable = [(o.points, o.faces) for n, o in scene.objects.items()
-                   if not o.static and object_name in (None, n)]  # the background keeps the rest
+        moving = {n: (o.points, o.faces) for n, o in scene.objects.items() if not o.static and object_name in (None, n)}
+        still = [(o.points, o.faces) for n, o in scene.objects.items() if n not in moving]  # in the background
         guides = tuple(load_guides([Path(v) for v in videos], [Path(c) for c in cameras], config.num_frames,
                                    config.max_side, [Path(b) for b in backgrounds] if backgrounds else None,
-                                   movable))
+                                   list(moving.values()), still))
         digests = [_file_digest(p) for p in [*inputs, *videos, *cameras, *(backgrounds or [])]]
         root, notes, fps = None, (), _flow_fps(videos[0], config.num_frames)
     if object_name is not None:

@@ -6,9 +6,10 @@ objects composited over it). A user filming a scene, or a video model generating
 rendered first frame, has no such image; but the scan is the scene at the first frame and the
 camera is known, so every pixel of the first frame that the movable objects do not cover shows
 the background as it is. The covered pixels (grown by a margin for edges and a scan a little off
-the video) take the colour of the nearest uncovered one: exact for a plain table, a smear on
-a textured one, and either way far closer to the video's own look than the static scene
-rendered from the scan.
+the video) take the colour of the nearest uncovered pixel of the same surface (the scan's
+static objects drawn from the camera say which surface, or none, lies behind each pixel, so a
+table's edge runs on behind the objects): exact for a plain table, a smear on a textured one,
+and either way far closer to the video's own look than the static scene rendered from the scan.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from scipy import ndimage
 
 from chord_robot.camera import Camera
 
-__all__ = ["background_from_first_frame", "silhouette"]
+__all__ = ["background_from_first_frame", "silhouette", "surfaces"]
 
 
 def silhouette(parts: list[tuple[np.ndarray, np.ndarray | None]], camera: Camera, point_radius: float = 1.5) -> np.ndarray:
@@ -53,9 +54,22 @@ def silhouette(parts: list[tuple[np.ndarray, np.ndarray | None]], camera: Camera
     return mask
 
 
-def background_from_first_frame(frame: np.ndarray, covered: np.ndarray, grow: int = 2) -> np.ndarray:
+def surfaces(parts: list[tuple[np.ndarray, np.ndarray | None]], camera: Camera) -> np.ndarray:
+    """(H, W) int: which of ``parts`` (the static objects) each pixel of ``camera`` shows, -1 for
+    none (the backdrop beyond them); where several overlap, the nearest by mean depth."""
+    labels = np.full((camera.height, camera.width), -1)
+    depth = [float(np.mean(camera.project(np.asarray(p, dtype=np.float64))[1])) for p, _ in parts]
+    for k in np.argsort(depth)[::-1]:  # far to near: the nearer overwrites
+        labels[silhouette([parts[k]], camera)] = k
+    return labels
+
+
+def background_from_first_frame(frame: np.ndarray, covered: np.ndarray, labels: np.ndarray | None = None,
+                                grow: int = 2) -> np.ndarray:
     """(H, W, 3) the background of ``frame`` (H, W, 3): its own pixels where ``covered`` (H, W)
-    bool, grown by ``grow`` pixels, is false; the nearest such pixel's colour elsewhere.
+    bool, grown by ``grow`` pixels, is false; elsewhere the nearest such pixel's colour, taken
+    from the same surface when ``labels`` (H, W) int (`surfaces`) says which surface each pixel
+    shows behind the objects (a table's edge then runs on behind them).
 
     Raises:
         ValueError when nothing of the frame is uncovered.
@@ -65,5 +79,16 @@ def background_from_first_frame(frame: np.ndarray, covered: np.ndarray, grow: in
         covered = ndimage.binary_dilation(covered, iterations=grow)
     if covered.all():
         raise ValueError("the movable objects cover the whole first frame: no background to keep")
-    _, (rows, cols) = ndimage.distance_transform_edt(covered, return_indices=True)
+    out = _nearest_fill(frame, covered)
+    if labels is not None:
+        for label in np.unique(labels[covered]):
+            same = labels == label
+            if (same & ~covered).any():
+                filled = _nearest_fill(frame, covered | ~same)
+                out[covered & same] = filled[covered & same]
+    return out
+
+
+def _nearest_fill(frame: np.ndarray, unknown: np.ndarray) -> np.ndarray:
+    _, (rows, cols) = ndimage.distance_transform_edt(unknown, return_indices=True)
     return frame[rows, cols]

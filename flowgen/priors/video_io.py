@@ -117,11 +117,12 @@ def scale_camera(camera: Camera, width: int, height: int) -> Camera:
 
 def load_guides(videos: list[Path], cameras: list[Path], num_frames: int, max_side: int,
                 backgrounds: list[Path] | None = None,
-                movable: list[tuple[np.ndarray, np.ndarray | None]] | None = None) -> list[GuideVideo]:
+                movable: list[tuple[np.ndarray, np.ndarray | None]] | None = None,
+                static: list[tuple[np.ndarray, np.ndarray | None]] | None = None) -> list[GuideVideo]:
     """Load each video with its camera (one camera JSON per video) and its background image:
-    the given one, else, with ``movable`` (the scan's movable objects at the first frame:
-    points and faces or None), the video's first frame outside them
-    (`flowgen.priors.first_frame`), else none."""
+    the given one, else, with ``movable`` (the scan's moving objects at the first frame: points
+    and faces or None), the video's first frame around them, filled behind them from the
+    ``static`` objects' surfaces (`flowgen.priors.first_frame`), else none."""
     if not videos:
         raise InputError("the video prior needs at least one video with its camera")
     if len(videos) != len(cameras):
@@ -145,12 +146,13 @@ def load_guides(videos: list[Path], cameras: list[Path], num_frames: int, max_si
             if bg.ndim == 2:
                 bg = np.repeat(bg[..., None], 3, axis=-1)
         elif movable:
-            from flowgen.priors.first_frame import background_from_first_frame, silhouette
+            from flowgen.priors.first_frame import background_from_first_frame, silhouette, surfaces
 
             h, w = frames.shape[1:3]
-            covered = silhouette(movable, scale_camera(cams[0], w, h))
+            cam = scale_camera(cams[0], w, h)
+            labels = surfaces(static, cam) if static else None
             try:
-                bg = background_from_first_frame(frames[0], covered)
+                bg = background_from_first_frame(frames[0], silhouette(movable, cam), labels)
             except ValueError as e:
                 raise InputError(f"{v}: {e}; pass --background") from None
         out.append(fit_video(frames, cams[0], num_frames, max_side, bg, name=str(v)))
