@@ -22,35 +22,68 @@ from chord_robot.camera import Camera
 __all__ = ["background_from_first_frame", "silhouette", "surfaces"]
 
 
-def silhouette(parts: list[tuple[np.ndarray, np.ndarray | None]], camera: Camera, point_radius: float = 1.5) -> np.ndarray:
+NEAR = 1e-3
+"""Near plane (m, camera frame): triangles are clipped to it, points behind it are left out."""
+
+
+def _clip_near(tri: np.ndarray) -> np.ndarray:
+    """The polygon of triangle ``tri`` (3, 3) (camera frame) in front of the near plane
+    (Sutherland-Hodgman against z >= `NEAR`); (0, 3) if none of it is."""
+    out = []
+    for a, b in zip(tri, np.roll(tri, -1, axis=0), strict=True):
+        if a[2] >= NEAR:
+            out.append(a)
+        if (a[2] >= NEAR) != (b[2] >= NEAR):
+            out.append(a + (b - a) * (NEAR - a[2]) / (b[2] - a[2]))
+    return np.asarray(out).reshape(-1, 3)
+
+
+def silhouette(parts: list[tuple[np.ndarray, np.ndarray | None]], camera: Camera, point_radius: float = 1.5,
+               supersample: int = 4) -> np.ndarray:
     """(H, W) bool: the pixels of ``camera`` that the ``parts`` cover, occlusion ignored.
 
     Args:
         parts: (points (N, 3), faces (F, 3) or None) per object, world metres; a mesh's
-            triangles are filled, points without faces are drawn as discs of ``point_radius``
-            pixels and the gaps between them closed.
+            triangles are filled (clipped to the near plane) at ``supersample`` x the size and
+            a pixel is covered when half of it is; points without faces are drawn as discs of
+            ``point_radius`` pixels and the gaps between them closed.
         camera: the view (its width and height are the mask's).
     """
     from PIL import Image, ImageDraw
 
-    image = Image.new("1", (camera.width, camera.height), 0)
+    w, h, s = camera.width, camera.height, supersample
+    image = Image.new("L", (w * s, h * s), 0)
     draw = ImageDraw.Draw(image)
-    loose = np.zeros((camera.height, camera.width), bool)
+    loose = np.zeros((h, w), bool)
+    K = camera.K
+    limit = 1e6  # PIL draws at integer coordinates; beyond this they would overflow
+
+    def pixels(cam: np.ndarray, scale: int = s) -> np.ndarray:  # PIL samples at integer coordinates
+        uv = cam[:, :2] / cam[:, 2:] * [K[0, 0], K[1, 1]] + [K[0, 2], K[1, 2]]  # centres at +0.5
+        return np.clip(uv * scale - 0.5, -limit, limit)
+
     for points, faces in parts:
-        uv, z = camera.project(np.asarray(points, dtype=np.float64))
-        front = z > 1e-6
+        p = np.asarray(points, dtype=np.float64)
+        cam = p @ camera.camera_from_world[:3, :3].T + camera.camera_from_world[:3, 3]
+        front = cam[:, 2] >= NEAR
         if faces is not None and len(faces):
             faces = np.asarray(faces)
-            for tri in faces[front[faces].all(1)]:
-                draw.polygon([tuple(p) for p in uv[tri]], fill=1)
+            inside = front[faces]
+            for tri in faces[inside.all(1)]:
+                draw.polygon([tuple(q) for q in pixels(cam[tri])], fill=255)
+            for tri in faces[inside.any(1) & ~inside.all(1)]:
+                poly = _clip_near(cam[tri])
+                if len(poly) >= 3:
+                    draw.polygon([tuple(q) for q in pixels(poly)], fill=255)
         else:
-            px = np.floor(uv[front]).astype(int)
-            inside = (px[:, 0] >= 0) & (px[:, 0] < camera.width) & (px[:, 1] >= 0) & (px[:, 1] < camera.height)
-            loose[px[inside, 1], px[inside, 0]] = True
-    mask = np.array(image, dtype=bool)
+            px = np.floor(pixels(cam[front], 1) + 0.5).astype(int)
+            ok = (px[:, 0] >= 0) & (px[:, 0] < w) & (px[:, 1] >= 0) & (px[:, 1] < h)
+            loose[px[ok, 1], px[ok, 0]] = True
+    mask = np.asarray(image).reshape(h, s, w, s).mean((1, 3)) >= 127.5
     if loose.any():
         disc = ndimage.iterate_structure(ndimage.generate_binary_structure(2, 1), max(1, round(point_radius)))
-        mask |= ndimage.binary_closing(ndimage.binary_dilation(loose, disc), disc, iterations=2)
+        grown = ndimage.binary_dilation(loose, disc)
+        mask |= grown | ndimage.binary_closing(grown, disc, iterations=2)
     return mask
 
 

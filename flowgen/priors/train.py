@@ -141,13 +141,14 @@ class TrainedPrior:
 # --------------------------------------------------------------------------- components
 
 
-def build_tokenizer(texts: list[str]):
+def build_tokenizer(texts: list[str], vocab: dict[str, int] | None = None):
     """A lower-casing word-level tokenizer over the words of ``texts`` (T5's specials: <pad> 0,
-    </s> 1 appended to every text, <unk> 2), as a PreTrainedTokenizerFast."""
+    </s> 1 appended to every text, <unk> 2), as a PreTrainedTokenizerFast; with ``vocab`` (an
+    existing tokenizer's), its words keep their ids and new words follow."""
     from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2}
+    vocab = dict(vocab) if vocab is not None else {"<pad>": 0, "</s>": 1, "<unk>": 2}
     for text in texts:
         for word in re.findall(r"\w+|[^\w\s]+", text.lower()):
             vocab.setdefault(word, len(vocab))
@@ -192,9 +193,10 @@ def _with_prompts(init: TrainedPrior, new: tuple[str, ...], seed: int):
     gets an embedding row drawn from ``seed``."""
     if not new:
         return init.tokenizer, init.text_encoder
-    tokenizer = build_tokenizer([*init.prompts, "", WAN_NEGATIVE_PROMPT, *new])
     old = init.tokenizer.get_vocab()
-    assert all(tokenizer.get_vocab()[w] == i for w, i in old.items()), "the old words must keep their ids"
+    if sorted(old.values()) != list(range(len(old))):
+        raise ValueError("the prior's tokenizer does not number its words 0..n-1; cannot extend it")
+    tokenizer = build_tokenizer(list(new), vocab=old)
     text_encoder = copy.deepcopy(init.text_encoder)
     torch.manual_seed(seed + 5)
     text_encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)

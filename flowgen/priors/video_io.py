@@ -152,7 +152,8 @@ def load_guides(videos: list[Path], cameras: list[Path], num_frames: int, max_si
             cam = scale_camera(cams[0], w, h)
             labels = surfaces(static, cam) if static else None
             try:
-                bg = background_from_first_frame(frames[0], silhouette(movable, cam), labels)
+                grow = max(2, round(max(w, h) / max_side))  # a pixel of the fit's size at least
+                bg = background_from_first_frame(frames[0], silhouette(movable, cam), labels, grow=grow)
             except ValueError as e:
                 raise InputError(f"{v}: {e}; pass --background") from None
         out.append(fit_video(frames, cams[0], num_frames, max_side, bg, name=str(v)))

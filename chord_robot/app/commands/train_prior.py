@@ -134,13 +134,14 @@ def train_prior_cmd(
     except ConfigError as e:
         raise InputError(f"train-prior: {e}") from None
     prompts = tuple(p for p, m in MOTIONS.items() if m.kind in kinds)
-    if init is not None:
+    if init is not None:  # the prior's own prompts first (their ids), then the added ones
         from flowgen.priors.shipped import prompts as trained_prompts
 
         known = trained_prompts(init)
-        if prompts[: len(known)] != known:
+        if set(known) - set(prompts):
             raise InputError(f"--init {init} knows {list(known)}; --motions must include its motions "
                              f"(it may add others), got {motions!r}")
+        prompts = known + tuple(p for p in prompts if p not in known)
     import torch
 
     torch.set_num_threads(max(1, threads))

@@ -37,7 +37,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 def test_the_scans_silhouette_is_the_foreground(hinge) -> None:
     _, frames, truth, movable, camera = hinge
     foreground = np.abs(frames[0].astype(int) - truth.astype(int)).max(-1) > 15
-    assert _iou(silhouette(movable, camera), foreground) > 0.97  # 0.980 measured
+    assert _iou(silhouette(movable, camera), foreground) > 0.97  # 0.979 measured
     points_only = [(points, None) for points, _ in movable]  # a point cloud: discs, gaps closed
     assert _iou(silhouette(points_only, camera), foreground) > 0.94  # 0.953
 
@@ -47,7 +47,7 @@ def test_the_background_is_the_first_frame_around_the_objects(hinge) -> None:
     covered = silhouette(movable, camera)
     estimate = background_from_first_frame(frames[0], covered)
     error = np.abs(estimate.astype(int) - truth.astype(int)).max(-1)
-    assert error.mean() < 2.0 and error[covered].mean() < 4.0  # of 255; 1.44 and 3.0 measured
+    assert error.mean() < 2.0 and error[covered].mean() < 4.0  # of 255; 1.46 and 3.06 measured
     kept = ~ndimage.binary_dilation(covered, iterations=2)
     assert np.array_equal(estimate[kept], frames[0][kept])  # the visible background as filmed
     with pytest.raises(ValueError, match="cover the whole first frame"):
@@ -73,7 +73,7 @@ def test_a_tables_edge_runs_on_behind_the_objects(tmp_path) -> None:
     assert set(np.unique(labels)) == {-1, 0}
     wrong = [int((np.abs(background_from_first_frame(frame, covered, lab).astype(int) - truth).max(-1) > 15).sum())
              for lab in (None, labels)]
-    assert wrong[0] > 1000 and wrong[1] < 200, wrong  # 1468 and 100 pixels measured
+    assert wrong[0] > 1000 and wrong[1] < 120, wrong  # 1464 and 64 pixels measured
 
 
 def test_points_behind_the_camera_and_off_the_image_are_ignored() -> None:
@@ -84,3 +84,16 @@ def test_points_behind_the_camera_and_off_the_image_are_ignored() -> None:
     mask = silhouette([(square, np.array([[0, 1, 2], [0, 2, 3]]))], camera)
     side = 0.2 * camera.fy  # pixels across at 1 m
     assert side * side <= mask.sum() < side * side + 4 * side + 4  # the edges' pixels included
+
+
+def test_a_triangle_through_the_camera_plane_is_clipped() -> None:
+    """A table reaching behind the camera still covers the pixels of its part in front."""
+    camera = Camera.look_at(np.array([0.0, -0.3, 0.3]), np.array([0.0, 0.3, 0.0]), 64, 48, fov_y_deg=60.0)
+    table = np.array([[-2.0, -2.0, 0.0], [2.0, -2.0, 0.0], [2.0, 2.0, 0.0], [-2.0, 2.0, 0.0]])
+    mask = silhouette([(table, np.array([[0, 1, 2], [0, 2, 3]]))], camera)
+    dense = np.stack(np.meshgrid(np.linspace(-2, 2, 801), np.linspace(-2, 2, 801), [0.0]), -1).reshape(-1, 3)
+    uv, z = camera.project(dense)
+    seen = (z > 0) & (uv[:, 0] >= 0) & (uv[:, 0] < 64) & (uv[:, 1] >= 0) & (uv[:, 1] < 48)
+    truth = np.zeros((48, 64), bool)
+    truth[np.floor(uv[seen, 1]).astype(int), np.floor(uv[seen, 0]).astype(int)] = True
+    assert truth.sum() > 1000 and _iou(mask, truth) > 0.97

@@ -131,6 +131,15 @@ def test_fine_tuning_adds_motions(trained, tmp_path) -> None:
     assert json.loads((root / "train_log.json").read_text())["prompts"] == list(prompts)
     clip = sample_videos(root, videos[:1, 0], [prompts[2]], steps=2, num_frames=9)
     assert clip.shape == (1, 9, 32, 32, 3)
+    assert more.tokenizer("the bar stands still")["input_ids"].count(more.tokenizer.unk_token_id) == 0
+
+    # and again from the saved fine-tune: every word so far keeps its id
+    again = load_trained(root)
+    fourth = (*prompts, "the bar spins twice")
+    most = train_prior(videos, np.arange(len(videos)) % 4, fourth, replace(again.config, steps=2, vae_steps=0),
+                       init=again)
+    assert {w: most.tokenizer.get_vocab()[w] for w in more.tokenizer.get_vocab()} == more.tokenizer.get_vocab()
+    assert torch.equal(encode(most, fourth)[:3], after)
     with pytest.raises(ValueError, match="prompts the prior knows first"):
         train_prior(videos, ids, (PROMPTS[1], PROMPTS[0], prompts[2]), back.config, init=back)
 
