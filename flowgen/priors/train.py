@@ -9,7 +9,8 @@ exercised end to end by a model that actually knows some motions:
   measured on the clips and written to its config (``latents_mean``/``latents_std``), the
   normalisation every Wan user applies.
 - A UMT5 text encoder built from a config (random, frozen) with a word-level tokenizer over the
-  prompts' words: it only has to tell the prompts apart; the transformer learns what they mean.
+  prompts' words (`flowgen.priors.train_text`): it only has to tell the prompts apart; the
+  transformer learns what they mean.
 - ``WanTransformer3DModel`` with the I2V A14B input layout: noisy latents, 4 mask channels (1 on
   the first latent frame) and the latents of [first frame, black frames...], 2 z + 4 channels, as
   `WanImageToVideoPipeline.prepare_latents` builds them. Trained by rectified flow: z_tau =
@@ -31,7 +32,6 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -42,13 +42,14 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from flowgen.priors.train_text import build_tokenizer, new_text_encoder, with_words
 from flowgen.priors.wan.config import WAN_NEGATIVE_PROMPT
 from flowgen.priors.wan.encode import encode_text
 
 if TYPE_CHECKING:
     from diffusers import AutoencoderKLWan, WanTransformer3DModel
 
-__all__ = ["TrainConfig", "TrainedPrior", "build_tokenizer", "load_trained", "quick", "reconstruction_psnr", "sample_videos",
+__all__ = ["TrainConfig", "TrainedPrior", "load_trained", "quick", "reconstruction_psnr", "sample_videos",
            "save_prior", "train_prior"]
 
 Progress = Callable[[str, int, int, float], None]
@@ -141,25 +142,6 @@ class TrainedPrior:
 # --------------------------------------------------------------------------- components
 
 
-def build_tokenizer(texts: list[str], vocab: dict[str, int] | None = None):
-    """A lower-casing word-level tokenizer over the words of ``texts`` (T5's specials: <pad> 0,
-    </s> 1 appended to every text, <unk> 2), as a PreTrainedTokenizerFast; with ``vocab`` (an
-    existing tokenizer's), its words keep their ids and new words follow."""
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
-    from transformers import PreTrainedTokenizerFast
-
-    vocab = dict(vocab) if vocab is not None else {"<pad>": 0, "</s>": 1, "<unk>": 2}
-    for text in texts:
-        for word in re.findall(r"\w+|[^\w\s]+", text.lower()):
-            vocab.setdefault(word, len(vocab))
-    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tok.normalizer = normalizers.Lowercase()
-    tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
-    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
-                                   model_max_length=512)
-
-
 def _vae(config: TrainConfig) -> AutoencoderKLWan:
     from diffusers import AutoencoderKLWan
 
@@ -177,30 +159,6 @@ def _transformer(config: TrainConfig) -> WanTransformer3DModel:
                                  out_channels=config.z_dim, text_dim=config.text_dim, freq_dim=64,
                                  ffn_dim=config.ffn_dim, num_layers=config.layers, cross_attn_norm=True,
                                  qk_norm="rms_norm_across_heads", rope_max_seq_len=64)
-
-
-def _text_encoder(config: TrainConfig, vocab_size: int):
-    from transformers import UMT5Config, UMT5EncoderModel
-
-    return UMT5EncoderModel(UMT5Config(vocab_size=vocab_size, d_model=config.text_dim, d_kv=8,
-                                       d_ff=2 * config.text_dim, num_layers=2, num_heads=4,
-                                       relative_attention_num_buckets=8)).eval()
-
-
-def _with_prompts(init: TrainedPrior, new: tuple[str, ...], seed: int):
-    """``init``'s tokenizer and text encoder, extended by the words of ``new`` prompts: the old
-    words keep their ids and embeddings (the prompts it knows encode as before), each new word
-    gets an embedding row drawn from ``seed``."""
-    if not new:
-        return init.tokenizer, init.text_encoder
-    old = init.tokenizer.get_vocab()
-    if sorted(old.values()) != list(range(len(old))):
-        raise ValueError("the prior's tokenizer does not number its words 0..n-1; cannot extend it")
-    tokenizer = build_tokenizer(list(new), vocab=old)
-    text_encoder = copy.deepcopy(init.text_encoder)
-    torch.manual_seed(seed + 5)
-    text_encoder.resize_token_embeddings(len(tokenizer), mean_resizing=False)
-    return tokenizer, text_encoder.eval().requires_grad_(False)
 
 
 def _cosine(step: int, total: int, warmup: int = 0) -> float:
@@ -338,7 +296,7 @@ def train_prior(videos: np.ndarray, prompt_ids: np.ndarray, prompts: tuple[str, 
             its VAE is trained ``config.vae_steps`` more steps (0: kept with its normalisation;
             else the normalisation is measured again) and its transformer ``config.steps`` more;
             ``prompts`` must start with the ones it was trained on; the rest are new motions
-            (the tokenizer and text encoder gain their words, `_with_prompts`).
+            (the tokenizer and text encoder gain their words, `train_text.with_words`).
     """
     config = config or TrainConfig()
     progress = progress or (lambda stage, step, total, loss: None)
@@ -357,12 +315,13 @@ def train_prior(videos: np.ndarray, prompt_ids: np.ndarray, prompts: tuple[str, 
         vae, vae_losses = _train_vae(videos, config, progress, vae_deadline)
         tokenizer = build_tokenizer(list(prompts) + unconditional)
         torch.manual_seed(config.seed + 3)
-        text_encoder = _text_encoder(config, len(tokenizer))
+        text_encoder = new_text_encoder(config.text_dim, len(tokenizer))
     else:
         if tuple(prompts[: len(init.prompts)]) != tuple(init.prompts):
             raise ValueError(f"fine-tuning needs the prompts the prior knows first, {init.prompts}, got {prompts}")
         vae, vae_losses = init.vae, []
-        tokenizer, text_encoder = _with_prompts(init, prompts[len(init.prompts):], config.seed)
+        tokenizer, text_encoder = with_words(init.tokenizer, init.text_encoder, prompts[len(init.prompts):],
+                                             config.seed)
         if config.vae_steps > 0:
             vae, vae_losses = _train_vae(videos, config, progress, vae_deadline, init.vae)
         log["init"] = init.log

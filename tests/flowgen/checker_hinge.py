@@ -38,8 +38,7 @@ def lid_angle(t: np.ndarray | float) -> np.ndarray:
 def lid_pose(angle_deg: float) -> np.ndarray:
     """(4, 4) world pose of the lid's frame (the closed lid's frame is the world's)."""
     a = -math.radians(angle_deg)  # about +x: the free edge (toward -y) rises
-    rot = trimesh.transformations.rotation_matrix(a, [1.0, 0.0, 0.0], point=HINGE)
-    return rot
+    return trimesh.transformations.rotation_matrix(a, [1.0, 0.0, 0.0], point=HINGE)
 
 
 def parts() -> dict[str, trimesh.Trimesh]:
@@ -146,13 +145,12 @@ def write(out: Path, frames: int = 41, supersample: int = 2) -> CheckerClip:
         h, w = img.shape[0] // supersample, img.shape[1] // supersample
         return np.round(img.reshape(h, supersample, w, supersample, 3).mean((1, 3))).astype(np.uint8)
 
-    times = np.linspace(0.0, 1.0, frames)
-    video = np.stack([shrink(render(big, float(lid_angle(t)))) for t in times])
-    clip = CheckerClip(out / "checker-box.ply", out / "checker-hinge.mp4", out / "checker-camera.json",
-                       out / "checker-background.png", np.empty((0, 3)), np.empty((0, 3)))
-    iio.imwrite(clip.video, video, fps=10, codec="libx264", quality=9, macro_block_size=8)
-    iio.imwrite(clip.background, shrink(render(big, None)))
-    save_cameras(clip.camera, cam)
+    scan, video_path, camera_path, background = (out / f"checker-{name}" for name in
+                                                  ("box.ply", "hinge.mp4", "camera.json", "background.png"))
+    video = np.stack([shrink(render(big, float(lid_angle(t)))) for t in np.linspace(0.0, 1.0, frames)])
+    iio.imwrite(video_path, video, fps=10, codec="libx264", quality=9, macro_block_size=8)
+    iio.imwrite(background, shrink(render(big, None)))
+    save_cameras(camera_path, cam)
     meshes = parts()
     base = meshes["base"].subdivide_to_size(0.006)
     lid = meshes["lid"].subdivide_to_size(0.006)
@@ -161,10 +159,9 @@ def write(out: Path, frames: int = 41, supersample: int = 2) -> CheckerClip:
     lid.apply_transform(lid_pose(START_DEG))
     box = trimesh.util.concatenate([base, lid])
     table = meshes["table"].subdivide_to_size(0.05)
-    write_labelled_scan(clip.scan, {"table": (table, np.tile(TABLE_RGB, (len(table.vertices), 1))),
-                                    "box": (box, np.concatenate([base_colours, lid_colours]))})
-    return CheckerClip(clip.scan, clip.video, clip.camera, clip.background, np.asarray(lid.vertices),
-                       np.asarray(base.vertices))
+    write_labelled_scan(scan, {"table": (table, np.tile(TABLE_RGB, (len(table.vertices), 1))),
+                               "box": (box, np.concatenate([base_colours, lid_colours]))})
+    return CheckerClip(scan, video_path, camera_path, background, np.asarray(lid.vertices), np.asarray(base.vertices))
 
 
 def errors(flow, clip: CheckerClip) -> dict[str, float]:
