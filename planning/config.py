@@ -70,10 +70,16 @@ class PlanConfig:
     """Steps of the retreat after the motion."""
     retreat_distance: float = 0.1
     """How far the TCP backs off along its z after the motion, metres."""
-    candidates: int = 8
-    """Best grasp proposals tested for reachability along the whole motion."""
+    candidates: int = 32
+    """Best grasp proposals tested for reachability along the whole motion (in rank order:
+    the search stops at the first reachable one, so more costs time only when few are)."""
     reach_weight: float = 2.0
     """Score weight of how naturally the hand points away from the shoulder over the motion."""
+    bend_weight: float = 3.0
+    """Score lost per millimetre of the flow's bending around a grasp (`planning.region.local_bending`
+    within ``bend_radius``): rigid grips go where the part moves as one, away from joints."""
+    bend_radius: float = 0.05
+    """Radius of the neighbourhood whose bending is measured, metres."""
     bases: int = 4
     """Automatic base candidates tried."""
     seeds: int = 8

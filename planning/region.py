@@ -32,8 +32,16 @@ class RegionConfig:
     core_points: int = 12
     """The grasp's nearest moving points whose rigid motion defines the grasped part."""
     rigid_tolerance: float = 0.01
-    """Points near the grasp that deviate more than this from the grasped part's rigid motion
-    at any frame (metres) belong to another part and are not carried."""
+    """Points near the grasp that deviate more than the tolerance from the grasped part's
+    rigid motion at any frame belong to another part and are not carried. The tolerance is
+    ``noise_factor`` times the flow's own noise (the grasp's core points' median deviation
+    from their rigid fit), between ``min_rigid_tolerance`` and this, metres."""
+    min_rigid_tolerance: float = 0.0025
+    """Smallest tolerance, metres. On an exact flow the next link's points within a
+    centimetre of the grasped link's motion reach a few centimetres from the joint; carrying
+    them turns the hand a few degrees more than the grasped link turns."""
+    noise_factor: float = 3.0
+    """Multiple of the flow's noise that the tolerance allows."""
 
 
 def max_displacement(motion: ObjectMotion) -> np.ndarray:
@@ -99,23 +107,33 @@ class CarriedPoints:
 
 def carried_points(
     motion: ObjectMotion,
-    center: np.ndarray,
+    contacts: np.ndarray,
     mask: np.ndarray,
     rng: np.random.Generator,
     config: RegionConfig | None = None,
 ) -> CarriedPoints:
-    """Points of the moving part near ``center`` (3,) that move rigidly with it,
-    Gaussian-weighted by distance, padded to ``config.points``.
+    """Points of the moving part near the grasp that move rigidly with what the fingers touch,
+    Gaussian-weighted by distance to the grasp, padded to ``config.points``.
 
-    The rigid motion is fitted to the ``core_points`` nearest moving points, then refitted to
-    every nearby point within ``rigid_tolerance`` of it (`rigid_part`).
+    Args:
+        contacts: (K, 3) where the fingers touch (a grasp's two contacts), or (3,) one point;
+            the grasp is their mean.
+
+    The rigid motion is fitted to the ``core_points`` moving points nearest the contacts, then
+    refitted to every nearby point within the tolerance (`RegionConfig.rigid_tolerance`) of
+    it (`rigid_part`). The core is taken at the contacts, not at their mean: fingers closing
+    on a lamp's arm just below its head have the head's points nearer their midpoint (inside
+    the arm) than the arm's own surface, and carrying the head there plans a motion the arm
+    cannot make (the grip drags the lamp).
     """
     config = config or RegionConfig()
-    d = np.linalg.norm(motion.points - center, axis=1)
+    contacts = np.atleast_2d(np.asarray(contacts, dtype=np.float64))
+    d = np.linalg.norm(motion.points - contacts.mean(0), axis=1)
+    touch = np.linalg.norm(motion.points[:, None] - contacts[None], axis=-1).min(1)
     candidates = np.flatnonzero(mask & (d <= config.attach_radius))
     if len(candidates) < 3:  # a grasp at the edge of the moving part: take its nearest points
-        candidates = np.flatnonzero(mask)[np.argsort(d[mask])[:16]]
-    candidates = rigid_part(motion.trajectories, candidates, d, config)
+        candidates = np.flatnonzero(mask)[np.argsort(touch[mask])[:16]]
+    candidates = rigid_part(motion.trajectories, candidates, touch, config)
     if len(candidates) > config.points:
         candidates = np.sort(rng.choice(candidates, config.points, replace=False))
     sigma = config.attach_radius / 2
@@ -158,24 +176,46 @@ def rigid_part(
     Args:
         trajectories: (T, N, 3) the object's flow.
         candidates: (C,) indices of the points that may be carried.
-        distance: (N,) distance of every point to the grasp.
+        distance: (N,) distance of every point to what the fingers touch.
     Returns:
-        The sorted subset of ``candidates`` within ``config.rigid_tolerance`` (at every frame)
-        of the rigid motion fitted to the nearest ones; at least the core itself.
+        The sorted subset of ``candidates`` within the tolerance (at every frame; see
+        `RegionConfig.min_rigid_tolerance`) of the rigid motion fitted to the nearest ones; at
+        least the core itself.
     """
     traj = np.asarray(trajectories[:, candidates], np.float32)  # (T, C, 3); float32 halves the work
     rest = traj[0]
-    keep = np.argsort(distance[candidates], kind="stable")[: max(config.core_points, 3)]
-    tolerance = config.rigid_tolerance**2
-    for _ in range(2):  # fit on the core, then refit on everything that agrees with it
+    core = np.argsort(distance[candidates], kind="stable")[: max(config.core_points, 3)]
+    keep, tolerance = core, None
+    for _ in range(3):  # fit on the core, then refit (twice) on everything that agrees with it
         fit = geometry.kabsch(rest[keep], traj[:, keep])
         fit = fit.astype(np.float32)
         predicted = rest @ np.swapaxes(fit[:, :3, :3], -1, -2) + fit[:, None, :3, 3]
-        agree = np.flatnonzero(((predicted - traj) ** 2).sum(-1).max(0) <= tolerance)
+        deviation = np.sqrt(((predicted - traj) ** 2).sum(-1).max(0))
+        if tolerance is None:  # the flow's own noise on the core sets how near "rigid" is
+            noise = float(np.median(deviation[core]))
+            tolerance = float(np.clip(config.noise_factor * noise, config.min_rigid_tolerance,
+                                      config.rigid_tolerance))
+        agree = np.flatnonzero(deviation <= tolerance)
         if len(agree) < 3:
             break
         keep = agree
     return np.sort(candidates[keep])
+
+
+def local_bending(motion: ObjectMotion, center: np.ndarray, mask: np.ndarray, radius: float) -> float:
+    """How far the moving points within ``radius`` of ``center`` (3,) are from moving rigidly:
+    the largest per-frame RMS distance of their flow to its best rigid fit, metres (0 with
+    fewer than three).
+
+    A grip held rigidly where the flow bends - next to a joint, or on a generated flow's part
+    that bends into the next one - is asked for a turn its link does not make.
+    """
+    near = np.flatnonzero(mask & (np.linalg.norm(motion.points - center, axis=1) <= radius))
+    if len(near) < 3:
+        return 0.0
+    rest, traj = motion.points[near], motion.trajectories[:, near]
+    predicted = geometry.transform_points(geometry.kabsch(rest, traj), np.broadcast_to(rest, traj.shape))
+    return float(np.sqrt(((predicted - traj) ** 2).sum(-1).mean(1)).max())
 
 
 def rigid_fit(carried: CarriedPoints) -> np.ndarray:

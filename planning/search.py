@@ -32,6 +32,7 @@ from planning.push import PushPlanner, motion_directions
 from planning.region import (
     CarriedPoints,
     carried_points,
+    local_bending,
     max_displacement,
     pinched_point,
     rigid_fit,
@@ -147,7 +148,7 @@ class CandidateSearch:
         center = grasp.contacts.mean(0)
         if grasp.pinch:
             return pinched_point(self.motion, center, self.mask, self.config.region)
-        return carried_points(self.motion, center, self.mask, self.rng, self.config.region)
+        return carried_points(self.motion, grasp.contacts, self.mask, self.rng, self.config.region)
 
     def _reachable_from(self, proposals: list[Grasp], base: np.ndarray) -> Iterator[Candidate]:
         """The proposals (or their 180-degree twins) that IK can follow from ``base``, without
@@ -162,13 +163,18 @@ class CandidateSearch:
         shoulder = base[:3, 3] + base[:3, 2] * cfg.robot.shoulder_height
 
         fits: dict[bytes, np.ndarray] = {}  # the approaches of one contact pair carry the same points
+        bends: dict[bytes, float] = {}
 
         def rank(g: Grasp) -> float:
             key = g.contacts.tobytes()
             if key not in fits:
                 fits[key] = rigid_fit(self.carried(g))
+                rigid_grip = g.mode == "grasp" and not g.pinch
+                bends[key] = (local_bending(self.motion, g.contacts.mean(0), self.mask, cfg.bend_radius)
+                              if rigid_grip else 0.0)
             ee = fits[key] @ g.pose
-            return g.score + cfg.reach_weight * motion_reach_score(ee, shoulder, cfg.robot.reach)
+            return (g.score + cfg.reach_weight * motion_reach_score(ee, shoulder, cfg.robot.reach)
+                    - cfg.bend_weight * 1000.0 * bends[key])
 
         ranked = diverse(sorted(proposals, key=lambda g: -rank(g)), cfg.candidates)
         for grasp in ranked:

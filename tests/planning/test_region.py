@@ -12,6 +12,7 @@ from planning import analytic
 from planning.region import (
     RegionConfig,
     carried_points,
+    local_bending,
     moving_mask,
     pinched_point,
     rigid_fit,
@@ -106,6 +107,79 @@ def test_carried_points_stay_on_the_grasped_link():
     fit = rigid_fit(carried)
     expected = analytic.hinge_poses(np.zeros(3), np.array([0.0, 1, 0]), np.deg2rad(40.0), 9)
     assert np.abs(fit - expected).max() < 2e-3
+
+
+def _lamp_tip(num_frames: int = 9):
+    """A 12 mm thin arm (40 degrees about its foot) whose tip is inside a head's 3 cm thick
+    neck (60 degrees more about the tip), 5 mm spacing: (points, motion, is_head)."""
+    arm = analytic.box_surface((0.02, 0.012, 0.29), (0.0, 0.0, 0.145), spacing=0.005)
+    head = analytic.box_surface((0.12, 0.03, 0.03), (0.045, 0.0, 0.2965), spacing=0.005)
+    y = np.array([0.0, 1.0, 0.0])
+    arm_poses = analytic.hinge_poses(np.zeros(3), y, np.deg2rad(40.0), num_frames)
+    head_local = analytic.hinge_poses(np.array([0.0, 0.0, 0.3]), y, np.deg2rad(60.0), num_frames)
+    traj = np.concatenate(
+        [
+            geometry.transform_points(arm_poses, np.broadcast_to(arm, (num_frames, len(arm), 3))),
+            geometry.transform_points(arm_poses @ head_local, np.broadcast_to(head, (num_frames, len(head), 3))),
+        ],
+        1,
+    )
+    motion = ObjectMotion(
+        traj[0], traj, traj[0, :1], np.tile([1.0, 0, 0, 0], (num_frames, 1, 1)), np.zeros((num_frames, 1, 3))
+    )
+    return traj[0], motion, np.r_[np.zeros(len(arm), bool), np.ones(len(head), bool)]
+
+
+def test_the_grasped_link_is_the_one_the_fingers_touch():
+    """Fingers on the arm's two faces 1 cm below the head's neck: the head's points are nearer
+    their midpoint (inside the arm) than the arm's faces are, yet the arm is what they hold."""
+    pts, motion, is_head = _lamp_tip()
+    arm = np.flatnonzero(~is_head)
+    contacts = np.array([pts[arm[np.argmin(np.linalg.norm(pts[arm] - [0.0, side, 0.28], axis=1))]]
+                         for side in (-0.006, 0.006)])
+    centre = contacts.mean(0)
+    nearest = np.argsort(np.linalg.norm(pts - centre, axis=1))[:12]
+    assert is_head[nearest].sum() >= 8  # what the midpoint alone takes for the grasped part
+    mask = np.ones(len(pts), bool)
+    by_contacts = rigid_fit(carried_points(motion, contacts, mask, np.random.default_rng(0), RegionConfig()))
+    assert abs(np.rad2deg(geometry.rotation_angle(by_contacts[-1])) - 40.0) < 0.5  # the arm's 40
+    by_centre = rigid_fit(carried_points(motion, centre, mask, np.random.default_rng(0), RegionConfig()))
+    assert np.rad2deg(geometry.rotation_angle(by_centre[-1])) > 99.0  # the head's 100
+
+
+def test_an_exact_flow_carries_only_what_moves_with_the_grasped_link():
+    """On an exact flow the tolerance shrinks to ``min_rigid_tolerance``: the head's points
+    that stay within 1 cm of the arm's motion (up to ~3 cm from the joint) are not carried;
+    on a flow with 2 mm of noise it grows with the noise and keeps the whole arm."""
+    pts, motion, is_head = _lamp_tip()
+    contacts = np.array([[0.0, -0.006, 0.26], [0.0, 0.006, 0.26]])
+    mask = np.ones(len(pts), bool)
+
+    def carried(m, **config):
+        c = carried_points(m, contacts, mask, np.random.default_rng(0), RegionConfig(points=4096, **config))
+        index = c.index[c.weights > 0]
+        return int(is_head[index].sum()), int((~is_head[index]).sum())
+
+    arm_near = 363  # the arm's points within attach_radius of the grasp
+    assert carried(motion) == (2, arm_near)
+    assert carried(motion, min_rigid_tolerance=0.01)[0] >= 20  # the tolerance before
+    noise = np.random.default_rng(1).normal(0, 0.002, motion.trajectories.shape)
+    noise[0] = 0.0
+    noisy = ObjectMotion(motion.points, motion.trajectories + noise, motion.points[:1],
+                         np.tile([1.0, 0, 0, 0], (9, 1, 1)), np.zeros((9, 1, 3)))
+    head, arm = carried(noisy)
+    assert arm == arm_near and head < 24
+
+
+def test_local_bending_is_large_at_a_joint_and_nil_along_a_link():
+    pts, motion, _ = _lamp_tip()
+    mask = np.ones(len(pts), bool)
+    mid_arm = local_bending(motion, np.array([0.0, 0.0, 0.15]), mask, 0.05)
+    at_joint = local_bending(motion, np.array([0.0, 0.0, 0.28]), mask, 0.05)
+    on_head = local_bending(motion, np.array([0.08, 0.0, 0.3]), mask, 0.05)
+    assert mid_arm < 1e-6 and on_head < 1e-6  # each link moves rigidly
+    assert 0.014 < at_joint < 0.017  # arm and head within 5 cm turn 60 degrees apart: 15.6 mm
+    assert local_bending(motion, np.array([1.0, 0.0, 0.0]), mask, 0.05) == 0.0  # nothing near
 
 
 def test_a_pinch_carries_its_point_by_translation():
