@@ -72,7 +72,8 @@ class PlanConfig:
     """How far the TCP backs off along its z after the motion, metres."""
     candidates: int = 32
     """Best grasp proposals tested for reachability along the whole motion (in rank order:
-    the search stops at the first reachable one, so more costs time only when few are)."""
+    the search stops at the first reachable one; when none is, every one and its twin is
+    solved for, per base pose and mode)."""
     reach_weight: float = 2.0
     """Score weight of how naturally the hand points away from the shoulder over the motion."""
     bend_weight: float = 3.0

@@ -179,8 +179,8 @@ def rigid_part(
         distance: (N,) distance of every point to what the fingers touch.
     Returns:
         The sorted subset of ``candidates`` within the tolerance (at every frame; see
-        `RegionConfig.min_rigid_tolerance`) of the rigid motion fitted to the nearest ones; at
-        least the core itself.
+        `RegionConfig.rigid_tolerance`) of the rigid motion fitted to the nearest ones (refitted
+        twice on what agrees); at least three points (the last set that had three).
     """
     traj = np.asarray(trajectories[:, candidates], np.float32)  # (T, C, 3); float32 halves the work
     rest = traj[0]
@@ -205,7 +205,8 @@ def rigid_part(
 def local_bending(motion: ObjectMotion, center: np.ndarray, mask: np.ndarray, radius: float) -> float:
     """How far the moving points within ``radius`` of ``center`` (3,) are from moving rigidly:
     the largest per-frame RMS distance of their flow to its best rigid fit, metres (0 with
-    fewer than three).
+    fewer than three). Absolute: a generated flow's own noise counts too, alike for every grasp
+    of it.
 
     A grip held rigidly where the flow bends - next to a joint, or on a generated flow's part
     that bends into the next one - is asked for a turn its link does not make.

@@ -150,7 +150,7 @@ def test_the_grasped_link_is_the_one_the_fingers_touch():
 def test_an_exact_flow_carries_only_what_moves_with_the_grasped_link():
     """On an exact flow the tolerance shrinks to ``min_rigid_tolerance``: the head's points
     that stay within 1 cm of the arm's motion (up to ~3 cm from the joint) are not carried;
-    on a flow with 2 mm of noise it grows with the noise and keeps the whole arm."""
+    with 1 mm of noise it grows with the noise (between the two) and keeps the whole arm."""
     pts, motion, is_head = _lamp_tip()
     contacts = np.array([[0.0, -0.006, 0.26], [0.0, 0.006, 0.26]])
     mask = np.ones(len(pts), bool)
@@ -162,13 +162,13 @@ def test_an_exact_flow_carries_only_what_moves_with_the_grasped_link():
 
     arm_near = 363  # the arm's points within attach_radius of the grasp
     assert carried(motion) == (2, arm_near)
-    assert carried(motion, min_rigid_tolerance=0.01)[0] >= 20  # the tolerance before
-    noise = np.random.default_rng(1).normal(0, 0.002, motion.trajectories.shape)
+    assert carried(motion, min_rigid_tolerance=0.01)[0] >= 20  # the tolerance before: 24
+    noise = np.random.default_rng(1).normal(0, 0.001, motion.trajectories.shape)
     noise[0] = 0.0
     noisy = ObjectMotion(motion.points, motion.trajectories + noise, motion.points[:1],
                          np.tile([1.0, 0, 0, 0], (9, 1, 1)), np.zeros((9, 1, 3)))
     head, arm = carried(noisy)
-    assert arm == arm_near and head < 24
+    assert arm == arm_near and 4 <= head <= 14  # 9
 
 
 def test_local_bending_is_large_at_a_joint_and_nil_along_a_link():

@@ -110,19 +110,20 @@ def test_a_lamp_held_just_below_its_head_is_lowered_by_its_arm():
     the grip holds), so the lamp turns about its joints instead of being dragged (it was: 123
     mm, the head lowered 168% of the scripted drop)."""
     trial = run_trial("lower-lamp", 100, "oracle", 41)
-    moved = float(re.search(r"base moved (\d+) mm", trial.verdict).group(1))
-    assert trial.success and moved <= 8, trial.verdict  # 4 mm
+    moved = re.search(r"base moved (\d+) mm", trial.verdict or "")
+    assert trial.success and moved and int(moved.group(1)) <= 8, trial.verdict  # 4 mm
     assert 0.85 <= trial.metric <= 1.0, trial.verdict  # 93% of the scripted drop
 
 
 def test_a_lamp_lifted_from_video_is_held_where_its_flow_moves_as_one():
     """lower-lamp seed 101 from its video (~50 s): the lifted flow bends the arm smoothly into
-    the head (its tip turns ~42 degrees, its middle ~28 as the joint does). Held at the tip,
-    the hand turned 42 degrees with an arm that turns 28 and dragged the lamp 94 mm; the
-    planner now grips where the flow moves rigidly (`PlanConfig.bend_weight`)."""
+    the head (2 cm slices of it turn 16 degrees at the foot, 28 mid-arm as the joint does, 45
+    at the tip). Held at the tip, the hand turned 42 degrees with an arm that turns 28 and
+    dragged the lamp 94 mm; the planner now grips where the flow moves rigidly
+    (`PlanConfig.bend_weight`)."""
     trial = run_trial("lower-lamp", 101, "video", 41)
-    moved = float(re.search(r"base moved (\d+) mm", trial.verdict).group(1))
-    assert trial.success and moved <= 10, trial.verdict  # 5 mm
+    moved = re.search(r"base moved (\d+) mm", trial.verdict or "")
+    assert trial.success and moved and int(moved.group(1)) <= 10, trial.verdict  # 5 mm
     assert 0.8 <= trial.metric <= 1.0, trial.verdict  # 89% of the scripted drop
 
 
