@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 
 import numpy as np
@@ -144,11 +144,16 @@ class CandidateSearch:
         )
 
     def carried(self, grasp: Grasp) -> CarriedPoints:
-        """The points ``grasp`` carries: a rigid region, or a pinch's single point."""
+        """The points ``grasp`` carries: a rigid region, or a pinch's single point. A push holds
+        nothing rigidly, so its region keeps the widest tolerance (`RegionConfig.rigid_tolerance`):
+        the tight one is for a grip that would force its link along a neighbouring link's motion."""
         center = grasp.contacts.mean(0)
+        region = self.config.region
         if grasp.pinch:
-            return pinched_point(self.motion, center, self.mask, self.config.region)
-        return carried_points(self.motion, grasp.contacts, self.mask, self.rng, self.config.region)
+            return pinched_point(self.motion, center, self.mask, region)
+        if grasp.mode == "push":
+            region = replace(region, min_rigid_tolerance=region.rigid_tolerance)
+        return carried_points(self.motion, grasp.contacts, self.mask, self.rng, region)
 
     def _reachable_from(self, proposals: list[Grasp], base: np.ndarray) -> Iterator[Candidate]:
         """The proposals (or their 180-degree twins) that IK can follow from ``base``, without

@@ -171,6 +171,29 @@ def test_an_exact_flow_carries_only_what_moves_with_the_grasped_link():
     assert arm == arm_near and 4 <= head <= 14  # 9
 
 
+def test_a_push_keeps_the_wide_tolerance_a_grip_does_not():
+    """A push holds nothing, so the region it follows keeps the 1 cm tolerance; a grip at the
+    same place carries only what moves with its link (the README's quick 240-iteration laptop
+    flow had no plan at all with the tight tolerance on its pushes)."""
+    from planning.config import PlanConfig
+    from planning.grasps import Grasp
+    from planning.search import CandidateSearch
+
+    pts, motion, is_head = _lamp_tip()
+    mask = np.ones(len(pts), bool)
+    config = PlanConfig(region=RegionConfig(points=4096))
+    search = CandidateSearch(config, None, None, None, None, motion, mask, None, np.random.default_rng(0))
+    contacts = np.array([[0.0, -0.006, 0.26], [0.0, 0.006, 0.26]])
+    grip = Grasp(np.eye(4), 0.012, 1.0, contacts)
+    push = Grasp(np.eye(4), 0.0, 1.0, contacts[[0, 0]], mode="push")
+
+    def head_points(carried):
+        return int(is_head[carried.index[carried.weights > 0]].sum())
+
+    assert head_points(search.carried(grip)) == 2
+    assert head_points(search.carried(push)) >= 20  # 24
+
+
 def test_local_bending_is_large_at_a_joint_and_nil_along_a_link():
     pts, motion, _ = _lamp_tip()
     mask = np.ones(len(pts), bool)
