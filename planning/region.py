@@ -214,9 +214,8 @@ def local_bending(motion: ObjectMotion, center: np.ndarray, mask: np.ndarray, ra
     near = np.flatnonzero(mask & (np.linalg.norm(motion.points - center, axis=1) <= radius))
     if len(near) < 3:
         return 0.0
-    rest, traj = motion.points[near], motion.trajectories[:, near]
-    predicted = geometry.transform_points(geometry.kabsch(rest, traj), np.broadcast_to(rest, traj.shape))
-    return float(np.sqrt(((predicted - traj) ** 2).sum(-1).mean(1)).max())
+    region = CarriedPoints(near, np.ones(len(near)), motion.trajectories[:, near].astype(np.float64))
+    return float(rigid_residual(region).max())
 
 
 def rigid_fit(carried: CarriedPoints) -> np.ndarray:

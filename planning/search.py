@@ -167,19 +167,18 @@ class CandidateSearch:
         cfg, stats = self.config, self.stats
         shoulder = base[:3, 3] + base[:3, 2] * cfg.robot.shoulder_height
 
-        fits: dict[bytes, np.ndarray] = {}  # the approaches of one contact pair carry the same points
-        bends: dict[bytes, float] = {}
+        # the approaches of one contact pair carry the same points: (their rigid fit, the bending)
+        fits: dict[bytes, tuple[np.ndarray, float]] = {}
 
         def rank(g: Grasp) -> float:
             key = g.contacts.tobytes()
             if key not in fits:
-                fits[key] = rigid_fit(self.carried(g))
                 rigid_grip = g.mode == "grasp" and not g.pinch
-                bends[key] = (local_bending(self.motion, g.contacts.mean(0), self.mask, cfg.bend_radius)
-                              if rigid_grip else 0.0)
-            ee = fits[key] @ g.pose
-            return (g.score + cfg.reach_weight * motion_reach_score(ee, shoulder, cfg.robot.reach)
-                    - cfg.bend_weight * 1000.0 * bends[key])
+                bend = local_bending(self.motion, g.contacts.mean(0), self.mask, cfg.bend_radius) if rigid_grip else 0.0
+                fits[key] = (rigid_fit(self.carried(g)), bend)
+            fit, bend = fits[key]
+            return (g.score + cfg.reach_weight * motion_reach_score(fit @ g.pose, shoulder, cfg.robot.reach)
+                    - cfg.bend_weight * 1000.0 * bend)
 
         ranked = diverse(sorted(proposals, key=lambda g: -rank(g)), cfg.candidates)
         for grasp in ranked:
