@@ -81,6 +81,12 @@ class PlanConfig:
     within ``bend_radius``): rigid grips go where the part moves as one, away from joints."""
     bend_radius: float = 0.05
     """Radius of the neighbourhood whose bending is measured, metres."""
+    still_clearance: float = 0.02
+    """A grip's hand (palm and fingers, `planning.grasps.gripper_boxes`), carried with the
+    grasped part, keeps this far from the points of its object that stay still, metres
+    (`CandidateSearch.meets_still_part`): the fingers between a closing lid and its base meet
+    the base before the lid closes, and the grip then shoves the object. Covers the
+    centimetre a generated flow's hinge may sit off the object's."""
     bases: int = 4
     """Automatic base candidates tried."""
     seeds: int = 8

@@ -149,6 +149,17 @@ def gripper_boxes(gripper: GripperSpec, open_width: float, sweep: float) -> np.n
     return np.array([left, right, palm])
 
 
+def inside_gripper(poses: np.ndarray, points: np.ndarray, boxes: np.ndarray, clearance: float) -> np.ndarray:
+    """(G, M) whether each of ``points`` (M, 3) is inside one of the gripper's ``boxes``
+    (`gripper_boxes`), grown by ``clearance``, at each of ``poses`` (G, 4, 4)."""
+    # R^T (p - t) for every pose, as one batched matmul: (G, M, 3)
+    local = (points[None] - poses[:, None, :3, 3]) @ poses[:, :3, :3]
+    inside = np.zeros(local.shape[:2], dtype=bool)
+    for lo, hi in boxes:
+        inside |= np.all((local >= lo - clearance) & (local <= hi + clearance), axis=-1)
+    return inside
+
+
 def collision_counts(
     poses: np.ndarray,
     points: np.ndarray,
@@ -160,13 +171,7 @@ def collision_counts(
     """(G,) number of ``points`` (M, 3) inside the gripper at each of ``poses`` (G, 4, 4)."""
     if len(points) == 0:
         return np.zeros(len(poses), dtype=np.int64)
-    boxes = gripper_boxes(gripper, open_width, sweep)
-    # R^T (p - t) for every pose, as one batched matmul: (G, M, 3)
-    local = (points[None] - poses[:, None, :3, 3]) @ poses[:, :3, :3]
-    inside = np.zeros(local.shape[:2], dtype=bool)
-    for lo, hi in boxes:
-        inside |= np.all((local >= lo - clearance) & (local <= hi + clearance), axis=-1)
-    return inside.sum(1)
+    return inside_gripper(poses, points, gripper_boxes(gripper, open_width, sweep), clearance).sum(1)
 
 
 def _perpendicular_basis(axis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

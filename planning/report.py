@@ -89,10 +89,11 @@ def unreachable(
     nothing was even proposed, else "reach")."""
     modes = ["grasp", "push"] if mode == "auto" else [mode]
     blocked = ""
-    if stats.into_table or stats.through_scene:
+    if stats.into_table or stats.through_scene or stats.into_object:
         blocked = (
             f"; {stats.into_table} reachable only through the table, "
-            f"{stats.through_scene} only through the scene"
+            f"{stats.through_scene} only through the scene, "
+            f"{stats.into_object} grips whose hand would meet the object's still part"
         )
     message = (
         f"no reachable {' or '.join(modes)} for {name!r} along its motion "
@@ -123,6 +124,7 @@ def plan_costs(
         ik_time_s=stats.ik_time,
         solve_time_s=traj.solution.solve_time,
         total_time_s=seconds,
+        grips_into_object=float(stats.into_object),
     )
     return costs
 

@@ -23,7 +23,7 @@ from chord_robot.errors import ConfigError, InputError, PlanningFailure
 from chord_robot.flow import ObjectFlow, ObjectMotion
 from planning.candidates import diverse, motion_reach_score, twin
 from planning.config import PlanConfig
-from planning.grasps import Grasp, GraspPlanner, GraspRequest, estimate_normals
+from planning.grasps import Grasp, GraspPlanner, GraspRequest, estimate_normals, gripper_boxes, inside_gripper
 from planning.kinematics import PathIK
 from planning.layout import StepLayout, step_targets
 from planning.pinch import PinchPlanner
@@ -76,6 +76,9 @@ class SearchStats:
     """Candidates IK can follow, but only with the arm in the table."""
     through_scene: int = 0
     """Candidates IK can follow, but whose way to the pre-grasp sweeps through the scene."""
+    into_object: int = 0
+    """Grips whose hand would meet the object's still part along the motion
+    (`CandidateSearch.meets_still_part`)."""
 
 
 @dataclass
@@ -90,6 +93,8 @@ class CandidateSearch:
             through.
         rng: randomness of the carried points and IK seeds.
         stats: what the search tried so far.
+        still: (T, M, 3) the flow of the object's points that stay still (not moving, and
+            moving less than `RegionConfig.min_displacement`).
     """
 
     config: PlanConfig
@@ -102,6 +107,11 @@ class CandidateSearch:
     scene: cKDTree
     rng: np.random.Generator
     stats: SearchStats = field(default_factory=SearchStats)
+    still: np.ndarray = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        still = ~self.mask & (max_displacement(self.motion) < self.config.region.min_displacement)
+        self.still = self.motion.trajectories[:, still].astype(np.float64)
 
     @property
     def layout(self) -> StepLayout:
@@ -155,6 +165,24 @@ class CandidateSearch:
             region = replace(region, min_rigid_tolerance=region.rigid_tolerance)
         return carried_points(self.motion, grasp.contacts, self.mask, self.rng, region)
 
+    def meets_still_part(self, grasp: Grasp, fit: np.ndarray) -> bool:
+        """Whether a rigid grip's hand, carried along ``fit`` (T, 4, 4: the grasped part's rigid
+        motion, `rigid_fit`), comes within `PlanConfig.still_clearance` of a still point of its
+        object that it was not that near at the grasp and that does not move with the grasped
+        part (its flow parts from where ``fit`` would carry it by more than the clearance).
+        Still points near the hand at the grasp (a grip next to a hinge) are the grasp's own
+        collision test's; a link's points next to its joint move too little to count as moving
+        but turn with the hand. Pushes and pinches hold nothing: False."""
+        clearance = self.config.still_clearance
+        if grasp.mode != "grasp" or grasp.pinch or self.still.shape[1] == 0:
+            return False
+        rest = self.still[0]
+        boxes = gripper_boxes(self.model.spec.gripper, grasp.width, 0.0)
+        inside = inside_gripper(fit @ grasp.pose, rest, boxes, clearance)
+        carried = geometry.transform_points(fit, np.broadcast_to(rest, self.still.shape))
+        apart = np.linalg.norm(carried - self.still, axis=-1) > clearance
+        return bool((inside[1:] & ~inside[0] & apart[1:]).any())
+
     def _reachable_from(self, proposals: list[Grasp], base: np.ndarray) -> Iterator[Candidate]:
         """The proposals (or their 180-degree twins) that IK can follow from ``base``, without
         going into the table or sweeping through the ``scene`` on the way to the pre-grasp.
@@ -162,7 +190,8 @@ class CandidateSearch:
         Proposals are re-ranked by their score plus a cheap reachability proxy over the motion
         (`motion_reach_score`); IK then tests ``config.candidates`` of them, chosen best first
         but spread over contact places and approach directions (`diverse`), so one
-        unreachable family of near-identical grasps cannot use up the budget.
+        unreachable family of near-identical grasps cannot use up the budget. Grips whose hand
+        would meet the object's still part (`meets_still_part`) are left out first.
         """
         cfg, stats = self.config, self.stats
         shoulder = base[:3, 3] + base[:3, 2] * cfg.robot.shoulder_height
@@ -170,17 +199,23 @@ class CandidateSearch:
         # the approaches of one contact pair carry the same points: (their rigid fit, the bending)
         fits: dict[bytes, tuple[np.ndarray, float]] = {}
 
-        def rank(g: Grasp) -> float:
+        def fit_and_bending(g: Grasp) -> tuple[np.ndarray, float]:
             key = g.contacts.tobytes()
             if key not in fits:
                 rigid_grip = g.mode == "grasp" and not g.pinch
                 bend = local_bending(self.motion, g.contacts.mean(0), self.mask, cfg.bend_radius) if rigid_grip else 0.0
                 fits[key] = (rigid_fit(self.carried(g)), bend)
-            fit, bend = fits[key]
+            return fits[key]
+
+        def rank(g: Grasp) -> float:
+            fit, bend = fit_and_bending(g)
             return (g.score + cfg.reach_weight * motion_reach_score(fit @ g.pose, shoulder, cfg.robot.reach)
                     - cfg.bend_weight * 1000.0 * bend)
 
-        ranked = diverse(sorted(proposals, key=lambda g: -rank(g)), cfg.candidates)
+        clear = [g for g in proposals if not self.meets_still_part(g, fit_and_bending(g)[0])]
+        # the same proposals for every base pose: count them once
+        stats.into_object = max(stats.into_object, len(proposals) - len(clear))
+        ranked = diverse(sorted(clear, key=lambda g: -rank(g)), cfg.candidates)
         for grasp in ranked:
             for g in (grasp, twin(grasp)):
                 cand = self._candidate(g, base)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 from chord_robot import geometry
 from chord_robot.errors import PlanningFailure
+from chord_robot.flow import ObjectFlow, ObjectMotion
 from chord_robot.plans import Plan
 from planning import analytic
+from planning.grasps import gripper_boxes, inside_gripper
 from planning.region import moving_mask
 
 from .conftest import BASE, FRAMES
@@ -178,11 +182,44 @@ def test_auto_mode_pushes_what_the_gripper_cannot_hold(planner):
     pts = analytic.box_surface((0.12, 0.12, 0.10), (0.5, -0.05, 0.05))
     poses = np.repeat(np.eye(4)[None], FRAMES, 0)
     poses[:, 1, 3] = 0.15 * analytic.ease(FRAMES)
-    from chord_robot.flow import ObjectFlow, ObjectMotion
-
     flow = ObjectFlow({"crate": ObjectMotion.rigid(pts, poses)}, "push the crate")
     plan = planner.plan(flow, {"table": analytic.table()}, base=BASE, mode="auto")
     assert plan.mode == "push" and plan.object == "crate"
     grasp = geometry.pose_to_matrix(plan.grasp_pose)
     assert grasp[:3, 2] @ np.array([0.0, 1.0, 0.0]) > 0.5  # pushing along +y, from behind
     assert plan.costs["alignment_mean_m"] < 0.005
+
+
+def laptop_flow(end_deg: float, start_deg: float = 105.0) -> ObjectFlow:
+    """A laptop 20 x 30 cm whose lid (1 cm thick), hinged at the base's far edge, closes from
+    ``start_deg`` to ``end_deg``; its base stays still."""
+    pivot, axis = np.array([0.6, 0.0, 0.02]), np.array([0.0, 1.0, 0.0])
+    base = analytic.box_surface((0.2, 0.3, 0.02), (0.5, 0.0, 0.01))
+    closed = analytic.box_surface((0.19, 0.28, 0.01), (0.505, 0.0, 0.025))
+    lid = geometry.transform_points(analytic.hinge_poses(pivot, axis, np.deg2rad(start_deg), 2)[-1], closed)
+    poses = analytic.hinge_poses(pivot, axis, np.deg2rad(end_deg - start_deg), FRAMES)
+    trajectories = np.concatenate([geometry.transform_points(poses, np.broadcast_to(lid, (FRAMES, *lid.shape))),
+                                   np.broadcast_to(base, (FRAMES, *base.shape))], 1)
+    still = np.repeat(np.eye(4)[None], FRAMES, 0)
+    return ObjectFlow({"laptop": ObjectMotion(np.concatenate([lid, base]), trajectories),
+                       "table": ObjectMotion.rigid(analytic.table(), still, static=True)}, "close the laptop")
+
+
+def test_a_grip_keeps_its_hand_off_the_objects_still_part(planner):
+    # Closed to 5 degrees, the lid's far edge is 1.7 cm above the base: fingers 1.8 cm thick
+    # that hold it would end inside the base (in simulation they met it and shoved the laptop).
+    with pytest.raises(PlanningFailure) as failure:
+        planner.plan(laptop_flow(5.0), mode="grasp")
+    proposed = int(re.search(r"(\d+) grasp proposals", str(failure.value)).group(1))
+    refused = int(re.search(r"(\d+) grips whose hand would meet the object's still part", str(failure.value)).group(1))
+    assert proposed > 10 and refused == proposed, failure.value
+    # Closed to 60 degrees there is room: a grip, whose planned hand stays clear of the base.
+    flow = laptop_flow(60.0)
+    plan = planner.plan(flow, mode="grasp")
+    assert plan.mode == "grasp" and plan.costs["alignment_mean_m"] < 0.002
+    assert 0 < plan.costs["grips_into_object"] < proposed  # some grips near the hinge are refused
+    base = analytic.box_surface((0.2, 0.3, 0.02), (0.5, 0.0, 0.01))
+    ee = geometry.pose_to_matrix(plan.ee_poses[plan.segment("manipulate")])
+    boxes = gripper_boxes(planner.config.robot.gripper, plan.grasp_width, 0.0)
+    inside = inside_gripper(ee, base, boxes, planner.config.still_clearance)
+    assert not (inside[1:] & ~inside[0]).any()

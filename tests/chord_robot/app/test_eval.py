@@ -127,6 +127,18 @@ def test_a_lamp_lifted_from_video_is_held_where_its_flow_moves_as_one():
     assert 0.8 <= trial.metric <= 1.0, trial.verdict  # 89% of the scripted drop
 
 
+def test_a_laptop_flow_closing_onto_its_base_is_not_held_by_its_lid():
+    """close-laptop seed 102 from its words (the shipped prior, ~60 s): the flow closes the lid
+    to 10 degrees with its hinge a centimetre off. Gripped at the lid's edge, the lower finger
+    met the base before the lid closed and the grip shoved the laptop 41 mm; the planner now
+    refuses grips whose hand would meet the object's still part (`PlanConfig.still_clearance`)
+    and pushes the lid shut."""
+    trial = run_trial("close-laptop", 102, "chord", 41)
+    moved = re.search(r"base moved (\d+) mm", trial.verdict or "")
+    assert trial.success and moved and int(moved.group(1)) <= 5, trial.verdict  # 0 mm
+    assert trial.metric < 1.0, trial.verdict  # shut: 0 degrees
+
+
 def test_an_execution_error_is_a_failed_trial_with_its_message(monkeypatch):
     import sim.execute
 
