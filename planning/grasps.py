@@ -152,6 +152,7 @@ def gripper_boxes(gripper: GripperSpec, open_width: float, sweep: float) -> np.n
 def inside_gripper(poses: np.ndarray, points: np.ndarray, boxes: np.ndarray, clearance: float) -> np.ndarray:
     """(G, M) whether each of ``points`` (M, 3) is inside one of the gripper's ``boxes``
     (`gripper_boxes`), grown by ``clearance``, at each of ``poses`` (G, 4, 4)."""
+    assert poses.shape[1:] == (4, 4) and points.ndim == 2 and points.shape[1] == 3, (poses.shape, points.shape)
     # R^T (p - t) for every pose, as one batched matmul: (G, M, 3)
     local = (points[None] - poses[:, None, :3, 3]) @ poses[:, :3, :3]
     inside = np.zeros(local.shape[:2], dtype=bool)

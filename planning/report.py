@@ -89,17 +89,20 @@ def unreachable(
     nothing was even proposed, else "reach")."""
     modes = ["grasp", "push"] if mode == "auto" else [mode]
     blocked = ""
-    if stats.into_table or stats.through_scene or stats.into_object:
+    if stats.into_table or stats.through_scene:
         blocked = (
             f"; {stats.into_table} reachable only through the table, "
-            f"{stats.through_scene} only through the scene, "
-            f"{stats.into_object} grips whose hand would meet the object's still part"
+            f"{stats.through_scene} only through the scene"
         )
+    if stats.into_object:
+        blocked += f"; {stats.into_object} grips left out: the hand would meet the object's still part"
+    best = f"best IK error {stats.best_error * 1000:.0f} mm" if np.isfinite(stats.best_error) else "none tested by IK"
+    advice = f"the motion leaves the {robot}'s workspace; move the robot base or check the flow"
+    if stats.into_object and not np.isfinite(stats.best_error):
+        advice = "every grip would bring the hand into what stays still; push (--mode push) or check the flow"
     message = (
         f"no reachable {' or '.join(modes)} for {name!r} along its motion "
-        f"({', '.join(stats.tried)}, {bases} base poses; best IK error "
-        f"{stats.best_error * 1000:.0f} mm{blocked}): the motion leaves the "
-        f"{robot}'s workspace; move the robot base or check the flow"
+        f"({', '.join(stats.tried)}, {bases} base poses; {best}{blocked}): {advice}"
     )
     return message, "reach" if stats.proposals else "grasp"
 

@@ -23,7 +23,14 @@ from chord_robot.errors import ConfigError, InputError, PlanningFailure
 from chord_robot.flow import ObjectFlow, ObjectMotion
 from planning.candidates import diverse, motion_reach_score, twin
 from planning.config import PlanConfig
-from planning.grasps import Grasp, GraspPlanner, GraspRequest, estimate_normals, gripper_boxes, inside_gripper
+from planning.grasps import (
+    Grasp,
+    GraspPlanner,
+    GraspRequest,
+    estimate_normals,
+    gripper_boxes,
+    inside_gripper,
+)
 from planning.kinematics import PathIK
 from planning.layout import StepLayout, step_targets
 from planning.pinch import PinchPlanner
@@ -93,8 +100,8 @@ class CandidateSearch:
             through.
         rng: randomness of the carried points and IK seeds.
         stats: what the search tried so far.
-        still: (T, M, 3) the flow of the object's points that stay still (not moving, and
-            moving less than `RegionConfig.min_displacement`).
+        still: (T, M, 3) the flow of the object's points that stay still (moving less than
+            `RegionConfig.min_displacement`).
     """
 
     config: PlanConfig
@@ -110,7 +117,7 @@ class CandidateSearch:
     still: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        still = ~self.mask & (max_displacement(self.motion) < self.config.region.min_displacement)
+        still = max_displacement(self.motion) < self.config.region.min_displacement  # moving: >= that
         self.still = self.motion.trajectories[:, still].astype(np.float64)
 
     @property
@@ -166,13 +173,20 @@ class CandidateSearch:
         return carried_points(self.motion, grasp.contacts, self.mask, self.rng, region)
 
     def meets_still_part(self, grasp: Grasp, fit: np.ndarray) -> bool:
-        """Whether a rigid grip's hand, carried along ``fit`` (T, 4, 4: the grasped part's rigid
-        motion, `rigid_fit`), comes within `PlanConfig.still_clearance` of a still point of its
-        object that it was not that near at the grasp and that does not move with the grasped
-        part (its flow parts from where ``fit`` would carry it by more than the clearance).
-        Still points near the hand at the grasp (a grip next to a hinge) are the grasp's own
-        collision test's; a link's points next to its joint move too little to count as moving
-        but turn with the hand. Pushes and pinches hold nothing: False."""
+        """Whether a rigid grip's hand would meet its object's still part along the motion.
+
+        Args:
+            grasp: a proposal; pushes (which hold nothing) and pinches (a sheet bends around
+                the fingers) are never refused.
+            fit: (T, 4, 4) the grasped part's rigid motion (`rigid_fit` of what it carries).
+        Returns:
+            True if the hand (palm and finger boxes), carried along ``fit``, comes within
+            `PlanConfig.still_clearance` of a still point that it was not that near at the
+            grasp and that does not move with the grasped part (its flow parts from where
+            ``fit`` would carry it by more than the clearance). Still points near the hand at
+            the grasp (a grip beside a hinge) are the grasp's own collision test's; a link's
+            points next to its joint move too little to count as moving but turn with the hand.
+        """
         clearance = self.config.still_clearance
         if grasp.mode != "grasp" or grasp.pinch or self.still.shape[1] == 0:
             return False

@@ -211,13 +211,14 @@ def test_a_grip_keeps_its_hand_off_the_objects_still_part(planner):
     with pytest.raises(PlanningFailure) as failure:
         planner.plan(laptop_flow(5.0), mode="grasp")
     proposed = int(re.search(r"(\d+) grasp proposals", str(failure.value)).group(1))
-    refused = int(re.search(r"(\d+) grips whose hand would meet the object's still part", str(failure.value)).group(1))
-    assert proposed > 10 and refused == proposed, failure.value
+    refused = int(re.search(r"(\d+) grips left out: the hand would meet the object's still part", str(failure.value)).group(1))
+    assert proposed > 10 and refused == proposed, failure.value  # 26 of 26
+    assert "push (--mode push)" in str(failure.value)
     # Closed to 60 degrees there is room: a grip, whose planned hand stays clear of the base.
     flow = laptop_flow(60.0)
     plan = planner.plan(flow, mode="grasp")
     assert plan.mode == "grasp" and plan.costs["alignment_mean_m"] < 0.002
-    assert 0 < plan.costs["grips_into_object"] < proposed  # some grips near the hinge are refused
+    assert 1 <= plan.costs["grips_into_object"] <= 10  # 5: grips low on the lid swing into the base
     base = analytic.box_surface((0.2, 0.3, 0.02), (0.5, 0.0, 0.01))
     ee = geometry.pose_to_matrix(plan.ee_poses[plan.segment("manipulate")])
     boxes = gripper_boxes(planner.config.robot.gripper, plan.grasp_width, 0.0)
