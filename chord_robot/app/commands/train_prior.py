@@ -86,6 +86,7 @@ def train_prior_cmd(
     steps: int | None = typer.Option(None, help="Transformer steps (default: the config's)."),
     vae_steps: int | None = typer.Option(None, help="VAE steps (default: the config's; with --init, 0 keeps its VAE)."),
     vae_frames: int | None = typer.Option(None, help="Frames per VAE training window, 1 + 4k (default: the config's)."),
+    vae_motion_weight: float | None = typer.Option(None, help="Extra weight of the pixels where something moves in the VAE's loss (default: the config's, 0)."),
     dataset: Path | None = typer.Option(None, help="Clip set .npz: read if it exists, else written there."),
     textured: float = typer.Option(0.0, help="Fraction of rendered clips (training and check) whose object carries the sim tasks' coloured patches."),
     textured_clips: int = typer.Option(0, help="Extra training clips, every one textured, rendered from seed + 1 and appended."),
@@ -114,6 +115,8 @@ def train_prior_cmd(
 
     if clips < 8 or check < 0 or textured_clips < 0 or (minutes is not None and minutes <= 0):
         raise InputError("--clips must be >= 8, --check and --textured-clips >= 0 and --minutes > 0")
+    if vae_motion_weight is not None and vae_motion_weight < 0:
+        raise InputError(f"--vae-motion-weight must be >= 0, got {vae_motion_weight}")
     if init is not None and not (init / "train_log.json").is_file():
         raise InputError(f"--init needs a directory written by train-prior ({init / 'train_log.json'} is missing)")
     if not 0.0 <= textured <= 1.0:
@@ -150,6 +153,7 @@ def train_prior_cmd(
     if not check_only:
         from flowgen.priors.train import (
             TrainConfig,
+            changing_pixels,
             load_trained,
             reconstruction_psnr,
             save_prior,
@@ -163,7 +167,8 @@ def train_prior_cmd(
         config = replace(start.config, seed=seed) if start is not None else TrainConfig(seed=seed)
         config = replace(config, steps=steps or config.steps,
                          vae_steps=config.vae_steps if vae_steps is None else vae_steps,
-                         vae_frames=vae_frames or config.vae_frames)
+                         vae_frames=vae_frames or config.vae_frames,
+                         vae_motion_weight=config.vae_motion_weight if vae_motion_weight is None else vae_motion_weight)
         with Progress(*columns, console=console) as bar:
             if dataset is not None and dataset.is_file():
                 clip_set = load_clips(dataset)
@@ -199,11 +204,14 @@ def train_prior_cmd(
         finally:
             world.close()
         psnr = reconstruction_psnr(trained.vae, unseen.videos)
-        trained.log["vae"]["psnr_db"] = psnr
+        moving = changing_pixels(unseen.videos)
+        moving_psnr = reconstruction_psnr(trained.vae, unseen.videos, pixels=moving)
+        trained.log["vae"].update(psnr_db=psnr, moving_psnr_db=moving_psnr, moving_fraction=float(moving.mean()))
         save_prior(trained, out)
         log = trained.log
         console.print(f"VAE: {len(log['vae']['loss'])} steps, {log['vae']['seconds']:.0f} s, reconstruction "
-                      f"PSNR {psnr:.1f} dB (unseen clips); transformer: {len(log['transformer']['loss'])} steps, "
+                      f"PSNR {psnr:.1f} dB (unseen clips; {moving_psnr:.1f} dB where they move, "
+                      f"{moving.mean():.1%} of the pixels); transformer: {len(log['transformer']['loss'])} steps, "
                       f"{log['transformer']['seconds']:.0f} s, loss {log['transformer']['loss'][0]:.3f} -> "
                       f"{sum(log['transformer']['loss'][-100:]) / len(log['transformer']['loss'][-100:]):.3f}")
         console.print(f"wrote {out}")

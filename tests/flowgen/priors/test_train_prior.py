@@ -19,12 +19,14 @@ pytest.importorskip("diffusers")
 from flowgen.priors.shipped import MODEL_DIR
 from flowgen.priors.train import (
     TrainConfig,
+    changing_pixels,
     load_trained,
     quick,
     reconstruction_psnr,
     sample_videos,
     save_prior,
     train_prior,
+    weighted_error,
 )
 from flowgen.priors.wan import WanConfig, load_wan_prior, wan_sds_loss
 
@@ -64,7 +66,44 @@ def test_a_few_steps_lower_the_losses(trained) -> None:
     assert np.mean(transformer[-10:]) < 0.85 * np.mean(transformer[:10]), transformer
     # the latent normalisation is measured on the clips, not left at the defaults
     assert result.vae.config.latents_std != [1.0] * result.config.z_dim
-    assert 5.0 < reconstruction_psnr(result.vae, videos[:4]) < 60.0
+    psnr = reconstruction_psnr(result.vae, videos[:4])
+    assert 5.0 < psnr < 60.0
+    everywhere = np.ones((4, *videos.shape[2:4]), bool)
+    assert reconstruction_psnr(result.vae, videos[:4], pixels=everywhere) == pytest.approx(psnr, abs=1e-4)
+    bar = changing_pixels(videos[:4])  # the turning bar, harder to reconstruct than its backdrop
+    assert reconstruction_psnr(result.vae, videos[:4], pixels=bar) < psnr
+
+
+def test_the_pixels_where_something_moves() -> None:
+    """A grey clip in which a 3x3 red square moves 4 px to the right (4 frames there, 5 here)
+    and a 2x2 patch darkens by 20 of 255 (below the threshold of 25.5) from frame 6 on."""
+    videos = np.full((2, 9, 16, 16, 3), 128, np.uint8)
+    videos[0, :4, 5:8, 2:5] = (255, 0, 0)
+    videos[0, 4:, 5:8, 6:9] = (255, 0, 0)
+    videos[0, 6:, 12:14, 12:14] -= 20
+    moving = changing_pixels(videos)
+    assert moving.shape == (2, 16, 16) and not moving[1].any()
+    # the square's first place is the clip's median for 4 of 9 frames: the 5 after differ;
+    # at its last place the median is grey, the 5 frames there differ
+    expected = np.zeros((16, 16), bool)
+    expected[5:8, 2:5] = expected[5:8, 6:9] = True
+    assert np.array_equal(moving[0], expected)
+    assert changing_pixels(videos, threshold=0.05)[0, 12:14, 12:14].all()
+
+
+def test_the_motion_weight_counts_errors_where_something_moves_more() -> None:
+    x = torch.zeros(2, 3, 5, 8, 8)
+    rec = x.clone()
+    rec[:, :, :, :2, :2] = 0.5  # an error on 4 of 64 pixels
+    moving = torch.zeros(2, 8, 8)
+    moving[:, :2, :2] = 1.0
+    plain = (rec - x).square().mean()
+    assert torch.allclose(weighted_error(rec, x, torch.ones(2, 8, 8)), plain)
+    weighted = weighted_error(rec, x, 1.0 + 10.0 * moving)
+    # the 4 pixels now weigh 11 each against 60 of weight 1: 44/104 of the total, not 4/64
+    assert torch.allclose(weighted, plain * (44 / 104) / (4 / 64))
+    with pytest.raises(ValueError, match="vae_motion_weight"):
+        TrainConfig(vae_motion_weight=-1.0)
 
 
 def test_training_is_a_function_of_the_seed() -> None:
@@ -150,6 +189,7 @@ def test_fine_tuning_adds_motions(trained, tmp_path) -> None:
     (["--init", "nowhere"], "--init needs a directory written by train-prior"),
     (["--textured", "2"], "--textured must be in"),
     (["--textured-clips", "-1"], "--textured-clips >= 0"),
+    (["--vae-motion-weight", "-2"], "--vae-motion-weight must be >= 0"),
     (["--init", str(MODEL_DIR), "--motions", "fold"], "--motions must include its motions"),
 ])
 def test_train_prior_command_refuses_bad_input(tmp_path, capsys, args, message) -> None:
