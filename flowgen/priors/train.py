@@ -210,7 +210,9 @@ def _train_vae(videos: np.ndarray, config: TrainConfig, progress: Progress, dead
     vae = (_vae(config) if init is None else copy.deepcopy(init).requires_grad_(True)).train()
     gen = torch.Generator().manual_seed(config.seed * 1000 + 1)
     opt = torch.optim.Adam(vae.parameters(), lr=config.vae_lr)
-    weights = torch.from_numpy(1.0 + config.vae_motion_weight * changing_pixels(videos)).float()
+    weights = None  # per clip, over all its frames (a window's static pixels may be weighted too)
+    if config.vae_motion_weight:
+        weights = torch.from_numpy(1.0 + config.vae_motion_weight * changing_pixels(videos)).float()
     losses = []
     for step in range(config.vae_steps):
         for g in opt.param_groups:
@@ -222,7 +224,8 @@ def _train_vae(videos: np.ndarray, config: TrainConfig, progress: Progress, dead
         z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen)
         rec = vae.decode(z).sample
         mse = (rec - x).square().mean()
-        loss = weighted_error(rec, x, weights[idx]) + config.kl_weight * posterior.kl().mean() / x[0].numel()
+        error = mse if weights is None else weighted_error(rec, x, weights[idx])
+        loss = error + config.kl_weight * posterior.kl().mean() / x[0].numel()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
@@ -415,7 +418,8 @@ def load_trained(model_dir: str | Path) -> TrainedPrior:
 def reconstruction_psnr(vae: AutoencoderKLWan, videos: np.ndarray, chunk: int = 16,
                         pixels: np.ndarray | None = None) -> float:
     """PSNR (dB, peak 2 on [-1, 1]) of the VAE's reconstructions (latent means) of ``videos``;
-    over the ``pixels`` (B, H, W) bool of each clip only, if given (e.g. `changing_pixels`)."""
+    over the ``pixels`` (B, H, W) bool of each clip only, if given (e.g. `changing_pixels`);
+    NaN if they are none."""
     se, count = 0.0, 0
     for i in range(0, len(videos), chunk):
         x = _pixels(videos[i : i + chunk])
@@ -423,7 +427,7 @@ def reconstruction_psnr(vae: AutoencoderKLWan, videos: np.ndarray, chunk: int = 
         keep = torch.ones(x.shape[0], *x.shape[3:]) if pixels is None else torch.from_numpy(pixels[i : i + chunk]).float()
         se += float(((rec.clamp(-1, 1) - x).square() * keep[:, None, None]).sum())
         count += float(keep.sum()) * x.shape[1] * x.shape[2]
-    return 10.0 * math.log10(4.0 / (se / count))
+    return 10.0 * math.log10(4.0 / (se / count)) if count else float("nan")
 
 
 def sample_videos(model_dir: str | Path, first_frames: np.ndarray, prompts: list[str], seed: int = 0,

@@ -6,6 +6,7 @@ through diffusers' own WanImageToVideoPipeline."""
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import replace
 
@@ -83,8 +84,8 @@ def test_the_pixels_where_something_moves() -> None:
     videos[0, 6:, 12:14, 12:14] -= 20
     moving = changing_pixels(videos)
     assert moving.shape == (2, 16, 16) and not moving[1].any()
-    # the square's first place is the clip's median for 4 of 9 frames: the 5 after differ;
-    # at its last place the median is grey, the 5 frames there differ
+    # at the square's first place the median is grey and its 4 red frames differ; at its last
+    # place the median is red and the 4 grey frames before differ
     expected = np.zeros((16, 16), bool)
     expected[5:8, 2:5] = expected[5:8, 6:9] = True
     assert np.array_equal(moving[0], expected)
@@ -104,6 +105,15 @@ def test_the_motion_weight_counts_errors_where_something_moves_more() -> None:
     assert torch.allclose(weighted, plain * (44 / 104) / (4 / 64))
     with pytest.raises(ValueError, match="vae_motion_weight"):
         TrainConfig(vae_motion_weight=-1.0)
+    assert math.isnan(reconstruction_psnr(None, np.zeros((0, 9, 8, 8, 3), np.uint8), pixels=np.zeros((0, 8, 8), bool)))
+
+
+def test_the_motion_weight_reaches_the_vae_training() -> None:
+    videos, ids = _bars(8, seed=2)
+    small = replace(quick(), vae_steps=3, steps=1)
+    plain = train_prior(videos, ids, PROMPTS, small).log["vae"]["loss"]
+    weighted = train_prior(videos, ids, PROMPTS, replace(small, vae_motion_weight=20.0)).log["vae"]["loss"]
+    assert plain[0] == weighted[0] and plain[1:] != weighted[1:]  # the same start, other updates
 
 
 def test_training_is_a_function_of_the_seed() -> None:
