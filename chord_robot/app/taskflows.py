@@ -224,7 +224,7 @@ def flow_from_task_baseline(
     from chord_robot.app.views.scan_render import auto_camera, render_scene
     from chord_robot.camera import save_cameras
     from flowgen.priors import shipped
-    from flowgen.priors.train import sample_videos
+    from flowgen.priors.train_checks import sample_videos
     from flowgen.priors.wan import VARIANTS
     from sim.render import write_mp4
     from sim.tasks.flow_inputs import write_scan

@@ -22,7 +22,8 @@ exercised end to end by a model that actually knows some motions:
 `save_prior` writes a directory laid out like ``Wan-AI/Wan2.2-I2V-A14B-Diffusers`` through
 ``WanImageToVideoPipeline.save_pretrained``; the one trained transformer is saved as both
 experts (``transformer`` and ``transformer_2``), so `flowgen.priors.wan.load_wan_prior` and
-diffusers' pipeline load it exactly as they load the 14B model.
+diffusers' pipeline load it exactly as they load the 14B model. How well a trained prior
+reconstructs and samples is measured by `flowgen.priors.train_checks`.
 
 Everything is a pure function of the clips, the config and its seed (one torch.Generator per
 stage); progress goes to a callback.
@@ -42,6 +43,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from flowgen.priors.train_checks import changing_pixels, clip_tensor
 from flowgen.priors.train_text import build_tokenizer, new_text_encoder, with_words
 from flowgen.priors.wan.config import WAN_NEGATIVE_PROMPT
 from flowgen.priors.wan.encode import encode_text
@@ -49,8 +51,7 @@ from flowgen.priors.wan.encode import encode_text
 if TYPE_CHECKING:
     from diffusers import AutoencoderKLWan, WanTransformer3DModel
 
-__all__ = ["TrainConfig", "TrainedPrior", "changing_pixels", "load_trained", "quick", "reconstruction_psnr",
-           "sample_videos", "save_prior", "train_prior", "weighted_error"]
+__all__ = ["TrainConfig", "TrainedPrior", "load_trained", "quick", "save_prior", "train_prior", "weighted_error"]
 
 Progress = Callable[[str, int, int, float], None]
 """progress(stage, step, total, loss) after each step of a stage ("vae", "latents", "transformer")."""
@@ -176,29 +177,11 @@ def _cosine(step: int, total: int, warmup: int = 0) -> float:
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * p))
 
 
-CHANGE_THRESHOLD = 0.1
-"""`changing_pixels`: a change of colour larger than this fraction of the 0-255 range."""
-
-
-def changing_pixels(videos: np.ndarray, threshold: float = CHANGE_THRESHOLD) -> np.ndarray:
-    """(B, H, W) bool: the pixels of each clip of ``videos`` (B, T, H, W, 3) uint8 whose colour
-    departs from its median over the clip by more than ``threshold`` (a fraction of 255) in
-    some frame and channel: where something moves."""
-    assert videos.ndim == 5 and videos.shape[-1] == 3, videos.shape
-    v = videos.astype(np.int16)
-    return np.abs(v - np.median(v, axis=1, keepdims=True)).max(axis=(1, 4)) > threshold * 255
-
-
 def weighted_error(rec: Tensor, x: Tensor, weights: Tensor) -> Tensor:
     """Mean squared error of ``rec`` against ``x`` (B, 3, T, H, W), each pixel weighted by
     ``weights`` (B, H, W) and normalised by their mean: the plain mean with weights of one."""
     w = weights[:, None, None]
     return (w * (rec - x).square()).mean() / w.mean()
-
-
-def _pixels(videos: np.ndarray) -> Tensor:
-    """(B, T, H, W, 3) uint8 -> (B, 3, T, H, W) float in [-1, 1]."""
-    return torch.from_numpy(videos).float().div(127.5).sub(1.0).permute(0, 4, 1, 2, 3).contiguous()
 
 
 # --------------------------------------------------------------------------- stages
@@ -219,7 +202,7 @@ def _train_vae(videos: np.ndarray, config: TrainConfig, progress: Progress, dead
             g["lr"] = config.vae_lr * _cosine(step, config.vae_steps, 20)
         idx = torch.randint(len(videos), (config.vae_batch,), generator=gen).numpy()
         start = 4 * int(torch.randint((videos.shape[1] - config.vae_frames) // 4 + 1, (1,), generator=gen))
-        x = _pixels(videos[idx, start : start + config.vae_frames])
+        x = clip_tensor(videos[idx, start : start + config.vae_frames])
         posterior = vae.encode(x).latent_dist
         z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen)
         rec = vae.decode(z).sample
@@ -244,7 +227,7 @@ def _encode_all(vae: AutoencoderKLWan, videos: np.ndarray, progress: Progress, c
     with ``measure``, first sets the VAE's latents_mean/std from the clips (else keeps them)."""
     raw, cond, total = [], [], len(videos)
     for i in range(0, total, chunk):
-        x = _pixels(videos[i : i + chunk])
+        x = clip_tensor(videos[i : i + chunk])
         raw.append(vae.encode(x).latent_dist.mode())
         first = torch.cat([x[:, :, :1], torch.zeros_like(x[:, :, 1:])], dim=2)
         cond.append(vae.encode(first).latent_dist.mode())
@@ -409,54 +392,3 @@ def load_trained(model_dir: str | Path) -> TrainedPrior:
                         UMT5EncoderModel.from_pretrained(root / "text_encoder").eval(),
                         AutoTokenizer.from_pretrained(root / "tokenizer"), TrainConfig(**summary["config"]),
                         tuple(summary["prompts"]), summary["log"])
-
-
-# --------------------------------------------------------------------------- checks
-
-
-@torch.no_grad()
-def reconstruction_psnr(vae: AutoencoderKLWan, videos: np.ndarray, chunk: int = 16,
-                        pixels: np.ndarray | None = None) -> float:
-    """PSNR (dB, peak 2 on [-1, 1]) of the VAE's reconstructions (latent means) of ``videos``;
-    over the ``pixels`` (B, H, W) bool of each clip only, if given (e.g. `changing_pixels`);
-    NaN if they are none."""
-    se, count = 0.0, 0
-    for i in range(0, len(videos), chunk):
-        x = _pixels(videos[i : i + chunk])
-        rec = vae.decode(vae.encode(x).latent_dist.mode()).sample
-        keep = torch.ones(x.shape[0], *x.shape[3:]) if pixels is None else torch.from_numpy(pixels[i : i + chunk]).float()
-        se += float(((rec.clamp(-1, 1) - x).square() * keep[:, None, None]).sum())
-        count += float(keep.sum()) * x.shape[1] * x.shape[2]
-    return 10.0 * math.log10(4.0 / (se / count)) if count else float("nan")
-
-
-def sample_videos(model_dir: str | Path, first_frames: np.ndarray, prompts: list[str], seed: int = 0,
-                  steps: int = 30, guidance: float = 4.0, num_frames: int = 9,
-                  negative_prompt: str = "") -> np.ndarray:
-    """Clips generated by diffusers' own ``WanImageToVideoPipeline`` from a saved prior.
-
-    Args:
-        model_dir: a directory written by `save_prior` (or any Wan 2.2 I2V diffusers directory).
-        first_frames: (B, H, W, 3) uint8 image conditions.
-        prompts: B texts.
-        seed: generator seed of sample b is seed + b.
-        steps: denoising steps of the saved UniPC scheduler.
-        guidance: classifier-free guidance scale (both experts).
-    Returns:
-        (B, num_frames, H, W, 3) uint8.
-    """
-    from diffusers import WanImageToVideoPipeline
-    from PIL import Image
-
-    assert first_frames.ndim == 4 and len(first_frames) == len(prompts), first_frames.shape
-    pipe = WanImageToVideoPipeline.from_pretrained(model_dir)
-    pipe.set_progress_bar_config(disable=True)
-    h, w = first_frames.shape[1:3]
-    out = []
-    for b, (frame, prompt) in enumerate(zip(first_frames, prompts, strict=True)):
-        video = pipe(image=Image.fromarray(frame), prompt=prompt, negative_prompt=negative_prompt, height=h,
-                     width=w, num_frames=num_frames, num_inference_steps=steps, guidance_scale=guidance,
-                     guidance_scale_2=guidance, generator=torch.Generator().manual_seed(seed + b),
-                     output_type="np").frames[0]
-        out.append((np.clip(video, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
-    return np.stack(out)

@@ -36,7 +36,7 @@ def check_prior(model_dir: Path, count: int, seed: int, guidance: float, steps: 
     import numpy as np
 
     from flowgen.priors.shipped import prompts as trained_prompts
-    from flowgen.priors.train import sample_videos
+    from flowgen.priors.train_checks import sample_videos
     from sim import world as sim_world
     from sim.clips import MOTIONS, ClipConfig, fit_angles, generate
 
@@ -151,14 +151,8 @@ def train_prior_cmd(
     console = Console()
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     if not check_only:
-        from flowgen.priors.train import (
-            TrainConfig,
-            changing_pixels,
-            load_trained,
-            reconstruction_psnr,
-            save_prior,
-            train_prior,
-        )
+        from flowgen.priors.train import TrainConfig, load_trained, save_prior, train_prior
+        from flowgen.priors.train_checks import changing_pixels, reconstruction_psnr
         from sim import world as sim_world
         from sim.clip_files import concatenate_clips, load_clips, save_clips
         from sim.clips import generate

@@ -20,15 +20,13 @@ pytest.importorskip("diffusers")
 from flowgen.priors.shipped import MODEL_DIR
 from flowgen.priors.train import (
     TrainConfig,
-    changing_pixels,
     load_trained,
     quick,
-    reconstruction_psnr,
-    sample_videos,
     save_prior,
     train_prior,
     weighted_error,
 )
+from flowgen.priors.train_checks import changing_pixels, reconstruction_psnr, sample_videos
 from flowgen.priors.wan import WanConfig, load_wan_prior, wan_sds_loss
 
 PROMPTS = ("the bar turns left", "the bar turns right")
