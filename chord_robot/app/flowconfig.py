@@ -160,13 +160,23 @@ FIELD_OPTIONS: dict[str, str] = {"preset": "--preset", "prior": "--prior",
 """Config field -> the command-line option that sets it (for re-wording ConfigErrors)."""
 
 
-SHIPPED_PRESET: dict[str, Any] = {"frames": 9, "iters": 300, "size": (32, 32), "rigid_parts": True}
-"""The ``shipped`` preset: the ``cpu`` preset of the wan prior with these overrides, the setting
-the shipped prior was measured at (9 frames at its own 32x32, 300 iterations; its objects are
-made of rigid parts). ~43-46 s a flow on 2 cores (`chord-robot flow`, wall); fewer iterations
-lose motion (150 lost the lamp on one seed of four, 200 turns the lid less; docs/performance.md). Its control points keep one isotropic scale: with the
-paper's three scales the 4-seed flows moved by a few degrees, but the robot trials on seeds
-100-107 fell from 6/8 to 4/8 (lower-lamp) and 8/8 to 6/8 (close-laptop) (docs/flowgen-notes.md)."""
+SHIPPED_PRESET: dict[str, Any] = {"iters": 300, "rigid_parts": True}
+"""The ``shipped`` preset: the ``cpu`` preset of the wan prior with these overrides, at the
+shipped prior's own clip size (`flowgen.priors.shipped.clip_size`: frames and pixels it was
+trained at), the setting it was measured at (300 iterations; its objects are made of rigid
+parts). ~43-46 s a flow at 9 frames of 32x32 on 2 cores (`chord-robot flow`, wall); fewer
+iterations lose motion (150 lost the lamp on one seed of four, 200 turns the lid less;
+docs/performance.md). Its control points keep one isotropic scale: with the paper's three
+scales the 4-seed flows moved by a few degrees, but the robot trials on seeds 100-107 fell from
+6/8 to 4/8 (lower-lamp) and 8/8 to 6/8 (close-laptop) (docs/flowgen-notes.md)."""
+
+
+def shipped_preset() -> dict[str, Any]:
+    """`SHIPPED_PRESET` with the shipped prior's frames and render size."""
+    from flowgen.priors import shipped
+
+    frames, height, width = shipped.clip_size()
+    return {"frames": frames, "size": (width, height), **SHIPPED_PRESET}
 
 
 def flow_config(preset: str = "cpu", prior: str = "video", **overrides: Any):
@@ -174,7 +184,7 @@ def flow_config(preset: str = "cpu", prior: str = "video", **overrides: Any):
 
     Args:
         preset: "paper", "fast" or "cpu" (`flowgen.config.PRESETS`), or "shipped" (the wan
-            prior's cpu preset at the shipped prior's size, `SHIPPED_PRESET`).
+            prior's cpu preset at the shipped prior's size, `shipped_preset`).
         prior: "video" or "wan".
         **overrides: keyed by `Override.keyword` (``frames=9, iters=300, size=(32, 32),
             rigid_parts=True`` ...); None leaves the preset's value (a switch: False).
@@ -191,7 +201,7 @@ def flow_config(preset: str = "cpu", prior: str = "video", **overrides: Any):
         switches = {o.keyword: o.negative is not None for o in FLOW_OVERRIDES if o.type is bool}
         given = {k: v for k, v in overrides.items()  # a switch at its default is not given (the CLI's)
                  if v is not None and not (k in switches and v is switches[k])}
-        config = flow_config("cpu", prior, **{**SHIPPED_PRESET, **given})
+        config = flow_config("cpu", prior, **{**shipped_preset(), **given})
         return dataclasses.replace(config, per_axis_control_scales=False)  # as measured (SHIPPED_PRESET)
     if preset not in PRESETS:
         raise ConfigError("preset", f"unknown {{field}} {quote(preset)}; one of {', '.join([*PRESETS, 'shipped'])}")

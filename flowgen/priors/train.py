@@ -317,7 +317,7 @@ def train_prior(videos: np.ndarray, prompt_ids: np.ndarray, prompts: tuple[str, 
     assert videos.ndim == 5 and videos.shape[-1] == 3 and videos.dtype == np.uint8, (videos.shape, videos.dtype)
     assert (videos.shape[1] - 1) % 4 == 0 and videos.shape[1] >= config.vae_frames and videos.shape[2] % 16 == 0 and videos.shape[3] % 16 == 0, videos.shape
     assert prompt_ids.shape == (len(videos),) and prompt_ids.max() < len(prompts), prompt_ids.shape
-    log: dict = {}
+    log: dict = {"clips": {"frames": int(videos.shape[1]), "height": int(videos.shape[2]), "width": int(videos.shape[3])}}
     start = time.perf_counter()
     now = time.monotonic()
     vae_deadline = None if minutes is None else now + 0.25 * 60.0 * minutes

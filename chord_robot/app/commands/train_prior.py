@@ -83,9 +83,13 @@ def train_prior_cmd(
     minutes: float | None = typer.Option(None, help="Wall-clock cap for training (stops early; steps done are logged)."),
     seed: int = typer.Option(0, help="Seeds the clips, the initialisation and every batch."),
     clips: int = typer.Option(3000, help="Training clips to render."),
+    size: int = typer.Option(32, help="Clip height and width in pixels, a multiple of 16 (the prior's own size: "
+                             "its flows are distilled at it)."),
     steps: int | None = typer.Option(None, help="Transformer steps (default: the config's)."),
     vae_steps: int | None = typer.Option(None, help="VAE steps (default: the config's; with --init, 0 keeps its VAE)."),
     vae_frames: int | None = typer.Option(None, help="Frames per VAE training window, 1 + 4k (default: the config's)."),
+    vae_width: int | None = typer.Option(None, help="VAE width: channels of its first stage, x2 in the others (default: the config's, 16; a new prior only)."),
+    latent_channels: int | None = typer.Option(None, help="VAE latent channels (default: the config's, 8; a new prior only)."),
     vae_motion_weight: float | None = typer.Option(None, help="Extra weight of the pixels where something moves in the VAE's loss (default: the config's, 0)."),
     dataset: Path | None = typer.Option(None, help="Clip set .npz: read if it exists, else written there."),
     textured: float = typer.Option(0.0, help="Fraction of rendered clips (training and check) whose object carries the sim tasks' coloured patches."),
@@ -115,6 +119,10 @@ def train_prior_cmd(
 
     if clips < 8 or check < 0 or textured_clips < 0 or (minutes is not None and minutes <= 0):
         raise InputError("--clips must be >= 8, --check and --textured-clips >= 0 and --minutes > 0")
+    if (vae_width is not None and vae_width < 1) or (latent_channels is not None and latent_channels < 1):
+        raise InputError("--vae-width and --latent-channels must be >= 1")
+    if init is not None and (vae_width is not None or latent_channels is not None):
+        raise InputError("--vae-width and --latent-channels shape a new prior; --init keeps its VAE")
     if vae_motion_weight is not None and vae_motion_weight < 0:
         raise InputError(f"--vae-motion-weight must be >= 0, got {vae_motion_weight}")
     if init is not None and not (init / "train_log.json").is_file():
@@ -130,12 +138,12 @@ def train_prior_cmd(
     if not kinds or any(k not in {m.kind for m in MOTIONS.values()} for k in kinds):
         raise InputError(f"--motions must list some of laptop, lamp, pick, fold; got {motions!r}")
     try:
-        clip_config = ClipConfig(textured=textured, split_starts=split_starts, looks=looks,
+        clip_config = ClipConfig(size=size, textured=textured, split_starts=split_starts, looks=looks,
                                  distractors=_range(distractors, int, "--distractors"), free_colours=free_colours,
                                  floor=floor, arm_share=_range(arm_share, float, "--arm-share"),
                                  move_share=None if move_share is None else _range(move_share, float, "--move-share"))
     except ConfigError as e:
-        raise InputError(f"train-prior: {e}") from None
+        raise InputError(f"train-prior: {e.named('--' + e.field.replace('_', '-'))}") from None
     prompts = tuple(p for p, m in MOTIONS.items() if m.kind in kinds)
     if init is not None:  # the prior's own prompts first (their ids), then the added ones
         from flowgen.priors.shipped import prompts as trained_prompts
@@ -162,6 +170,7 @@ def train_prior_cmd(
         config = replace(config, steps=steps or config.steps,
                          vae_steps=config.vae_steps if vae_steps is None else vae_steps,
                          vae_frames=vae_frames or config.vae_frames,
+                         vae_base_dim=vae_width or config.vae_base_dim, z_dim=latent_channels or config.z_dim,
                          vae_motion_weight=config.vae_motion_weight if vae_motion_weight is None else vae_motion_weight)
         with Progress(*columns, console=console) as bar:
             if dataset is not None and dataset.is_file():

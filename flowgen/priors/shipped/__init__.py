@@ -29,3 +29,17 @@ def is_shipped(model_dir: str | Path | None) -> bool:
 def prompts(root: str | Path = MODEL_DIR) -> tuple[str, ...]:
     """The sentences a prior trained by `train-prior` knows (from its ``train_log.json``)."""
     return tuple(json.loads((Path(root) / "train_log.json").read_text())["prompts"])
+
+
+def clip_size(root: str | Path = MODEL_DIR) -> tuple[int, int, int]:
+    """(frames, height, width) of the clips a prior trained by `train-prior` learnt from: the
+    size its flows are distilled at. From its ``train_log.json`` (a prior logged before the size
+    was: from its latents' shape and its VAE's scale factors)."""
+    root = Path(root)
+    log = json.loads((root / "train_log.json").read_text())["log"]
+    if "clips" in log:
+        return log["clips"]["frames"], log["clips"]["height"], log["clips"]["width"]
+    _, _, frames, height, width = log["latents"]["shape"]
+    vae = json.loads((root / "vae" / "config.json").read_text())
+    time, space = vae["scale_factor_temporal"], vae["scale_factor_spatial"]
+    return 1 + (frames - 1) * time, height * space, width * space

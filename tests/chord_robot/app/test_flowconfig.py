@@ -9,6 +9,7 @@ import pytest
 
 from chord_robot.app.flowconfig import FIELD_OPTIONS, FLOW_OVERRIDES, flow_config
 from chord_robot.errors import ConfigError
+from flowgen.priors import shipped
 
 
 def test_every_override_is_an_option_of_the_flow_command():
@@ -58,6 +59,7 @@ def test_the_shipped_preset_keeps_its_settings_under_the_clis_default_switches()
     cli_defaults = {"rigid_parts": False, "mesh_fit": True}
     config = flow_config("shipped", "wan", **cli_defaults)
     assert config.part_motion and config.weights.rigid > 0 and config.mesh_fit.enabled
-    assert config.num_frames == 9 and config.iterations == 300 and config.render_size == (32, 32)
+    frames, height, width = shipped.clip_size()  # the prior's own size
+    assert config.num_frames == frames and config.iterations == 300 and config.render_size == (width, height)
     assert not config.per_axis_control_scales and flow_config("cpu", "wan").per_axis_control_scales
     assert not flow_config("shipped", "wan", mesh_fit=False).mesh_fit.enabled  # a switch turned is kept

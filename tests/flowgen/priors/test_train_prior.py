@@ -191,6 +191,38 @@ def test_fine_tuning_adds_motions(trained, tmp_path) -> None:
         train_prior(videos, ids, (PROMPTS[1], PROMPTS[0], prompts[2]), back.config, init=back)
 
 
+def test_a_prior_trained_at_48_px_knows_its_size_and_samples_at_it(tmp_path) -> None:
+    """The clip size is logged, read back by `shipped.clip_size` (the size its flows are
+    distilled at), and derived from the latents for a log written before the size was."""
+    from flowgen.priors.shipped import clip_size
+
+    videos, ids = _bars(8, seed=1, size=48)
+    result = train_prior(videos, ids, PROMPTS, replace(quick(), vae_steps=2, steps=2))
+    assert result.log["clips"] == {"frames": 9, "height": 48, "width": 48}
+    root = save_prior(result, tmp_path / "prior")
+    assert clip_size(root) == (9, 48, 48)
+    assert sample_videos(root, videos[:1, 0], [PROMPTS[0]], steps=2, num_frames=9).shape == (1, 9, 48, 48, 3)
+    summary = json.loads((root / "train_log.json").read_text())
+    del summary["log"]["clips"]
+    (root / "train_log.json").write_text(json.dumps(summary))
+    assert clip_size(root) == (9, 48, 48)
+
+
+def test_the_command_trains_at_the_size_and_width_it_is_given(tmp_path) -> None:
+    """`train-prior --size 48 --vae-width 8 --latent-channels 4`, a few steps on 8 clips: the
+    saved VAE has that width and latent, and the prior knows its clips' size."""
+    from chord_robot.app.cli import main
+    from flowgen.priors.shipped import clip_size
+
+    out = tmp_path / "prior"
+    with pytest.raises(SystemExit) as e:
+        main(["train-prior", "-o", str(out), "--clips", "8", "--motions", "laptop", "--size", "48", "--vae-width", "8",
+              "--latent-channels", "4", "--vae-steps", "1", "--steps", "1", "--check", "0"])
+    assert e.value.code in (0, None)
+    vae = json.loads((out / "vae" / "config.json").read_text())
+    assert (vae["base_dim"], vae["z_dim"]) == (8, 4) and clip_size(out) == (9, 48, 48)
+
+
 @pytest.mark.parametrize("args, message", [
     (["--clips", "4"], "--clips must be >= 8"),
     (["--check-only"], "needs a trained model"),
@@ -198,6 +230,10 @@ def test_fine_tuning_adds_motions(trained, tmp_path) -> None:
     (["--textured", "2"], "--textured must be in"),
     (["--textured-clips", "-1"], "--textured-clips >= 0"),
     (["--vae-motion-weight", "-2"], "--vae-motion-weight must be >= 0"),
+    (["--size", "40"], "train-prior: --size must be a positive multiple of 16, got 40"),
+    (["--vae-width", "0"], "--vae-width and --latent-channels must be >= 1"),
+    (["--init", str(MODEL_DIR), "--vae-width", "32"], "--init keeps its VAE"),
+    (["--move-share", "0.5-1.5"], "train-prior: --move-share must be a range within [0, 1]"),
     (["--init", str(MODEL_DIR), "--motions", "fold"], "--motions must include its motions"),
 ])
 def test_train_prior_command_refuses_bad_input(tmp_path, capsys, args, message) -> None:
