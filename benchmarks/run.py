@@ -360,7 +360,7 @@ def sds_steps(repeats: int = 20) -> tuple[float, float]:
     wan = dataclasses.replace(flow_config("shipped", "wan").wan, vae_gradient="linear")
     linear = load_wan_prior(shipped.MODEL_DIR, prompt=shipped.prompts()[0], config=wan)
     full = dataclasses.replace(linear, linear=None)
-    video = torch.rand(1, 9, 32, 32, 3, generator=torch.Generator().manual_seed(0))
+    video = torch.rand(1, *shipped.clip_size(), 3, generator=torch.Generator().manual_seed(0))
 
     def step(prior) -> None:
         v = video.clone().requires_grad_(True)

@@ -3,7 +3,7 @@
     PRIOR=DIR python scripts/hinge_sds.py SCENE_DIR SCENE "PROMPT" [ITERATIONS]
 
 A diagnostic of the distillation (docs/trained-prior.md), not the method: the flow model of the
-scan (`flowgen.model.build_model`, the cpu preset of the wan prior at 32x32, 9 frames) is
+scan (`flowgen.model.build_model`, the cpu preset of the wan prior at its clips' size and frames) is
 posed by one parameter per frame, the lid's hinge angle, the lid's Gaussians turned rigidly
 about the true hinge (from `scripts/prior_distill.py scenes`), and the same SDS prior as
 `chord-robot flow --prior wan` (cameras, noise, tau and guidance schedules) gives the angles
@@ -31,6 +31,7 @@ def main(scene_dir: Path, scene: str, prompt: str, iterations: int) -> list[floa
     from flowgen.model import build_model
     from flowgen.objective import _static_splats
     from flowgen.priors.sds_prior import SdsPrior
+    from flowgen.priors.shipped import clip_size
     from flowgen.priors.wan import load_wan_prior
     from flowgen.quat import quat_multiply
     from flowgen.shading import albedo, gaussian_normals, shade
@@ -42,7 +43,8 @@ def main(scene_dir: Path, scene: str, prompt: str, iterations: int) -> list[floa
     if info["kind"] != "laptop":
         sys.exit("the hinge diagnostic is for laptop scenes")
     pose, spec = np.asarray(info["base_pose"]), assets.LaptopSpec(**info["spec"])
-    config = flow_config("cpu", "wan", frames=9, iters=iterations, size=(32, 32))
+    num_frames, height, width = clip_size(os.environ["PRIOR"])  # the prior's own clips
+    config = flow_config("cpu", "wan", frames=num_frames, iters=iterations, size=(width, height))
     inputs = prepare_flow(scene_dir / f"{scene}.ply", config=config, task=prompt,
                           model=os.environ["PRIOR"], allow_cpu=True)
     config = inputs.config
@@ -56,13 +58,13 @@ def main(scene_dir: Path, scene: str, prompt: str, iterations: int) -> list[floa
     axis = torch.tensor(hinge[:3, :3] @ assets.LAPTOP_HINGE_AXIS, dtype=torch.float32)  # + opens
     origin = torch.tensor(hinge[:3, 3], dtype=torch.float32)
     wan = load_wan_prior(inputs.model_dir, config.wan.variant, prompt=prompt, config=config.wan)
-    prior = SdsPrior(wan, means.numpy(), 9, 32, 32, 1, iterations, config.wan.cameras, config.seed)
+    prior = SdsPrior(wan, means.numpy(), num_frames, height, width, 1, iterations, config.wan.cameras, config.seed)
     with torch.no_grad():
         static = _static_splats(model)
         colour = shade(model, albedo(obj.albedo_logit), gaussian_normals(obj.rest.quats)).expand_as(means)
         scales, opacity = obj.log_scales.exp(), torch.sigmoid(obj.opacity_logit)
     cross = torch.tensor([[0.0, -axis[2], axis[1]], [axis[2], 0.0, -axis[0]], [-axis[1], axis[0], 0.0]])
-    theta = torch.zeros(8, requires_grad=True)  # frames 1..8, radians
+    theta = torch.zeros(num_frames - 1, requires_grad=True)  # frames 1.., radians
     optimiser = torch.optim.Adam([theta], lr=float(os.environ.get("LR", "0.02")))
     smooth = float(os.environ.get("SMOOTH", "10"))
     start = time.time()

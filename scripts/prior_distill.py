@@ -10,7 +10,7 @@
     python scripts/prior_distill.py run DIR SCENE "PROMPT" OUT [extra flow arguments ...]
         `chord-robot flow` on DIR/SCENE.ply, then measures the flow (OUT.json) and renders it
         (OUT.mp4). The model: $PRIOR (a `chord-robot train-prior` directory; flow arguments
-        the cpu preset at 32x32, 9 frames, 300 iterations, --rigid-parts) or, without $PRIOR,
+        the cpu preset at its clips' size and frames, 300 iterations, --rigid-parts) or, without $PRIOR,
         the shipped prior with its own preset (what `chord-robot flow --scan --task` runs).
     python scripts/prior_distill.py measure DIR SCENE FLOW.zarr
         Prints the measurement (`sim.articulation.measure`) as JSON.
@@ -43,7 +43,8 @@ SCENES = {  # name: (task, seed, task config overrides)
     "checker-laptop": ("built", 9008, {}),
     "duck-plate": ("built", 9009, {}),
 }
-FLOW_ARGS = ["--allow-cpu", "--size", "32x32", "--frames", "9", "--iters", "300", "--rigid-parts"]
+FLOW_ARGS = ["--allow-cpu", "--iters", "300", "--rigid-parts"]
+"""Flow arguments for $PRIOR, with its own clips' frames and size (`shipped.clip_size`)."""
 
 
 def _checker(points: np.ndarray, cell: float, a, b) -> np.ndarray:
@@ -236,7 +237,12 @@ def write_close_up(flow_path: Path, video: Path, scene_dir: Path, scene: str, si
 def run(scene_dir: Path, scene: str, prompt: str, out: Path, extra: list[str]) -> dict:
     prior = os.environ.get("PRIOR")
     flow_path = out.with_suffix(".zarr")
-    model = ["--prior", "wan", "--model", prior, *FLOW_ARGS] if prior else []
+    model = []
+    if prior:
+        from flowgen.priors.shipped import clip_size
+
+        frames, height, width = clip_size(prior)
+        model = ["--prior", "wan", "--model", prior, *FLOW_ARGS, "--size", f"{width}x{height}", "--frames", str(frames)]
     args = ["chord-robot", "flow", "--scan", str(scene_dir / f"{scene}.ply"), "--task", prompt, "-o",
             str(flow_path), *model, *extra]
     start = time.time()

@@ -172,9 +172,12 @@ scales the 4-seed flows moved by a few degrees, but the robot trials on seeds 10
 
 
 def shipped_preset() -> dict[str, Any]:
-    """`SHIPPED_PRESET` with the shipped prior's frames and render size."""
+    """`SHIPPED_PRESET` with the shipped prior's frames and render size (without its weights,
+    the cpu preset's: loading the model then says they are missing)."""
     from flowgen.priors import shipped
 
+    if not shipped.available():
+        return dict(SHIPPED_PRESET)
     frames, height, width = shipped.clip_size()
     return {"frames": frames, "size": (width, height), **SHIPPED_PRESET}
 

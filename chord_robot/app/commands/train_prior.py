@@ -83,8 +83,8 @@ def train_prior_cmd(
     minutes: float | None = typer.Option(None, help="Wall-clock cap for training (stops early; steps done are logged)."),
     seed: int = typer.Option(0, help="Seeds the clips, the initialisation and every batch."),
     clips: int = typer.Option(3000, help="Training clips to render."),
-    size: int = typer.Option(32, help="Clip height and width in pixels, a multiple of 16 (the prior's own size: "
-                             "its flows are distilled at it)."),
+    size: int | None = typer.Option(None, help="Clip height and width in pixels, a multiple of 16 (default: "
+                                    "--init's or, with --check-only, the prior's own; else 32)."),
     steps: int | None = typer.Option(None, help="Transformer steps (default: the config's)."),
     vae_steps: int | None = typer.Option(None, help="VAE steps (default: the config's; with --init, 0 keeps its VAE)."),
     vae_frames: int | None = typer.Option(None, help="Frames per VAE training window, 1 + 4k (default: the config's)."),
@@ -132,7 +132,12 @@ def train_prior_cmd(
     if check_only and not (out / "model_index.json").is_file():
         raise InputError(f"--check-only needs a trained model in {out} (no model_index.json there)")
     from chord_robot.errors import ConfigError
+    from flowgen.priors.shipped import clip_size
     from sim.clips import MOTIONS, ClipConfig
+
+    if size is None:  # the prior's own clips, when there is one
+        own = out if check_only else init
+        size = clip_size(own)[1] if own is not None else 32
 
     kinds = [k.strip() for k in motions.split(",") if k.strip()]
     if not kinds or any(k not in {m.kind for m in MOTIONS.values()} for k in kinds):
@@ -176,6 +181,9 @@ def train_prior_cmd(
             if dataset is not None and dataset.is_file():
                 clip_set = load_clips(dataset)
                 console.print(f"read {len(clip_set)} clips from {dataset}")
+                if clip_set.videos.shape[2:4] != (size, size):
+                    raise InputError(f"--dataset {dataset} holds {clip_set.videos.shape[3]}x{clip_set.videos.shape[2]} "
+                                     f"clips; --size is {size}")
             else:
                 task = bar.add_task("rendering clips", total=clips + textured_clips)
                 world = sim_world.create()

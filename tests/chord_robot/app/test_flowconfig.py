@@ -63,3 +63,16 @@ def test_the_shipped_preset_keeps_its_settings_under_the_clis_default_switches()
     assert config.num_frames == frames and config.iterations == 300 and config.render_size == (width, height)
     assert not config.per_axis_control_scales and flow_config("cpu", "wan").per_axis_control_scales
     assert not flow_config("shipped", "wan", mesh_fit=False).mesh_fit.enabled  # a switch turned is kept
+
+
+def test_the_shipped_preset_distils_at_the_shipped_priors_own_size(monkeypatch):
+    """(frames, height, width) of its clips -> num_frames and render_size (width, height);
+    without its weights the cpu preset's (loading the model then says they are missing)."""
+    monkeypatch.setattr(shipped, "clip_size", lambda root=shipped.MODEL_DIR: (17, 48, 64))
+    config = flow_config("shipped", "wan")
+    assert config.num_frames == 17 and config.render_size == (64, 48)
+    assert flow_config("shipped", "wan", size=(32, 32)).render_size == (32, 32)  # a given size wins
+    monkeypatch.setattr(shipped, "available", lambda root=shipped.MODEL_DIR: False)
+    cpu = flow_config("cpu", "wan")
+    config = flow_config("shipped", "wan")
+    assert (config.num_frames, config.render_size) == (cpu.num_frames, cpu.render_size)

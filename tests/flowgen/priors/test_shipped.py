@@ -22,7 +22,8 @@ def test_the_shipped_model_has_the_wan_22_a14b_shape():
     from flowgen.priors.wan import model_shape
 
     shape = model_shape(shipped.MODEL_DIR, "i2v-a14b")
-    shape.check(9, 32, 32)  # the shipped preset's frames and size fit
+    assert shipped.clip_size() == (9, 32, 32)  # trained on 9-frame 32x32 clips (from its log's latents)
+    shape.check(*shipped.clip_size())  # the shipped preset's frames and size fit
     with pytest.raises(Exception, match="frames"):
         shape.check(10, 32, 32)
 

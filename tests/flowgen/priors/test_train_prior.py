@@ -208,19 +208,36 @@ def test_a_prior_trained_at_48_px_knows_its_size_and_samples_at_it(tmp_path) -> 
     assert clip_size(root) == (9, 48, 48)
 
 
-def test_the_command_trains_at_the_size_and_width_it_is_given(tmp_path) -> None:
+def test_the_command_trains_at_the_size_and_width_it_is_given(tmp_path, capsys) -> None:
     """`train-prior --size 48 --vae-width 8 --latent-channels 4`, a few steps on 8 clips: the
-    saved VAE has that width and latent, and the prior knows its clips' size."""
+    saved VAE has that width and latent, and the prior knows its clips' size; its clip set is
+    refused at another size."""
     from chord_robot.app.cli import main
     from flowgen.priors.shipped import clip_size
 
-    out = tmp_path / "prior"
+    out, clips = tmp_path / "prior", tmp_path / "clips.npz"
+    args = ["train-prior", "-o", str(out), "--clips", "8", "--motions", "laptop", "--vae-width", "8",
+            "--latent-channels", "4", "--vae-steps", "1", "--steps", "1", "--check", "0", "--dataset", str(clips)]
     with pytest.raises(SystemExit) as e:
-        main(["train-prior", "-o", str(out), "--clips", "8", "--motions", "laptop", "--size", "48", "--vae-width", "8",
-              "--latent-channels", "4", "--vae-steps", "1", "--steps", "1", "--check", "0"])
+        main([*args, "--size", "48"])
     assert e.value.code in (0, None)
     vae = json.loads((out / "vae" / "config.json").read_text())
     assert (vae["base_dim"], vae["z_dim"]) == (8, 4) and clip_size(out) == (9, 48, 48)
+    with pytest.raises(SystemExit) as e:
+        main([*args, "-o", str(tmp_path / "again")])  # --size: 32 without --init
+    assert e.value.code == 2 and "holds 48x48 clips; --size is 32" in capsys.readouterr().err
+    assert not (tmp_path / "again").exists()
+
+
+def test_a_priors_size_is_read_from_its_latents_when_its_log_predates_it(tmp_path) -> None:
+    """A log without ``clips``: (1 + 4 x (latent frames - 1), 4 x latent height, 4 x latent
+    width) for a VAE of scale factors 4 and 4."""
+    from flowgen.priors.shipped import clip_size
+
+    (tmp_path / "vae").mkdir()
+    (tmp_path / "vae" / "config.json").write_text(json.dumps({"scale_factor_temporal": 4, "scale_factor_spatial": 4}))
+    (tmp_path / "train_log.json").write_text(json.dumps({"log": {"latents": {"shape": [10, 8, 5, 8, 12]}}}))
+    assert clip_size(tmp_path) == (17, 32, 48)
 
 
 @pytest.mark.parametrize("args, message", [
