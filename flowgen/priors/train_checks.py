@@ -15,7 +15,8 @@ from torch import Tensor
 if TYPE_CHECKING:
     from diffusers import AutoencoderKLWan
 
-__all__ = ["CHANGE_THRESHOLD", "changing_pixels", "clip_tensor", "reconstruction_psnr", "sample_videos"]
+__all__ = ["CHANGE_THRESHOLD", "changing_pixels", "clip_tensor", "departed_pixels", "psnr_by_frame",
+           "reconstruction_psnr", "sample_videos"]
 
 
 CHANGE_THRESHOLD = 0.1
@@ -29,6 +30,16 @@ def changing_pixels(videos: np.ndarray, threshold: float = CHANGE_THRESHOLD) -> 
     assert videos.ndim == 5 and videos.shape[-1] == 3, videos.shape
     v = videos.astype(np.int16)
     return np.abs(v - np.median(v, axis=1, keepdims=True)).max(axis=(1, 4)) > threshold * 255
+
+
+def departed_pixels(videos: np.ndarray, threshold: float = CHANGE_THRESHOLD) -> np.ndarray:
+    """(B, T, H, W) bool: the pixels of each frame whose colour departs from the clip's median
+    by more than ``threshold`` (a fraction of 255) in some channel: where the moving object is
+    in that frame, or where it stood while it is away (`changing_pixels` is their union over
+    the frames)."""
+    assert videos.ndim == 5 and videos.shape[-1] == 3, videos.shape
+    v = videos.astype(np.int16)
+    return np.abs(v - np.median(v, axis=1, keepdims=True)).max(axis=4) > threshold * 255
 
 
 def clip_tensor(videos: np.ndarray) -> Tensor:
@@ -50,6 +61,26 @@ def reconstruction_psnr(vae: AutoencoderKLWan, videos: np.ndarray, chunk: int = 
         se += float(((rec.clamp(-1, 1) - x).square() * keep[:, None, None]).sum())
         count += float(keep.sum()) * x.shape[1] * x.shape[2]
     return 10.0 * math.log10(4.0 / (se / count)) if count else float("nan")
+
+
+@torch.no_grad()
+def psnr_by_frame(vae: AutoencoderKLWan, videos: np.ndarray, pixels: np.ndarray | None = None,
+                  chunk: int = 16) -> np.ndarray:
+    """(T,) PSNR (dB, peak 2 on [-1, 1]) of the VAE's reconstructions of ``videos`` per frame,
+    over the ``pixels`` (B, T, H, W) bool of each frame only, if given (e.g. `departed_pixels`:
+    the object where it is in that frame); NaN for a frame without pixels. The causal VAE
+    encodes the first frame alone and the others four to a latent frame."""
+    frames = videos.shape[1]
+    se, count = np.zeros(frames), np.zeros(frames)
+    for i in range(0, len(videos), chunk):
+        x = clip_tensor(videos[i : i + chunk])
+        rec = vae.decode(vae.encode(x).latent_dist.mode()).sample
+        keep = (torch.ones(x.shape[0], *x.shape[2:]) if pixels is None
+                else torch.from_numpy(pixels[i : i + chunk]).float())  # (b, T, H, W)
+        se += ((rec.clamp(-1, 1) - x).square().sum(1) * keep).sum((0, 2, 3)).double().numpy()
+        count += 3.0 * keep.sum((0, 2, 3)).double().numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 10.0 * np.log10(4.0 / (se / count))
 
 
 def sample_videos(model_dir: str | Path, first_frames: np.ndarray, prompts: list[str], seed: int = 0,

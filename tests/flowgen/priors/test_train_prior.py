@@ -26,7 +26,13 @@ from flowgen.priors.train import (
     train_prior,
     weighted_error,
 )
-from flowgen.priors.train_checks import changing_pixels, reconstruction_psnr, sample_videos
+from flowgen.priors.train_checks import (
+    changing_pixels,
+    departed_pixels,
+    psnr_by_frame,
+    reconstruction_psnr,
+    sample_videos,
+)
 from flowgen.priors.wan import WanConfig, load_wan_prior, wan_sds_loss
 
 PROMPTS = ("the bar turns left", "the bar turns right")
@@ -71,6 +77,12 @@ def test_a_few_steps_lower_the_losses(trained) -> None:
     assert reconstruction_psnr(result.vae, videos[:4], pixels=everywhere) == pytest.approx(psnr, abs=1e-4)
     bar = changing_pixels(videos[:4])  # the turning bar, harder to reconstruct than its backdrop
     assert reconstruction_psnr(result.vae, videos[:4], pixels=bar) < psnr
+    # per frame: the frames' squared errors average to the clip's
+    by_frame = psnr_by_frame(result.vae, videos[:4])
+    assert by_frame.shape == (9,) and np.isfinite(by_frame).all()
+    assert 10 * np.log10(4 / np.mean(4 / 10 ** (by_frame / 10))) == pytest.approx(psnr, abs=1e-3)
+    at_frame = psnr_by_frame(result.vae, videos[:4], departed_pixels(videos[:4]))
+    assert (at_frame < by_frame).sum() >= 7  # where the bar is in each frame, harder than the frame
 
 
 def test_the_pixels_where_something_moves() -> None:
@@ -88,6 +100,12 @@ def test_the_pixels_where_something_moves() -> None:
     expected[5:8, 2:5] = expected[5:8, 6:9] = True
     assert np.array_equal(moving[0], expected)
     assert changing_pixels(videos, threshold=0.05)[0, 12:14, 12:14].all()
+    # per frame: where the square is while away from its median place, and its median place
+    # (red) while it is elsewhere; their union over the frames is the above
+    departed = departed_pixels(videos)
+    assert departed.shape == (2, 9, 16, 16) and np.array_equal(departed.any(1), moving)
+    assert departed[0, :4, 5:8, 2:5].all() and departed[0, :4, 5:8, 6:9].all()
+    assert not departed[0, 4:].any()  # from frame 4 on the square is where its median is
 
 
 def test_the_motion_weight_counts_errors_where_something_moves_more() -> None:
@@ -227,6 +245,18 @@ def test_the_command_trains_at_the_size_and_width_it_is_given(tmp_path, capsys) 
         main([*args, "-o", str(tmp_path / "again")])  # --size: 32 without --init
     assert e.value.code == 2 and "holds 48x48 clips; --size is 32" in capsys.readouterr().err
     assert not (tmp_path / "again").exists()
+
+    # scripts/vae_frames.py measures its VAE frame by frame at its own size
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[3] / "scripts" / "vae_frames.py"
+    done = subprocess.run([sys.executable, str(script), str(out), "--motions", "laptop", "--clips", "2"],
+                          capture_output=True, text=True, check=True)
+    table = json.loads(done.stdout.strip().splitlines()[-1])
+    assert table["size"] == [48, 48] and table["frames"] == 9 and len(table["object_psnr_db"]) == 9
+    assert all(0.0 < s < 0.5 for s in table["object_share"])  # a laptop's lid turning: a part of the frame
 
 
 def test_a_priors_size_is_read_from_its_latents_when_its_log_predates_it(tmp_path) -> None:
