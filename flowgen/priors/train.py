@@ -83,6 +83,11 @@ class TrainConfig:
     (`changing_pixels`): each counts 1 + this. A small object carried across the table covers a
     few percent of a 32 px frame, and an unweighted VAE blurs it into the table
     (docs/shipped-prior.md). 0: the plain mean squared error."""
+    vae_first_frame_weight: float = 0.0
+    """Extra weight, in the VAE's reconstruction error, of a clip's first frame (each of its
+    pixels counts 1 + this): the frame an image-to-video model is conditioned on, which the
+    causal VAE encodes alone and reconstructs worst (docs/shipped-prior.md, session 22). 0: the
+    plain mean squared error."""
     text_dim: int = 32
     """UMT5 width (d_model), the transformer's text_dim."""
     heads: int = 4
@@ -115,8 +120,9 @@ class TrainConfig:
             raise ValueError("steps and batch sizes must be >= 1 (vae_steps >= 0: 0 keeps a fine-tuned VAE)")
         if self.vae_frames < 1 or (self.vae_frames - 1) % 4:
             raise ValueError(f"vae_frames must be 1 + 4k, got {self.vae_frames}")
-        if self.vae_motion_weight < 0.0:
-            raise ValueError(f"vae_motion_weight must be >= 0, got {self.vae_motion_weight}")
+        if self.vae_motion_weight < 0.0 or self.vae_first_frame_weight < 0.0:
+            raise ValueError(f"vae_motion_weight and vae_first_frame_weight must be >= 0, got "
+                             f"{self.vae_motion_weight}, {self.vae_first_frame_weight}")
         if not 0.0 <= self.drop_text < 1.0:
             raise ValueError(f"drop_text must be in [0, 1), got {self.drop_text}")
 
@@ -177,11 +183,17 @@ def _cosine(step: int, total: int, warmup: int = 0) -> float:
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * p))
 
 
-def weighted_error(rec: Tensor, x: Tensor, weights: Tensor) -> Tensor:
+def weighted_error(rec: Tensor, x: Tensor, weights: Tensor | None = None,
+                   frame_weights: Tensor | None = None) -> Tensor:
     """Mean squared error of ``rec`` against ``x`` (B, 3, T, H, W), each pixel weighted by
-    ``weights`` (B, H, W) and normalised by their mean: the plain mean with weights of one."""
-    w = weights[:, None, None]
-    return (w * (rec - x).square()).mean() / w.mean()
+    ``weights`` (B, H, W) and each frame by ``frame_weights`` (T,), normalised by the weights'
+    mean: the plain mean with weights of one (or none)."""
+    w = torch.ones(())
+    if weights is not None:
+        w = w * weights[:, None, None]
+    if frame_weights is not None:
+        w = w * frame_weights[:, None, None]
+    return (w * (rec - x).square()).mean() / w.expand_as(rec).mean()
 
 
 # --------------------------------------------------------------------------- stages
@@ -196,6 +208,8 @@ def _train_vae(videos: np.ndarray, config: TrainConfig, progress: Progress, dead
     weights = None  # per clip, over all its frames (a window's static pixels may be weighted too)
     if config.vae_motion_weight:
         weights = torch.from_numpy(1.0 + config.vae_motion_weight * changing_pixels(videos)).float()
+    first = torch.ones(config.vae_frames)  # a window's frame weights when it starts at the clip's first frame
+    first[0] += config.vae_first_frame_weight
     losses = []
     for step in range(config.vae_steps):
         for g in opt.param_groups:
@@ -207,7 +221,9 @@ def _train_vae(videos: np.ndarray, config: TrainConfig, progress: Progress, dead
         z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen)
         rec = vae.decode(z).sample
         mse = (rec - x).square().mean()
-        error = mse if weights is None else weighted_error(rec, x, weights[idx])
+        frames = first if start == 0 and config.vae_first_frame_weight else None
+        error = mse if weights is None and frames is None else weighted_error(
+            rec, x, None if weights is None else weights[idx], frames)
         loss = error + config.kl_weight * posterior.kl().mean() / x[0].numel()
         opt.zero_grad()
         loss.backward()

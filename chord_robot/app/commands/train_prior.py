@@ -91,6 +91,7 @@ def train_prior_cmd(
     vae_width: int | None = typer.Option(None, help="VAE width: channels of its first stage, x2 in the others (default: the config's, 16; a new prior only)."),
     latent_channels: int | None = typer.Option(None, help="VAE latent channels (default: the config's, 8; a new prior only)."),
     vae_motion_weight: float | None = typer.Option(None, help="Extra weight of the pixels where something moves in the VAE's loss (default: the config's, 0)."),
+    vae_first_frame_weight: float | None = typer.Option(None, help="Extra weight of each clip's first frame in the VAE's loss (default: the config's, 0)."),
     dataset: Path | None = typer.Option(None, help="Clip set .npz: read if it exists, else written there."),
     textured: float = typer.Option(0.0, help="Fraction of rendered clips (training and check) whose object carries the sim tasks' coloured patches."),
     textured_clips: int = typer.Option(0, help="Extra training clips, every one textured, rendered from seed + 1 and appended."),
@@ -125,6 +126,8 @@ def train_prior_cmd(
         raise InputError("--vae-width and --latent-channels shape a new prior; --init keeps its VAE")
     if vae_motion_weight is not None and vae_motion_weight < 0:
         raise InputError(f"--vae-motion-weight must be >= 0, got {vae_motion_weight}")
+    if vae_first_frame_weight is not None and vae_first_frame_weight < 0:
+        raise InputError(f"--vae-first-frame-weight must be >= 0, got {vae_first_frame_weight}")
     if init is not None and not (init / "train_log.json").is_file():
         raise InputError(f"--init needs a directory written by train-prior ({init / 'train_log.json'} is missing)")
     if not 0.0 <= textured <= 1.0:
@@ -176,7 +179,9 @@ def train_prior_cmd(
                          vae_steps=config.vae_steps if vae_steps is None else vae_steps,
                          vae_frames=vae_frames or config.vae_frames,
                          vae_base_dim=vae_width or config.vae_base_dim, z_dim=latent_channels or config.z_dim,
-                         vae_motion_weight=config.vae_motion_weight if vae_motion_weight is None else vae_motion_weight)
+                         vae_motion_weight=config.vae_motion_weight if vae_motion_weight is None else vae_motion_weight,
+                         vae_first_frame_weight=(config.vae_first_frame_weight if vae_first_frame_weight is None
+                                                 else vae_first_frame_weight))
         with Progress(*columns, console=console) as bar:
             if dataset is not None and dataset.is_file():
                 clip_set = load_clips(dataset)

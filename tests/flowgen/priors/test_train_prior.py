@@ -130,6 +130,22 @@ def test_the_motion_weight_reaches_the_vae_training() -> None:
     plain = train_prior(videos, ids, PROMPTS, small).log["vae"]["loss"]
     weighted = train_prior(videos, ids, PROMPTS, replace(small, vae_motion_weight=20.0)).log["vae"]["loss"]
     assert plain[0] == weighted[0] and plain[1:] != weighted[1:]  # the same start, other updates
+    first = train_prior(videos, ids, PROMPTS, replace(small, vae_first_frame_weight=20.0)).log["vae"]["loss"]
+    assert plain[0] == first[0] and plain[1:] != first[1:] and first[1:] != weighted[1:]
+
+
+def test_the_first_frame_weight_counts_its_errors_more() -> None:
+    x = torch.zeros(2, 3, 5, 8, 8)
+    rec = x.clone()
+    rec[:, :, 0] = 0.5  # an error on frame 0 only
+    plain = (rec - x).square().mean()
+    frames = torch.tensor([11.0, 1, 1, 1, 1])
+    # frame 0 now weighs 11 against 4 of weight 1: 11/15 of the total, not 1/5
+    assert torch.allclose(weighted_error(rec, x, None, frames), plain * (11 / 15) / (1 / 5))
+    moving = torch.ones(2, 8, 8)
+    assert torch.allclose(weighted_error(rec, x, moving, frames), weighted_error(rec, x, None, frames))
+    with pytest.raises(ValueError, match="vae_first_frame_weight"):
+        TrainConfig(vae_first_frame_weight=-1.0)
 
 
 def test_training_is_a_function_of_the_seed() -> None:
@@ -277,6 +293,7 @@ def test_a_priors_size_is_read_from_its_latents_when_its_log_predates_it(tmp_pat
     (["--textured", "2"], "--textured must be in"),
     (["--textured-clips", "-1"], "--textured-clips >= 0"),
     (["--vae-motion-weight", "-2"], "--vae-motion-weight must be >= 0"),
+    (["--vae-first-frame-weight", "-1"], "--vae-first-frame-weight must be >= 0"),
     (["--size", "40"], "train-prior: --size must be a positive multiple of 16, got 40"),
     (["--vae-width", "0"], "--vae-width and --latent-channels must be >= 1"),
     (["--init", str(MODEL_DIR), "--vae-width", "32"], "--init keeps its VAE"),
