@@ -188,12 +188,13 @@ def weighted_error(rec: Tensor, x: Tensor, weights: Tensor | None = None,
     """Mean squared error of ``rec`` against ``x`` (B, 3, T, H, W), each pixel weighted by
     ``weights`` (B, H, W) and each frame by ``frame_weights`` (T,), normalised by the weights'
     mean: the plain mean with weights of one (or none)."""
-    w = torch.ones(())
+    error, norm = (rec - x).square(), torch.ones(())
     if weights is not None:
-        w = w * weights[:, None, None]
-    if frame_weights is not None:
-        w = w * frame_weights[:, None, None]
-    return (w * (rec - x).square()).mean() / w.expand_as(rec).mean()
+        w = weights[:, None, None]
+        error, norm = w * error, w.mean()
+    if frame_weights is not None:  # independent of the pixels': the weights' mean is the product
+        error, norm = frame_weights[:, None, None] * error, norm * frame_weights.mean()
+    return error.mean() / norm
 
 
 # --------------------------------------------------------------------------- stages

@@ -70,6 +70,7 @@ def psnr_by_frame(vae: AutoencoderKLWan, videos: np.ndarray, pixels: np.ndarray 
     over the ``pixels`` (B, T, H, W) bool of each frame only, if given (e.g. `departed_pixels`:
     the object where it is in that frame); NaN for a frame without pixels. The causal VAE
     encodes the first frame alone and the others four to a latent frame."""
+    assert pixels is None or pixels.shape == videos.shape[:4], (None if pixels is None else pixels.shape, videos.shape)
     frames = videos.shape[1]
     se, count = np.zeros(frames), np.zeros(frames)
     for i in range(0, len(videos), chunk):

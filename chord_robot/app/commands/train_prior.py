@@ -140,7 +140,9 @@ def train_prior_cmd(
 
     if size is None:  # the prior's own clips, when there is one
         own = out if check_only else init
-        size = clip_size(own)[1] if own is not None else 32
+        _, size, width = clip_size(own) if own is not None else (0, 32, 32)
+        if size != width:
+            raise InputError(f"{own} was trained on {width}x{size} clips; train-prior renders square ones (--size)")
 
     kinds = [k.strip() for k in motions.split(",") if k.strip()]
     if not kinds or any(k not in {m.kind for m in MOTIONS.values()} for k in kinds):

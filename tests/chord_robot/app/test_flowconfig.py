@@ -68,6 +68,7 @@ def test_the_shipped_preset_keeps_its_settings_under_the_clis_default_switches()
 def test_the_shipped_preset_distils_at_the_shipped_priors_own_size(monkeypatch):
     """(frames, height, width) of its clips -> num_frames and render_size (width, height);
     without its weights the cpu preset's (loading the model then says they are missing)."""
+    monkeypatch.setattr(shipped, "available", lambda root=shipped.MODEL_DIR: True)
     monkeypatch.setattr(shipped, "clip_size", lambda root=shipped.MODEL_DIR: (17, 48, 64))
     config = flow_config("shipped", "wan")
     assert config.num_frames == 17 and config.render_size == (64, 48)

@@ -142,8 +142,10 @@ def test_the_first_frame_weight_counts_its_errors_more() -> None:
     frames = torch.tensor([11.0, 1, 1, 1, 1])
     # frame 0 now weighs 11 against 4 of weight 1: 11/15 of the total, not 1/5
     assert torch.allclose(weighted_error(rec, x, None, frames), plain * (11 / 15) / (1 / 5))
-    moving = torch.ones(2, 8, 8)
-    assert torch.allclose(weighted_error(rec, x, moving, frames), weighted_error(rec, x, None, frames))
+    pixels = torch.rand(2, 8, 8, generator=torch.Generator().manual_seed(0)) + 0.5
+    both = pixels[:, None, None] * frames[:, None, None]  # (2, 1, 5, 8, 8)
+    expected = (both * (rec - x).square()).sum() / (3 * both.sum())
+    assert torch.allclose(weighted_error(rec, x, pixels, frames), expected)
     with pytest.raises(ValueError, match="vae_first_frame_weight"):
         TrainConfig(vae_first_frame_weight=-1.0)
 
