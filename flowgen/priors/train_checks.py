@@ -26,10 +26,8 @@ CHANGE_THRESHOLD = 0.1
 def changing_pixels(videos: np.ndarray, threshold: float = CHANGE_THRESHOLD) -> np.ndarray:
     """(B, H, W) bool: the pixels of each clip of ``videos`` (B, T, H, W, 3) uint8 whose colour
     departs from its median over the clip by more than ``threshold`` (a fraction of 255) in
-    some frame and channel: where something moves."""
-    assert videos.ndim == 5 and videos.shape[-1] == 3, videos.shape
-    v = videos.astype(np.int16)
-    return np.abs(v - np.median(v, axis=1, keepdims=True)).max(axis=(1, 4)) > threshold * 255
+    some frame and channel: where something moves (`departed_pixels` over all frames)."""
+    return departed_pixels(videos, threshold).any(axis=1)
 
 
 def departed_pixels(videos: np.ndarray, threshold: float = CHANGE_THRESHOLD) -> np.ndarray:
@@ -53,14 +51,27 @@ def reconstruction_psnr(vae: AutoencoderKLWan, videos: np.ndarray, chunk: int = 
     """PSNR (dB, peak 2 on [-1, 1]) of the VAE's reconstructions (latent means) of ``videos``;
     over the ``pixels`` (B, H, W) bool of each clip only, if given (e.g. `changing_pixels`);
     NaN if they are none."""
-    se, count = 0.0, 0
+    if pixels is not None:  # the same pixels in every frame
+        pixels = np.broadcast_to(pixels[:, None], videos.shape[:4])
+    se, count = _squared_errors(vae, videos, pixels, chunk)
+    return 10.0 * math.log10(4.0 / (se.sum() / count.sum())) if count.sum() else float("nan")
+
+
+def _squared_errors(vae: AutoencoderKLWan, videos: np.ndarray, pixels: np.ndarray | None,
+                    chunk: int) -> tuple[np.ndarray, np.ndarray]:
+    """(T,) sums of the squared errors of the VAE's reconstructions (latent means) of ``videos``
+    per frame, over the ``pixels`` (B, T, H, W) bool only if given, and (T,) how many values
+    each sums."""
+    frames = videos.shape[1]
+    se, count = np.zeros(frames), np.zeros(frames)
     for i in range(0, len(videos), chunk):
         x = clip_tensor(videos[i : i + chunk])
         rec = vae.decode(vae.encode(x).latent_dist.mode()).sample
-        keep = torch.ones(x.shape[0], *x.shape[3:]) if pixels is None else torch.from_numpy(pixels[i : i + chunk]).float()
-        se += float(((rec.clamp(-1, 1) - x).square() * keep[:, None, None]).sum())
-        count += float(keep.sum()) * x.shape[1] * x.shape[2]
-    return 10.0 * math.log10(4.0 / (se / count)) if count else float("nan")
+        keep = (torch.ones(x.shape[0], *x.shape[2:]) if pixels is None
+                else torch.from_numpy(np.ascontiguousarray(pixels[i : i + chunk])).float())  # (b, T, H, W)
+        se += ((rec.clamp(-1, 1) - x).square().sum(1) * keep).sum((0, 2, 3)).double().numpy()
+        count += 3.0 * keep.sum((0, 2, 3)).double().numpy()
+    return se, count
 
 
 @torch.no_grad()
@@ -71,15 +82,7 @@ def psnr_by_frame(vae: AutoencoderKLWan, videos: np.ndarray, pixels: np.ndarray 
     the object where it is in that frame); NaN for a frame without pixels. The causal VAE
     encodes the first frame alone and the others four to a latent frame."""
     assert pixels is None or pixels.shape == videos.shape[:4], (None if pixels is None else pixels.shape, videos.shape)
-    frames = videos.shape[1]
-    se, count = np.zeros(frames), np.zeros(frames)
-    for i in range(0, len(videos), chunk):
-        x = clip_tensor(videos[i : i + chunk])
-        rec = vae.decode(vae.encode(x).latent_dist.mode()).sample
-        keep = (torch.ones(x.shape[0], *x.shape[2:]) if pixels is None
-                else torch.from_numpy(pixels[i : i + chunk]).float())  # (b, T, H, W)
-        se += ((rec.clamp(-1, 1) - x).square().sum(1) * keep).sum((0, 2, 3)).double().numpy()
-        count += 3.0 * keep.sum((0, 2, 3)).double().numpy()
+    se, count = _squared_errors(vae, videos, pixels, chunk)
     with np.errstate(divide="ignore", invalid="ignore"):
         return 10.0 * np.log10(4.0 / (se / count))
 
