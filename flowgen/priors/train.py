@@ -3,16 +3,18 @@
 The model is the 14B prior's architecture at toy size, so that the distillation code path is
 exercised end to end by a model that actually knows some motions:
 
-- ``AutoencoderKLWan`` (causal 3D VAE) with two down-sampling stages: 4x in space and in time,
-  so a 9-frame 32x32 clip becomes 3 latent frames of 8x8. Trained first, on the clips
-  (reconstruction + a small KL term); its latent mean and standard deviation per channel are
+- ``AutoencoderKLWan`` (causal 3D VAE) with two down-sampling stages by default: 4x in space and
+  in time, so a 9-frame 32x32 clip becomes 3 latent frames of 8x8 (``vae_downsample`` 2: one
+  stage, 5 latent frames of 16x16). Trained first, on single frames (``vae_image_steps``), then
+  on windows of the clips (reconstruction + a small KL term); its latent mean and standard deviation per channel are
   measured on the clips and written to its config (``latents_mean``/``latents_std``), the
   normalisation every Wan user applies.
 - A UMT5 text encoder built from a config (random, frozen) with a word-level tokenizer over the
   prompts' words (`flowgen.priors.train_text`): it only has to tell the prompts apart; the
   transformer learns what they mean.
-- ``WanTransformer3DModel`` with the I2V A14B input layout: noisy latents, 4 mask channels (1 on
-  the first latent frame) and the latents of [first frame, black frames...], 2 z + 4 channels, as
+- ``WanTransformer3DModel`` with the I2V A14B input layout: noisy latents, mask channels (1 on
+  the first latent frame; one per frame of a latent frame, 4 with a 4x-in-time VAE) and the latents
+  of [first frame, black frames...], 2 z + 4 channels, as
   `WanImageToVideoPipeline.prepare_latents` builds them. Trained by rectified flow: z_tau =
   (1 - tau) z + tau eps, target eps - z, tau from the same shifted density the scheduler samples
   with; the text is dropped (replaced by the empty prompt or Wan's negative prompt) at
@@ -57,6 +59,10 @@ Progress = Callable[[str, int, int, float], None]
 """progress(stage, step, total, loss) after each step of a stage ("vae", "latents", "transformer")."""
 
 
+_VAE_STAGES = {2: ([1, 2], [True]), 4: ([1, 2, 2], [True, True]), 8: ([1, 2, 4, 4], [False, True, True])}
+"""AutoencoderKLWan's (dim_mult, temperal_downsample) per spatial factor (8: Wan 2.1's own)."""
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Sizes and schedule of the small prior (defaults: the documented ~25 min CPU run)."""
@@ -66,9 +72,18 @@ class TrainConfig:
     z_dim: int = 8
     """VAE latent channels."""
     vae_base_dim: int = 16
-    """VAE width (channels of its first stage; x2 in the second and third)."""
+    """VAE width (channels of its first stage; x2 in the later ones)."""
+    vae_downsample: int = 4
+    """The VAE's spatial factor, 2, 4 or 8: one stage per halving, as Wan's layout. 4 and 8 halve
+    time twice (4x, Wan's), 2 once (2x: 9 frames -> 5 latent frames). A 32 px clip's 8x8 latent
+    at 4 keeps a ~20-pixel object poorly (docs/shipped-prior.md, session 22); 2 gives it 16x16."""
     vae_steps: int = 500
-    """VAE optimisation steps."""
+    """VAE optimisation steps on windows of ``vae_frames``."""
+    vae_image_steps: int = 0
+    """VAE steps on single frames (a clip's frame 0, 4 or 8) before ``vae_steps``: ~6x cheaper
+    than a 9-frame window's, so many more of them teach the spatial layers (all but the time
+    convolutions) - the first frame a model is conditioned on, and the small objects that a few
+    hundred clip steps lose (docs/shipped-prior.md, session 23)."""
     vae_batch: int = 4
     """Clips per VAE step."""
     vae_frames: int = 5
@@ -77,6 +92,9 @@ class TrainConfig:
     vae_lr: float = 1e-3
     """VAE Adam learning rate (cosine to 5% of it)."""
     kl_weight: float = 1e-5
+    vae_noise: float = 1.0
+    """Scale of the posterior's noise in the VAE's training samples (1: a VAE's sample from its
+    posterior; 0: the posterior's mean, a plain autoencoder)."""
     """Weight of the KL term against the mean squared reconstruction error."""
     vae_motion_weight: float = 0.0
     """Extra weight, in the VAE's reconstruction error, of the pixels where something moves
@@ -116,8 +134,10 @@ class TrainConfig:
     """Written to model_index.json like the A14B model's (both experts are the same model)."""
 
     def __post_init__(self) -> None:
-        if min(self.steps, self.vae_batch, self.batch) < 1 or self.vae_steps < 0:
+        if min(self.steps, self.vae_batch, self.batch) < 1 or min(self.vae_steps, self.vae_image_steps) < 0:
             raise ValueError("steps and batch sizes must be >= 1 (vae_steps >= 0: 0 keeps a fine-tuned VAE)")
+        if self.vae_downsample not in _VAE_STAGES:
+            raise ValueError(f"vae_downsample must be one of {sorted(_VAE_STAGES)}, got {self.vae_downsample}")
         if self.vae_frames < 1 or (self.vae_frames - 1) % 4:
             raise ValueError(f"vae_frames must be 1 + 4k, got {self.vae_frames}")
         if self.vae_motion_weight < 0.0 or self.vae_first_frame_weight < 0.0:
@@ -160,16 +180,24 @@ def _vae(config: TrainConfig) -> AutoencoderKLWan:
     from diffusers import AutoencoderKLWan
 
     z = config.z_dim
-    return AutoencoderKLWan(base_dim=config.vae_base_dim, z_dim=z, dim_mult=[1, 2, 2], num_res_blocks=1,
-                            temperal_downsample=[True, True], latents_mean=[0.0] * z, latents_std=[1.0] * z,
-                            scale_factor_spatial=4, scale_factor_temporal=4)
+    dim_mult, halve_time = _VAE_STAGES[config.vae_downsample]
+    return AutoencoderKLWan(base_dim=config.vae_base_dim, z_dim=z, dim_mult=dim_mult, num_res_blocks=1,
+                            temperal_downsample=halve_time, latents_mean=[0.0] * z, latents_std=[1.0] * z,
+                            scale_factor_spatial=config.vae_downsample,
+                            scale_factor_temporal=_temporal_factor(config))
+
+
+def _temporal_factor(config: TrainConfig) -> int:
+    """Frames per latent frame after the first: the VAE's time compression."""
+    return 2 ** sum(_VAE_STAGES[config.vae_downsample][1])
 
 
 def _transformer(config: TrainConfig) -> WanTransformer3DModel:
     from diffusers import WanTransformer3DModel
 
     return WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=config.heads,
-                                 attention_head_dim=config.head_dim, in_channels=2 * config.z_dim + 4,
+                                 attention_head_dim=config.head_dim,
+                                 in_channels=2 * config.z_dim + _temporal_factor(config),
                                  out_channels=config.z_dim, text_dim=config.text_dim, freq_dim=64,
                                  ffn_dim=config.ffn_dim, num_layers=config.layers, cross_attn_norm=True,
                                  qk_norm="rms_norm_across_heads", rope_max_seq_len=64)
@@ -202,39 +230,55 @@ def weighted_error(rec: Tensor, x: Tensor, weights: Tensor | None = None,
 
 def _train_vae(videos: np.ndarray, config: TrainConfig, progress: Progress, deadline: float | None,
                init: AutoencoderKLWan | None = None) -> tuple[AutoencoderKLWan, list[float]]:
+    """``config.vae_image_steps`` on single frames, then ``config.vae_steps`` on windows of
+    ``config.vae_frames``; each phase draws and schedules as a run of its own (the same as two
+    `train-prior` runs, the second ``--init`` the first)."""
     torch.manual_seed(config.seed)
     vae = (_vae(config) if init is None else copy.deepcopy(init).requires_grad_(True)).train()
-    gen = torch.Generator().manual_seed(config.seed * 1000 + 1)
-    opt = torch.optim.Adam(vae.parameters(), lr=config.vae_lr)
     weights = None  # per clip, over all its frames (a window's static pixels may be weighted too)
     if config.vae_motion_weight:
         weights = torch.from_numpy(1.0 + config.vae_motion_weight * changing_pixels(videos)).float()
-    first = torch.ones(config.vae_frames)  # a window's frame weights when it starts at the clip's first frame
+    total, losses = config.vae_image_steps + config.vae_steps, []
+    for frames, steps in ((1, config.vae_image_steps), (config.vae_frames, config.vae_steps)):
+        if steps and not (deadline is not None and time.monotonic() > deadline):
+            done = len(losses)
+            losses += _vae_phase(vae, videos, weights, frames, steps, config, deadline,
+                                 lambda step, loss, done=done: progress("vae", done + step, total, loss))
+    return vae.eval().requires_grad_(False), losses
+
+
+def _vae_phase(vae: AutoencoderKLWan, videos: np.ndarray, weights: Tensor | None, frames: int, steps: int,
+               config: TrainConfig, deadline: float | None, progress: Callable[[int, float], None]) -> list[float]:
+    """``steps`` Adam steps on windows of ``frames`` frames starting at a multiple of 4 (the
+    causal VAE's chunks): its own optimiser, cosine schedule and draws."""
+    gen = torch.Generator().manual_seed(config.seed * 1000 + 1)
+    opt = torch.optim.Adam(vae.parameters(), lr=config.vae_lr)
+    first = torch.ones(frames)  # a window's frame weights when it starts at the clip's first frame
     first[0] += config.vae_first_frame_weight
     losses = []
-    for step in range(config.vae_steps):
+    for step in range(steps):
         for g in opt.param_groups:
-            g["lr"] = config.vae_lr * _cosine(step, config.vae_steps, 20)
+            g["lr"] = config.vae_lr * _cosine(step, steps, 20)
         idx = torch.randint(len(videos), (config.vae_batch,), generator=gen).numpy()
-        start = 4 * int(torch.randint((videos.shape[1] - config.vae_frames) // 4 + 1, (1,), generator=gen))
-        x = clip_tensor(videos[idx, start : start + config.vae_frames])
+        start = 4 * int(torch.randint((videos.shape[1] - frames) // 4 + 1, (1,), generator=gen))
+        x = clip_tensor(videos[idx, start : start + frames])
         posterior = vae.encode(x).latent_dist
-        z = posterior.mean + posterior.std * torch.randn(posterior.mean.shape, generator=gen)
+        z = posterior.mean + config.vae_noise * posterior.std * torch.randn(posterior.mean.shape, generator=gen)
         rec = vae.decode(z).sample
         mse = (rec - x).square().mean()
-        frames = first if start == 0 and config.vae_first_frame_weight else None
-        error = mse if weights is None and frames is None else weighted_error(
-            rec, x, None if weights is None else weights[idx], frames)
+        frame_weights = first if start == 0 and config.vae_first_frame_weight else None
+        error = mse if weights is None and frame_weights is None else weighted_error(
+            rec, x, None if weights is None else weights[idx], frame_weights)
         loss = error + config.kl_weight * posterior.kl().mean() / x[0].numel()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         opt.step()
         losses.append(mse.item())
-        progress("vae", step + 1, config.vae_steps, losses[-1])
+        progress(step + 1, losses[-1])
         if deadline is not None and time.monotonic() > deadline:
             break
-    return vae.eval().requires_grad_(False), losses
+    return losses
 
 
 @torch.no_grad()
@@ -259,7 +303,7 @@ def _encode_all(vae: AutoencoderKLWan, videos: np.ndarray, progress: Progress, c
     return (z - mean.view(view)) / std.view(view), (c - mean.view(view)) / std.view(view)
 
 
-def _mask(n: int, latents: Tensor, temporal: int = 4) -> Tensor:
+def _mask(n: int, latents: Tensor, temporal: int) -> Tensor:
     """(n, temporal, T_lat, h, w): the pipeline's mask channels, 1 on the first latent frame."""
     m = torch.zeros(n, temporal, *latents.shape[2:])
     m[:, :, 0] = 1.0
@@ -287,7 +331,7 @@ def _train_transformer(z0: Tensor, cond: Tensor, prompt_ids: np.ndarray, texts: 
         tau = config.flow_shift * u / (1 + (config.flow_shift - 1) * u)
         eps = torch.randn(z.shape, generator=gen)
         t = tau.view(-1, 1, 1, 1, 1)
-        x = torch.cat([(1 - t) * z + t * eps, _mask(config.batch, z), c], dim=1)
+        x = torch.cat([(1 - t) * z + t * eps, _mask(config.batch, z, _temporal_factor(config)), c], dim=1)
         text = ids[idx].clone()
         drop = torch.rand(config.batch, generator=gen) < config.drop_text
         text[drop] = num_prompts + torch.randint(2, (int(drop.sum()),), generator=gen)
@@ -340,7 +384,7 @@ def train_prior(videos: np.ndarray, prompt_ids: np.ndarray, prompts: tuple[str, 
     vae_deadline = None if minutes is None else now + 0.25 * 60.0 * minutes
     deadline = None if minutes is None else now + 60.0 * minutes
     unconditional = ["", WAN_NEGATIVE_PROMPT]
-    if init is None and config.vae_steps < 1:
+    if init is None and config.vae_steps + config.vae_image_steps < 1:
         raise ValueError("a new prior needs vae_steps >= 1 (0 only keeps the VAE of `init`)")
     if init is None:
         vae, vae_losses = _train_vae(videos, config, progress, vae_deadline)
@@ -353,7 +397,7 @@ def train_prior(videos: np.ndarray, prompt_ids: np.ndarray, prompts: tuple[str, 
         vae, vae_losses = init.vae, []
         tokenizer, text_encoder = with_words(init.tokenizer, init.text_encoder, prompts[len(init.prompts):],
                                              config.seed)
-        if config.vae_steps > 0:
+        if config.vae_steps + config.vae_image_steps > 0:
             vae, vae_losses = _train_vae(videos, config, progress, vae_deadline, init.vae)
         log["init"] = init.log
     log["vae"] = {"loss": vae_losses, "seconds": time.perf_counter() - start}

@@ -87,9 +87,12 @@ def train_prior_cmd(
                                     "--init's or, with --check-only, the prior's own; else 32)."),
     steps: int | None = typer.Option(None, help="Transformer steps (default: the config's)."),
     vae_steps: int | None = typer.Option(None, help="VAE steps (default: the config's; with --init, 0 keeps its VAE)."),
+    vae_image_steps: int | None = typer.Option(None, help="VAE steps on single frames before --vae-steps (default: 0)."),
     vae_frames: int | None = typer.Option(None, help="Frames per VAE training window, 1 + 4k (default: the config's)."),
     vae_width: int | None = typer.Option(None, help="VAE width: channels of its first stage, x2 in the others (default: the config's, 16; a new prior only)."),
     latent_channels: int | None = typer.Option(None, help="VAE latent channels (default: the config's, 8; a new prior only)."),
+    vae_noise: float | None = typer.Option(None, help="Scale of the posterior's noise in the VAE's training samples (default: the config's, 1; 0: its mean)."),
+    vae_downsample: int | None = typer.Option(None, help="The VAE's spatial factor, 2, 4 or 8 (default: the config's, 4; 2 halves time once, 4 and 8 twice; a new prior only)."),
     vae_motion_weight: float | None = typer.Option(None, help="Extra weight of the pixels where something moves in the VAE's loss (default: the config's, 0)."),
     vae_first_frame_weight: float | None = typer.Option(None, help="Extra weight of each clip's first frame in the VAE's loss (default: the config's, 0)."),
     dataset: Path | None = typer.Option(None, help="Clip set .npz: read if it exists, else written there."),
@@ -122,8 +125,12 @@ def train_prior_cmd(
         raise InputError("--clips must be >= 8, --check and --textured-clips >= 0 and --minutes > 0")
     if (vae_width is not None and vae_width < 1) or (latent_channels is not None and latent_channels < 1):
         raise InputError("--vae-width and --latent-channels must be >= 1")
-    if init is not None and (vae_width is not None or latent_channels is not None):
-        raise InputError("--vae-width and --latent-channels shape a new prior; --init keeps its VAE")
+    if init is not None and (vae_width is not None or latent_channels is not None or vae_downsample is not None):
+        raise InputError("--vae-width, --latent-channels and --vae-downsample shape a new prior; --init keeps its VAE")
+    if vae_downsample is not None and vae_downsample not in (2, 4, 8):
+        raise InputError(f"--vae-downsample must be 2, 4 or 8, got {vae_downsample}")
+    if vae_image_steps is not None and vae_image_steps < 0:
+        raise InputError(f"--vae-image-steps must be >= 0, got {vae_image_steps}")
     if vae_motion_weight is not None and vae_motion_weight < 0:
         raise InputError(f"--vae-motion-weight must be >= 0, got {vae_motion_weight}")
     if vae_first_frame_weight is not None and vae_first_frame_weight < 0:
@@ -179,8 +186,11 @@ def train_prior_cmd(
         config = replace(start.config, seed=seed) if start is not None else TrainConfig(seed=seed)
         config = replace(config, steps=steps or config.steps,
                          vae_steps=config.vae_steps if vae_steps is None else vae_steps,
+                         vae_image_steps=vae_image_steps or 0,
                          vae_frames=vae_frames or config.vae_frames,
                          vae_base_dim=vae_width or config.vae_base_dim, z_dim=latent_channels or config.z_dim,
+                         vae_downsample=vae_downsample or config.vae_downsample,
+                         vae_noise=config.vae_noise if vae_noise is None else vae_noise,
                          vae_motion_weight=config.vae_motion_weight if vae_motion_weight is None else vae_motion_weight,
                          vae_first_frame_weight=(config.vae_first_frame_weight if vae_first_frame_weight is None
                                                  else vae_first_frame_weight))
@@ -205,7 +215,7 @@ def train_prior_cmd(
                     world.close()
                 if dataset is not None:
                     save_clips(dataset, clip_set)
-            tasks = {"vae": bar.add_task("VAE", total=config.vae_steps),
+            tasks = {"vae": bar.add_task("VAE", total=config.vae_image_steps + config.vae_steps),
                      "latents": bar.add_task("encoding clips", total=len(clip_set)),
                      "transformer": bar.add_task("transformer", total=config.steps)}
 

@@ -380,7 +380,8 @@ def load_wan_prior(model_dir: str | Path | None, variant: Variant = "i2v-a14b",
     transformer_config = read_json(root / spec.experts[0] / "config.json")
     vae_config = read_json(root / "vae" / "config.json")
     z_dim = vae_config.get("z_dim", 16)
-    want = z_dim if spec.expand_timesteps else 2 * z_dim + 4
+    # I2V: the latents, a mask channel per frame of a latent frame, the condition's latents
+    want = z_dim if spec.expand_timesteps else 2 * z_dim + int(vae_config.get("scale_factor_temporal", 4))
     if transformer_config.get("in_channels") != want:
         raise WeightsError(f"{root} does not hold {spec.label}: its transformer takes "
                            f"{transformer_config.get('in_channels')} channels, expected {want}")

@@ -244,6 +244,68 @@ def test_a_prior_trained_at_48_px_knows_its_size_and_samples_at_it(tmp_path) -> 
     assert clip_size(root) == (9, 48, 48)
 
 
+def test_a_prior_with_a_2x_vae_trains_samples_and_distils(tmp_path) -> None:
+    """``vae_downsample=2``: a 16x16 latent for a 32 px clip and 5 latent frames for 9 (time
+    halved once); the transformer takes 2 mask channels, as the pipeline builds them from the
+    VAE's temporal factor, and the saved prior samples through WanImageToVideoPipeline and
+    gives an SDS gradient through `load_wan_prior`."""
+    from flowgen.priors.shipped import clip_size
+
+    videos, ids = _bars(8, seed=2)
+    small = replace(quick(), vae_steps=2, steps=2, vae_downsample=2)
+    result = train_prior(videos, ids, PROMPTS, small)
+    assert result.log["latents"]["shape"] == [8, 4, 5, 16, 16]
+    assert result.transformer.config.in_channels == 2 * 4 + 2
+    root = save_prior(result, tmp_path / "prior")
+    vae = json.loads((root / "vae" / "config.json").read_text())
+    assert (vae["scale_factor_spatial"], vae["scale_factor_temporal"]) == (2, 2) and clip_size(root) == (9, 32, 32)
+    assert load_trained(root).config.vae_downsample == 2
+    assert sample_videos(root, videos[:1, 0], [PROMPTS[0]], steps=2, num_frames=9).shape == (1, 9, 32, 32, 3)
+    config = replace(WanConfig(), max_sequence_length=small.max_sequence_length, num_views=1)
+    prior = load_wan_prior(root, "i2v-a14b", "cpu", torch.float32, prompt=PROMPTS[0], config=config)
+    assert prior.spatial_multiple == 4 and prior.temporal_factor == 2
+    video = torch.from_numpy(videos[:1]).float().div(255).requires_grad_(True)
+    wan_sds_loss(prior, video, None, iteration=0, total=10).backward()
+    assert torch.isfinite(video.grad).all() and video.grad.abs().sum() > 0
+
+    with pytest.raises(ValueError, match="vae_downsample"):
+        TrainConfig(vae_downsample=3)
+
+
+def test_without_noise_the_vae_trains_on_its_posteriors_mean() -> None:
+    """``vae_noise=0``: the first step's loss is the freshly built VAE's error decoding the
+    posterior's mean (one clip repeated, so the batch's draw does not matter); with the noise
+    it is another value."""
+    from flowgen.priors.train import _vae
+    from flowgen.priors.train_checks import clip_tensor
+
+    videos = np.repeat(_bars(1, seed=4)[0], 4, axis=0)
+    ids = np.arange(4) % 2
+    plain = replace(quick(), vae_steps=1, steps=1, vae_frames=9, vae_noise=0.0)
+    torch.manual_seed(plain.seed)
+    fresh, x = _vae(plain), clip_tensor(videos[:1])
+    with torch.no_grad():
+        want = float((fresh.decode(fresh.encode(x).latent_dist.mean).sample - x).square().mean())
+    first = train_prior(videos, ids, PROMPTS, plain).log["vae"]["loss"][0]
+    noisy = train_prior(videos, ids, PROMPTS, replace(plain, vae_noise=1.0)).log["vae"]["loss"][0]
+    assert first == pytest.approx(want, rel=1e-5) and abs(noisy - want) > 1e-3 * want
+
+
+def test_image_steps_then_clip_steps_are_two_runs_in_one() -> None:
+    """``vae_image_steps`` train the VAE on single frames first: the same VAE, bit for bit, as a
+    run of those steps on 1-frame windows fine-tuned (``init``) by the clip steps; its losses
+    are both phases' in order."""
+    videos, ids = _bars(6, seed=5)
+    both = replace(quick(), vae_image_steps=3, vae_steps=2, steps=1, vae_frames=5)
+    one = train_prior(videos, ids, PROMPTS, both)
+    first = train_prior(videos, ids, PROMPTS, replace(both, vae_image_steps=0, vae_steps=3, vae_frames=1))
+    second = train_prior(videos, ids, PROMPTS, replace(both, vae_image_steps=0), init=first)
+    assert one.log["vae"]["loss"] == first.log["vae"]["loss"] + second.log["vae"]["loss"]
+    assert len(one.log["vae"]["loss"]) == 5
+    for (name, a), b in zip(one.vae.state_dict().items(), second.vae.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
 def test_the_command_trains_at_the_size_and_width_it_is_given(tmp_path, capsys) -> None:
     """`train-prior --size 48 --vae-width 8 --latent-channels 4`, a few steps on 8 clips: the
     saved VAE has that width and latent, and the prior knows its clips' size; its clip set is
@@ -299,6 +361,9 @@ def test_a_priors_size_is_read_from_its_latents_when_its_log_predates_it(tmp_pat
     (["--size", "40"], "train-prior: --size must be a positive multiple of 16, got 40"),
     (["--vae-width", "0"], "--vae-width and --latent-channels must be >= 1"),
     (["--init", str(MODEL_DIR), "--vae-width", "32"], "--init keeps its VAE"),
+    (["--init", str(MODEL_DIR), "--vae-downsample", "2"], "--init keeps its VAE"),
+    (["--vae-downsample", "3"], "--vae-downsample must be 2, 4 or 8, got 3"),
+    (["--vae-image-steps", "-1"], "--vae-image-steps must be >= 0, got -1"),
     (["--move-share", "0.5-1.5"], "train-prior: --move-share must be a range within [0, 1]"),
     (["--init", str(MODEL_DIR), "--motions", "fold"], "--motions must include its motions"),
 ])
