@@ -87,6 +87,8 @@ class FlowInputs:
         prompt: the prior's text condition: the task, or for the shipped prior the sentence
             it knows that the task was read as (`chord_robot.app.tasktext`).
         moving: the one object allowed to move (the others held still), or None.
+        framed: objects the prior's cameras keep in view beside the moving ones (a pick's
+            plate, `tasktext.destinations`).
         device: where the run lives ("cpu" or "cuda"): the 4D model, its optimiser, the renders
             (gsplat on CUDA, the project's rasteriser on the CPU) and the Wan prior.
     """
@@ -101,6 +103,7 @@ class FlowInputs:
     prompt: str = ""
     moving: str | None = None
     device: str = "cpu"
+    framed: tuple[str, ...] = ()
 
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -293,6 +296,7 @@ def prepare_flow(
             "label the object to animate, or give it a name other than a support's"
         )
     prompt = task
+    framed: tuple[str, ...] = ()
     chained: tuple[str, ...] = ()
     if continue_from is not None:
         scene = continue_scene(scene, continue_from)
@@ -308,13 +312,15 @@ def prepare_flow(
         from flowgen.priors import shipped
 
         if shipped.is_shipped(root):
-            from chord_robot.app.tasktext import match_task, named_object
+            from chord_robot.app.tasktext import destinations, match_task, named_object
 
             match = match_task(task, shipped.prompts(root))
             prompt = match.prompt
             object_name = object_name or named_object(scene, match)
+            framed = destinations(scene, match, object_name)
             notes = (*notes, f"the shipped prior reads {task!r} as {prompt!r}"
-                     + (f", moving {object_name}" if object_name else ""))
+                     + (f", moving {object_name}" if object_name else "")
+                     + (f", its cameras framing {', '.join(framed)} too" if framed else ""))
             if match.family in ("pick", "cloth") and config.part_motion and not config.free_parts:
                 from flowgen.config import free_object
 
@@ -338,10 +344,13 @@ def prepare_flow(
         scene = hold_still(scene, object_name)
     if isinstance(scan, Scene):
         digests.append(_scene_digest(scene))
-    fingerprint = json.dumps({"config": asdict(config), "task": task, "prompt": prompt, "moving": object_name,
-                              "up": up, "scale": scale, "inputs": digests}, sort_keys=True, default=str)
+    fingerprint = {"config": asdict(config), "task": task, "prompt": prompt, "moving": object_name,
+                   "up": up, "scale": scale, "inputs": digests}
+    if framed:  # (absent otherwise: the checkpoints of runs without it stay valid)
+        fingerprint["framed"] = framed
+    fingerprint = json.dumps(fingerprint, sort_keys=True, default=str)
     return FlowInputs(scene, guides, config, fingerprint, fps, root, chained + tuple(notes), prompt, object_name,
-                      device)
+                      device, framed)
 
 
 @dataclass(frozen=True)
@@ -383,7 +392,8 @@ def _prior(inputs: FlowInputs, model, task: str, log):
 
     wan = load_wan_prior(inputs.model_dir, config.wan.variant, inputs.device, prompt=inputs.prompt or task,
                          config=config.wan, log=log)
-    targets = torch.cat([obj.rest.means for obj in model.moving]).cpu().numpy()
+    framed = [obj.rest.means for obj in model.static if obj.name in inputs.framed]  # e.g. a pick's plate
+    targets = torch.cat([obj.rest.means for obj in model.moving] + framed).cpu().numpy()
     width, height = config.render_size
     prior = SdsPrior(wan, targets, config.num_frames, width, height, config.views_per_iteration,
                      config.iterations, config.wan.cameras, config.seed)

@@ -160,6 +160,16 @@ def match_task(text: str, prompts: Iterable[str]) -> TaskMatch:
     return TaskMatch(prompt, family.name, noun)
 
 
+def destinations(scene: Scene, match: TaskMatch, moving: str | None) -> tuple[str, ...]:
+    """The objects of ``scene`` a pick puts its object on or takes it from (named `plate`,
+    `dish`, `saucer` ...), other than ``moving``: the prior's cameras keep them in view, as the
+    clips it learnt from frame the object's whole path; () for other motions."""
+    if match.family != "pick":
+        return ()
+    return tuple(name for name in scene.objects
+                 if name != moving and any(w in ("plate", "plates", "dish", "saucer") for w in words(name)))
+
+
 def named_object(scene: Scene, match: TaskMatch) -> str | None:
     """The movable object of ``scene`` that the task names: the one whose name has the task's
     noun ("banana" matches `banana`), else a word of its family ("lamp" matches `lamp`,

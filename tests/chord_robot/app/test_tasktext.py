@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from chord_robot.app.tasktext import match_task, named_object
+from chord_robot.app.tasktext import destinations, match_task, named_object
 from sim.clips import MOTIONS
 from chord_robot.errors import InputError
 from chord_robot.scene import Scene, SceneObject
@@ -100,3 +100,13 @@ def test_the_named_object_is_found_by_its_noun():
         "red_block"  # else a word of its family
     with pytest.raises(InputError, match="names a lamp and the scan has none"):  # a named scan without one
         named_object(_scene("laptop", "mug"), match)
+
+
+def test_a_pick_frames_the_plate_it_puts_its_object_on():
+    """The prior's cameras keep a pick's plate in view (the clips frame the object's whole
+    path); other motions frame only what moves."""
+    scene = _scene("banana", "dinner_plate", "mug", "lamp")
+    assert destinations(scene, match_task("put the banana on the plate", ALL_PROMPTS), "banana") == ("dinner_plate",)
+    assert destinations(scene, match_task("take the banana off the dish", ALL_PROMPTS), "banana") == ("dinner_plate",)
+    assert destinations(_scene("banana", "mug"), match_task("put the banana on the plate", ALL_PROMPTS), "banana") == ()
+    assert destinations(scene, match_task("lower the lamp", ALL_PROMPTS), "lamp") == ()
