@@ -57,9 +57,11 @@ def pick_mesh(spec: dict) -> trimesh.Trimesh:
 
 
 def sample_pick(rng: np.random.Generator, colour_jitter: float, free_colours: float,
-                textured: float) -> tuple[dict, dict, list[np.ndarray]]:
+                textured: float, distance: tuple[float, float] | None = None) -> tuple[dict, dict, list[np.ndarray]]:
     """A random pick scene: its spec (object, sizes, start and end poses on the table and the
-    plate, lift), part colours, and the (x, y) of the object and the plate (keep-out points)."""
+    plate, lift), part colours, and the (x, y) of the object and the plate (keep-out points).
+    ``distance``: range of the distance (m) from the object's start to the plate's centre (at
+    least the plate's radius + 7 cm); None: 7-17 cm beyond the plate's rim (16-30 cm)."""
     kind = str(rng.choice(PICK_OBJECTS))
     if kind == "banana":
         obj = asdict(assets.BananaSpec(arc_radius=round(rng.uniform(0.1, 0.16), 3),
@@ -76,7 +78,10 @@ def sample_pick(rng: np.random.Generator, colour_jitter: float, free_colours: fl
     half = float(-pick_mesh(spec).bounds[0, 2])
     centre = np.array([0.4, 0.0]) + rng.uniform(-0.05, 0.05, 2)
     heading = rng.uniform(-math.pi, math.pi)
-    gap = rng.uniform(0.17, 0.27) + plate["radius"] - 0.1
+    if distance is None:
+        gap = rng.uniform(0.17, 0.27) + plate["radius"] - 0.1
+    else:
+        gap = max(rng.uniform(*distance), plate["radius"] + 0.07)
     start_xy = centre - 0.5 * gap * np.array([math.cos(heading), math.sin(heading)])
     plate_xy = centre + 0.5 * gap * np.array([math.cos(heading), math.sin(heading)])
     end_xy = plate_xy + rng.uniform(-0.02, 0.02, 2)

@@ -133,6 +133,9 @@ class ClipConfig:
     move_share: tuple[float, float] | None = None
     """Range of the arm's share of the tilt a lamp clip moves through, its rest pose keeping
     ``arm_share`` (a desk lamp is lowered by its arm: the lower-lamp task's ~0.65); None: same."""
+    pick_distance: tuple[float, float] | None = None
+    """Range of the distance (m) from a pick clip's object to the plate's centre; None: 16-30
+    cm (the pick-banana task's layouts: 21-44 cm)."""
 
     def __post_init__(self) -> None:
         if self.size % 16 or self.size < 16:
@@ -148,6 +151,8 @@ class ClipConfig:
             share = getattr(self, name)
             if share is not None and not 0.0 <= share[0] <= share[1] <= 1.0:
                 raise ConfigError(name, f"{{field}} must be a range within [0, 1], got {share}")
+        if self.pick_distance is not None and not 0.0 < self.pick_distance[0] <= self.pick_distance[1] <= 1.0:
+            raise ConfigError("pick_distance", f"{{field}} must be a range within (0, 1] metres, got {self.pick_distance}")
 
 
 @dataclass(frozen=True)
@@ -272,7 +277,11 @@ def _sample_scene(motion: Motion, rng: np.random.Generator, config: ClipConfig) 
                    "1": _jitter(rng, assets.LAMP_HEAD_RGBA, config.colour_jitter)}
     else:
         sample = clip_objects.sample_pick if motion.kind == "pick" else clip_objects.sample_fold
-        spec, colours, keep_out = sample(rng, config.colour_jitter, config.free_colours, config.looks)
+        if motion.kind == "pick":
+            spec, colours, keep_out = sample(rng, config.colour_jitter, config.free_colours, config.looks,
+                                             config.pick_distance)
+        else:
+            spec, colours, keep_out = sample(rng, config.colour_jitter, config.free_colours, config.looks)
         if motion.kind == "fold" and texture is not None and spec["texture"] is None:
             spec["patches"] = texture  # the fold-fabric task's patches around the cloth's colour
         pose = np.eye(4)

@@ -124,7 +124,8 @@ def test_round_trip_and_bad_input(tmp_path, world: World, clips) -> None:
 def test_bad_config_values_name_their_field() -> None:
     for field, kwargs in (("size", {"size": 20}), ("num_frames", {"num_frames": 1}), ("textured", {"textured": 1.5}),
                           ("looks", {"looks": -0.1}), ("distractors", {"distractors": (2, 1)}),
-                          ("arm_share", {"arm_share": (0.5, 1.2)}), ("move_share", {"move_share": (0.9, 0.5)})):
+                          ("arm_share", {"arm_share": (0.5, 1.2)}), ("move_share", {"move_share": (0.9, 0.5)}),
+                          ("pick_distance", {"pick_distance": (0.0, 0.3)})):
         with pytest.raises(ConfigError) as e:
             ClipConfig(**kwargs)
         assert e.value.field == field and str(e.value).startswith(f"{field} must")
@@ -147,6 +148,22 @@ def test_a_lamp_lowered_by_its_arm(world: World, asset_root: str) -> None:
         assert rest[0] == pytest.approx(scene.arm_share * math.radians(scene.rest_deg), abs=1e-6)
         err = np.abs(fit_angles(world, scene, video, asset_root=asset_root) - angles)
         assert np.median(err) <= 1.5 and err.max() <= 6.5, (scene.prompt, angles)
+
+
+def test_a_pick_clip_carries_its_object_as_far_as_asked(world: World, asset_root: str) -> None:
+    """``pick_distance``: the object starts that far from the plate's centre (the pick-banana
+    task's layouts reach 44 cm; the default clips 16-30 cm), and is still put down on the plate."""
+    def distances(config: ClipConfig) -> np.ndarray:
+        picks = generate(world, 4, seed=4, config=config, asset_root=asset_root,
+                         prompts=("the object is put on the plate",))
+        ends = [np.hypot(*np.subtract(s.spec["end"][:2], s.spec["plate_xy"])) for s in picks.scenes]
+        assert max(ends) <= 0.03, ends
+        return np.array([np.hypot(*np.subtract(s.spec["start"][:2], s.spec["plate_xy"])) for s in picks.scenes])
+
+    far = distances(ClipConfig(size=32, num_frames=9, pick_distance=(0.38, 0.44)))
+    assert np.all((far >= 0.38) & (far <= 0.44)), far
+    near = distances(CONFIG)
+    assert np.all((near >= 0.16) & (near <= 0.30)), near
 
 
 def test_start_states_of_the_two_prompts_overlap_unless_split(world: World, asset_root: str) -> None:

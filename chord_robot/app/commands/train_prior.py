@@ -106,6 +106,7 @@ def train_prior_cmd(
     free_colours: float = typer.Option(0.0, help="Fraction of clips whose moving object takes any colours."),
     floor: bool = typer.Option(False, "--floor", help="A coloured or textured floor below the table."),
     arm_share: str = typer.Option("0.2-0.5", help="Range of the share of a lamp head's tilt carried by its arm joint."),
+    pick_distance: str | None = typer.Option(None, help="Range of a pick clip's object-to-plate distance in metres, e.g. 0.2-0.45 (default: 0.16-0.30)."),
     move_share: str | None = typer.Option(None, help="Range of the arm's share of the tilt a lamp clip moves through, e.g. 0.5-0.8 (its rest pose keeps --arm-share; default: --arm-share throughout)."),
     check: int = typer.Option(10, help="Held-out samples per motion to generate and measure after training (0: none)."),
     check_only: bool = typer.Option(False, "--check-only", help="Skip training: only check the model already in --out."),
@@ -158,7 +159,9 @@ def train_prior_cmd(
         clip_config = ClipConfig(size=size, textured=textured, split_starts=split_starts, looks=looks,
                                  distractors=_range(distractors, int, "--distractors"), free_colours=free_colours,
                                  floor=floor, arm_share=_range(arm_share, float, "--arm-share"),
-                                 move_share=None if move_share is None else _range(move_share, float, "--move-share"))
+                                 move_share=None if move_share is None else _range(move_share, float, "--move-share"),
+                                 pick_distance=None if pick_distance is None else _range(pick_distance, float,
+                                                                                         "--pick-distance"))
     except ConfigError as e:
         raise InputError(f"train-prior: {e.named('--' + e.field.replace('_', '-'))}") from None
     prompts = tuple(p for p, m in MOTIONS.items() if m.kind in kinds)
