@@ -134,8 +134,9 @@ class ClipConfig:
     """Range of the arm's share of the tilt a lamp clip moves through, its rest pose keeping
     ``arm_share`` (a desk lamp is lowered by its arm: the lower-lamp task's ~0.65); None: same."""
     pick_distance: tuple[float, float] | None = None
-    """Range of the distance (m) from a pick clip's object to the plate's centre; None: 16-30
-    cm (the pick-banana task's layouts: 21-44 cm)."""
+    """Range of the distance (m) from a pick clip's object to the plate's centre, raised to at
+    least the plate's radius + 7 cm (clear of the rim); None: 16-30 cm (the pick-banana task's
+    layouts: 21-44 cm)."""
 
     def __post_init__(self) -> None:
         if self.size % 16 or self.size < 16:

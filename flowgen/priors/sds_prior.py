@@ -36,7 +36,8 @@ class SdsPrior:
 
     Attributes:
         wan: the loaded Wan 2.2 prior (VAE, embeddings, experts).
-        targets: (N, 3) world points the cameras frame (the moving objects at rest).
+        targets: (N, 3) world points the cameras frame (the moving objects at rest, and a
+            pick's plate: `FlowInputs.framed`).
         num_frames: T, frames rendered per view (1 + 4k).
         width, height: render size (multiples of the model's spatial multiple).
         num_views: V, cameras per iteration.

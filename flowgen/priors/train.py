@@ -14,7 +14,7 @@ exercised end to end by a model that actually knows some motions:
   transformer learns what they mean.
 - ``WanTransformer3DModel`` with the I2V A14B input layout: noisy latents, mask channels (1 on
   the first latent frame; one per frame of a latent frame, 4 with a 4x-in-time VAE) and the latents
-  of [first frame, black frames...], 2 z + 4 channels, as
+  of [first frame, black frames...], 2 z + 4 channels (2 z + 2 with a 2x VAE), as
   `WanImageToVideoPipeline.prepare_latents` builds them. Trained by rectified flow: z_tau =
   (1 - tau) z + tau eps, target eps - z, tau from the same shifted density the scheduler samples
   with; the text is dropped (replaced by the empty prompt or Wan's negative prompt) at
@@ -92,10 +92,10 @@ class TrainConfig:
     vae_lr: float = 1e-3
     """VAE Adam learning rate (cosine to 5% of it)."""
     kl_weight: float = 1e-5
+    """Weight of the KL term against the mean squared reconstruction error."""
     vae_noise: float = 1.0
     """Scale of the posterior's noise in the VAE's training samples (1: a VAE's sample from its
     posterior; 0: the posterior's mean, a plain autoencoder)."""
-    """Weight of the KL term against the mean squared reconstruction error."""
     vae_motion_weight: float = 0.0
     """Extra weight, in the VAE's reconstruction error, of the pixels where something moves
     (`changing_pixels`): each counts 1 + this. A small object carried across the table covers a
@@ -105,7 +105,7 @@ class TrainConfig:
     """Extra weight, in the VAE's reconstruction error, of a clip's first frame (each of its
     pixels counts 1 + this): the frame an image-to-video model is conditioned on, which the
     causal VAE encodes alone and reconstructs worst (docs/shipped-prior.md, session 22). 0: the
-    plain mean squared error."""
+    plain mean squared error. (No effect on the single-frame steps: one frame, one weight.)"""
     text_dim: int = 32
     """UMT5 width (d_model), the transformer's text_dim."""
     heads: int = 4
@@ -135,7 +135,10 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if min(self.steps, self.vae_batch, self.batch) < 1 or min(self.vae_steps, self.vae_image_steps) < 0:
-            raise ValueError("steps and batch sizes must be >= 1 (vae_steps >= 0: 0 keeps a fine-tuned VAE)")
+            raise ValueError("steps and batch sizes must be >= 1 (vae_steps and vae_image_steps >= 0: "
+                             "0 and 0 keep a fine-tuned VAE)")
+        if self.vae_noise < 0.0:
+            raise ValueError(f"vae_noise must be >= 0, got {self.vae_noise}")
         if self.vae_downsample not in _VAE_STAGES:
             raise ValueError(f"vae_downsample must be one of {sorted(_VAE_STAGES)}, got {self.vae_downsample}")
         if self.vae_frames < 1 or (self.vae_frames - 1) % 4:
@@ -318,6 +321,7 @@ def _train_transformer(z0: Tensor, cond: Tensor, prompt_ids: np.ndarray, texts: 
     torch.manual_seed(config.seed + 7)
     model = (_transformer(config) if init is None else copy.deepcopy(init).requires_grad_(True)).train()
     average = copy.deepcopy(model).requires_grad_(False)
+    temporal = model.config.in_channels - 2 * z0.shape[1]  # mask channels: the VAE's time factor
     gen = torch.Generator().manual_seed(config.seed * 1000 + 2)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
     ids = torch.from_numpy(prompt_ids)
@@ -331,7 +335,7 @@ def _train_transformer(z0: Tensor, cond: Tensor, prompt_ids: np.ndarray, texts: 
         tau = config.flow_shift * u / (1 + (config.flow_shift - 1) * u)
         eps = torch.randn(z.shape, generator=gen)
         t = tau.view(-1, 1, 1, 1, 1)
-        x = torch.cat([(1 - t) * z + t * eps, _mask(config.batch, z, _temporal_factor(config)), c], dim=1)
+        x = torch.cat([(1 - t) * z + t * eps, _mask(config.batch, z, temporal), c], dim=1)
         text = ids[idx].clone()
         drop = torch.rand(config.batch, generator=gen) < config.drop_text
         text[drop] = num_prompts + torch.randint(2, (int(drop.sum()),), generator=gen)
@@ -368,8 +372,8 @@ def train_prior(videos: np.ndarray, prompt_ids: np.ndarray, prompts: tuple[str, 
             a pure function of the seed only when the cap is not reached; ``log`` records the
             steps done.
         init: fine-tune this prior (`load_trained`): its tokenizer and text encoder are kept,
-            its VAE is trained ``config.vae_steps`` more steps (0: kept with its normalisation;
-            else the normalisation is measured again) and its transformer ``config.steps`` more;
+            its VAE is trained ``config.vae_image_steps`` + ``config.vae_steps`` more steps (0:
+            kept with its normalisation; else the normalisation is measured again) and its transformer ``config.steps`` more;
             ``prompts`` must start with the ones it was trained on; the rest are new motions
             (the tokenizer and text encoder gain their words, `train_text.with_words`).
     """
@@ -385,7 +389,7 @@ def train_prior(videos: np.ndarray, prompt_ids: np.ndarray, prompts: tuple[str, 
     deadline = None if minutes is None else now + 60.0 * minutes
     unconditional = ["", WAN_NEGATIVE_PROMPT]
     if init is None and config.vae_steps + config.vae_image_steps < 1:
-        raise ValueError("a new prior needs vae_steps >= 1 (0 only keeps the VAE of `init`)")
+        raise ValueError("a new prior needs vae_steps or vae_image_steps >= 1 (0 only keeps the VAE of `init`)")
     if init is None:
         vae, vae_losses = _train_vae(videos, config, progress, vae_deadline)
         tokenizer = build_tokenizer(list(prompts) + unconditional)
@@ -401,6 +405,8 @@ def train_prior(videos: np.ndarray, prompt_ids: np.ndarray, prompts: tuple[str, 
             vae, vae_losses = _train_vae(videos, config, progress, vae_deadline, init.vae)
         log["init"] = init.log
     log["vae"] = {"loss": vae_losses, "seconds": time.perf_counter() - start}
+    if config.vae_image_steps:  # the single-frame steps done (the first losses; fewer at the deadline)
+        log["vae"]["image_steps"] = min(len(vae_losses), config.vae_image_steps)
     start = time.perf_counter()
     z0, cond = _encode_all(vae, videos, progress, measure=bool(vae_losses))
     log["latents"] = {"seconds": time.perf_counter() - start, "shape": list(z0.shape)}

@@ -86,7 +86,7 @@ def train_prior_cmd(
     size: int | None = typer.Option(None, help="Clip height and width in pixels, a multiple of 16 (default: "
                                     "--init's or, with --check-only, the prior's own; else 32)."),
     steps: int | None = typer.Option(None, help="Transformer steps (default: the config's)."),
-    vae_steps: int | None = typer.Option(None, help="VAE steps (default: the config's; with --init, 0 keeps its VAE)."),
+    vae_steps: int | None = typer.Option(None, help="VAE steps on clip windows (default: the config's; with --init, 0 and no --vae-image-steps keep its VAE)."),
     vae_image_steps: int | None = typer.Option(None, help="VAE steps on single frames before --vae-steps (default: 0)."),
     vae_frames: int | None = typer.Option(None, help="Frames per VAE training window, 1 + 4k (default: the config's)."),
     vae_width: int | None = typer.Option(None, help="VAE width: channels of its first stage, x2 in the others (default: the config's, 16; a new prior only)."),
@@ -106,7 +106,7 @@ def train_prior_cmd(
     free_colours: float = typer.Option(0.0, help="Fraction of clips whose moving object takes any colours."),
     floor: bool = typer.Option(False, "--floor", help="A coloured or textured floor below the table."),
     arm_share: str = typer.Option("0.2-0.5", help="Range of the share of a lamp head's tilt carried by its arm joint."),
-    pick_distance: str | None = typer.Option(None, help="Range of a pick clip's object-to-plate distance in metres, e.g. 0.2-0.45 (default: 0.16-0.30)."),
+    pick_distance: str | None = typer.Option(None, help="Range of a pick clip's object-to-plate distance in metres, e.g. 0.2-0.45 (at least the plate's radius + 0.07; default: 0.16-0.30)."),
     move_share: str | None = typer.Option(None, help="Range of the arm's share of the tilt a lamp clip moves through, e.g. 0.5-0.8 (its rest pose keeps --arm-share; default: --arm-share throughout)."),
     check: int = typer.Option(10, help="Held-out samples per motion to generate and measure after training (0: none)."),
     check_only: bool = typer.Option(False, "--check-only", help="Skip training: only check the model already in --out."),
@@ -132,6 +132,8 @@ def train_prior_cmd(
         raise InputError(f"--vae-downsample must be 2, 4 or 8, got {vae_downsample}")
     if vae_image_steps is not None and vae_image_steps < 0:
         raise InputError(f"--vae-image-steps must be >= 0, got {vae_image_steps}")
+    if vae_noise is not None and vae_noise < 0:
+        raise InputError(f"--vae-noise must be >= 0, got {vae_noise}")
     if vae_motion_weight is not None and vae_motion_weight < 0:
         raise InputError(f"--vae-motion-weight must be >= 0, got {vae_motion_weight}")
     if vae_first_frame_weight is not None and vae_first_frame_weight < 0:

@@ -74,10 +74,11 @@ class Condition:
     """The image condition of one view, built from its first rendered frame.
 
     Attributes:
-        latents: I2V A14B: (1, 4 + C, T_lat, h, w) mask channels then the latents of
-            [first frame, black frames...]; TI2V 5B: (1, C, 1, h, w) the first frame's latents.
+        latents: I2V A14B: (1, t + C, T_lat, h, w) mask channels (t, the VAE's time factor: 4
+            for Wan's) then the latents of [first frame, black frames...]; TI2V 5B: (1, C, 1, h, w)
+            the first frame's latents.
         mask: TI2V 5B: (1, 1, T_lat, h, w), 0 on the first latent frame (kept clean, timestep 0)
-            and 1 elsewhere; None for I2V A14B. T_lat = 1 + (T - 1) // 4 latent frames, h w
+            and 1 elsewhere; None for I2V A14B. T_lat = 1 + (T - 1) // t latent frames, h w
             latent pixels.
     """
 

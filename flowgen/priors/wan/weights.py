@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,7 +107,8 @@ class ModelShape:
 
     Attributes:
         spec: the variant.
-        temporal_factor: frames per latent frame after the first (T = 1 + this * k).
+        temporal_factor: frames per latent frame after the first (T = 1 + 4k as well: the
+            causal VAE encodes frames four at a time, so a 2x-in-time VAE still takes 1 + 4k).
         spatial_multiple: H and W must be multiples of this (VAE factor x transformer patch).
         transformer: the first expert's config.json.
     """
@@ -119,7 +121,7 @@ class ModelShape:
     def check(self, num_frames: int, height: int, width: int) -> None:
         """ConfigError unless a (T, H, W) video fits the model, naming sizes that do; its field
         is ``num_frames`` or ``render_size`` (`FlowConfig`)."""
-        k, m = self.temporal_factor, self.spatial_multiple
+        k, m = math.lcm(self.temporal_factor, 4), self.spatial_multiple  # 4: the VAE's chunks
         if num_frames < 1 or (num_frames - 1) % k:
             near = max(1, round((num_frames - 1) / k)) * k + 1
             raise ConfigError("num_frames", f"{self.spec.label} needs 1 + {k}k frames (e.g. {near}, 21, "

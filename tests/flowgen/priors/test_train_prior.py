@@ -17,6 +17,7 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 pytest.importorskip("diffusers")
 
+from chord_robot.errors import ConfigError
 from flowgen.priors.shipped import MODEL_DIR
 from flowgen.priors.train import (
     TrainConfig,
@@ -264,6 +265,8 @@ def test_a_prior_with_a_2x_vae_trains_samples_and_distils(tmp_path) -> None:
     config = replace(WanConfig(), max_sequence_length=small.max_sequence_length, num_views=1)
     prior = load_wan_prior(root, "i2v-a14b", "cpu", torch.float32, prompt=PROMPTS[0], config=config)
     assert prior.spatial_multiple == 4 and prior.temporal_factor == 2
+    with pytest.raises(ConfigError, match="1 \\+ 4k frames"):  # the VAE encodes four frames at a time
+        prior.check_size(11, 32, 32)
     video = torch.from_numpy(videos[:1]).float().div(255).requires_grad_(True)
     wan_sds_loss(prior, video, None, iteration=0, total=10).backward()
     assert torch.isfinite(video.grad).all() and video.grad.abs().sum() > 0
@@ -301,7 +304,7 @@ def test_image_steps_then_clip_steps_are_two_runs_in_one() -> None:
     first = train_prior(videos, ids, PROMPTS, replace(both, vae_image_steps=0, vae_steps=3, vae_frames=1))
     second = train_prior(videos, ids, PROMPTS, replace(both, vae_image_steps=0), init=first)
     assert one.log["vae"]["loss"] == first.log["vae"]["loss"] + second.log["vae"]["loss"]
-    assert len(one.log["vae"]["loss"]) == 5
+    assert len(one.log["vae"]["loss"]) == 5 and one.log["vae"]["image_steps"] == 3
     for (name, a), b in zip(one.vae.state_dict().items(), second.vae.state_dict().values(), strict=True):
         assert torch.equal(a, b), name
 
@@ -364,6 +367,7 @@ def test_a_priors_size_is_read_from_its_latents_when_its_log_predates_it(tmp_pat
     (["--init", str(MODEL_DIR), "--vae-downsample", "2"], "--init keeps its VAE"),
     (["--vae-downsample", "3"], "--vae-downsample must be 2, 4 or 8, got 3"),
     (["--vae-image-steps", "-1"], "--vae-image-steps must be >= 0, got -1"),
+    (["--vae-noise", "-0.5"], "--vae-noise must be >= 0, got -0.5"),
     (["--move-share", "0.5-1.5"], "train-prior: --move-share must be a range within [0, 1]"),
     (["--pick-distance", "0.4-0.2"], "train-prior: --pick-distance must be a range within (0, 1] metres"),
     (["--init", str(MODEL_DIR), "--motions", "fold"], "--motions must include its motions"),
