@@ -7,8 +7,7 @@ it, a cloth folded in half or unfolded (`sim.clip_objects`) - from a random came
 random size, pose, colours, light and start state, and optionally procedural textures, a floor
 and 0-2 static distractors (`sim.clip_looks`), rendered by PyBullet's TinyRenderer (the sim's
 renderer, not flowgen's, so a prior trained on these clips does not learn flowgen's rendering).
-Everything moves kinematically (no physics) along a smooth ease-in-out from the start to the end
-state.
+Everything moves kinematically (no physics) along a smooth ease-in-out from start to end state.
 
 Stored with every clip: its prompt, the camera (OpenCV convention, as `chord_robot.camera`), the
 scene parameters needed to rebuild it, and the ground-truth joint angles per frame. The scene
@@ -50,14 +49,12 @@ class Motion:
         direction: +1 the measured state grows (lid opens, head lowers, object nears the plate,
             cloth folds), -1 it shrinks.
         start_deg: range of the measured state at frame 0 (degrees; pick: percent of the
-            carry). The two prompts of one
-            object share most of it, so the first frame alone does not tell which way the
-            object will move: the prior has to read the text.
+            carry). The two prompts of one object share most of it, so the first frame alone
+            does not tell which way the object will move: the prior has to read the text.
         travel_deg: range of how far it moves over the clip, degrees.
         split_start_deg: the start range of the first trained priors (v1, v2 in
-            docs/trained-prior.md), disjoint between the two prompts of an object: a model can
-            then predict the motion from the first frame and ignore the text
-            (``ClipConfig.split_starts``).
+            docs/trained-prior.md), disjoint between the two prompts of an object: a model can then
+            predict the motion from the first frame and ignore the text (``ClipConfig.split_starts``).
     """
 
     prompt: str
@@ -114,8 +111,7 @@ class ClipConfig:
     colour_jitter: float = 0.25
     """Each colour channel of each part is the default +- this (clipped to [0.05, 0.95])."""
     split_starts: bool = False
-    """Draw start states from the prompts' disjoint ``Motion.split_start_deg`` (how the v1 and
-    v2 priors were trained) instead of the shared ``start_deg``."""
+    """Start states from the prompts' disjoint ``Motion.split_start_deg`` (the v1, v2 priors')."""
     textured: float = 0.0
     """Fraction of clips whose laptop, lamp or cloth carries the sim tasks' coloured patches (a random seed each)."""
     looks: float = 0.0
@@ -134,9 +130,8 @@ class ClipConfig:
     """Range of the arm's share of the tilt a lamp clip moves through, its rest pose keeping
     ``arm_share`` (a desk lamp is lowered by its arm: the lower-lamp task's ~0.65); None: same."""
     pick_distance: tuple[float, float] | None = None
-    """Range of the distance (m) from a pick clip's object to the plate's centre, raised to at
-    least the plate's radius + 7 cm (clear of the rim); None: 16-30 cm (the pick-banana task's
-    layouts: 21-44 cm)."""
+    """Range of a pick clip's object-to-plate-centre distance (m; at least the plate's radius +
+    7 cm); None: 16-30 cm (the pick-banana task's layouts: 21-44 cm)."""
 
     def __post_init__(self) -> None:
         if self.size % 16 or self.size < 16:
@@ -148,12 +143,10 @@ class ClipConfig:
                 raise ConfigError(name, f"{{field}} must be in [0, 1], got {getattr(self, name)}")
         if not 0 <= self.distractors[0] <= self.distractors[1] <= 4:
             raise ConfigError("distractors", f"{{field}} must be a range within 0..4, got {self.distractors}")
-        for name in ("arm_share", "move_share"):
+        for name in ("arm_share", "move_share", "pick_distance"):
             share = getattr(self, name)
             if share is not None and not 0.0 <= share[0] <= share[1] <= 1.0:
                 raise ConfigError(name, f"{{field}} must be a range within [0, 1], got {share}")
-        if self.pick_distance is not None and not 0.0 < self.pick_distance[0] <= self.pick_distance[1] <= 1.0:
-            raise ConfigError("pick_distance", f"{{field}} must be a range within (0, 1] metres, got {self.pick_distance}")
 
 
 @dataclass(frozen=True)
@@ -278,11 +271,8 @@ def _sample_scene(motion: Motion, rng: np.random.Generator, config: ClipConfig) 
                    "1": _jitter(rng, assets.LAMP_HEAD_RGBA, config.colour_jitter)}
     else:
         sample = clip_objects.sample_pick if motion.kind == "pick" else clip_objects.sample_fold
-        if motion.kind == "pick":
-            spec, colours, keep_out = sample(rng, config.colour_jitter, config.free_colours, config.looks,
-                                             config.pick_distance)
-        else:
-            spec, colours, keep_out = sample(rng, config.colour_jitter, config.free_colours, config.looks)
+        extra = (config.pick_distance,) if motion.kind == "pick" else ()
+        spec, colours, keep_out = sample(rng, config.colour_jitter, config.free_colours, config.looks, *extra)
         if motion.kind == "fold" and texture is not None and spec["texture"] is None:
             spec["patches"] = texture  # the fold-fabric task's patches around the cloth's colour
         pose = np.eye(4)

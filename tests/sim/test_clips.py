@@ -125,7 +125,7 @@ def test_bad_config_values_name_their_field() -> None:
     for field, kwargs in (("size", {"size": 20}), ("num_frames", {"num_frames": 1}), ("textured", {"textured": 1.5}),
                           ("looks", {"looks": -0.1}), ("distractors", {"distractors": (2, 1)}),
                           ("arm_share", {"arm_share": (0.5, 1.2)}), ("move_share", {"move_share": (0.9, 0.5)}),
-                          ("pick_distance", {"pick_distance": (0.0, 0.3)})):
+                          ("pick_distance", {"pick_distance": (0.3, 1.2)})):
         with pytest.raises(ConfigError) as e:
             ClipConfig(**kwargs)
         assert e.value.field == field and str(e.value).startswith(f"{field} must")

@@ -369,7 +369,7 @@ def test_a_priors_size_is_read_from_its_latents_when_its_log_predates_it(tmp_pat
     (["--vae-image-steps", "-1"], "--vae-image-steps must be >= 0, got -1"),
     (["--vae-noise", "-0.5"], "--vae-noise must be >= 0, got -0.5"),
     (["--move-share", "0.5-1.5"], "train-prior: --move-share must be a range within [0, 1]"),
-    (["--pick-distance", "0.4-0.2"], "train-prior: --pick-distance must be a range within (0, 1] metres"),
+    (["--pick-distance", "0.4-0.2"], "train-prior: --pick-distance must be a range within [0, 1]"),
     (["--init", str(MODEL_DIR), "--motions", "fold"], "--motions must include its motions"),
 ])
 def test_train_prior_command_refuses_bad_input(tmp_path, capsys, args, message) -> None:
