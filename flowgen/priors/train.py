@@ -6,9 +6,9 @@ exercised end to end by a model that actually knows some motions:
 - ``AutoencoderKLWan`` (causal 3D VAE) with two down-sampling stages by default: 4x in space and
   in time, so a 9-frame 32x32 clip becomes 3 latent frames of 8x8 (``vae_downsample`` 2: one
   stage, 5 latent frames of 16x16). Trained first, on single frames (``vae_image_steps``), then
-  on windows of the clips (reconstruction + a small KL term); its latent mean and standard deviation per channel are
-  measured on the clips and written to its config (``latents_mean``/``latents_std``), the
-  normalisation every Wan user applies.
+  on windows of the clips (reconstruction + a small KL term); its latent mean and standard
+  deviation per channel are measured on the clips and written to its config
+  (``latents_mean``/``latents_std``), the normalisation every Wan user applies.
 - A UMT5 text encoder built from a config (random, frozen) with a word-level tokenizer over the
   prompts' words (`flowgen.priors.train_text`): it only has to tell the prompts apart; the
   transformer learns what they mean.
@@ -373,7 +373,8 @@ def train_prior(videos: np.ndarray, prompt_ids: np.ndarray, prompts: tuple[str, 
             steps done.
         init: fine-tune this prior (`load_trained`): its tokenizer and text encoder are kept,
             its VAE is trained ``config.vae_image_steps`` + ``config.vae_steps`` more steps (0:
-            kept with its normalisation; else the normalisation is measured again) and its transformer ``config.steps`` more;
+            kept with its normalisation; else the normalisation is measured again) and its
+            transformer ``config.steps`` more;
             ``prompts`` must start with the ones it was trained on; the rest are new motions
             (the tokenizer and text encoder gain their words, `train_text.with_words`).
     """
