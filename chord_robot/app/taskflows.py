@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from chord_robot.app.flowconfig import flow_config
 from chord_robot.app.flowrun import FlowRun, prepare_flow, run_flow
@@ -119,6 +120,7 @@ def flow_from_task_words(
     frames: int | None = None,
     iterations: int | None = None,
     seed: int | None = None,
+    adjust: Callable[[Any], Any] | None = None,
     output: str | os.PathLike[str] | None = None,
     inputs_dir: str | os.PathLike[str] | None = None,
     progress=None,
@@ -135,6 +137,8 @@ def flow_from_task_words(
         model: Wan 2.2 weights (None: the shipped prior).
         preset, frames, iterations, seed: the preset (default: the model's own, as
             `chord_robot.app.flowconfig.choose_prior` picks it) and its overrides.
+        adjust: changes the preset's `flowgen.config.FlowConfig` before the run (settings the
+            CLI does not expose, e.g. a regulariser's weight; `scripts/chord_sweep.py`).
         output: where to keep FLOW.zarr (default: a temporary directory, removed).
         inputs_dir: where to keep the scan (default: temporary).
         progress, log: passed to `run_flow`.
@@ -154,6 +158,8 @@ def flow_from_task_words(
         _known_motion(task, choice.model)
     torch.set_num_threads(1)
     config = flow_config(choice.preset, "wan", frames=frames, iters=iterations, seed=seed)
+    if adjust is not None:
+        config = adjust(config)
     with _workdir("chord-task-words-", inputs_dir) as (folder, tmp):
         scan = write_scan(task, folder / "scan.ply")
         inputs = prepare_flow(scan, config=config, task=task.text, model=choice.model)

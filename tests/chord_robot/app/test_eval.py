@@ -188,12 +188,17 @@ def sealed_laptop(monkeypatch):
 
 def test_the_chord_source_distils_the_tasks_words_from_its_scan(tmp_path, sealed_laptop):
     """A reduced run (9 frames, 40 iterations): the flow comes from the shipped prior and the
-    task's words only: the scripted motion, reference camera and background are never read."""
+    task's words only: the scripted motion, reference camera and background are never read.
+    ``adjust`` changes the preset after the overrides (here 40 -> 30 iterations)."""
+    import dataclasses
+
     from chord_robot.app import taskflows
 
     task = sealed_laptop
-    run = taskflows.flow_from_task_words(task, frames=9, iterations=40, inputs_dir=tmp_path / "in")
+    run = taskflows.flow_from_task_words(task, frames=9, iterations=40, inputs_dir=tmp_path / "in",
+                                         adjust=lambda c: dataclasses.replace(c, iterations=30))
     flow = run.flow
+    assert run.iterations == 30
     assert flow.prior == "wan" and flow.task == task.text and flow.num_frames == 9
     assert set(flow.moving()) == {"laptop"} and flow.objects["table"].static
     assert {p.name for p in (tmp_path / "in").iterdir()} == {"scan.ply", "scan.labels.json"}
