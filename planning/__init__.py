@@ -22,6 +22,7 @@ Modules, in reading order:
                    fingers, home, gripper, covering spheres) -> PyRoki model, collision hulls.
     kinematics  -- TCP chain, link frames, body points, path IK.
     region      -- object, moving part, the rigidly carried part or a pinched point.
+    hinge       -- a grip on a hinged link put on a hinge (`PlanConfig.hinge`, off by default).
     grasps      -- antipodal sampling, gripper collisions, the `GraspPlanner` protocol.
     push, pinch -- push contacts; pinches of sheets.
     candidates  -- ranking and diversity of proposals.

@@ -13,6 +13,7 @@ from typing import Literal, get_args
 
 from chord_robot.errors import ConfigError, quote
 from planning.grasps import GraspConfig
+from planning.hinge import HingeConfig
 from planning.kinematics import IKConfig
 from planning.layout import StepLayout
 from planning.pinch import PinchConfig
@@ -46,6 +47,8 @@ class PlanConfig:
     """"grasp", "push", or "auto" (grasp if a reachable grasp exists, else push)."""
     region: RegionConfig = field(default_factory=RegionConfig)
     """Object, moving part and carried points."""
+    hinge: HingeConfig = field(default_factory=HingeConfig)
+    """Whether and how a grip on a hinged link follows a hinge (`planning.hinge`)."""
     grasp: GraspConfig = field(default_factory=GraspConfig)
     """Antipodal grasp sampling."""
     push: PushConfig = field(default_factory=PushConfig)

@@ -92,12 +92,16 @@ class CarriedPoints:
     Attributes:
         index: (N,) indices into the object's points (padding repeats index 0).
         weights: (N,) weights in [0, 1]; 0 for padding.
-        trajectories: (T, N, 3) their flow, world frame.
+        trajectories: (T, N, 3) their flow, world frame (or where a hinge moves them:
+            `planning.hinge`).
+        off_flow: how far those targets were moved off the flow (a hinge's residual: RMS over
+            the points, worst frame), metres; 0 for the flow itself.
     """
 
     index: np.ndarray
     weights: np.ndarray
     trajectories: np.ndarray
+    off_flow: float = 0.0
 
     @property
     def points(self) -> np.ndarray:

@@ -120,6 +120,7 @@ def plan_costs(
         pose_error_m=traj.pose_error,
         flow_nonrigid_max_m=chosen.flow_residual,
         flow_nonrigid_mean_m=rigid_mean(chosen.grasp, chosen.carried),
+        hinge_residual_m=chosen.carried.off_flow,
         table_clearance_m=traj.clearance,
         approach_clearance_m=traj.approach_clearance,
         grasp_score=chosen.grasp.score,

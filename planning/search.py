@@ -31,6 +31,7 @@ from planning.grasps import (
     gripper_boxes,
     inside_gripper,
 )
+from planning.hinge import hinged
 from planning.kinematics import PathIK
 from planning.layout import StepLayout, step_targets
 from planning.pinch import PinchPlanner
@@ -163,14 +164,19 @@ class CandidateSearch:
     def carried(self, grasp: Grasp) -> CarriedPoints:
         """The points ``grasp`` carries: a rigid region, or a pinch's single point. A push holds
         nothing rigidly, so its region keeps the widest tolerance (`RegionConfig.rigid_tolerance`):
-        the tight one is for a grip that would force its link along a neighbouring link's motion."""
+        the tight one is for a grip that would force its link along a neighbouring link's motion.
+        With `PlanConfig.hinge` on, a grip on a link hinged to its object's still part follows
+        the hinge the flow's motion of it fits (`planning.hinge`): the link cannot move otherwise."""
         center = grasp.contacts.mean(0)
         region = self.config.region
         if grasp.pinch:
             return pinched_point(self.motion, center, self.mask, region)
         if grasp.mode == "push":
             region = replace(region, min_rigid_tolerance=region.rigid_tolerance)
-        return carried_points(self.motion, grasp.contacts, self.mask, self.rng, region)
+            return carried_points(self.motion, grasp.contacts, self.mask, self.rng, region)
+        carried = carried_points(self.motion, grasp.contacts, self.mask, self.rng, region)
+        hinge = hinged(self.motion, self.mask, carried, self.config.hinge)
+        return carried if hinge is None else hinge.carry(carried)
 
     def meets_still_part(self, grasp: Grasp, fit: np.ndarray) -> bool:
         """Whether a rigid grip's hand would meet its object's still part along the motion.

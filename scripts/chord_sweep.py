@@ -1,6 +1,7 @@
 """The chord flow source with settings the CLI does not expose (docs/comparison/README.md, session 24).
 
-    python scripts/chord_sweep.py TASK SEEDS [--set FIELD=VALUE ...] [--execute] [--workers N] [-o OUT.json]
+    python scripts/chord_sweep.py TASK SEEDS [--set FIELD=VALUE ...] [--execute] [--plan FIELD=VALUE ...]
+                                  [--flows DIR] [--workers N] [-o OUT.json]
 
 Per seed, the task is reset and its scan and words distilled as `chord-robot eval --flow-source
 chord` does (`chord_robot.app.taskflows.flow_from_task_words`, the shipped prior and its preset),
@@ -21,6 +22,7 @@ import argparse
 import dataclasses
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -61,7 +63,7 @@ def set_field(config, path: str, text: str, full: str | None = None):
 
 def adjuster(settings: list[str]):
     if bad := [s for s in settings if "=" not in s]:
-        raise SystemExit(f"chord_sweep: --set takes FIELD=VALUE, got {bad[0]!r}")
+        raise SystemExit(f"chord_sweep: a setting is FIELD=VALUE, got {bad[0]!r}")
     pairs = [s.split("=", 1) for s in settings]
 
     def adjust(config):
@@ -72,15 +74,45 @@ def adjuster(settings: list[str]):
     return adjust
 
 
-def one(task_name: str, seed: int, settings: list[str], execute: bool) -> dict:
-    from chord_robot.app.taskflows import flow_from_task_words
+_PLANNERS: dict[tuple[str, ...], object] = {}  # per worker: a planner per --plan settings (compiled once)
 
+
+def planner_for(settings: list[str]) -> object | None:
+    """The planner of ``--plan`` settings (None: the evaluation's own)."""
+    if not settings:
+        return None
+    if tuple(settings) not in _PLANNERS:
+        from chord_robot.app.trial import shared_planner
+        from planning import FlowPlanner
+
+        evaluation = shared_planner()  # its robot, and the process's compilation cache
+        _PLANNERS[tuple(settings)] = FlowPlanner(adjuster(settings)(evaluation.config), model=evaluation.model)
+    return _PLANNERS[tuple(settings)]
+
+
+def task_flow(task, adjust: Callable, flows: str | None):
+    """The task's chord flow: distilled, or read from (else written to) ``flows``."""
+    from chord_robot.app.taskflows import flow_from_task_words
+    from chord_robot.flow import ObjectFlow
+
+    path = Path(flows) / f"{task.name}-{task.seed}.zarr" if flows else None
+    if path is not None and path.exists():
+        return ObjectFlow.load(path)
+    flow = flow_from_task_words(task, adjust=adjust).flow
+    if path is not None:
+        flow.save(path)
+    return flow
+
+
+def one(task_name: str, seed: int, settings: list[str], execute: bool, plan_settings: list[str] | None = None,
+        flows: str | None = None) -> dict:
     adjust = adjuster(settings)
-    row = {"task": task_name, "seed": seed, "settings": settings}
+    row = {"task": task_name, "seed": seed, "settings": settings, "plan": plan_settings or []}
     if execute:
         from chord_robot.app.trial import run_trial
 
-        outcome = run_trial(task_name, seed, lambda task: flow_from_task_words(task, adjust=adjust).flow)
+        outcome = run_trial(task_name, seed, lambda task: task_flow(task, adjust, flows),
+                            planner=planner_for(plan_settings or []))
         return {**row, "success": outcome.success, "metric": outcome.metric, "failure": outcome.failure,
                 "flow": outcome.flow_note}
     from sim import world as simworld
@@ -90,8 +122,7 @@ def one(task_name: str, seed: int, settings: list[str], execute: bool) -> dict:
     try:
         task = make(task_name, world)
         task.reset(seed)
-        flow = flow_from_task_words(task, adjust=adjust).flow
-        return {**row, "flow": task.describe_flow(flow)}
+        return {**row, "flow": task.describe_flow(task_flow(task, adjust, flows))}
     except Exception as e:  # noqa: BLE001 - one seed's failure is its row, not the sweep's end
         return {**row, "error": f"{type(e).__name__}: {e}"}
     finally:
@@ -104,18 +135,34 @@ def main(argv: list[str]) -> None:
     parser.add_argument("seeds", type=parse_seeds)
     parser.add_argument("--set", dest="settings", action="append", default=[], metavar="FIELD=VALUE")
     parser.add_argument("--execute", action="store_true", help="plan and execute each flow (the whole trial)")
+    parser.add_argument("--plan", dest="plan_settings", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a planning.PlanConfig field (with --execute)")
+    parser.add_argument("--flows", type=Path, help="read the flows from here where they are, write them where not")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("-o", "--out", type=Path)
     args = parser.parse_args(argv)
     from chord_robot.app.executors import Executor, JobCrash, run_jobs
     from chord_robot.app.flowconfig import flow_config
+    from planning import PlanConfig
 
     adjuster(args.settings)(flow_config("shipped", "wan"))  # a setting that does not exist fails here
+    adjuster(args.plan_settings)(PlanConfig())
+    if args.plan_settings and not args.execute:
+        raise SystemExit("chord_sweep: --plan changes the planner: it needs --execute")
+    if args.flows:
+        args.flows.mkdir(parents=True, exist_ok=True)
+        made = args.flows / "settings.json"
+        if made.exists() and json.loads(made.read_text()) != args.settings:
+            raise SystemExit(f"chord_sweep: {args.flows} holds flows made with --set {json.loads(made.read_text())}, "
+                             f"not {args.settings}")
+        made.write_text(json.dumps(args.settings))
     rows = []
-    jobs = [(args.task, s, args.settings, args.execute) for s in args.seeds]
+    flows = str(args.flows) if args.flows else None
+    jobs = [(args.task, s, args.settings, args.execute, args.plan_settings, flows) for s in args.seeds]
     for i, result in run_jobs(one, jobs, Executor(args.workers)):
         if isinstance(result, JobCrash):
-            result = {"task": args.task, "seed": args.seeds[i], "settings": args.settings, "error": result.message}
+            result = {"task": args.task, "seed": args.seeds[i], "settings": args.settings, "plan": args.plan_settings,
+                      "error": result.message}
         rows.append(result)
         print(json.dumps(result), flush=True)
     rows.sort(key=lambda r: r["seed"])

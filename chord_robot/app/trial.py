@@ -13,10 +13,14 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from chord_robot.errors import InputError, PlanningFailure
 from chord_robot.flow import ObjectFlow
 from chord_robot.plans import Plan
+
+if TYPE_CHECKING:
+    from planning import FlowPlanner
 
 TRIAL_STAGES = ("reset", "flow", "plan", "execute")
 """The stages of a trial, in order (the keys of `TrialOutcome.times`)."""
@@ -90,6 +94,7 @@ def run_trial(
     plan_path: str | os.PathLike[str] | None = None,
     stage: Callable[[str], None] | None = None,
     log: Callable[[str], None] | None = None,
+    planner: FlowPlanner | None = None,
 ) -> TrialOutcome:
     """Run one trial of ``task_name`` at ``seed`` in a fresh PyBullet world.
 
@@ -105,6 +110,7 @@ def run_trial(
         plan_path: save the plan here.
         stage: called with each stage's name as it starts.
         log: one-line messages (the planner's).
+        planner: the `planning.FlowPlanner` to plan with (default: this process's `shared_planner`).
     """
     import numpy as np
 
@@ -166,9 +172,10 @@ def run_trial(
         begin("plan")
         try:
             start = time.perf_counter()
-            outcome.plan = shared_planner().plan(outcome.flow, task.scene_points(),
-                                                 base=simworld.pose_to_matrix(task.robot_base()),
-                                                 rng=np.random.default_rng(seed), log=log)
+            planner = planner if planner is not None else shared_planner()
+            outcome.plan = planner.plan(outcome.flow, task.scene_points(),
+                                        base=simworld.pose_to_matrix(task.robot_base()),
+                                        rng=np.random.default_rng(seed), log=log)
             outcome.planning_seconds = time.perf_counter() - start
         except PlanningFailure as e:
             if record is not None:

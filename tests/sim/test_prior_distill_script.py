@@ -3,25 +3,19 @@ the measurement of a task's oracle flow of such a scene gives the true turn."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from chord_robot.scene import Scene
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.scripts import load_script
 
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("prior_distill", ROOT / "scripts" / "prior_distill.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("prior_distill")
 
 
 def test_scenes_and_measurement_of_an_oracle_flow(script, tmp_path, monkeypatch) -> None:

@@ -1,0 +1,42 @@
+"""scripts/chord_sweep.py: a trial from a flow cached in ``--flows``, planned with ``--plan`` settings."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.scripts import load_script
+
+
+@pytest.fixture(scope="module")
+def script():
+    return load_script("chord_sweep")
+
+
+@pytest.mark.slow
+def test_a_cached_flow_is_planned_with_the_settings_given(script, tmp_path, monkeypatch):
+    import planning.search
+    from planning import PlanConfig
+    from sim import world as simworld
+    from sim.tasks import make
+
+    world = simworld.create(direct=True)
+    try:  # the flows folder holds lower-lamp seed 100's scripted motion: the sweep reads it, distils nothing
+        task = make("lower-lamp", world)
+        task.reset(100)
+        task.oracle_flow().save(tmp_path / "lower-lamp-100.zarr")
+    finally:
+        world.close()
+    hinged, calls = planning.search.hinged, []
+
+    def counted(motion, mask, carried, config=None):
+        calls.append(config.enabled)
+        return hinged(motion, mask, carried, config)
+
+    monkeypatch.setattr(planning.search, "hinged", counted)
+    row = script.one("lower-lamp", 100, [], True, ["hinge.enabled=true"], str(tmp_path))
+    assert row["success"] and row["plan"] == ["hinge.enabled=true"], row
+    assert "lowering the head's centre 100% of the scripted drop" in row["flow"], row["flow"]
+    assert calls and all(calls)  # every grip was fitted with the hinge on
+    assert script.planner_for([]) is None  # no settings: the evaluation's own planner
+    with pytest.raises(SystemExit, match="no setting 'hinge.on'"):
+        script.adjuster(["hinge.on=true"])(PlanConfig())
