@@ -211,7 +211,9 @@ class CandidateSearch:
         (`motion_reach_score`); IK then tests ``config.candidates`` of them, chosen best first
         but spread over contact places and approach directions (`diverse`), so one
         unreachable family of near-identical grasps cannot use up the budget. Grips whose hand
-        would meet the object's still part (`meets_still_part`) are left out first.
+        would meet the object's still part (`meets_still_part`) are left out first, and those
+        whose approach overlaps the scene's points at all (within `PlanConfig.approach_overlap`)
+        are given only after every clean one.
         """
         cfg, stats = self.config, self.stats
         shoulder = base[:3, 3] + base[:3, 2] * cfg.robot.shoulder_height
@@ -236,7 +238,9 @@ class CandidateSearch:
         # the same proposals for every base pose: count them once
         stats.into_object = max(stats.into_object, len(proposals) - len(clear))
         ranked = diverse(sorted(clear, key=lambda g: -rank(g)), cfg.candidates)
+        overlapping: list[Candidate] = []  # approaches into the scene within the tolerance: last
         for grasp in ranked:
+            deferred = None
             for g in (grasp, twin(grasp)):
                 cand = self._candidate(g, base)
                 stats.best_error = min(stats.best_error, cand.ik_error)
@@ -246,9 +250,15 @@ class CandidateSearch:
                     stats.into_table += 1
                 elif cand.approach_clearance < -cfg.approach_overlap:
                     stats.through_scene += 1
+                elif cand.approach_clearance < 0.0:
+                    deferred = deferred or cand
                 else:
                     yield cand
+                    deferred = None
                     break  # the twin of a reachable grasp is not a new option
+            if deferred is not None:
+                overlapping.append(deferred)
+        yield from overlapping
 
     def _candidate(self, grasp: Grasp, base: np.ndarray) -> Candidate:
         """IK along every step for ``grasp``: the reachability test and the initial guess."""
