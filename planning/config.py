@@ -105,9 +105,9 @@ class PlanConfig:
     approach_overlap: float = 0.01
     """...and its free approach, from the start to the pre-grasp, overlaps the scene's points
     by no more than this with the robot's covering spheres (which are 1-2 cm larger than the
-    links), metres; the optimised approach is held to the same. Approaches that overlap at all
-    are tried after every clean one: a push's approach 3-8 mm into a laptop's lid opened it and
-    shoved the laptop 55-64 mm (docs/comparison/README.md, seeds 300-307)."""
+    links), metres; the optimised approach is held to the same. Within a base pose, approaches
+    that overlap at all are tried after every clean one: a push's approach 3-8 mm into a laptop's
+    lid ran into it and shoved the laptop 55-64 mm (docs/planning-notes.md, session 25)."""
     approach_hold: float = 100.0
     """How much harder than other steps a free approach step is pulled to its IK solution
     when the optimised approach strayed into the scene."""

@@ -259,9 +259,9 @@ def test_the_video_baseline_samples_a_video_from_the_scan_and_lifts_it(tmp_path,
 
 def test_a_push_whose_approach_would_open_the_lid_is_tried_last():
     """close-laptop seed 305, the scripted motion (~15 s): the best-ranked push's free approach
-    passed 8 mm into the lid's points (within `PlanConfig.approach_overlap`) and in simulation
-    opened the lid and shoved the laptop 64 mm before the push began. Approaches that overlap the
-    scene at all are now tried after every clean one."""
+    passed 8 mm into the lid's points (within `PlanConfig.approach_overlap`), ran into the lid
+    in simulation, and the laptop ended 64 mm from where it stood. Approaches that overlap the
+    scene at all are now tried after every clean one (of a base pose)."""
     trial = run_trial("close-laptop", 305, "oracle", 41)
     moved = re.search(r"base moved (\d+) mm", trial.verdict or "")
     assert trial.success and moved and int(moved.group(1)) <= 5, trial.verdict
