@@ -126,6 +126,14 @@ def yaw_pose(x: float, y: float, z: float, yaw: float) -> np.ndarray:
     return make_transform(rotation_about(np.array([0.0, 0.0, 1.0]), yaw), np.array([x, y, z]))
 
 
+def twist(rotation: np.ndarray, axis: np.ndarray) -> np.ndarray:
+    """(...,) twist of (..., 3, 3) rotations about ``axis`` (3,) (swing-twist decomposition: a
+    tilt about another axis does not count), radians in (-pi, pi]."""
+    q = matrix_to_quat(rotation)  # wxyz, w >= 0
+    axis = np.asarray(axis, dtype=np.float64)
+    return 2.0 * np.arctan2(q[..., 1:] @ (axis / np.linalg.norm(axis)), q[..., 0])
+
+
 def rotation_angle(matrix: np.ndarray) -> np.ndarray:
     """(...,) rotation angle of (..., 4, 4) or (..., 3, 3) transforms, radians."""
     r = np.asarray(matrix)[..., :3, :3]

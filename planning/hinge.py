@@ -118,7 +118,7 @@ def hinged(
     touching = link[np.isfinite(gap)]
     if len(touching) < 3:
         return None
-    angles = _twist(fit[:, :3, :3], axis)
+    angles = geometry.twist(fit[:, :3, :3], axis)
     if np.abs(angles).max() < np.deg2rad(config.min_turn_deg):
         return None
     if angles[-1] < 0:  # turn positively about the axis
@@ -151,12 +151,6 @@ def _plane_normal(displacements: np.ndarray) -> np.ndarray | None:
     if s[1] <= 1e-6 * s[0]:
         return None
     return vt[2]
-
-
-def _twist(rotations: np.ndarray, axis: np.ndarray) -> np.ndarray:
-    """(T,) twist of (T, 3, 3) rotations about the unit ``axis`` (swing-twist), radians in (-pi, pi]."""
-    q = geometry.matrix_to_quat(rotations)  # wxyz, w >= 0
-    return 2.0 * np.arctan2(q[:, 1:] @ axis, q[:, 0])
 
 
 def _pivot(rotations: np.ndarray, points: np.ndarray, flow: np.ndarray, axis: np.ndarray,

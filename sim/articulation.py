@@ -23,6 +23,7 @@ from typing import Literal
 import numpy as np
 from scipy.spatial import cKDTree
 
+from chord_robot import geometry
 from sim import assets
 from sim.tasks.motion import sample_surface
 
@@ -93,11 +94,7 @@ def _kabsch(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def twist_deg(rotation: np.ndarray, axis: np.ndarray) -> float:
     """The twist of a rotation about a unit ``axis`` (swing-twist decomposition), degrees."""
-    r = rotation
-    w = 0.5 * np.sqrt(max(1.0 + np.trace(r), 1e-12))
-    v = np.array([r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1]]) / (4.0 * w)
-    axis = axis / np.linalg.norm(axis)
-    return float(np.degrees(2.0 * np.arctan2(v @ axis, w)))
+    return float(np.degrees(geometry.twist(rotation, axis)))
 
 
 def measure(trajectories: np.ndarray, art: Articulation) -> dict:
