@@ -83,6 +83,11 @@ class RegWeights:
     """Each part's deviation from a rigid motion (`losses.part_rigidity`, m^2): for scenes of
     rigid parts (articulated objects), where a weak prior otherwise bends a thin part (a lid)
     like a sheet; 0 (off) unless `rigid_parts` sets it."""
+    overlap: float = 0.0
+    """How far the parts of one object pass through each other (`losses.part_overlap`, m^2):
+    rigid parts cannot (a lamp's head turned into its own arm, a lid closed through its base).
+    Off (0) in every preset: at 30000 with the shipped prior it keeps most lamp heads out of
+    their arms, but the robot trials pass no more (docs/flowgen-notes.md, session 26)."""
     acceleration: float = 0.0
     """Second differences of the Gaussians' trajectories, ``mu^(t+1) - 2 mu^t + mu^(t-1)``
     (mean squared, m^2), over the frames rendered together. Needed with a video model whose VAE
@@ -155,7 +160,8 @@ def free_object(config: FlowConfig, rigid: bool) -> FlowConfig:
     w = config.weights
     return replace(config, part_motion=rigid, free_parts=rigid,
                    lr_part_translation=FREE_PART_TRANSLATION if rigid else config.lr_part_translation,
-                   weights=replace(w, rigid=RIGID_PARTS_WEIGHT if rigid else 0.0, motion_per_part=False,
+                   weights=replace(w, rigid=RIGID_PARTS_WEIGHT if rigid else 0.0, overlap=w.overlap if rigid else 0.0,
+                                   motion_per_part=False,
                                    motion_unsupported=1.0, attach_smooth=0.0))
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "contact",
     "l1",
     "minimal_motion",
+    "part_overlap",
     "part_rigidity",
     "photometric",
     "silhouette",
@@ -129,6 +130,47 @@ def part_rigidity(means: Tensor, rest: Tensor, part: Tensor) -> Tensor:
         rot = u @ fix @ vh  # (T, 3, 3): rotates rest offsets onto the current ones
         residual = xc - rc @ rot.transpose(1, 2)
         terms.append(residual.square().sum(-1).mean())
+    return torch.stack(terms).mean() if terms else means.new_zeros(())
+
+
+def part_overlap(means: Tensor, rest: Tensor, part: Tensor, hulls: tuple[Tensor, ...],
+                 margin: float = 0.002, max_points: int = 256) -> Tensor:
+    """How far the parts of one object pass through each other: mean over frames and the other
+    parts' points of ``relu(depth - depth_at_rest - margin)^2`` (m^2), where a point's depth
+    is how far inside a part's convex hull (`flowgen.parts.part_hulls`) it is, in that part's
+    frame (the best rigid fit of its tested points at the frame, the rotation not
+    differentiated, as `part_rigidity`). Rigid parts cannot pass through each other: a lamp's head turned into its
+    own arm, a lid closed through its base. Points inside at rest (where two parts meet at a
+    joint) count only what they sink deeper, beyond ``margin``. At most ``max_points`` points
+    of each part are tested (every k-th).
+
+    Args:
+        means: (T, N, 3) positions; rest: (N, 3) rest positions; part: (N,) part id per point;
+        hulls: per part id, (F, 4) facet planes, (0, 4) for a part with no solid.
+    """
+    assert means.ndim == 3 and means.shape[1:] == rest.shape and part.shape == rest.shape[:1], (
+        means.shape, rest.shape, part.shape)
+    ids = [p for p in range(len(hulls)) if int((part == p).sum()) >= 3]
+    rows = {p: torch.nonzero(part == p).squeeze(1) for p in ids}
+    rows = {p: r[:: max(1, -(-len(r) // max_points))] for p, r in rows.items()}
+    terms = []
+    for p in ids:
+        if len(hulls[p]) == 0:
+            continue
+        normal, offset = hulls[p][:, :3].to(means), hulls[p][:, 3].to(means)
+        x, r = means[:, rows[p]], rest[rows[p]]  # the part's frame from its tested points
+        xc, rc = x.mean(1, keepdim=True), r.mean(0)
+        cross = (x - xc).transpose(1, 2) @ (r - rc)  # (T, 3, 3)
+        u, _, vh = torch.linalg.svd(cross.detach())
+        d = torch.linalg.det(u @ vh)
+        fix = torch.diag_embed(torch.stack((torch.ones_like(d), torch.ones_like(d), d), -1))
+        rot = u @ fix @ vh  # (T, 3, 3): rotates rest offsets onto the current ones
+        others = torch.cat([rows[q] for q in ids if q != p])
+        # the other parts' points in part p's rest frame: r = R^T (x - c_t) + c_rest
+        local = (means[:, others] - xc) @ rot + rc
+        depth = -(local @ normal.T + offset).amax(-1)  # (T, M): > 0 inside
+        at_rest = -(rest[others] @ normal.T + offset).amax(-1)
+        terms.append(torch.relu(depth - at_rest.clamp(min=0) - margin).square().mean())
     return torch.stack(terms).mean() if terms else means.new_zeros(())
 
 

@@ -28,7 +28,7 @@ from flowgen.control import ObjectControls, object_controls, point_cloud_field, 
 from flowgen.fenwick import DeformationStore, as_parameters, fenwick_identity, per_frame_identity
 from flowgen.gaussians import Gaussians, from_object
 from flowgen.mesh_fit import fit_to_mesh
-from flowgen.parts import contact_pairs, part_joints, supported_parts
+from flowgen.parts import contact_pairs, part_hulls, part_joints, supported_parts
 from flowgen.quat import quat_identity
 from flowgen.shading import Light
 from flowgen.skinning import ControlLevel, HierarchyBinding, bind_hierarchy
@@ -81,6 +81,8 @@ class MovingObject:
     ``supported``, ``part_parent``, ``surface_part``) are structure the loop reads in Python
     and indexes with: they stay on the host (`to_device`).
         surface_part: (M,) int64 part id of each near-surface point.
+        part_hulls: per part id, (F, 4) the facet planes of its rest points' convex hull
+            (`flowgen.parts.part_hulls`), for the overlap term; empty for a one-part object.
     """
 
     name: str
@@ -106,6 +108,7 @@ class MovingObject:
     part_pivot: Tensor | None = None
     part_parent: Tensor | None = field(default=None, metadata={"host": True})
     surface_part: Tensor | None = field(default=None, metadata={"host": True})
+    part_hulls: tuple[Tensor, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -234,6 +237,7 @@ def _moving(obj: SceneObject, config: FlowConfig, rng: np.random.Generator,
         part_pivot=part_pivot,
         part_parent=part_parent,
         surface_part=surface_group,
+        part_hulls=part_hulls(rest.means.numpy(), part.numpy()) if config.weights.overlap > 0 else (),
     )
 
 

@@ -310,6 +310,11 @@ def motion_objective(model: SceneModel, prior: Prior, views: list[View], weights
         rigid = [losses.part_rigidity(posed.means[k][rows], obj.rest.means, obj.part)
                  for k, obj in enumerate(model.moving)]
         terms["rigid"] = weights["rigid"] * torch.stack(rigid).mean()
+    if weights.get("overlap", 0.0) > 0:
+        overlap = [losses.part_overlap(posed.means[k][rows], obj.rest.means, obj.part, obj.part_hulls)
+                   for k, obj in enumerate(model.moving) if obj.part_hulls]
+        if overlap:
+            terms["overlap"] = weights["overlap"] * torch.stack(overlap).mean()
     if weights["motion"] > 0:
         per_part = weights.get("motion_per_part", 0.0) > 0
         motion = [losses.minimal_motion(posed.means[k][rows], obj.rest.means, weights["motion_scale"],

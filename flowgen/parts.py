@@ -20,7 +20,7 @@ from torch import Tensor
 if TYPE_CHECKING:
     from flowgen.model import MovingObject, StaticObject
 
-__all__ = ["SUPPORT_DISTANCE", "contact_pairs", "part_joints", "supported_parts"]
+__all__ = ["SUPPORT_DISTANCE", "contact_pairs", "part_hulls", "part_joints", "supported_parts"]
 
 
 def contact_pairs(means: np.ndarray, part: np.ndarray, factor: float = 1.5) -> tuple[np.ndarray, np.ndarray]:
@@ -45,6 +45,32 @@ def contact_pairs(means: np.ndarray, part: np.ndarray, factor: float = 1.5) -> t
                 groups.append(np.full(int(near.sum()), a * len(ids) + b, np.int64))
     return np.concatenate(pairs), np.concatenate(groups)
 
+
+
+def part_hulls(means: np.ndarray, part: np.ndarray, max_points: int = 256) -> tuple[Tensor, ...]:
+    """For part ids 0..max: the (F, 4) float32 facet planes ``(n, b)`` of the convex hull of the
+    part's points (unit outward normals; a point x is inside where ``n . x + b <= 0`` for every
+    facet), the solid a rigid part occupies as far as its surface samples tell - a box, a rod or
+    a shade as they are, a concave part larger than it is. The hull is of at most
+    ``max_points`` of the part's points (every k-th: a few hundred facets, not thousands).
+    (0, 4) for a part whose points span no volume (flat, or fewer than 4) and for every part of
+    an object of one part (nothing to pass through)."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    num = int(part.max()) + 1 if len(part) else 0
+    empty = torch.zeros(0, 4)
+    if len(np.unique(part)) < 2:
+        return tuple(empty for _ in range(num))
+    hulls = []
+    for p in range(num):
+        points = np.asarray(means[part == p], np.float64)
+        points = points[:: max(1, -(-len(points) // max_points))]
+        try:
+            hull = ConvexHull(points) if len(points) >= 4 else None
+        except QhullError:  # coplanar or collinear
+            hull = None
+        hulls.append(empty if hull is None else torch.as_tensor(hull.equations, dtype=torch.float32))
+    return tuple(hulls)
 
 
 def part_joints(means: Tensor, part: Tensor, contact: Tensor, roots: Tensor | None = None) -> tuple[Tensor, Tensor]:

@@ -112,7 +112,11 @@ def measure(trajectories: np.ndarray, art: Articulation) -> dict:
         points, ``base_drift_max_mm`` its largest frame; ``rigidity_mm`` per link, the worst
         frame's RMS residual of its rigid fit; ``joint_gap_mm`` (T,) how far the link hinged
         to the base carries the joint origin from where the base carries it; ``points`` per
-        link (how many of the flow's points each was given).
+        link (how many of the flow's points each was given); ``overlap_mm`` how far the links
+        pass into each other at the last frame: the deepest any link's points sink inside
+        another link's convex hull (of its surface samples, in that link's fitted frame)
+        beyond how deep they were at frame 0 (a lamp's head turned into its own arm), and
+        ``overlap_points`` how many sink 5 mm or more.
     """
     traj = np.asarray(trajectories, dtype=np.float64)
     assert traj.ndim == 3 and traj.shape[-1] == 3, traj.shape
@@ -147,6 +151,7 @@ def measure(trajectories: np.ndarray, art: Articulation) -> dict:
         else:
             attached.append(float("nan"))
             gap.append(float("nan"))
+    deepest, sunk = _overlap(rest, traj[-1], owner, fits, art.samples)
     return {
         "angle_deg": [round(a, 1) for a in angles],
         "final_deg": round(angles[-1], 1),
@@ -157,4 +162,29 @@ def measure(trajectories: np.ndarray, art: Articulation) -> dict:
         "rigidity_mm": {name: round(1000 * v, 2) for name, v in worst.items()},
         "joint_gap_mm": [round(1000 * g, 1) for g in gap],
         "points": {name: int((owner == k).sum()) for k, name in enumerate(art.links)},
+        "overlap_mm": round(1000 * deepest, 1),
+        "overlap_points": sunk,
     }
+
+
+def _overlap(rest: np.ndarray, final: np.ndarray, owner: np.ndarray, fits: list, samples: tuple[np.ndarray, ...],
+             sunk_depth: float = 0.005) -> tuple[float, int]:
+    """(the deepest, m, and how many points sink ``sunk_depth`` or more) that any link's points
+    at ``final`` sink into another link's convex hull, in that link's frame (its rigid ``fits``
+    at the last frame), beyond their depth at ``rest``."""
+    from scipy.spatial import ConvexHull
+
+    deepest, sunk = 0.0, 0
+    for k, fit in enumerate(fits):
+        others = owner != k
+        if fit is None or not others.any():
+            continue
+        planes = ConvexHull(samples[k]).equations  # (F, 4): n . x + b <= 0 inside
+        r, t = fit
+        local = (final[others] - t) @ r  # into link k's frame at frame 0
+        depth = -(local @ planes[:, :3].T + planes[:, 3]).max(1)
+        at_rest = -(rest[others] @ planes[:, :3].T + planes[:, 3]).max(1)
+        extra = depth - np.maximum(at_rest, 0.0)
+        deepest = max(deepest, float(extra.max()))
+        sunk += int((extra >= sunk_depth).sum())
+    return deepest, sunk

@@ -180,7 +180,8 @@ class LowerLamp(base.TaskBase[LowerLampConfig]):
         """What the flow asks of the lamp: the head's turn (the arm's and head's joints turn
         about parallel axes, so the scripted motion turns the head by their sum) and the arm's
         share of it, how far the head's centre comes down as a fraction of the scripted
-        motion's drop (what `evaluate` asks 60% of), and the base's drift."""
+        motion's drop (what `evaluate` asks 60% of), the base's drift, and how far the links
+        pass into each other (a head turned into its own arm)."""
         from sim import articulation
 
         if "lamp" not in flow.objects:
@@ -197,7 +198,9 @@ class LowerLamp(base.TaskBase[LowerLampConfig]):
         arm, head_joint = np.degrees(self.delta)
         return (f"the flow turns the head {m['final_deg']:+.0f} deg, the arm {m['attached_final_deg']:+.0f} "
                 f"(the scripted motion {arm + head_joint:+.0f}, the arm {arm:+.0f}), lowering the head's centre "
-                f"{drop:.0%} of the scripted drop; its base drifting up to {m['base_drift_max_mm']:.0f} mm")
+                f"{drop:.0%} of the scripted drop; its base drifting up to {m['base_drift_max_mm']:.0f} mm; "
+                f"its links passing up to {m['overlap_mm']:.0f} mm into each other ({m['overlap_points']} points "
+                f"5 mm or more)")
 
     def metric_info(self) -> base.Metric:
         cfg = self.config
@@ -207,7 +210,9 @@ class LowerLamp(base.TaskBase[LowerLampConfig]):
 
     def evaluate(self) -> tuple[bool, float]:
         """(head lowered enough with the base upright and in place, fraction of the oracle's
-        height drop achieved by the head)."""
+        height drop achieved by the head). The verdict also says how far each joint turned
+        against the oracle's motion (a grip on the arm turns the head's joint only as far as
+        its friction lets it follow)."""
         self._require_reset()
         cfg = self.config
         drop = self.start_height - self.final_height
@@ -215,7 +220,10 @@ class LowerLamp(base.TaskBase[LowerLampConfig]):
         moved, tilt = base.base_shift(self.base_pose, base_matrix(self.world, self.body))
         lowered = fraction >= cfg.success_fraction
         stands = moved <= cfg.base_tolerance and tilt <= cfg.upright_deg
+        arm, head = np.degrees(self.joints() - self.start_joints)
+        scripted_arm, scripted_head = np.degrees(self.delta)
         self.verdict = (f"head lowered {fraction:.0%} of the oracle's drop (needs {cfg.success_fraction:.0%}); "
                         f"base moved {moved * 1000:.0f} mm (limit {cfg.base_tolerance * 1000:.0f}), "
-                        f"tilted {tilt:.1f} deg (limit {cfg.upright_deg:g})")
+                        f"tilted {tilt:.1f} deg (limit {cfg.upright_deg:g}); the arm's joint turned {arm:+.0f} deg, "
+                        f"the head's {head:+.0f} (the oracle's {scripted_arm:+.0f}, {scripted_head:+.0f})")
         return lowered and stands, fraction

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -202,6 +204,25 @@ def test_objective_adds_part_rigidity_when_asked(hinge_scene):
     assert "rigid" not in motion_objective(model, prior, views, WEIGHTS, False).terms
 
 
+def test_objective_adds_part_overlap_when_asked(hinge_scene):
+    from flowgen.config import video_weights
+
+    config = tiny_config(num_frames=4, weights=dataclasses.replace(video_weights(), overlap=1.0))
+    model, prior = build_model(hinge_scene, config), tiny_prior(4)
+    obj = model.moving[0]
+    assert [len(h) > 0 for h in obj.part_hulls] == [True, True]  # base and lid, each a solid
+    weights = {**WEIGHTS, "temporal": 0.0, "overlap": 1.0}
+    views = prior.views([torch.tensor([1, 2, 3])], 1.0)
+    assert motion_objective(model, prior, views, weights, False).terms["overlap"].item() == 0.0
+    heights = [float(obj.rest.means[obj.part == p, 2].mean()) for p in range(2)]
+    lid = int(np.argmax(heights))
+    with torch.no_grad():  # the lid's controls sink 3 cm (from frame 2 on): into the base
+        obj.coarse_store.trans[-1, obj.coarse.group == lid] += torch.tensor([0.0, 0.0, -0.03])
+    assert motion_objective(model, prior, views, weights, False).terms["overlap"].item() > 1e-6
+    assert "overlap" not in motion_objective(model, prior, views, WEIGHTS, False).terms
+    assert build_model(hinge_scene, tiny_config(num_frames=4)).moving[0].part_hulls == ()
+
+
 def test_minimal_motion_per_part_lets_a_turning_lid_go_and_holds_a_still_base():
     from scipy.spatial.transform import Rotation
 
@@ -288,3 +309,72 @@ def test_a_views_frames_as_stacked_tensors_render_what_frame_by_frame_does(hinge
     for got, expect in zip(grads, want):
         assert expect.abs().max() > 0
         torch.testing.assert_close(got, expect, rtol=1e-5, atol=1e-6 * float(expect.abs().max()))
+
+
+def _box_and_rod(n: int = 3000, sink: float = 0.0):
+    """Surface samples of a 20 x 20 x 4 cm box (part 0) and a rod of radius 1 cm, 20 cm long
+    (part 1), standing on the box's top, its foot ``sink`` below it."""
+    g = torch.Generator().manual_seed(0)
+    half = torch.tensor([0.1, 0.1, 0.02])
+    box = (torch.rand(n, 3, generator=g) * 2 - 1) * half
+    face = torch.randint(0, 3, (n,), generator=g)
+    box[torch.arange(n), face] = torch.sign(box[torch.arange(n), face]) * half[face]  # onto a face
+    box[:, 2] += 0.02  # the box spans z 0 .. 0.04
+    a = torch.rand(n, generator=g) * 2 * math.pi
+    z = torch.rand(n, generator=g) * 0.2
+    cap = torch.rand(n, generator=g) < 0.1  # the foot's and the top's discs
+    radius = torch.where(cap, 0.01 * torch.rand(n, generator=g).sqrt(), torch.full((n,), 0.01))
+    z = torch.where(cap, (torch.rand(n, generator=g) < 0.5).float() * 0.2, z)
+    rod = torch.stack([radius * torch.cos(a), radius * torch.sin(a), 0.04 - sink + z], 1)
+    return torch.cat([box, rod]), torch.cat([torch.zeros(n), torch.ones(n)]).long()
+
+
+def _analytic_overlap(box: torch.Tensor, rod: torch.Tensor, foot: float, margin: float) -> float:
+    """The loss for a rod whose foot is at height ``foot`` (upright, on the box's axis), from the
+    two solids' shapes rather than hulls of samples."""
+    inside_box = torch.stack([0.1 - rod[:, 0].abs(), 0.1 - rod[:, 1].abs(), 0.04 - rod[:, 2], rod[:, 2]]).amin(0)
+    r = box[:, :2].norm(dim=1)
+    inside_rod = torch.stack([0.01 - r, box[:, 2] - foot, foot + 0.2 - box[:, 2]]).amin(0)
+    return 0.5 * float(torch.relu(inside_box - margin).square().mean() + torch.relu(inside_rod - margin).square().mean())
+
+
+def test_part_overlap_is_zero_at_rest_and_measures_a_part_pushed_into_another():
+    from flowgen.parts import part_hulls
+
+    rest, part = _box_and_rod()
+    hulls = part_hulls(rest.numpy(), part.numpy(), max_points=3000)
+    assert [h.shape[1] for h in hulls] == [4, 4] and all(len(h) > 10 for h in hulls)
+    assert losses.part_overlap(rest[None], rest, part, hulls, max_points=3000).item() == 0.0
+    lowered = rest.clone()
+    lowered[part == 1, 2] -= 0.02  # the rod pushed 2 cm into the box
+    lowered.requires_grad_(True)
+    value = losses.part_overlap(torch.stack([rest, lowered]), rest, part, hulls, max_points=3000)
+    # frame 0 adds nothing: the mean over two frames is half of frame 1's
+    expected = 0.5 * _analytic_overlap(rest[part == 0], lowered.detach()[part == 1], 0.02, 0.002)
+    assert value.item() == pytest.approx(expected, rel=0.1)
+    value.backward()
+    sunk = (part == 1) & (lowered.detach()[:, 2] < 0.035)
+    assert (lowered.grad[sunk, 2] < 0).float().mean() > 0.9  # descent lifts the rod's foot out
+    # measured in each part's own frame: the whole object moved rigidly changes nothing
+    from scipy.spatial.transform import Rotation
+
+    turn = torch.as_tensor(Rotation.from_rotvec([0.3, 0.5, 0.2]).as_matrix(), dtype=torch.float32)
+    shift = torch.tensor([0.1, 0.2, 0.3])
+    assert losses.part_overlap((rest @ turn.T + shift)[None], rest, part, hulls, max_points=3000).item() == 0.0
+    moved = (lowered.detach() @ turn.T + shift)[None]
+    assert losses.part_overlap(moved, rest, part, hulls, max_points=3000).item() == pytest.approx(2 * expected, rel=0.1)
+
+
+def test_part_overlap_counts_only_what_sinks_deeper_than_at_rest():
+    from flowgen.parts import part_hulls
+
+    rest, part = _box_and_rod(sink=0.005)  # a post in a socket: its foot 5 mm inside at rest
+    hulls = part_hulls(rest.numpy(), part.numpy(), max_points=3000)
+    assert losses.part_overlap(rest[None], rest, part, hulls, max_points=3000).item() == 0.0
+    deeper = rest.clone()
+    deeper[part == 1, 2] -= 0.01
+    assert losses.part_overlap(deeper[None], rest, part, hulls, max_points=3000).item() > 1e-7
+    # one part (a banana, a cloth): no hulls, nothing to pass through
+    one = part_hulls(rest.numpy(), torch.zeros_like(part).numpy())
+    assert [len(h) for h in one] == [0]
+    assert losses.part_overlap(deeper[None], rest, torch.zeros_like(part), one).item() == 0.0

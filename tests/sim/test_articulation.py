@@ -68,6 +68,25 @@ def test_lamp_oracle_flow_measures_the_head_lowering(world):
     assert abs(truth) > 20
     assert m["final_deg"] == pytest.approx(truth, abs=1.5)
     assert m["base_drift_max_mm"] < 0.5 and max(m["joint_gap_mm"]) < 0.5
+    assert m["overlap_mm"] < 3.0 and m["overlap_points"] == 0  # the links keep out of each other (a joint: 2 mm)
+
+
+def test_a_lamp_head_turned_into_its_own_arm_shows_as_overlap(world):
+    """Turned 57 degrees and more about its joint (from 16), the closed shade takes in the arm."""
+    from sim import assets
+    from sim.tasks import motion
+
+    task = LowerLamp(world)
+    task.reset(5)
+    q0 = task.joints()
+    a = art.articulation("lamp", task.spec, task.base_pose, tuple(q0))
+    for head_turn in (1.0, 1.3):
+        path = [(q0[0], q0[1] + s * head_turn) for s in np.linspace(0.0, 1.0, 9)]
+        fk = [assets.lamp_link_poses(task.spec, arm, head) for arm, head in path]
+        poses = {name: np.stack([task.base_pose @ f[name] for f in fk]) for name in ("base", "arm", "head")}
+        lamp = motion.articulated_motion(task.object_links()["lamp"], poses, 1500, np.random.default_rng(0))
+        m = art.measure(lamp.trajectories, a)
+        assert m["overlap_mm"] > 15.0 and m["overlap_points"] > 50, (head_turn, m["overlap_mm"], m["overlap_points"])
 
 
 def test_unknown_kind_and_too_few_points_are_errors(world):

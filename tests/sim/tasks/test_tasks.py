@@ -206,6 +206,21 @@ def test_a_toppled_or_dragged_lamp_fails_lower_lamp_though_its_head_is_low(tasks
     assert "base moved 4" in task.verdict  # 40 mm, give or take settling
 
 
+def test_the_lamp_verdict_says_how_far_each_joint_turned(tasks: dict) -> None:
+    import re
+
+    task = tasks["lower-lamp"]
+    task.reset(3)
+    pattern = r"the arm's joint turned ([-+]\d+) deg, the head's ([-+]\d+) \(the oracle's ([-+]\d+), ([-+]\d+)\)"
+    task.evaluate()
+    arm, head, oracle_arm, oracle_head = map(int, re.search(pattern, task.verdict).groups())
+    assert (arm, head) == (0, 0) and (oracle_arm, oracle_head) == tuple(np.round(np.degrees(task.delta)).astype(int))
+    task.play_oracle()
+    task.evaluate()
+    arm, head, oracle_arm, oracle_head = map(int, re.search(pattern, task.verdict).groups())
+    assert abs(arm - oracle_arm) <= 1 and abs(head - oracle_head) <= 1, task.verdict
+
+
 def test_a_shoved_laptop_fails_close_laptop_though_its_lid_is_shut(tasks: dict) -> None:
     task = tasks["close-laptop"]
     task.reset(0)
@@ -232,7 +247,8 @@ def test_every_task_names_its_metric_and_threshold(tasks: dict, name: str) -> No
 def test_describe_flow_measures_the_oracles_own_motion(tasks: dict, name: str) -> None:
     """The flow measure a failed trial reports, on the scripted motion: it reads back the
     scripted turn (the lamp's head by the arm's and head's joints together, the arm's share,
-    the head's centre lowered by the whole scripted drop; the lid to 0)."""
+    the head's centre lowered by the whole scripted drop, its links out of each other; the lid
+    to 0)."""
     import re
 
     task = tasks[name]
@@ -240,9 +256,10 @@ def test_describe_flow_measures_the_oracles_own_motion(tasks: dict, name: str) -
     note = task.describe_flow(task.oracle_flow(num_frames=11))
     numbers = [float(x) for x in re.findall(r"[-+]?\d+", note)]
     if name == "lower-lamp":  # and the arm's share, and the head's centre all the way down
-        got, arm, want, arm_want, drop, drift = numbers
+        got, arm, want, arm_want, drop, drift, overlap, sunk, _ = numbers
         assert abs(got - want) <= 1 and want > 30 and abs(arm - arm_want) <= 1 and arm_want > 20, note
         assert abs(drop - 100) <= 1, note
+        assert overlap <= 5 and sunk == 0, note  # its links keep out of each other (a joint: a few mm)
     else:
         start, end, _, drift = numbers
         assert start > 95 and abs(end) <= 1, note
