@@ -152,7 +152,9 @@ class CloseLaptop(base.TaskBase[CloseLaptopConfig]):
     # ------------------------------------------------------------------ success
 
     def describe_flow(self, flow: ObjectFlow) -> str:
-        """The lid's final angle in the flow and the base's drift."""
+        """The lid's final angle in the flow, the base's drift, and how far the lid carries
+        the hinge from where the base has it (a lid sliding off its hinge: a rigid grip
+        following it drags the laptop)."""
         from sim import articulation
 
         if "laptop" not in flow.objects:
@@ -164,7 +166,8 @@ class CloseLaptop(base.TaskBase[CloseLaptopConfig]):
             return ""
         start = math.degrees(self.start_angle)
         return (f"the flow turns the lid from {start:.0f} to {start + m['final_deg']:.0f} deg (the test needs "
-                f"below {self.config.success_deg:g}), its base drifting up to {m['base_drift_max_mm']:.0f} mm")
+                f"below {self.config.success_deg:g}), its base drifting up to {m['base_drift_max_mm']:.0f} mm, "
+                f"its lid carrying the hinge up to {max(m['joint_gap_mm']):.0f} mm off the base")
 
     def metric_info(self) -> base.Metric:
         cfg = self.config

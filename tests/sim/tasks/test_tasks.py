@@ -261,6 +261,6 @@ def test_describe_flow_measures_the_oracles_own_motion(tasks: dict, name: str) -
         assert abs(drop - 100) <= 1, note
         assert overlap <= 5 and sunk == 0, note  # its links keep out of each other (a joint: a few mm)
     else:
-        start, end, _, drift = numbers
-        assert start > 95 and abs(end) <= 1, note
+        start, end, _, drift, gap = numbers
+        assert start > 95 and abs(end) <= 1 and gap <= 1, note
     assert drift <= 1, note
