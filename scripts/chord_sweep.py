@@ -1,7 +1,7 @@
 """The chord flow source with settings the CLI does not expose (docs/comparison/README.md, session 24).
 
     python scripts/chord_sweep.py TASK SEEDS [--set FIELD=VALUE ...] [--execute] [--plan FIELD=VALUE ...]
-                                  [--flows DIR] [--workers N] [-o OUT.json]
+                                  [--flows DIR] [--source chord|video] [--workers N] [-o OUT.json]
 
 Per seed, the task is reset and its scan and words distilled as `chord-robot eval --flow-source
 chord` does (`chord_robot.app.taskflows.flow_from_task_words`, the shipped prior and its preset),
@@ -13,7 +13,9 @@ Prints what each flow asks of the task (``describe_flow``); with ``--execute`` t
 runs as the evaluation's (`chord_robot.app.trial.run_trial`: plan, execute, the task's verdict),
 in worker processes set up as the evaluation's (`chord_robot.app.executors`). SEEDS: ``100-107``,
 ``100,102`` or both (``100-103,200``). One line of JSON per seed on stdout (and all of them in
-OUT.json); a seed whose run raises gets its error instead.
+OUT.json); a seed whose run raises gets its error instead. ``--source video`` takes the
+evaluation's video source instead (`chord-robot eval --flow-source video`: the scripted
+motion's video lifted; its flows cached as ``video-TASK-SEED.zarr``), for ``--plan`` settings.
 """
 
 from __future__ import annotations
@@ -90,28 +92,36 @@ def planner_for(settings: list[str]) -> object | None:
     return _PLANNERS[tuple(settings)]
 
 
-def task_flow(task, adjust: Callable, flows: str | None):
-    """The task's chord flow: distilled, or read from (else written to) ``flows``."""
-    from chord_robot.app.taskflows import flow_from_task_words
+def task_flow(task, adjust: Callable, flows: str | None, source: str = "chord"):
+    """The task's flow from ``source``: the chord source's distillation (or the video source's
+    fit, `chord-robot eval --flow-source video`), or read from (else written to) ``flows``."""
+    from chord_robot.app.evaluate import EvalConfig
+    from chord_robot.app.taskflows import flow_from_task_video, flow_from_task_words
     from chord_robot.flow import ObjectFlow
 
-    path = Path(flows) / f"{task.name}-{task.seed}.zarr" if flows else None
+    name = f"{task.name}-{task.seed}.zarr" if source == "chord" else f"{source}-{task.name}-{task.seed}.zarr"
+    path = Path(flows) / name if flows else None
     if path is not None and path.exists():
         return ObjectFlow.load(path)
-    flow = flow_from_task_words(task, adjust=adjust).flow
+    if source == "video":
+        flow = flow_from_task_video(task, EvalConfig.num_frames).flow
+    else:
+        flow = flow_from_task_words(task, adjust=adjust).flow
     if path is not None:
         flow.save(path)
     return flow
 
 
 def one(task_name: str, seed: int, settings: list[str], execute: bool, plan_settings: list[str] | None = None,
-        flows: str | None = None) -> dict:
+        flows: str | None = None, source: str = "chord") -> dict:
     adjust = adjuster(settings)
     row = {"task": task_name, "seed": seed, "settings": settings, "plan": plan_settings or []}
+    if source != "chord":
+        row["source"] = source
     if execute:
         from chord_robot.app.trial import run_trial
 
-        outcome = run_trial(task_name, seed, lambda task: task_flow(task, adjust, flows),
+        outcome = run_trial(task_name, seed, lambda task: task_flow(task, adjust, flows, source),
                             planner=planner_for(plan_settings or []))
         return {**row, "success": outcome.success, "metric": outcome.metric, "failure": outcome.failure,
                 "flow": outcome.flow_note}
@@ -122,7 +132,7 @@ def one(task_name: str, seed: int, settings: list[str], execute: bool, plan_sett
     try:
         task = make(task_name, world)
         task.reset(seed)
-        return {**row, "flow": task.describe_flow(task_flow(task, adjust, flows))}
+        return {**row, "flow": task.describe_flow(task_flow(task, adjust, flows, source))}
     except Exception as e:  # noqa: BLE001 - one seed's failure is its row, not the sweep's end
         return {**row, "error": f"{type(e).__name__}: {e}"}
     finally:
@@ -138,6 +148,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--plan", dest="plan_settings", action="append", default=[], metavar="FIELD=VALUE",
                         help="a planning.PlanConfig field (with --execute)")
     parser.add_argument("--flows", type=Path, help="read the flows from here where they are, write them where not")
+    parser.add_argument("--source", choices=("chord", "video"), default="chord",
+                        help="the flow source (video: the evaluation's video source; --set is the chord source's)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("-o", "--out", type=Path)
     args = parser.parse_args(argv)
@@ -147,6 +159,8 @@ def main(argv: list[str]) -> None:
 
     adjuster(args.settings)(flow_config("shipped", "wan"))  # a setting that does not exist fails here
     adjuster(args.plan_settings)(PlanConfig())
+    if args.settings and args.source != "chord":
+        raise SystemExit("chord_sweep: --set changes the chord source's preset: not with --source video")
     if args.plan_settings and not args.execute:
         raise SystemExit("chord_sweep: --plan changes the planner: it needs --execute")
     if args.flows:
@@ -158,11 +172,11 @@ def main(argv: list[str]) -> None:
         made.write_text(json.dumps(args.settings))
     rows = []
     flows = str(args.flows) if args.flows else None
-    jobs = [(args.task, s, args.settings, args.execute, args.plan_settings, flows) for s in args.seeds]
+    jobs = [(args.task, s, args.settings, args.execute, args.plan_settings, flows, args.source) for s in args.seeds]
     for i, result in run_jobs(one, jobs, Executor(args.workers)):
         if isinstance(result, JobCrash):
             result = {"task": args.task, "seed": args.seeds[i], "settings": args.settings, "plan": args.plan_settings,
-                      "error": result.message}
+                      **({"source": args.source} if args.source != "chord" else {}), "error": result.message}
         rows.append(result)
         print(json.dumps(result), flush=True)
     rows.sort(key=lambda r: r["seed"])

@@ -180,8 +180,9 @@ class LowerLamp(base.TaskBase[LowerLampConfig]):
         """What the flow asks of the lamp: the head's turn (the arm's and head's joints turn
         about parallel axes, so the scripted motion turns the head by their sum) and the arm's
         share of it, how far the head's centre comes down as a fraction of the scripted
-        motion's drop (what `evaluate` asks 60% of), the base's drift, and how far the links
-        pass into each other (a head turned into its own arm)."""
+        motion's drop (what `evaluate` asks 60% of), the base's drift, how far the arm carries
+        its joint from where the base has it (a grip following such an arm drags the lamp), and
+        how far the links pass into each other (a head turned into its own arm)."""
         from sim import articulation
 
         if "lamp" not in flow.objects:
@@ -198,7 +199,8 @@ class LowerLamp(base.TaskBase[LowerLampConfig]):
         arm, head_joint = np.degrees(self.delta)
         return (f"the flow turns the head {m['final_deg']:+.0f} deg, the arm {m['attached_final_deg']:+.0f} "
                 f"(the scripted motion {arm + head_joint:+.0f}, the arm {arm:+.0f}), lowering the head's centre "
-                f"{drop:.0%} of the scripted drop; its base drifting up to {m['base_drift_max_mm']:.0f} mm; "
+                f"{drop:.0%} of the scripted drop; its base drifting up to {m['base_drift_max_mm']:.0f} mm, "
+                f"its arm carrying its joint up to {max(m['joint_gap_mm']):.0f} mm off the base; "
                 f"its links passing up to {m['overlap_mm']:.0f} mm into each other ({m['overlap_points']} points "
                 f"5 mm or more)")
 

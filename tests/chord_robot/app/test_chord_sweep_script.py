@@ -40,3 +40,27 @@ def test_a_cached_flow_is_planned_with_the_settings_given(script, tmp_path, monk
     assert script.planner_for([]) is None  # no settings: the evaluation's own planner
     with pytest.raises(SystemExit, match="no setting 'hinge.on'"):
         script.adjuster(["hinge.on=true"])(PlanConfig())
+
+
+def test_the_video_source_reads_its_own_cached_flows(script, tmp_path):
+    from sim import world as simworld
+    from sim.tasks import make
+
+    world = simworld.create(direct=True)
+    try:  # the video source's cache holds the scripted motion, the chord source's a still lamp
+        task = make("lower-lamp", world)
+        task.reset(100)
+        task.oracle_flow(num_frames=9).save(tmp_path / "video-lower-lamp-100.zarr")
+        still = task.oracle_flow(num_frames=9)
+        for motion in still.objects.values():
+            motion.trajectories[:] = motion.trajectories[:1]
+        still.save(tmp_path / "lower-lamp-100.zarr")
+    finally:
+        world.close()
+    video = script.one("lower-lamp", 100, [], False, None, str(tmp_path), "video")
+    chord = script.one("lower-lamp", 100, [], False, None, str(tmp_path))
+    assert video["source"] == "video" and "source" not in chord
+    assert "lowering the head's centre 100% of the scripted drop" in video["flow"], video
+    assert "lowering the head's centre 0% of the scripted drop" in chord["flow"], chord
+    with pytest.raises(SystemExit, match="not with --source video"):
+        script.main(["lower-lamp", "100", "--source", "video", "--set", "iterations=10"])

@@ -256,10 +256,10 @@ def test_describe_flow_measures_the_oracles_own_motion(tasks: dict, name: str) -
     note = task.describe_flow(task.oracle_flow(num_frames=11))
     numbers = [float(x) for x in re.findall(r"[-+]?\d+", note)]
     if name == "lower-lamp":  # and the arm's share, and the head's centre all the way down
-        got, arm, want, arm_want, drop, drift, overlap, sunk, _ = numbers
+        got, arm, want, arm_want, drop, drift, gap, overlap, sunk, _ = numbers
         assert abs(got - want) <= 1 and want > 30 and abs(arm - arm_want) <= 1 and arm_want > 20, note
         assert abs(drop - 100) <= 1, note
-        assert overlap <= 5 and sunk == 0, note  # its links keep out of each other (a joint: a few mm)
+        assert gap <= 1 and overlap <= 5 and sunk == 0, note  # its links keep out of each other (a joint: a few mm)
     else:
         start, end, _, drift, gap = numbers
         assert start > 95 and abs(end) <= 1 and gap <= 1, note
