@@ -86,8 +86,9 @@ class RegWeights:
     overlap: float = 0.0
     """How far the parts of one object pass through each other (`losses.part_overlap`, m^2):
     rigid parts cannot (a lamp's head turned into its own arm, a lid closed through its base).
-    Off (0) in every preset: at 30000 with the shipped prior it keeps most lamp heads out of
-    their arms, but the robot trials pass no more (docs/flowgen-notes.md, session 26)."""
+    Off (0) in every preset: at 30000 with the shipped prior it takes the two lamp heads that
+    had folded into their arms out of them, but the robot trials pass no more
+    (docs/flowgen-notes.md, session 26)."""
     acceleration: float = 0.0
     """Second differences of the Gaussians' trajectories, ``mu^(t+1) - 2 mu^t + mu^(t-1)``
     (mean squared, m^2), over the frames rendered together. Needed with a video model whose VAE

@@ -165,7 +165,9 @@ def part_overlap(means: Tensor, rest: Tensor, part: Tensor, hulls: tuple[Tensor,
         d = torch.linalg.det(u @ vh)
         fix = torch.diag_embed(torch.stack((torch.ones_like(d), torch.ones_like(d), d), -1))
         rot = u @ fix @ vh  # (T, 3, 3): rotates rest offsets onto the current ones
-        others = torch.cat([rows[q] for q in ids if q != p])
+        if not (others := [rows[q] for q in ids if q != p]):  # the other parts too small to test
+            continue
+        others = torch.cat(others)
         # the other parts' points in part p's rest frame: r = R^T (x - c_t) + c_rest
         local = (means[:, others] - xc) @ rot + rc
         depth = -(local @ normal.T + offset).amax(-1)  # (T, M): > 0 inside

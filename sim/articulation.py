@@ -115,8 +115,9 @@ def measure(trajectories: np.ndarray, art: Articulation) -> dict:
         link (how many of the flow's points each was given); ``overlap_mm`` how far the links
         pass into each other at the last frame: the deepest any link's points sink inside
         another link's convex hull (of its surface samples, in that link's fitted frame)
-        beyond how deep they were at frame 0 (a lamp's head turned into its own arm), and
-        ``overlap_points`` how many sink 5 mm or more.
+        beyond how deep they were at frame 0 (a lamp's head turned into its own arm; a joint
+        turning as built scores a few millimetres: a lamp arm's rim dips into its post), and
+        ``overlap_points`` how many points sink 5 mm or more.
     """
     traj = np.asarray(trajectories, dtype=np.float64)
     assert traj.ndim == 3 and traj.shape[-1] == 3, traj.shape
@@ -172,19 +173,22 @@ def _overlap(rest: np.ndarray, final: np.ndarray, owner: np.ndarray, fits: list,
     """(the deepest, m, and how many points sink ``sunk_depth`` or more) that any link's points
     at ``final`` sink into another link's convex hull, in that link's frame (its rigid ``fits``
     at the last frame), beyond their depth at ``rest``."""
-    from scipy.spatial import ConvexHull
+    from scipy.spatial import ConvexHull, QhullError
 
-    deepest, sunk = 0.0, 0
+    deepest, sunk = 0.0, np.zeros(len(owner), bool)
     for k, fit in enumerate(fits):
         others = owner != k
         if fit is None or not others.any():
             continue
-        planes = ConvexHull(samples[k]).equations  # (F, 4): n . x + b <= 0 inside
+        try:
+            planes = ConvexHull(samples[k]).equations  # (F, 4): n . x + b <= 0 inside
+        except QhullError:  # a flat link: no solid to sink into
+            continue
         r, t = fit
         local = (final[others] - t) @ r  # into link k's frame at frame 0
         depth = -(local @ planes[:, :3].T + planes[:, 3]).max(1)
         at_rest = -(rest[others] @ planes[:, :3].T + planes[:, 3]).max(1)
         extra = depth - np.maximum(at_rest, 0.0)
         deepest = max(deepest, float(extra.max()))
-        sunk += int((extra >= sunk_depth).sum())
-    return deepest, sunk
+        sunk[np.flatnonzero(others)[extra >= sunk_depth]] = True
+    return deepest, int(sunk.sum())

@@ -168,7 +168,10 @@ def run_trial(
             raise
         except Exception as e:  # a flow source that fails is a failed trial, not a crashed suite
             return stop("flow", f"flow: {type(e).__name__}: {e}", metric=False)
-        outcome.flow_note = task.describe_flow(outcome.flow)
+        try:
+            outcome.flow_note = task.describe_flow(outcome.flow)
+        except Exception as e:  # noqa: BLE001 - a note on the flow never fails the trial
+            outcome.flow_note = f"(the flow could not be described: {type(e).__name__}: {e})"
         begin("plan")
         try:
             start = time.perf_counter()

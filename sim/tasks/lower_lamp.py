@@ -201,7 +201,7 @@ class LowerLamp(base.TaskBase[LowerLampConfig]):
                 f"(the scripted motion {arm + head_joint:+.0f}, the arm {arm:+.0f}), lowering the head's centre "
                 f"{drop:.0%} of the scripted drop; its base drifting up to {m['base_drift_max_mm']:.0f} mm, "
                 f"its arm carrying its joint up to {max(m['joint_gap_mm']):.0f} mm off the base; "
-                f"its links passing up to {m['overlap_mm']:.0f} mm into each other ({m['overlap_points']} points "
+                f"its links {m['overlap_mm']:.0f} mm into each other at the end ({m['overlap_points']} points "
                 f"5 mm or more)")
 
     def metric_info(self) -> base.Metric:

@@ -378,3 +378,12 @@ def test_part_overlap_counts_only_what_sinks_deeper_than_at_rest():
     one = part_hulls(rest.numpy(), torch.zeros_like(part).numpy())
     assert [len(h) for h in one] == [0]
     assert losses.part_overlap(deeper[None], rest, torch.zeros_like(part), one).item() == 0.0
+    # a flat part has no solid; a part of two points none, and nothing of it is tested
+    flat = rest.clone()
+    flat[part == 1, 2] = 0.5
+    assert [len(h) > 0 for h in part_hulls(flat.numpy(), part.numpy())] == [True, False]
+    speck = torch.zeros_like(part)
+    speck[:2] = 1
+    hulls = part_hulls(rest.numpy(), speck.numpy())
+    assert len(hulls[0]) > 0 and len(hulls[1]) == 0
+    assert losses.part_overlap(deeper[None], rest, speck, hulls).item() == 0.0
