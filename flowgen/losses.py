@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from flowgen.arap import ArapGraph, arap_energy
+from flowgen.procrustes import svd_rotations
 
 __all__ = [
     "acceleration",
@@ -123,12 +124,7 @@ def part_rigidity(means: Tensor, rest: Tensor, part: Tensor) -> Tensor:
             continue
         x, r = means[:, sel], rest[sel]
         xc, rc = x - x.mean(1, keepdim=True), r - r.mean(0)
-        cross = xc.transpose(1, 2) @ rc  # (T, 3, 3)
-        u, _, vh = torch.linalg.svd(cross.detach())
-        d = torch.linalg.det(u @ vh)
-        fix = torch.diag_embed(torch.stack((torch.ones_like(d), torch.ones_like(d), d), -1))
-        rot = u @ fix @ vh  # (T, 3, 3): rotates rest offsets onto the current ones
-        residual = xc - rc @ rot.transpose(1, 2)
+        residual = xc - rc @ svd_rotations((xc.transpose(1, 2) @ rc).detach()).transpose(1, 2)
         terms.append(residual.square().sum(-1).mean())
     return torch.stack(terms).mean() if terms else means.new_zeros(())
 
@@ -139,8 +135,8 @@ def part_overlap(means: Tensor, rest: Tensor, part: Tensor, hulls: tuple[Tensor,
     parts' points of ``relu(depth - depth_at_rest - margin)^2`` (m^2), where a point's depth
     is how far inside a part's convex hull (`flowgen.parts.part_hulls`) it is, in that part's
     frame (the best rigid fit of its tested points at the frame, the rotation not
-    differentiated, as `part_rigidity`). Rigid parts cannot pass through each other: a lamp's head turned into its
-    own arm, a lid closed through its base. Points inside at rest (where two parts meet at a
+    differentiated, as `part_rigidity`). Rigid parts cannot pass through each other: a lamp's
+    head turned into its own arm, a lid closed through its base. Points inside at rest (where two parts meet at a
     joint) count only what they sink deeper, beyond ``margin``. At most ``max_points`` points
     of each part are tested (every k-th).
 
@@ -155,19 +151,14 @@ def part_overlap(means: Tensor, rest: Tensor, part: Tensor, hulls: tuple[Tensor,
     rows = {p: r[:: max(1, -(-len(r) // max_points))] for p, r in rows.items()}
     terms = []
     for p in ids:
-        if len(hulls[p]) == 0:
+        others = [rows[q] for q in ids if q != p]
+        if len(hulls[p]) == 0 or not others:  # no solid, or the other parts too small to test
             continue
+        others = torch.cat(others)
         normal, offset = hulls[p][:, :3].to(means), hulls[p][:, 3].to(means)
         x, r = means[:, rows[p]], rest[rows[p]]  # the part's frame from its tested points
         xc, rc = x.mean(1, keepdim=True), r.mean(0)
-        cross = (x - xc).transpose(1, 2) @ (r - rc)  # (T, 3, 3)
-        u, _, vh = torch.linalg.svd(cross.detach())
-        d = torch.linalg.det(u @ vh)
-        fix = torch.diag_embed(torch.stack((torch.ones_like(d), torch.ones_like(d), d), -1))
-        rot = u @ fix @ vh  # (T, 3, 3): rotates rest offsets onto the current ones
-        if not (others := [rows[q] for q in ids if q != p]):  # the other parts too small to test
-            continue
-        others = torch.cat(others)
+        rot = svd_rotations(((x - xc).transpose(1, 2) @ (r - rc)).detach())  # rest offsets -> current
         # the other parts' points in part p's rest frame: r = R^T (x - c_t) + c_rest
         local = (means[:, others] - xc) @ rot + rc
         depth = -(local @ normal.T + offset).amax(-1)  # (T, M): > 0 inside
