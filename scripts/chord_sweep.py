@@ -1,7 +1,7 @@
 """The chord flow source with settings the CLI does not expose (docs/comparison/README.md, session 24).
 
     python scripts/chord_sweep.py TASK SEEDS [--set FIELD=VALUE ...] [--execute] [--plan FIELD=VALUE ...]
-                                  [--flows DIR] [--source chord|video] [--workers N] [-o OUT.json]
+                                  [--exec FIELD=VALUE ...] [--flows DIR] [--source chord|video] [--workers N] [-o OUT.json]
 
 Per seed, the task is reset and its scan and words distilled as `chord-robot eval --flow-source
 chord` does (`chord_robot.app.taskflows.flow_from_task_words`, the shipped prior and its preset),
@@ -15,7 +15,9 @@ in worker processes set up as the evaluation's (`chord_robot.app.executors`). SE
 ``100,102`` or both (``100-103,200``). One line of JSON per seed on stdout (and all of them in
 OUT.json); a seed whose run raises gets its error instead. ``--source video`` takes the
 evaluation's video source instead (`chord-robot eval --flow-source video`: the scripted
-motion's video lifted; its flows cached as ``video-TASK-SEED.zarr``), for ``--plan`` settings.
+motion's video lifted; its flows cached as ``video-TASK-SEED.zarr``) or ``--source oracle`` (the
+scripted motion), for ``--plan`` settings. ``--exec`` sets a `sim.execute.ExecuteConfig` field of the execution
+(``grip=pinch``, ``pinch_torque=0.5``).
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ def _value(current, path: str, text: str):
     if isinstance(current, Decay):
         start, _, end = text.partition(":")
         return Decay(float(start), float(end or start))
+    if isinstance(current, str):
+        return text
     if isinstance(current, bool):
         if text.lower() not in ("true", "false", "1", "0"):
             raise SystemExit(f"chord_sweep: {path} is a switch: true or false, got {text!r}")
@@ -103,6 +107,8 @@ def task_flow(task, adjust: Callable, flows: str | None, source: str = "chord"):
     path = Path(flows) / name if flows else None
     if path is not None and path.exists():
         return ObjectFlow.load(path)
+    if source == "oracle":
+        return task.oracle_flow(num_frames=EvalConfig.num_frames)
     if source == "video":
         flow = flow_from_task_video(task, EvalConfig.num_frames).flow
     else:
@@ -113,16 +119,20 @@ def task_flow(task, adjust: Callable, flows: str | None, source: str = "chord"):
 
 
 def one(task_name: str, seed: int, settings: list[str], execute: bool, plan_settings: list[str] | None = None,
-        flows: str | None = None, source: str = "chord") -> dict:
+        flows: str | None = None, source: str = "chord", exec_settings: list[str] | None = None) -> dict:
     adjust = adjuster(settings)
     row = {"task": task_name, "seed": seed, "settings": settings, "plan": plan_settings or []}
+    if exec_settings:
+        row["exec"] = exec_settings
     if source != "chord":
         row["source"] = source
     if execute:
         from chord_robot.app.trial import run_trial
+        from sim.execute import ExecuteConfig
 
         outcome = run_trial(task_name, seed, lambda task: task_flow(task, adjust, flows, source),
-                            planner=planner_for(plan_settings or []))
+                            planner=planner_for(plan_settings or []),
+                            execute_config=adjuster(exec_settings or [])(ExecuteConfig()))
         return {**row, "success": outcome.success, "metric": outcome.metric, "failure": outcome.failure,
                 "flow": outcome.flow_note}
     from sim import world as simworld
@@ -147,22 +157,29 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--execute", action="store_true", help="plan and execute each flow (the whole trial)")
     parser.add_argument("--plan", dest="plan_settings", action="append", default=[], metavar="FIELD=VALUE",
                         help="a planning.PlanConfig field (with --execute)")
+    parser.add_argument("--exec", dest="exec_settings", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a sim.execute.ExecuteConfig field (with --execute)")
     parser.add_argument("--flows", type=Path, help="read the flows from here where they are, write them where not")
-    parser.add_argument("--source", choices=("chord", "video"), default="chord",
-                        help="the flow source (video: the evaluation's video source; --set is the chord source's)")
+    parser.add_argument("--source", choices=("chord", "video", "oracle"), default="chord",
+                        help="the flow source (video: the evaluation's video source; oracle: the scripted motion, "
+                             "never cached; --set is the chord source's)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("-o", "--out", type=Path)
     args = parser.parse_args(argv)
     from chord_robot.app.executors import Executor, JobCrash, run_jobs
     from chord_robot.app.flowconfig import flow_config
     from planning import PlanConfig
+    from sim.execute import ExecuteConfig
 
     adjuster(args.settings)(flow_config("shipped", "wan"))  # a setting that does not exist fails here
     adjuster(args.plan_settings)(PlanConfig())
+    adjuster(args.exec_settings)(ExecuteConfig())
     if args.settings and args.source != "chord":
         raise SystemExit("chord_sweep: --set changes the chord source's preset: not with --source video")
     if args.plan_settings and not args.execute:
         raise SystemExit("chord_sweep: --plan changes the planner: it needs --execute")
+    if args.exec_settings and not args.execute:
+        raise SystemExit("chord_sweep: --exec changes the execution: it needs --execute")
     if args.flows:
         args.flows.mkdir(parents=True, exist_ok=True)
         made = args.flows / "settings.json"
@@ -172,7 +189,8 @@ def main(argv: list[str]) -> None:
         made.write_text(json.dumps(args.settings))
     rows = []
     flows = str(args.flows) if args.flows else None
-    jobs = [(args.task, s, args.settings, args.execute, args.plan_settings, flows, args.source) for s in args.seeds]
+    jobs = [(args.task, s, args.settings, args.execute, args.plan_settings, flows, args.source, args.exec_settings)
+            for s in args.seeds]
     for i, result in run_jobs(one, jobs, Executor(args.workers)):
         if isinstance(result, JobCrash):
             result = {"task": args.task, "seed": args.seeds[i], "settings": args.settings, "plan": args.plan_settings,

@@ -5,11 +5,13 @@ The curve is the one every arm follows (`chord_robot.trajectory`): per motion be
 the C2 cubic spline through the plan's joints, at rest at both ends; its velocities are fed
 forward to the position controller.
 
-Nothing is teleported. The one aid is a grasp weld: in a ``grasp`` plan, once the gripper is
-commanded closed and both fingers touch the same object, a fixed constraint of bounded force
-holds that object (link) to the hand at its current relative pose, like a firm grip; for a
-soft body the nodes nearest the TCP are anchored to the hand instead. Opening the
-gripper removes it. Every loop is bounded by the plan's length.
+Nothing is teleported. The one aid is a grasp constraint: in a ``grasp`` plan, once the
+gripper is commanded closed and both fingers touch the same object, the point each finger pad
+touches is held to the hand (bounded force), so the link goes where the hand takes it but may
+turn about the line between the pads when the torque about it beats the fingers' contact
+friction, as a pinch does (``ExecuteConfig.grip``; ``"weld"`` holds its whole pose instead);
+for a soft body the nodes nearest the TCP are anchored to the hand. Opening the gripper
+removes it. Every loop is bounded by the plan's length.
 """
 
 from __future__ import annotations
@@ -54,9 +56,20 @@ class ExecuteConfig:
     close_below: float = 0.5
     """A gripper command below this means "closed" (commands: 1 open, 0 closed)."""
     grasp_constraint: bool = True
-    """Weld a grasped object to the hand once the gripper has closed on it (grasp plans only)."""
+    """Hold a grasped object to the hand once the gripper has closed on it (grasp plans only)."""
     grasp_max_force: float = 200.0
-    """Strength of the weld, N; a heavier pull breaks contact as a real grip would slip."""
+    """Strength of each grasp constraint, N; a heavier pull breaks it as a real grip would slip."""
+    grip: str = "pinch"
+    """How a closed gripper holds a rigid link: ``"pinch"``, each finger pad holds the point of
+    the link it touches (a point constraint of ``grasp_max_force`` at either end of the
+    fingers' closing line) and the link turns about that line once the torque about it beats
+    the pads' friction (``pinch_torque``), as a two-finger grip on a rod pivots while holding
+    it; ``"weld"``, a fixed constraint (the link's whole pose follows the hand up to
+    ``grasp_max_force``)."""
+    pinch_torque: float = 0.3
+    """Torque the pads of a pinch hold about the line between them, N m: torsional friction of
+    two 1 cm pads squeezed by the fingers' 40 N at friction ~0.5-1 (0.15-0.3 N m a pad
+    pair). PyBullet's contacts alone give a curved object one point per finger, hence none."""
     soft_grasp_radius: float = 0.02
     """Soft body nodes this close to the TCP are anchored when the gripper has closed on the
     body (both fingers touching it), metres. Both fingertips must touch, so a plan pinching a
@@ -91,10 +104,10 @@ class ExecutionReport:
         contact: whether the robot touched any non-static object.
         first_contact_time: plan time of the first such contact, seconds, or None.
         contact_objects: names of the objects touched.
-        grasped: whether a grasp weld (or soft anchor) was made.
+        grasped: whether a grasp constraint (or soft anchor) was made.
         grasp_time: plan time it was made, or None.
         grasp_object: name of the grasped object, or None.
-        release_time: plan time the weld was removed, or None.
+        release_time: plan time the grasp was released, or None.
         timings: wall-clock seconds per phase ("start", "track", "hold", "total").
     """
 
@@ -144,7 +157,7 @@ def reference(
 
 
 class _Grip:
-    """The running grasp state of one execution (weld constraint or soft anchors)."""
+    """The running grasp state of one execution (grasp constraints or soft anchors)."""
 
     def __init__(self) -> None:
         self.constraints: list[int] = []
@@ -177,6 +190,37 @@ def _finger_contact(world: World, panda: Panda, body: Body) -> int | None:
         links.append({p[4] for p in pts})
     common = links[0] & links[1]
     return min(common) if common else None
+
+
+def _pad_points(world: World, panda: Panda) -> np.ndarray:
+    """(2, 3) world points of the two finger pads: the TCP (midway between the fingertips) plus
+    and minus half the opening (at least 5 mm, a pad's half-width) along the fingers' axis
+    (the hand's y axis)."""
+    tcp = link_matrix(world, panda.body, panda.tcp_link)[:3, 3]
+    axis = link_matrix(world, panda.body, panda.hand_link)[:3, 1]
+    half = max(0.5 * panda_opening(world, panda), 0.005)
+    return np.stack([tcp + half * axis, tcp - half * axis])
+
+
+def _point_constraint(
+    world: World, panda: Panda, hand: np.ndarray, body: int, link: int, obj: np.ndarray,
+    point: np.ndarray, max_force: float,
+) -> int:
+    """A point constraint holding ``point`` (world) of the hand and of the link together."""
+    c = world.client
+    cid = pb.createConstraint(
+        panda.body,
+        panda.hand_link,
+        body,
+        link,
+        pb.JOINT_POINT2POINT,
+        [0, 0, 0],
+        parentFramePosition=(np.linalg.inv(hand) @ np.append(point, 1.0))[:3].tolist(),
+        childFramePosition=(np.linalg.inv(obj) @ np.append(point, 1.0))[:3].tolist(),
+        physicsClientId=c,
+    )
+    pb.changeConstraint(cid, maxForce=max_force, physicsClientId=c)
+    return cid
 
 
 def _try_grasp(
@@ -220,8 +264,16 @@ def _try_grasp(
                 childFrameOrientation=[0, 0, 0, 1],
                 physicsClientId=c,
             )
-            pb.changeConstraint(cid, maxForce=cfg.grasp_max_force, physicsClientId=c)
-            grip.constraints = [cid]
+            if cfg.grip == "pinch":
+                # the weld keeps only the pads' torsional friction; each pad holds its point
+                pb.changeConstraint(cid, maxForce=cfg.pinch_torque, physicsClientId=c)
+                grip.constraints = [cid] + [
+                    _point_constraint(world, panda, hand, body.id, link, obj, p, cfg.grasp_max_force)
+                    for p in _pad_points(world, panda)
+                ]
+            else:
+                pb.changeConstraint(cid, maxForce=cfg.grasp_max_force, physicsClientId=c)
+                grip.constraints = [cid]
         if grip.holding:
             grip.object, grip.time = body.name, t
             return
@@ -257,6 +309,8 @@ def execute(
             it is longer than ``config.max_seconds``.
     """
     cfg = config or ExecuteConfig()
+    if cfg.grip not in ("weld", "pinch"):
+        raise InputError(f"unknown grip {cfg.grip!r}: weld or pinch")
     if plan.robot != "panda":
         raise InputError(f"the plan is for robot {plan.robot!r}; the simulator has a Panda")
     offset = float(

@@ -21,6 +21,7 @@ from chord_robot.plans import Plan
 
 if TYPE_CHECKING:
     from planning import FlowPlanner
+    from sim.execute import ExecuteConfig
 
 TRIAL_STAGES = ("reset", "flow", "plan", "execute")
 """The stages of a trial, in order (the keys of `TrialOutcome.times`)."""
@@ -95,6 +96,7 @@ def run_trial(
     stage: Callable[[str], None] | None = None,
     log: Callable[[str], None] | None = None,
     planner: FlowPlanner | None = None,
+    execute_config: ExecuteConfig | None = None,
 ) -> TrialOutcome:
     """Run one trial of ``task_name`` at ``seed`` in a fresh PyBullet world.
 
@@ -111,6 +113,7 @@ def run_trial(
         stage: called with each stage's name as it starts.
         log: one-line messages (the planner's).
         planner: the `planning.FlowPlanner` to plan with (default: this process's `shared_planner`).
+        execute_config: how the plan is executed (default: `sim.execute.ExecuteConfig()`).
     """
     import numpy as np
 
@@ -195,7 +198,7 @@ def run_trial(
         begin("execute")
         recorder = Recorder(task.reference_camera(*video_size), fps=15.0) if record is not None else None
         try:
-            execute(world, task.load_robot(), outcome.plan, task.bodies(),
+            execute(world, task.load_robot(), outcome.plan, task.bodies(), execute_config,
                     on_step=(lambda t: recorder.maybe_capture(world, t)) if recorder is not None else None)
         except Exception as e:  # the arm stopped part-way: the task judges what it left
             stop("execute", f"execute: {type(e).__name__}: {e}", metric=False)

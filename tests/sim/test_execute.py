@@ -1,5 +1,5 @@
-"""Plan execution: the tracked curve, joint tracking accuracy, the start move, the grasp weld
-and its conditions."""
+"""Plan execution: the tracked curve, joint tracking accuracy, the start move, the grasp (a
+pinch or a weld) and its conditions."""
 
 from __future__ import annotations
 
@@ -120,9 +120,10 @@ def _pick_plan(world: World, panda: Panda, x: float, mode: str = "grasp") -> Pla
     return _plan(times, joints, np.interp(times, key_t, key_g), mode)
 
 
-def test_grasp_weld_lifts_the_cube(world: World) -> None:
+@pytest.mark.parametrize("grip", ["pinch", "weld"])
+def test_grasp_lifts_the_cube(world: World, grip: str) -> None:
     panda, cube = _cube_scene(world)
-    report = execute(world, panda, _pick_plan(world, panda, 0.5), {"cube": cube})
+    report = execute(world, panda, _pick_plan(world, panda, 0.5), {"cube": cube}, ExecuteConfig(grip=grip))
     assert report.grasped and report.grasp_object == "cube"
     assert 3.5 < report.grasp_time < 4.6  # while the gripper closes, not before
     assert report.contact and report.first_contact_time <= report.grasp_time
@@ -131,7 +132,43 @@ def test_grasp_weld_lifts_the_cube(world: World) -> None:
     assert report.final_joint_error < 0.01
 
 
-def test_no_weld_when_closing_on_air_or_pushing(world: World) -> None:
+def _rod_tilt(world: World, grip: str, mass: float) -> tuple[float, float]:
+    """A 30 cm rod (friction 0.3) picked up 10 cm from its centre: (its tilt, degrees; the
+    height of the point held, metres)."""
+    reset(world)
+    c = world.client
+    col = pb.createCollisionShape(pb.GEOM_BOX, halfExtents=[0.15, 0.012, 0.02], physicsClientId=c)
+    rod = pb.createMultiBody(mass, col, basePosition=[0.6, 0.0, 0.02], physicsClientId=c)
+    pb.changeDynamics(rod, -1, lateralFriction=0.3, physicsClientId=c)
+    panda = load_panda(world)
+    report = execute(world, panda, _pick_plan(world, panda, 0.5), {"rod": Body("rod", rod, "rigid")},
+                     ExecuteConfig(grip=grip))
+    assert report.grasped
+    pos, orn = pb.getBasePositionAndOrientation(rod, physicsClientId=c)
+    axis = np.array(pb.getMatrixFromQuaternion(orn)).reshape(3, 3)[:, 0]
+    held = np.array(pos) - 0.1 * axis
+    return float(np.degrees(np.arccos(min(abs(axis[0]), 1.0)))), float(held[2])
+
+
+@pytest.mark.parametrize(("grip", "mass", "lo", "hi"),
+                         [("pinch", 0.1, 0.0, 1.0), ("pinch", 1.6, 30.0, 50.0), ("weld", 1.6, 0.0, 0.5)])
+def test_a_pinch_holds_the_point_and_turns_under_torque(
+    world: World, grip: str, mass: float, lo: float, hi: float
+) -> None:
+    # 0.1 kg 10 cm out is ~0.1 N m about the line between the pads, under what the pads hold;
+    # 1.6 kg is ~1.6 N m: a pinch lets the rod pivot down onto the table, a weld does not
+    tilt, held = _rod_tilt(world, grip, mass)
+    assert lo <= tilt <= hi
+    assert abs(held - 0.2) < 0.01  # the point between the pads went up with the hand
+
+
+def test_unknown_grip_is_refused(world: World) -> None:
+    panda, cube = _cube_scene(world)
+    with pytest.raises(InputError, match="unknown grip"):
+        execute(world, panda, _pick_plan(world, panda, 0.5), {"cube": cube}, ExecuteConfig(grip="glue"))
+
+
+def test_no_grasp_when_closing_on_air_or_pushing(world: World) -> None:
     panda, cube = _cube_scene(world)
     report = execute(
         world, panda, _pick_plan(world, panda, 0.4), {"cube": cube}
@@ -142,7 +179,7 @@ def test_no_weld_when_closing_on_air_or_pushing(world: World) -> None:
 
     panda, cube = _cube_scene(world)
     report = execute(world, panda, _pick_plan(world, panda, 0.5, mode="push"), {"cube": cube})
-    assert report.contact and not report.grasped  # a push plan never welds
+    assert report.contact and not report.grasped  # a push plan never grasps
 
 
 @pytest.mark.parametrize(("height", "pinched"), [(0.004, True), (0.015, False)])
