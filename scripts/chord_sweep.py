@@ -103,12 +103,12 @@ def task_flow(task, adjust: Callable, flows: str | None, source: str = "chord"):
     from chord_robot.app.taskflows import flow_from_task_video, flow_from_task_words
     from chord_robot.flow import ObjectFlow
 
+    if source == "oracle":  # the scripted motion: made afresh, never cached
+        return task.oracle_flow(num_frames=EvalConfig.num_frames)
     name = f"{task.name}-{task.seed}.zarr" if source == "chord" else f"{source}-{task.name}-{task.seed}.zarr"
     path = Path(flows) / name if flows else None
     if path is not None and path.exists():
         return ObjectFlow.load(path)
-    if source == "oracle":
-        return task.oracle_flow(num_frames=EvalConfig.num_frames)
     if source == "video":
         flow = flow_from_task_video(task, EvalConfig.num_frames).flow
     else:
@@ -168,12 +168,16 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     from chord_robot.app.executors import Executor, JobCrash, run_jobs
     from chord_robot.app.flowconfig import flow_config
+    from chord_robot.errors import InputError
     from planning import PlanConfig
     from sim.execute import ExecuteConfig
 
     adjuster(args.settings)(flow_config("shipped", "wan"))  # a setting that does not exist fails here
     adjuster(args.plan_settings)(PlanConfig())
-    adjuster(args.exec_settings)(ExecuteConfig())
+    try:
+        adjuster(args.exec_settings)(ExecuteConfig())  # an unknown grip is refused here, not per trial
+    except InputError as e:
+        raise SystemExit(f"chord_sweep: {e}") from None
     if args.settings and args.source != "chord":
         raise SystemExit("chord_sweep: --set changes the chord source's preset: not with --source video")
     if args.plan_settings and not args.execute:
@@ -194,6 +198,7 @@ def main(argv: list[str]) -> None:
     for i, result in run_jobs(one, jobs, Executor(args.workers)):
         if isinstance(result, JobCrash):
             result = {"task": args.task, "seed": args.seeds[i], "settings": args.settings, "plan": args.plan_settings,
+                      **({"exec": args.exec_settings} if args.exec_settings else {}),
                       **({"source": args.source} if args.source != "chord" else {}), "error": result.message}
         rows.append(result)
         print(json.dumps(result), flush=True)

@@ -41,6 +41,7 @@ from sim.world import (
 )
 
 FINGER_MAX = 0.04  # metres per finger joint, fully open
+GRIPS = ("pinch", "weld")
 
 
 @dataclass(frozen=True)
@@ -62,14 +63,15 @@ class ExecuteConfig:
     grip: str = "pinch"
     """How a closed gripper holds a rigid link: ``"pinch"``, each finger pad holds the point of
     the link it touches (a point constraint of ``grasp_max_force`` at either end of the
-    fingers' closing line) and the link turns about that line once the torque about it beats
-    the pads' friction (``pinch_torque``), as a two-finger grip on a rod pivots while holding
-    it; ``"weld"``, a fixed constraint (the link's whole pose follows the hand up to
-    ``grasp_max_force``)."""
+    fingers' closing line, so a pinch pulls with up to twice that) and the link may turn about
+    that line against the pads' friction (``pinch_torque``) and the fingers' own contacts, as a
+    two-finger grip on a rod pivots while holding it; ``"weld"``, a fixed constraint (the link's
+    whole pose follows the hand up to ``grasp_max_force``)."""
     pinch_torque: float = 0.3
-    """Torque the pads of a pinch hold about the line between them, N m: torsional friction of
-    two 1 cm pads squeezed by the fingers' 40 N at friction ~0.5-1 (0.15-0.3 N m a pad
-    pair). PyBullet's contacts alone give a curved object one point per finger, hence none."""
+    """The pads' torsional friction in a pinch: a fixed constraint between hand and link whose
+    every row is capped at this (N m about each of the link's axes, so 0.3-0.5 N m about the pad
+    line; N along them), N m. Two 1 cm pads squeezed by the fingers' 40 N at friction 0.5-1 hold
+    0.15-0.3 N m; PyBullet's contacts give a curved mesh one point per finger and so none."""
     soft_grasp_radius: float = 0.02
     """Soft body nodes this close to the TCP are anchored when the gripper has closed on the
     body (both fingers touching it), metres. Both fingertips must touch, so a plan pinching a
@@ -88,6 +90,12 @@ class ExecuteConfig:
     """Refuse plans longer than this, seconds."""
     max_base_offset: float = 0.01
     """The plan's robot base must match the simulated one within this, metres."""
+
+    def __post_init__(self) -> None:
+        if self.grip not in GRIPS:
+            raise InputError(f"unknown grip {self.grip!r}: {' or '.join(GRIPS)}")
+        if self.pinch_torque < 0:
+            raise InputError(f"pinch_torque is a torque, >= 0 N m, got {self.pinch_torque}")
 
 
 @dataclass(frozen=True)
@@ -309,8 +317,6 @@ def execute(
             it is longer than ``config.max_seconds``.
     """
     cfg = config or ExecuteConfig()
-    if cfg.grip not in ("weld", "pinch"):
-        raise InputError(f"unknown grip {cfg.grip!r}: weld or pinch")
     if plan.robot != "panda":
         raise InputError(f"the plan is for robot {plan.robot!r}; the simulator has a Panda")
     offset = float(

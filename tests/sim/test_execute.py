@@ -132,7 +132,7 @@ def test_grasp_lifts_the_cube(world: World, grip: str) -> None:
     assert report.final_joint_error < 0.01
 
 
-def _rod_tilt(world: World, grip: str, mass: float) -> tuple[float, float]:
+def _rod_tilt(world: World, mass: float, **config) -> tuple[float, float]:
     """A 30 cm rod (friction 0.3) picked up 10 cm from its centre: (its tilt, degrees; the
     height of the point held, metres)."""
     reset(world)
@@ -142,7 +142,7 @@ def _rod_tilt(world: World, grip: str, mass: float) -> tuple[float, float]:
     pb.changeDynamics(rod, -1, lateralFriction=0.3, physicsClientId=c)
     panda = load_panda(world)
     report = execute(world, panda, _pick_plan(world, panda, 0.5), {"rod": Body("rod", rod, "rigid")},
-                     ExecuteConfig(grip=grip))
+                     ExecuteConfig(**config))
     assert report.grasped
     pos, orn = pb.getBasePositionAndOrientation(rod, physicsClientId=c)
     axis = np.array(pb.getMatrixFromQuaternion(orn)).reshape(3, 3)[:, 0]
@@ -150,22 +150,29 @@ def _rod_tilt(world: World, grip: str, mass: float) -> tuple[float, float]:
     return float(np.degrees(np.arccos(min(abs(axis[0]), 1.0)))), float(held[2])
 
 
-@pytest.mark.parametrize(("grip", "mass", "lo", "hi"),
-                         [("pinch", 0.1, 0.0, 1.0), ("pinch", 1.6, 30.0, 50.0), ("weld", 1.6, 0.0, 0.5)])
+@pytest.mark.parametrize(
+    ("mass", "config", "lo", "hi"),
+    [
+        (0.1, {}, 0.0, 1.0),  # ~0.1 N m about the line between the pads: held level
+        (0.8, {}, 0.0, 3.0),  # ~0.8 N m: the pads' friction and the fingers' contacts hold it
+        (0.8, {"pinch_torque": 0.0}, 30.0, 45.0),  # without the pads' friction it pivots
+        (1.6, {}, 30.0, 45.0),  # ~1.6 N m: it pivots until friction holds it (~1.2 N m at 39 deg)
+        (1.6, {"grip": "weld"}, 0.0, 0.5),  # a weld holds it whatever the torque
+    ],
+)
 def test_a_pinch_holds_the_point_and_turns_under_torque(
-    world: World, grip: str, mass: float, lo: float, hi: float
+    world: World, mass: float, config: dict, lo: float, hi: float
 ) -> None:
-    # 0.1 kg 10 cm out is ~0.1 N m about the line between the pads, under what the pads hold;
-    # 1.6 kg is ~1.6 N m: a pinch lets the rod pivot down onto the table, a weld does not
-    tilt, held = _rod_tilt(world, grip, mass)
+    tilt, held = _rod_tilt(world, mass, **config)
     assert lo <= tilt <= hi
     assert abs(held - 0.2) < 0.01  # the point between the pads went up with the hand
 
 
-def test_unknown_grip_is_refused(world: World) -> None:
-    panda, cube = _cube_scene(world)
-    with pytest.raises(InputError, match="unknown grip"):
-        execute(world, panda, _pick_plan(world, panda, 0.5), {"cube": cube}, ExecuteConfig(grip="glue"))
+def test_an_unknown_grip_or_a_negative_torque_is_refused() -> None:
+    with pytest.raises(InputError, match="unknown grip 'glue'"):
+        ExecuteConfig(grip="glue")
+    with pytest.raises(InputError, match="pinch_torque"):
+        ExecuteConfig(pinch_torque=-0.1)
 
 
 def test_no_grasp_when_closing_on_air_or_pushing(world: World) -> None:

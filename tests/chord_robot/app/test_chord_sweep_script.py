@@ -64,3 +64,9 @@ def test_the_video_source_reads_its_own_cached_flows(script, tmp_path):
     assert "lowering the head's centre 0% of the scripted drop" in chord["flow"], chord
     with pytest.raises(SystemExit, match="not with --source video"):
         script.main(["lower-lamp", "100", "--source", "video", "--set", "iterations=10"])
+
+
+def test_an_unknown_grip_is_refused_before_any_trial(script, tmp_path):
+    with pytest.raises(SystemExit, match="unknown grip 'glue'"):
+        script.main(["lower-lamp", "100", "--execute", "--exec", "grip=glue", "--flows", str(tmp_path)])
+    assert not list(tmp_path.iterdir())  # refused before the flows folder was touched
