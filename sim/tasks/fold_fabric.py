@@ -247,6 +247,28 @@ class FoldFabric(base.TaskBase[FoldFabricConfig]):
         target = self.start_nodes.mean(0) + [0.0, 0.0, 0.05]
         return base.side_camera(target, width, height, offset=(-0.25, -0.35, 0.4))
 
+    def describe_flow(self, flow: ObjectFlow) -> str:
+        """What the flow asks of the cloth: where it carries each corner (the flow's point
+        nearest the corner at frame 0) - the one it moves furthest, that corner's end distance
+        to the corner opposite it (a corner-to-corner fold: near 0) and its highest lift - and
+        the grabbed corner's end distance to its opposite (what `evaluate` tests)."""
+        if "cloth" not in flow.objects:
+            return ""
+        traj = flow.objects["cloth"].trajectories  # (T, N, 3)
+        n, x = self.spec.resolution, self.start_nodes
+        corners = [0, n - 1, n * n - 1, n * (n - 1)]  # around the square: i and (i + 2) % 4 are opposite
+        near = [int(np.argmin(np.linalg.norm(traj[0] - x[c], axis=1))) for c in corners]
+        moved = [float(np.linalg.norm(traj[-1, k] - traj[0, k])) for k in near]
+        i = int(np.argmax(moved))
+        end = float(np.linalg.norm(traj[-1, near[i]] - traj[-1, near[(i + 2) % 4]]))
+        grabbed = float(np.linalg.norm(traj[-1, near[0]] - traj[-1, near[2]]))
+        lift = float(traj[:, near[i], 2].max() - traj[0, near[i], 2])
+        which = "the grabbed corner or its opposite" if i in (0, 2) else "a corner of the other diagonal"
+        return (f"the flow moves {which} furthest, {moved[i] * 1000:.0f} mm (lifted up to {lift * 1000:.0f} mm), "
+                f"ending {end * 1000:.0f} mm from the corner opposite it; the grabbed corner ends "
+                f"{grabbed * 1000:.0f} mm from its opposite (the test needs under "
+                f"{self.config.success_distance * 1000:.0f})")
+
     # ------------------------------------------------------------------ success
 
     def metric_info(self) -> base.Metric:

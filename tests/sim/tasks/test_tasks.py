@@ -264,3 +264,25 @@ def test_describe_flow_measures_the_oracles_own_motion(tasks: dict, name: str) -
         start, end, _, drift, gap = numbers
         assert start > 95 and abs(end) <= 1 and gap <= 1, note
     assert drift <= 1, note
+
+
+def test_describe_flow_of_a_fold_reads_where_the_corners_go(tasks: dict) -> None:
+    """The fold's flow measure: on the scripted fold the grabbed corner moves furthest, the
+    whole diagonal, and lands on its opposite; on a flow that holds the cloth still nothing
+    moves and the grabbed corner stays a diagonal away."""
+    import dataclasses
+    import re
+
+    task = tasks["fold-fabric"]
+    task.reset(1)
+    flow = task.oracle_flow(num_frames=11)
+    note = task.describe_flow(flow)
+    assert "the grabbed corner or its opposite" in note, note
+    moved, lift, end, grabbed, need = (float(x) for x in re.findall(r"\d+", note))
+    diagonal = task.spec.size * 2**0.5 * 1000
+    assert abs(moved - diagonal) < 15 and lift > 0.3 * diagonal and end < 20 and grabbed < 20 and need == 40, note
+    cloth = flow.objects["cloth"]
+    still = dataclasses.replace(cloth, trajectories=np.repeat(cloth.points[None], len(cloth.trajectories), 0))
+    note = task.describe_flow(dataclasses.replace(flow, objects={**flow.objects, "cloth": still}))
+    moved, lift, end, grabbed, _ = (float(x) for x in re.findall(r"\d+", note))
+    assert moved == 0 and lift == 0 and abs(grabbed - diagonal) < 15, note
