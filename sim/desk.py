@@ -32,8 +32,8 @@ def write_desk(out: str | os.PathLike[str], seed: int = 9101) -> dict:
     from chord_robot.atomic import write_text_atomic
     from sim import world as sim_world
     from sim.tasks.close_laptop import CloseLaptop
-    from sim.tasks.lower_lamp import LowerLamp
     from sim.tasks.flow_inputs import table_surface, write_labelled_scan
+    from sim.tasks.lower_lamp import LowerLamp
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -250,8 +250,9 @@ class FoldFabric(base.TaskBase[FoldFabricConfig]):
     def describe_flow(self, flow: ObjectFlow) -> str:
         """What the flow asks of the cloth: where it carries each corner (the flow's point
         nearest the corner at frame 0) - the one it moves furthest, that corner's end distance
-        to the corner opposite it (a corner-to-corner fold: near 0) and its highest lift - and
-        the grabbed corner's end distance to its opposite (what `evaluate` tests)."""
+        to the corner opposite it (a corner-to-corner fold: near 0), its highest lift and its
+        height at the end (a fold lays it down again: a few mm) - and the grabbed corner's end
+        distance to its opposite (what `evaluate` tests)."""
         if "cloth" not in flow.objects:
             return ""
         traj = flow.objects["cloth"].trajectories  # (T, N, 3)
@@ -263,11 +264,16 @@ class FoldFabric(base.TaskBase[FoldFabricConfig]):
         end = float(np.linalg.norm(traj[-1, near[i]] - traj[-1, near[(i + 2) % 4]]))
         grabbed = float(np.linalg.norm(traj[-1, near[0]] - traj[-1, near[2]]))
         lift = float(traj[:, near[i], 2].max() - traj[0, near[i], 2])
-        which = "the grabbed corner or its opposite" if i in (0, 2) else "a corner of the other diagonal"
-        return (f"the flow moves {which} furthest, {moved[i] * 1000:.0f} mm (lifted up to {lift * 1000:.0f} mm), "
-                f"ending {end * 1000:.0f} mm from the corner opposite it; the grabbed corner ends "
-                f"{grabbed * 1000:.0f} mm from its opposite (the test needs under "
+        height = float(traj[-1, near[i], 2] - traj[0, near[i], 2])
+        tail = (f"the grabbed corner ends {grabbed * 1000:.0f} mm from its opposite (the test needs under "
                 f"{self.config.success_distance * 1000:.0f})")
+        if moved[i] < 0.001:
+            return "the flow leaves the cloth's corners where they are; " + tail
+        which = ("the grabbed corner", "a corner of the other diagonal", "the corner opposite the grabbed one",
+                 "a corner of the other diagonal")[i]
+        return (f"the flow moves {which} furthest, {moved[i] * 1000:.0f} mm (lifted up to {lift * 1000:.0f} mm), "
+                f"ending {end * 1000:.0f} mm from the corner opposite it and {height * 1000:+.0f} mm above where it "
+                "started; " + tail)
 
     # ------------------------------------------------------------------ success
 
