@@ -9,9 +9,10 @@ Nothing is teleported. The one aid is a grasp constraint: in a ``grasp`` plan, o
 gripper is commanded closed and both fingers touch the same object, the point each finger pad
 touches is held to the hand (bounded force), so the link goes where the hand takes it but may
 turn about the line between the pads when the torque about it beats the pads' friction
-(``pinch_torque``) and the fingers' contacts, as a pinch does (``ExecuteConfig.grip``; ``"weld"`` holds its whole pose instead);
-for a soft body the nodes nearest the TCP are anchored to the hand. Opening the gripper
-removes it. Every loop is bounded by the plan's length.
+(``pinch_torque``) and the fingers' contacts, as a pinch does (``ExecuteConfig.grip``;
+``"weld"`` holds its whole pose instead); for a soft body the nodes nearest the TCP are
+anchored to the hand. Opening the gripper removes it. Every loop is bounded by the plan's
+length.
 """
 
 from __future__ import annotations
