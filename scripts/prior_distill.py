@@ -247,7 +247,7 @@ def run(scene_dir: Path, scene: str, prompt: str, out: Path, extra: list[str]) -
             str(flow_path), *model, *extra]
     start = time.time()
     with open(out.with_suffix(".log"), "w") as log:
-        code = subprocess.run(args, stdout=log, stderr=subprocess.STDOUT).returncode
+        code = subprocess.run(args, check=False, stdout=log, stderr=subprocess.STDOUT).returncode
     seconds = time.time() - start
     if code:
         sys.exit(f"flow failed ({code}); see {out.with_suffix('.log')}")

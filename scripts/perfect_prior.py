@@ -1,0 +1,236 @@
+"""How far the chord source's distillation carries a task's scripted motion when the prior knows it.
+
+    python scripts/perfect_prior.py TASK SEEDS [--set FIELD=VALUE ...] [--spread S] [--completions C,...]
+                                    [--flows DIR] [-o OUT.json]
+
+A diagnostic of the distillation (docs/comparison/README.md, session 29), not the method: it
+tells a prior that cannot ask for a motion from a distillation that cannot follow one. Per seed,
+the task is reset and distilled as `chord-robot eval --flow-source chord` does
+(`chord_robot.app.taskflows.flow_from_task_words`: the task's labelled scan, the shipped
+prior's preset with each ``--set`` applied as in `scripts/chord_sweep.py`, its cameras, noise,
+tau schedule, regularisers and the VAE's backward), but the transformer's velocity is replaced
+by the exact velocity of a prior that knows the answer: the distribution N(z*, S^2 I) around
+the latents z* of the task's scripted motion (`Task.oracle_flow`) filmed from the view's camera
+- the model's own Gaussians, each moved as its nearest scripted points move
+(`chord_robot.flow.interpolate_trajectories`), drawn by the loop's renderer over the same
+backdrop and encoded by the shipped prior's VAE. Under z_tau = (1 - tau) z + tau eps that
+prior's denoiser is
+
+    E[z | z_tau] = z* + a (z_tau - (1 - tau) z*),    a = (1 - tau) S^2 / ((1 - tau)^2 S^2 + tau^2),
+
+and its velocity (z_tau - E[z | z_tau]) / tau (``--spread`` S, default 0.5; S -> 0 is a single
+video, whose gradient (z - z*) / tau the loop's divergence check refuses at low tau). Guidance
+has nothing to act on: both branches are the same velocity. A task the shipped prior has no
+sentence for (pick-banana, fold-fabric) is distilled under its family's settings (a carried
+object one rigid body, a cloth deformable: `flowgen.config.free_object`) with one of the
+prior's sentences as the ignored text condition.
+
+Prints one line of JSON per seed: what the flow asks (`Task.describe_flow`) beside what the
+scripted motion asks, and per moving object its end error (the mean distance, mm, between
+where the flow and the scripted motion put the object's Gaussians at the last frame) and how
+far the scripted motion and the flow carry its centre (mm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from chord_sweep import adjuster, parse_seeds
+
+
+def scripted_means(model, oracle, completion: float = 1.0) -> list:
+    """Per moving object of ``model``, (T, N, 3) tensors: its rest Gaussians moved as the
+    scripted motion's nearest points move, resampled linearly in time to the model's T frames
+    (``completion`` < 1: the motion's first part only, stretched over the T frames)."""
+    import numpy as np
+    import torch
+
+    from chord_robot.flow import interpolate_trajectories
+
+    out = []
+    for obj in model.moving:
+        motion = oracle.objects[obj.name]
+        moved = interpolate_trajectories(obj.rest.means.detach().cpu().numpy(), motion.points, motion.trajectories)
+        at = np.linspace(0, completion * (len(moved) - 1), model.num_frames)
+        lo = np.floor(at).astype(int)
+        hi = np.minimum(lo + 1, len(moved) - 1)
+        w = (at - lo)[:, None, None]
+        out.append(torch.as_tensor((1 - w) * moved[lo] + w * moved[hi], dtype=torch.float32))
+    return out
+
+
+def perfect_velocity(z_tau, tau: float, targets: list, spread: float):
+    """The exact rectified-flow velocity (z_tau - E[z | z_tau]) / tau of an equal mixture of
+    N(z_k, spread^2 I), one per target z_k (each (1, ...), broadcast over z_tau's batch (B, ...)).
+
+    Under z_tau = (1 - tau) z + tau eps a component's posterior mean is z_k + a (z_tau - (1 - tau) z_k),
+    a = (1 - tau) s^2 / ((1 - tau)^2 s^2 + tau^2); the components are weighed by how likely each
+    makes z_tau (z_tau ~ N((1 - tau) z_k, ((1 - tau)^2 s^2 + tau^2) I)).
+    """
+    import torch
+
+    s2 = spread**2
+    a = (1 - tau) * s2 / ((1 - tau) ** 2 * s2 + tau**2)
+    x = z_tau.float()
+    means = torch.stack([z + a * (x - (1 - tau) * z) for z in (t.expand_as(x) for t in targets)])
+    var = (1 - tau) ** 2 * s2 + tau**2
+    logits = torch.stack([-(x - (1 - tau) * t).square().flatten(1).sum(1) / (2 * var) for t in targets])
+    w = torch.softmax(logits, 0).reshape(len(targets), -1, *[1] * (x.ndim - 1))
+    return (x - (w * means).sum(0)) / tau
+
+
+@dataclass
+class PerfectPrior:
+    """The loop's SDS prior with its transformer's velocity replaced by the exact one of
+    N(z*, spread^2 I), z* the scripted motion filmed from each view's camera (module docstring),
+    or of an equal mixture of such over ``completions`` (the motion carried that fraction of the
+    way). Cameras, noise, schedules and the VAE's backward stay the wrapped `SdsPrior`'s."""
+
+    inner: object
+    model: object
+    oracle: object
+    spread: float
+    completions: tuple[float, ...] = (1.0,)
+    target: object = None
+    means: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.means = [scripted_means(self.model, self.oracle, c) for c in self.completions]
+        # the one WanPrior of this run answers with the scripted video's velocity (its instance only)
+        object.__setattr__(self.inner.wan, "velocity_model", self._velocity_model)
+
+    def _velocity_model(self, expert, condition):
+        return lambda z_tau, tau, embedding: perfect_velocity(z_tau, tau, self.target, self.spread)
+
+    def _scripted_video(self, view, means):
+        """(T, H, W, 3) the scripted motion (``means``: `scripted_means`) from ``view``'s
+        camera, over the prior's backdrop."""
+        import torch
+
+        from flowgen.objective import _static_splats
+        from flowgen.shading import albedo, shade
+        from flowgen.splats import Splats, render_splats_frames
+
+        model = self.model
+        static = _static_splats(model) if view.background is None else []
+        frames = []
+        for t in view.frames.tolist():
+            parts = []
+            for k, obj in enumerate(model.moving):
+                n = len(means[k][t])
+                colour = shade(model, albedo(obj.albedo_logit), obj.rest.normals).expand(n, 3)
+                parts.append(Splats(means[k][t], obj.rest.quats, obj.log_scales.exp(),
+                                    torch.sigmoid(obj.opacity_logit), torch.cat((colour, torch.zeros(n, 6)), -1)))
+            frames.append(Splats.join(parts + static))
+        images = render_splats_frames(frames, view.camera, view.background)
+        rgb = torch.stack([image.features[..., :3] for image in images])
+        alpha = torch.stack([image.alpha for image in images])
+        backdrop = self.inner.wan.config.background
+        if backdrop is not None:  # as `SdsPrior.loss` composites the renders
+            rgb = rgb + (1.0 - alpha.reshape(*rgb.shape[:-1], 1)) * torch.as_tensor(backdrop, dtype=rgb.dtype)
+        return rgb
+
+    def loss(self, view, rgb, alpha, scale):
+        import torch
+
+        with torch.no_grad():
+            self.target = [self.inner.wan.encode_pixels(self._scripted_video(view, m)[None]).float()
+                           for m in self.means]
+        return self.inner.loss(view, rgb, alpha, scale)
+
+    def __getattr__(self, name):  # views, still, release, plan, num_sources, iteration_of
+        return getattr(self.inner, name)
+
+
+def _patched(spread: float, completions: tuple[float, ...], oracle_box: dict):
+    """Patch the chord source's run for this process: its prior wrapped (`PerfectPrior`), and
+    the shipped prior's reading of a task it has no sentence for made its family's."""
+    from chord_robot.app import flowrun, tasktext
+
+    make_prior, match = flowrun._prior, tasktext.match_task
+
+    def prior(inputs, model, task, log):
+        return PerfectPrior(make_prior(inputs, model, task, log), model, oracle_box["flow"], spread, completions)
+
+    def read(text, prompts):
+        try:
+            return match(text, prompts)
+        except Exception:  # noqa: BLE001 - the task's family, any sentence (the velocity ignores it)
+            words = tasktext.words(text)
+            family = "pick" if any(w in ("plate", "dish", "saucer") for w in words) else "cloth"
+            noun = next((w for f in tasktext.FAMILIES if f.name == family for w in words if w in f.nouns), words[-1])
+            return tasktext.TaskMatch(next(iter(prompts)), family, noun)
+
+    flowrun._prior, tasktext.match_task = prior, read
+
+
+def end_figures(task, flow, oracle) -> dict:
+    """Per moving object of the scripted motion: its end error and both centres' travel, mm."""
+    import numpy as np
+
+    from chord_robot.flow import interpolate_trajectories
+
+    out = {}
+    for name, scripted in oracle.moving().items():
+        got = flow.objects[name]
+        want = interpolate_trajectories(got.points, scripted.points, scripted.trajectories)[-1]
+        travel = np.linalg.norm(scripted.trajectories[-1].mean(0) - scripted.trajectories[0].mean(0))
+        if travel < 1e-3:
+            continue
+        out[name] = {"end_error_mm": round(1000 * float(np.linalg.norm(got.trajectories[-1] - want, axis=1).mean()), 1),
+                     "scripted_travel_mm": round(1000 * float(travel), 1),
+                     "flow_travel_mm": round(1000 * float(np.linalg.norm(got.trajectories[-1].mean(0)
+                                                                         - got.trajectories[0].mean(0))), 1)}
+    return out
+
+
+def main(argv: list[str]) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("task")
+    parser.add_argument("seeds", type=parse_seeds)
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="FIELD=VALUE")
+    parser.add_argument("--spread", type=float, default=0.5, help="S, the perfect prior's spread about the scripted latents")
+    parser.add_argument("--completions", default="1", help="C1,C2,...: a mixture of the motion carried these "
+                        "fractions of the way (0: still), equally likely")
+    parser.add_argument("--flows", type=Path, help="keep the flows here (TASK-SEED.zarr)")
+    parser.add_argument("-o", "--out", type=Path)
+    args = parser.parse_args(argv)
+    from chord_robot.app.evaluate import EvalConfig
+    from chord_robot.app.taskflows import flow_from_task_words
+    from sim import world as simworld
+    from sim.tasks import make
+
+    adjust = adjuster(args.settings)
+    oracle_box: dict = {}
+    completions = tuple(float(c) for c in args.completions.split(","))
+    _patched(args.spread, completions, oracle_box)
+    rows = []
+    for seed in args.seeds:
+        world = simworld.create(direct=True)
+        try:
+            task = make(args.task, world)
+            task.reset(seed)
+            oracle_box["flow"] = oracle = task.oracle_flow(num_frames=EvalConfig.num_frames)
+            flow = flow_from_task_words(task, adjust=adjust).flow
+            if args.flows:
+                flow.save(args.flows / f"{args.task}-{seed}.zarr")
+            row = {"task": args.task, "seed": seed, "settings": args.settings, "spread": args.spread, "completions": completions,
+                   "flow": task.describe_flow(flow), "scripted": task.describe_flow(oracle),
+                   "objects": end_figures(task, flow, oracle)}
+        finally:
+            world.close()
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

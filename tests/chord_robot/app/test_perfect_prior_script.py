@@ -1,0 +1,45 @@
+"""scripts/perfect_prior.py: the velocity of a prior that knows the answer is the exact one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.scripts import load_script
+
+
+@pytest.fixture(scope="module")
+def script():
+    return load_script("perfect_prior")
+
+
+@pytest.mark.parametrize("tau", [0.05, 0.4, 0.9])
+def test_the_perfect_velocity_is_the_posterior_mean_of_its_mixture(script, tau):
+    """z_tau - tau v is E[z | z_tau] for z drawn from the equal mixture of N(z_k, s^2) and
+    z_tau = (1 - tau) z + tau eps, here by quadrature in one dimension."""
+    targets, spread = [-1.0, 0.4, 2.0], 0.5
+    z = np.linspace(-6, 8, 200001)
+    prior = sum(np.exp(-((z - c) ** 2) / (2 * spread**2)) for c in targets)
+    for z_tau in (-0.7, 0.3, 1.6):
+        likelihood = np.exp(-((z_tau - (1 - tau) * z) ** 2) / (2 * tau**2))
+        want = float((z * prior * likelihood).sum() / (prior * likelihood).sum())
+        v = script.perfect_velocity(torch.tensor([[z_tau]], dtype=torch.float64), tau,
+                                    [torch.tensor([[c]], dtype=torch.float64) for c in targets], spread)
+        assert float(z_tau - tau * v) == pytest.approx(want, abs=1e-6), (tau, z_tau)
+
+
+def test_one_target_pulls_a_clean_latent_to_it_with_a_bounded_gradient(script):
+    """With one target z*, the RF-SDS gradient v - (eps - z) of a noiseless draw at z is
+    -tau (z* - z) / ((1 - tau)^2 s^2 + tau^2): towards the target, and bounded as tau falls (a
+    single video, s = 0, would give -(z* - z) / tau: -10 at tau 0.1, which the loop's divergence
+    check refuses)."""
+    from flowgen.priors.sds import Embeddings, rf_sds_gradient
+
+    target, z, spread = torch.full((1, 4), 1.0), torch.zeros(1, 4), 0.5
+    for tau in (0.9, 0.5, 0.1):
+        g = rf_sds_gradient(z, tau, Embeddings(torch.zeros(1, 1), None),
+                            lambda z_tau, t, embedding: script.perfect_velocity(z_tau, t, [target], spread),
+                            1.0, torch.zeros(1, 4))
+        want = -tau / ((1 - tau) ** 2 * spread**2 + tau**2)
+        assert g.flatten().tolist() == pytest.approx([want] * 4, abs=1e-6), tau
