@@ -322,7 +322,7 @@ def lbs_numpy(
 
 
 def interpolate_trajectories(query: np.ndarray, points: np.ndarray, trajectories: np.ndarray,
-                             k: int = 8) -> np.ndarray:
+                             k: int = 8, rotations: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
     """The motion of arbitrary points from a flow of points only: each query point follows
     the rigid motion that best fits its ``k`` nearest given points at each frame (weighted
     by inverse squared distance: a given point moves exactly as given, a point between them
@@ -330,8 +330,9 @@ def interpolate_trajectories(query: np.ndarray, points: np.ndarray, trajectories
 
     Args:
         query: (M, 3) frame-0 points; points: (N, 3); trajectories: (T, N, 3).
+        rotations: also return each query point's rotation since frame 0.
     Returns:
-        (T, M, 3) positions.
+        (T, M, 3) positions, and with ``rotations`` (T, M, 3, 3) the fitted rotations.
     """
     from scipy.spatial import cKDTree
 
@@ -351,4 +352,5 @@ def interpolate_trajectories(query: np.ndarray, points: np.ndarray, trajectories
     flip = np.sign(np.linalg.det(vt.swapaxes(-1, -2) @ u.swapaxes(-1, -2)))
     vt[..., 2, :] *= flip[..., None]
     rot = vt.swapaxes(-1, -2) @ u.swapaxes(-1, -2)  # (T, M, 3, 3): q - cq = R (p - cp)
-    return (np.einsum("tmij,mj->tmi", rot, query - cp) + cq).astype(np.float32)
+    moved = (np.einsum("tmij,mj->tmi", rot, query - cp) + cq).astype(np.float32)
+    return (moved, rot.astype(np.float32)) if rotations else moved

@@ -11,9 +11,9 @@ prior's preset with each ``--set`` applied as in `scripts/chord_sweep.py`, its c
 tau schedule, regularisers and the VAE's backward), but the transformer's velocity is replaced
 by the exact velocity of a prior that knows the answer: the distribution N(z*, S^2 I) around
 the latents z* of the task's scripted motion (`Task.oracle_flow`) filmed from the view's camera
-- the model's own Gaussians, each moved as its nearest scripted points move
-(`chord_robot.flow.interpolate_trajectories`), drawn by the loop's renderer over the same
-backdrop and encoded by the shipped prior's VAE. Under z_tau = (1 - tau) z + tau eps that
+- the model's own Gaussians, each moved and turned as its nearest scripted points move
+(`chord_robot.flow.interpolate_trajectories`) and shaded at its turned normal, drawn by the
+loop's renderer over the same backdrop and encoded by the shipped prior's VAE. Under z_tau = (1 - tau) z + tau eps that
 prior's denoiser is
 
     E[z | z_tau] = z* + a (z_tau - (1 - tau) z*),    a = (1 - tau) S^2 / ((1 - tau)^2 S^2 + tau^2),
@@ -28,7 +28,8 @@ prior's sentences as the ignored text condition.
 Prints one line of JSON per seed: what the flow asks (`Task.describe_flow`) beside what the
 scripted motion asks, and per moving object its end error (the mean distance, mm, between
 where the flow and the scripted motion put the object's Gaussians at the last frame) and how
-far the scripted motion and the flow carry its centre (mm).
+far the scripted motion and the flow carry its centre (mm); the end error is over all the
+object's Gaussians (a laptop's or a lamp's still base too).
 """
 
 from __future__ import annotations
@@ -45,24 +46,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from chord_sweep import adjuster, parse_seeds
 
 
-def scripted_means(model, oracle, completion: float = 1.0) -> list:
-    """Per moving object of ``model``, (T, N, 3) tensors: its rest Gaussians moved as the
-    scripted motion's nearest points move, resampled linearly in time to the model's T frames
-    (``completion`` < 1: the motion's first part only, stretched over the T frames)."""
+def scripted_poses(model, oracle, completion: float = 1.0) -> list[tuple]:
+    """Per moving object of ``model``, its rest Gaussians posed as the scripted motion's nearest
+    points move - ((T, N, 3) means, (T, N, 4) wxyz rotations) tensors at the model's T frames
+    (the scripted trajectories resampled linearly in time first; ``completion`` < 1: the motion's
+    first part only, stretched over the T frames)."""
     import numpy as np
     import torch
 
-    from chord_robot.flow import interpolate_trajectories
+    from chord_robot.flow import interpolate_trajectories, matrix_to_quat
 
     out = []
     for obj in model.moving:
         motion = oracle.objects[obj.name]
-        moved = interpolate_trajectories(obj.rest.means.detach().cpu().numpy(), motion.points, motion.trajectories)
-        at = np.linspace(0, completion * (len(moved) - 1), model.num_frames)
+        scripted = motion.trajectories
+        at = np.linspace(0, completion * (len(scripted) - 1), model.num_frames)
         lo = np.floor(at).astype(int)
-        hi = np.minimum(lo + 1, len(moved) - 1)
+        hi = np.minimum(lo + 1, len(scripted) - 1)
         w = (at - lo)[:, None, None]
-        out.append(torch.as_tensor((1 - w) * moved[lo] + w * moved[hi], dtype=torch.float32))
+        means, turns = interpolate_trajectories(obj.rest.means.detach().cpu().numpy(), motion.points,
+                                                (1 - w) * scripted[lo] + w * scripted[hi], rotations=True)
+        out.append((torch.as_tensor(means), torch.as_tensor(matrix_to_quat(turns), dtype=torch.float32)))
     return out
 
 
@@ -99,23 +103,25 @@ class PerfectPrior:
     spread: float
     completions: tuple[float, ...] = (1.0,)
     target: object = None
-    means: list = field(default_factory=list)
+    poses: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.means = [scripted_means(self.model, self.oracle, c) for c in self.completions]
+        self.poses = [scripted_poses(self.model, self.oracle, c) for c in self.completions]
         # the one WanPrior of this run answers with the scripted video's velocity (its instance only)
         object.__setattr__(self.inner.wan, "velocity_model", self._velocity_model)
 
     def _velocity_model(self, expert, condition):
         return lambda z_tau, tau, embedding: perfect_velocity(z_tau, tau, self.target, self.spread)
 
-    def _scripted_video(self, view, means):
-        """(T, H, W, 3) the scripted motion (``means``: `scripted_means`) from ``view``'s
-        camera, over the prior's backdrop."""
+    def _scripted_video(self, view, poses):
+        """(T, H, W, 3) the scripted motion (``poses``: `scripted_poses`) from ``view``'s
+        camera, over the prior's backdrop: each Gaussian moved and turned, and shaded at its
+        turned normal, as the loop's renders pose and shade the model (`flowgen.objective`)."""
         import torch
 
         from flowgen.objective import _static_splats
-        from flowgen.shading import albedo, shade
+        from flowgen.quat import quat_multiply
+        from flowgen.shading import albedo, gaussian_normals, shade
         from flowgen.splats import Splats, render_splats_frames
 
         model = self.model
@@ -123,11 +129,12 @@ class PerfectPrior:
         frames = []
         for t in view.frames.tolist():
             parts = []
-            for k, obj in enumerate(model.moving):
-                n = len(means[k][t])
-                colour = shade(model, albedo(obj.albedo_logit), obj.rest.normals).expand(n, 3)
-                parts.append(Splats(means[k][t], obj.rest.quats, obj.log_scales.exp(),
-                                    torch.sigmoid(obj.opacity_logit), torch.cat((colour, torch.zeros(n, 6)), -1)))
+            for obj, (means, turns) in zip(model.moving, poses):
+                quats = quat_multiply(turns[t], obj.rest.quats)
+                normals = gaussian_normals(quats) if obj.rest.normals is not None else None
+                colour = shade(model, albedo(obj.albedo_logit), normals).expand(len(quats), 3)
+                parts.append(Splats(means[t], quats, obj.log_scales.exp(), torch.sigmoid(obj.opacity_logit),
+                                    torch.cat((colour, torch.zeros(len(quats), 6)), -1)))
             frames.append(Splats.join(parts + static))
         images = render_splats_frames(frames, view.camera, view.background)
         rgb = torch.stack([image.features[..., :3] for image in images])
@@ -141,8 +148,8 @@ class PerfectPrior:
         import torch
 
         with torch.no_grad():
-            self.target = [self.inner.wan.encode_pixels(self._scripted_video(view, m)[None]).float()
-                           for m in self.means]
+            self.target = [self.inner.wan.encode_pixels(self._scripted_video(view, p)[None]).float()
+                           for p in self.poses]
         return self.inner.loss(view, rgb, alpha, scale)
 
     def __getattr__(self, name):  # views, still, release, plan, num_sources, iteration_of
@@ -153,6 +160,7 @@ def _patched(spread: float, completions: tuple[float, ...], oracle_box: dict):
     """Patch the chord source's run for this process: its prior wrapped (`PerfectPrior`), and
     the shipped prior's reading of a task it has no sentence for made its family's."""
     from chord_robot.app import flowrun, tasktext
+    from chord_robot.errors import InputError
 
     make_prior, match = flowrun._prior, tasktext.match_task
 
@@ -162,11 +170,13 @@ def _patched(spread: float, completions: tuple[float, ...], oracle_box: dict):
     def read(text, prompts):
         try:
             return match(text, prompts)
-        except Exception:  # noqa: BLE001 - the task's family, any sentence (the velocity ignores it)
+        except InputError:  # the task's family, any sentence (the velocity ignores it)
             words = tasktext.words(text)
             family = "pick" if any(w in ("plate", "dish", "saucer") for w in words) else "cloth"
-            noun = next((w for f in tasktext.FAMILIES if f.name == family for w in words if w in f.nouns), words[-1])
-            return tasktext.TaskMatch(next(iter(prompts)), family, noun)
+            nouns = [w for f in tasktext.FAMILIES if f.name == family for w in words if w in f.nouns]
+            if not nouns:
+                raise
+            return tasktext.TaskMatch(next(iter(prompts)), family, nouns[0])
 
     flowrun._prior, tasktext.match_task = prior, read
 
@@ -208,6 +218,8 @@ def main(argv: list[str]) -> None:
     from sim.tasks import make
 
     adjust = adjuster(args.settings)
+    if args.flows:
+        args.flows.mkdir(parents=True, exist_ok=True)
     oracle_box: dict = {}
     completions = tuple(float(c) for c in args.completions.split(","))
     _patched(args.spread, completions, oracle_box)

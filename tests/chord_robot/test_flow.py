@@ -5,7 +5,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chord_robot.errors import SchemaError
-from chord_robot.flow import ObjectFlow, ObjectMotion, lbs_numpy, matrix_to_quat, quat_to_matrix
+from chord_robot.flow import (
+    ObjectFlow,
+    ObjectMotion,
+    interpolate_trajectories,
+    lbs_numpy,
+    matrix_to_quat,
+    quat_to_matrix,
+)
 
 
 def _random_motion(rng, t, n, k, colors=True, static=False):
@@ -157,6 +164,8 @@ def test_a_flow_of_points_and_trajectories_only_loads_and_interpolates(tmp_path)
     query = rng.uniform(-0.08, 0.08, (50, 3))  # between the given points: a rigid motion is followed
     err = np.linalg.norm(m.evaluate(query) - truth.evaluate(query), axis=-1)  # (inverse-distance
     assert err.max() < 1e-5, err.max()  # averaging of displacements was 7 mm off here)
+    _, turned = interpolate_trajectories(query, pts, truth.trajectories, rotations=True)  # and each turns with it
+    np.testing.assert_allclose(turned, np.broadcast_to(poses[:, None, :3, :3], turned.shape), atol=1e-5)
     flow.save(tmp_path / "again.zarr")  # written back without a control group
     back = ObjectFlow.load(tmp_path / "again.zarr")
     assert not back.objects["lid"].has_controls
