@@ -6,8 +6,9 @@
 Per seed, the task is reset and its scan and words distilled as `chord-robot eval --flow-source
 chord` does (`chord_robot.app.taskflows.flow_from_task_words`, the shipped prior and its preset),
 with each ``--set`` applied to the preset's `flowgen.config.FlowConfig` first: a dotted field
-(``weights.acceleration=300``, ``wan.guidance_start=12``; a schedule such as ``weights.temporal``
-takes ``START:END``; numbers and switches only). ``iterations`` sets the field alone (the split
+(``weights.acceleration=300``, ``wan.guidance_start=12``, ``wan.sds_space=image``; a schedule
+such as ``weights.temporal`` takes ``START:END`` and a pair such as ``wan.image_blur`` ``A:B``;
+numbers, words, pairs and switches only). ``iterations`` sets the field alone (the split
 iteration and checkpoints stay the preset's, unlike ``chord-robot flow --flow-iterations``).
 Prints what each flow asks of the task (``describe_flow``); with ``--execute`` the whole trial
 runs as the evaluation's (`chord_robot.app.trial.run_trial`: plan, execute, the task's verdict),
@@ -48,6 +49,11 @@ def _value(current, path: str, text: str):
         return Decay(float(start), float(end or start))
     if isinstance(current, str):
         return text
+    if isinstance(current, tuple) and current and all(isinstance(c, (int, float)) for c in current):
+        values = tuple(float(v) for v in text.split(":"))
+        if len(values) != len(current):
+            raise SystemExit(f"chord_sweep: {path} takes {len(current)} numbers joined by ':', got {text!r}")
+        return values
     if isinstance(current, bool):
         if text.lower() not in ("true", "false", "1", "0"):
             raise SystemExit(f"chord_sweep: {path} is a switch: true or false, got {text!r}")

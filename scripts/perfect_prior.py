@@ -27,9 +27,12 @@ prior's sentences as the ignored text condition.
 
 Prints one line of JSON per seed: what the flow asks (`Task.describe_flow`) beside what the
 scripted motion asks, and per moving object its end error (the mean distance, mm, between
-where the flow and the scripted motion put the object's Gaussians at the last frame) and how
-far the scripted motion and the flow carry its centre (mm); the end error is over all the
-object's Gaussians (a laptop's or a lamp's still base too).
+where the flow and the scripted motion put the object's Gaussians at the last frame), how
+far the scripted motion and the flow carry its centre (mm), and per frame of the flow the
+centre's height above its start (``*_lift_mm``) and its distance along the table from its
+start (``*_along_mm``), the scripted motion's at the same times; the end error is over all
+the object's Gaussians (a laptop's or a lamp's still base too). A flow already in ``--flows``
+(TASK-SEED.zarr, from an earlier run) is read and described instead of distilled.
 """
 
 from __future__ import annotations
@@ -194,10 +197,15 @@ def end_figures(task, flow, oracle) -> dict:
         travel = np.linalg.norm(scripted.trajectories[-1].mean(0) - scripted.trajectories[0].mean(0))
         if travel < 1e-3:
             continue
+        frames = np.linspace(0, len(scripted.trajectories) - 1, len(got.trajectories)).round().astype(int)
+        centres = {"flow": got.trajectories.mean(1), "scripted": scripted.trajectories[frames].mean(1)}
         out[name] = {"end_error_mm": round(1000 * float(np.linalg.norm(got.trajectories[-1] - want, axis=1).mean()), 1),
                      "scripted_travel_mm": round(1000 * float(travel), 1),
                      "flow_travel_mm": round(1000 * float(np.linalg.norm(got.trajectories[-1].mean(0)
-                                                                         - got.trajectories[0].mean(0))), 1)}
+                                                                         - got.trajectories[0].mean(0))), 1),
+                     **{f"{k}_lift_mm": [round(1000 * float(z)) for z in c[:, 2] - c[0, 2]] for k, c in centres.items()},
+                     **{f"{k}_along_mm": [round(1000 * float(d)) for d in np.linalg.norm(c[:, :2] - c[0, :2], axis=1)]
+                        for k, c in centres.items()}}
     return out
 
 
@@ -209,11 +217,13 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--spread", type=float, default=0.5, help="S, the perfect prior's spread about the scripted latents")
     parser.add_argument("--completions", default="1", help="C1,C2,...: a mixture of the motion carried these "
                         "fractions of the way (0: still), equally likely")
-    parser.add_argument("--flows", type=Path, help="keep the flows here (TASK-SEED.zarr)")
+    parser.add_argument("--flows", type=Path, help="keep the flows here (TASK-SEED.zarr); a flow already "
+                        "there is read instead of distilled")
     parser.add_argument("-o", "--out", type=Path)
     args = parser.parse_args(argv)
     from chord_robot.app.evaluate import EvalConfig
     from chord_robot.app.taskflows import flow_from_task_words
+    from chord_robot.flow import ObjectFlow
     from sim import world as simworld
     from sim.tasks import make
 
@@ -230,10 +240,16 @@ def main(argv: list[str]) -> None:
             task = make(args.task, world)
             task.reset(seed)
             oracle_box["flow"] = oracle = task.oracle_flow(num_frames=EvalConfig.num_frames)
-            flow = flow_from_task_words(task, adjust=adjust).flow
-            if args.flows:
-                flow.save(args.flows / f"{args.task}-{seed}.zarr")
+            kept = args.flows / f"{args.task}-{seed}.zarr" if args.flows else None
+            read = kept is not None and kept.exists()
+            if read:  # a flow kept by an earlier run: read, not distilled
+                flow = ObjectFlow.load(kept)
+            else:
+                flow = flow_from_task_words(task, adjust=adjust).flow
+                if kept is not None:
+                    flow.save(kept)
             row = {"task": args.task, "seed": seed, "settings": args.settings, "spread": args.spread, "completions": completions,
+                   "read_from": str(kept) if read else None,
                    "flow": task.describe_flow(flow), "scripted": task.describe_flow(oracle),
                    "objects": end_figures(task, flow, oracle)}
         finally:

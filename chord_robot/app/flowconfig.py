@@ -94,7 +94,7 @@ def _variant(config, variant: str):
 
     _check_choice("wan.variant", variant, VARIANTS)
     kept = {f: getattr(config.wan, f) for f in ("guidance_start", "guidance_end", "grad_scale", "background",
-                                                "cameras", "tau_schedule")}
+                                                "cameras", "tau_schedule", "sds_space", "image_blur")}
     wan = dataclasses.replace(wan_settings(variant, config.views_per_iteration), **kept)
     return dataclasses.replace(config, wan=wan)
 

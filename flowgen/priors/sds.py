@@ -9,6 +9,12 @@ Jacobian of the model (as SDS does) gives the update direction
 with v_hat the classifier-free-guided velocity v_u + s (v_c - v_u). The paper samples tau from
 the training weight W itself, so no extra weight multiplies the gradient (eq. 16 -> W-RFSDS).
 
+The same step can be taken in pixels (`flowgen.priors.wan.WanConfig.sds_space` "image"): the
+model's denoised estimate z_hat = z_tau - tau v_hat = z - tau grad_z, decoded, is a target for the
+render, and both are blurred by a Gaussian that narrows over the run (`blur_frames`,
+`blur_sigma`) - the latent residual of an object drawn where the target does not draw it has no
+component that moves it; the blurred one does (tests/flowgen/priors/test_sds.py).
+
 Everything here is a pure function of tensors and a velocity model; nothing knows Wan. A model
 is any callable ``model(z_tau, tau, embedding) -> velocity`` that works on a batch; the
 embedding selects the condition (text embeddings for Wan; in the tests, the single data point
@@ -17,6 +23,7 @@ of an analytic flow whose exact velocity is (z_tau - target) / tau).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -26,6 +33,8 @@ from torch import Tensor
 __all__ = [
     "Embeddings",
     "VelocityModel",
+    "blur_frames",
+    "blur_sigma",
     "guided_velocity",
     "noisy_latents",
     "rf_sds_gradient",
@@ -106,6 +115,31 @@ def rf_sds_gradient(latents: Tensor, tau: float, embeddings: Embeddings, model: 
     z_tau = noisy_latents(z, eps, tau).to(latents.dtype)
     v = guided_velocity(model, z_tau, tau, embeddings, scale, batch)
     return v - (eps - z)
+
+
+def blur_frames(frames: Tensor, sigma: float) -> Tensor:
+    """(..., H, W, C) images blurred by a Gaussian of ``sigma`` pixels (separable, edges
+    replicated; differentiable). Below 0.3 px the images are returned as they are."""
+    if sigma < 0.3:
+        return frames
+    radius = math.ceil(3.0 * sigma)
+    taps = torch.arange(-radius, radius + 1, dtype=frames.dtype, device=frames.device)
+    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    *lead, h, w, c = frames.shape
+    x = frames.reshape(-1, h, w, c).permute(0, 3, 1, 2).reshape(-1, 1, h, w)
+    x = torch.nn.functional.pad(x, (radius, radius, radius, radius), mode="replicate")
+    x = torch.nn.functional.conv2d(x, kernel.view(1, 1, 1, -1))
+    x = torch.nn.functional.conv2d(x, kernel.view(1, 1, -1, 1))
+    return x.reshape(-1, c, h, w).permute(0, 2, 3, 1).reshape(*lead, h, w, c)
+
+
+def blur_sigma(start: float, end: float, it: int, total: int) -> float:
+    """The blur of iteration ``it`` of ``total``: ``start`` at the first, ``end`` at the last,
+    geometric in between (coarse to fine: each step shrinks it by the same factor)."""
+    if total <= 1 or start <= 0.0 or end <= 0.0:
+        return end if it >= total - 1 else start
+    return float(start * (end / start) ** (it / (total - 1)))
 
 
 def surrogate_loss(x: Tensor, grad: Tensor, value: Tensor | float = 0.0) -> Tensor:

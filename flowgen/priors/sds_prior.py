@@ -111,5 +111,9 @@ class SdsPrior:
 
     def plan(self) -> str:
         """One line on the schedule and the expert switch of this run (for the log)."""
-        return (f"{self.wan.plan(self.iterations)}; {self.num_views} view(s) x {self.num_frames} frames "
+        text = (f"{self.wan.plan(self.iterations)}; {self.num_views} view(s) x {self.num_frames} frames "
                 f"at {self.width}x{self.height} per iteration")
+        if self.wan.config.sds_space == "image":
+            start, end = (f * self.width for f in self.wan.config.image_blur)
+            text += f"; the residual in pixels, against the decoded denoised estimate, blurred {start:.3g} -> {end:.3g} px"
+        return text

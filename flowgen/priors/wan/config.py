@@ -15,11 +15,13 @@ from flowgen.priors.tau import TauWeight
 
 __all__ = [
     "PRESETS",
+    "SDS_SPACES",
     "TAU_SCHEDULES",
     "UNIFORM_TAU_RANGE",
     "VAE_GRADIENTS",
     "VARIANTS",
     "WAN_NEGATIVE_PROMPT",
+    "SdsSpace",
     "TauSchedule",
     "VaeGradient",
     "Variant",
@@ -35,6 +37,8 @@ TauSchedule = Literal["annealed", "uniform"]
 """How the noise level is drawn per iteration (`WanConfig.tau_schedule`)."""
 VaeGradient = Literal["full", "linear"]
 """How the SDS gradient reaches the pixels (`WanConfig.vae_gradient`)."""
+SdsSpace = Literal["latent", "image"]
+"""Where the SDS residual is taken (`WanConfig.sds_space`)."""
 
 WAN_NEGATIVE_PROMPT = (
     "色调艳丽，过曝，静态，细节模糊不清，字幕，风格，作品，画作，画面，静止，整体发灰，最差质量，低质量，"
@@ -79,6 +83,8 @@ TAU_SCHEDULES: tuple[TauSchedule, ...] = get_args(TauSchedule)
 """Ways of drawing the noise level per iteration (`WanConfig.tau_schedule`)."""
 VAE_GRADIENTS: tuple[VaeGradient, ...] = get_args(VaeGradient)
 """Ways of pulling the SDS gradient back into pixels (`WanConfig.vae_gradient`)."""
+SDS_SPACES: tuple[SdsSpace, ...] = get_args(SdsSpace)
+"""Where the SDS residual can be taken (`WanConfig.sds_space`)."""
 UNIFORM_TAU_RANGE = (0.02, 0.98)
 """The interval of the ``uniform`` tau schedule."""
 
@@ -134,6 +140,18 @@ class WanConfig:
     """RGB in [0, 1] composited behind the rendered scene where nothing is (alpha < 1); None
     keeps the renderer's black. A model trained on clips with a plain backdrop (the sim's
     TinyRenderer clears to white) should see the same behind the renders."""
+    sds_space: SdsSpace = "latent"
+    """Where the residual of a step is taken. "latent" (the paper): the RF-SDS gradient
+    v_hat - (eps - z) on the latents, pulled back through the VAE encoder. "image": the model's
+    denoised estimate z_hat = z_tau - tau v_hat, decoded by the VAE, is a target for the render
+    in pixels, both blurred by a Gaussian that narrows over the run (``image_blur``); the
+    gradient on the render is grad_scale tau_weight / V B^T B (render - decoded), B the blur.
+    The blur lets the pull of a target reach an object whose render does not overlap where the
+    target draws it (a small object carried far: docs/comparison/README.md, session 30); the
+    encoder's backward is not needed."""
+    image_blur: tuple[float, float] = (0.1875, 0.03125)
+    """``sds_space`` "image": the blur's standard deviation at the first and the last motion
+    iteration as fractions of the render's width (6 and 1 px at 32 px), geometric in between."""
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -142,6 +160,10 @@ class WanConfig:
             raise ValueError("num_views and max_sequence_length must be >= 1")
         if self.vae_gradient not in VAE_GRADIENTS:
             raise ValueError(f"unknown VAE gradient {self.vae_gradient!r}; one of {', '.join(VAE_GRADIENTS)}")
+        if self.sds_space not in SDS_SPACES:
+            raise ValueError(f"unknown SDS space {self.sds_space!r}; one of {', '.join(SDS_SPACES)}")
+        if len(self.image_blur) != 2 or min(self.image_blur) < 0.0:
+            raise ValueError(f"image_blur must be two fractions >= 0, got {self.image_blur}")
         if self.tau_schedule not in TAU_SCHEDULES:
             raise ValueError(f"unknown tau schedule {self.tau_schedule!r}; one of {', '.join(TAU_SCHEDULES)}")
         if self.boundary_ratio is not None and not 0.0 < self.boundary_ratio <= 1.0:

@@ -15,7 +15,7 @@ from torch import Tensor
 if TYPE_CHECKING:
     from diffusers import AutoencoderKLWan
 
-__all__ = ["channels_last", "encode_text", "encode_video"]
+__all__ = ["channels_last", "decode_video", "encode_text", "encode_video"]
 
 
 def encode_text(tokenizer, text_encoder, texts: list[str], max_length: int,
@@ -193,6 +193,18 @@ def encode_video(vae: AutoencoderKLWan, pixels: Tensor, checkpoint: bool = True)
             out, *cache = _encoder_chunk(vae.encoder, chunk, *cache)
         outs.append(out)
     return _normalised(vae, torch.cat(outs, dim=2))
+
+
+def decode_video(vae: AutoencoderKLWan, latents: Tensor) -> Tensor:
+    """Normalised latents (B, z_dim, T_lat, h, w) -> (B, 1 + 4 (T_lat - 1), H, W, 3) pixels in
+    [0, 1]: the pipeline's un-normalisation ``z * latents_std + latents_mean`` and the VAE's
+    decoder (no gradient)."""
+    assert latents.ndim == 5 and latents.shape[1] == vae.config.z_dim, latents.shape
+    z = latents.to(vae.dtype)
+    mu, inv_std = _latent_stats(vae, z)
+    with torch.no_grad():
+        pixels = vae.decode(z / inv_std + mu, return_dict=False)[0]
+    return (pixels.float().clamp(-1.0, 1.0) * 0.5 + 0.5).permute(0, 2, 3, 4, 1)
 
 
 def _normalised(vae: AutoencoderKLWan, encoded: Tensor) -> Tensor:

@@ -30,6 +30,8 @@ from chord_robot.errors import WeightsError
 from flowgen.priors.sds import (
     Embeddings,
     VelocityModel,
+    blur_frames,
+    blur_sigma,
     guided_velocity,
     rf_sds_gradient,
     surrogate_loss,
@@ -51,7 +53,13 @@ from flowgen.priors.wan.config import (
     WanConfig,
     WanVariant,
 )
-from flowgen.priors.wan.encode import channels_last, encode_text, encode_video, fast_channel_norms
+from flowgen.priors.wan.encode import (
+    channels_last,
+    decode_video,
+    encode_text,
+    encode_video,
+    fast_channel_norms,
+)
 from flowgen.priors.wan.linear_vae import LinearEncoder, fit_linear_encoder
 from flowgen.priors.wan.weights import (
     ExpertSlot,
@@ -94,10 +102,12 @@ class SdsResult:
         loss: scalar; its gradient with respect to the video is the RF-SDS gradient pulled
             back through the VAE (times grad_scale / V, and `WanPrior.tau_weight`); its value
             is that factor times the sum over views of 0.5 ||g||^2 (g the latent gradient).
+            With ``sds_space`` "image", g is the blurred residual between the render and the
+            decoded denoised estimate, and the gradient is its blur's adjoint (`WanConfig`).
         tau: the noise level.
         guidance: the guidance scale.
         expert: the transformer subfolder that ran.
-        grad_rms: root mean square of the latent gradient g (before scaling).
+        grad_rms: root mean square of g (before scaling).
     """
 
     loss: Tensor
@@ -310,16 +320,25 @@ class WanPrior:
         name = self.expert_name(tau)
         expert = self.experts.get(name, f" at iteration {it} (tau {tau:.4f})")
         weight = self.config.grad_scale * self.tau_weight(tau) / views
+        image = self.config.sds_space == "image"
+        sigma = blur_sigma(*(f * width for f in self.config.image_blur), it, total)
         grads, value, sq, count = [], 0.0, 0.0, 0
         for v in range(views):
-            with torch.set_grad_enabled(self.linear is None):
+            with torch.set_grad_enabled(self.linear is None and not image):
                 leaf, z, condition = self._encode(video[v], first[v])
                 g = rf_sds_gradient(z, tau, self.embeddings, self.velocity_model(expert, condition),
                                     scale, self._noise(z.shape, seed, it, first_view + v),
                                     self.config.batch_guidance)
                 if condition.mask is not None:
                     g = g * condition.mask
-                if self.linear is None:
+                if image:  # z - z_hat = tau g: the denoised estimate, decoded, is the render's target
+                    target = decode_video(self.vae, z.detach().float() - tau * g)[0, :frames]
+                    with torch.enable_grad():
+                        x = leaf.detach().requires_grad_(True)
+                        residual = blur_frames(x, sigma) - blur_frames(target.to(x.device), sigma)
+                        (gx,) = torch.autograd.grad(residual, x, weight * residual.detach())
+                    g = residual.detach()
+                elif self.linear is None:
                     (gx,) = torch.autograd.grad(z, leaf, (weight * g).to(z.dtype))
                 else:  # the averaged Jacobian's transpose instead of the encoder's backward
                     gx = self.linear.pullback(weight * g, leaf[None])[0]

@@ -70,3 +70,17 @@ def test_an_unknown_grip_is_refused_before_any_trial(script, tmp_path):
     with pytest.raises(SystemExit, match="unknown grip 'glue'"):
         script.main(["lower-lamp", "100", "--execute", "--exec", "grip=glue", "--flows", str(tmp_path)])
     assert not list(tmp_path.iterdir())  # refused before the flows folder was touched
+
+
+def test_settings_take_words_pairs_and_schedules_and_refuse_a_wrong_pair(script):
+    from chord_robot.app.flowconfig import flow_config
+    from flowgen.config import Decay
+
+    config = flow_config("shipped", "wan")
+    adjusted = script.adjuster(["wan.sds_space=image", "wan.image_blur=0.25:0.05", "weights.temporal=50:5",
+                                "wan.grad_scale=10"])(config)
+    assert adjusted.wan.sds_space == "image" and adjusted.wan.image_blur == (0.25, 0.05)
+    assert adjusted.weights.temporal == Decay(50.0, 5.0) and adjusted.wan.grad_scale == 10.0
+    assert config.wan.sds_space == "latent"  # the preset's own is untouched
+    with pytest.raises(SystemExit, match="takes 2 numbers"):
+        script.adjuster(["wan.image_blur=0.25"])(config)

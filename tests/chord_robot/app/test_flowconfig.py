@@ -77,3 +77,15 @@ def test_the_shipped_preset_distils_at_the_shipped_priors_own_size(monkeypatch):
     cpu = flow_config("cpu", "wan")
     config = flow_config("shipped", "wan")
     assert (config.num_frames, config.render_size) == (cpu.num_frames, cpu.render_size)
+
+
+def test_another_variant_keeps_the_presets_residual_space_and_blur():
+    import dataclasses
+
+    from chord_robot.app.flowconfig import _variant
+
+    base = flow_config("cpu", "wan")
+    config = dataclasses.replace(base, wan=dataclasses.replace(base.wan, sds_space="image", image_blur=(0.3, 0.1)))
+    other = _variant(config, "ti2v-5b")
+    assert other.wan.variant == "ti2v-5b" and other.wan.boundary_ratio is None
+    assert (other.wan.sds_space, other.wan.image_blur) == ("image", (0.3, 0.1))

@@ -43,3 +43,28 @@ def test_one_target_pulls_a_clean_latent_to_it_with_a_bounded_gradient(script):
                             1.0, torch.zeros(1, 4))
         want = -tau / ((1 - tau) ** 2 * spread**2 + tau**2)
         assert g.flatten().tolist() == pytest.approx([want] * 4, abs=1e-6), tau
+
+
+def test_end_figures_give_the_carried_objects_height_and_path_per_frame(script):
+    """The scripted pick described against itself (no error, its own lift and path) and against a
+    flow that slides the banana along the table to the same end (no lift, the same end)."""
+    from sim import world as simworld
+    from sim.tasks import make
+
+    world = simworld.create(direct=True)
+    try:
+        task = make("pick-banana", world)
+        task.reset(100)
+        scripted = task.oracle_flow(num_frames=9)
+        same = script.end_figures(task, scripted, scripted)["banana"]
+        slid = task.oracle_flow(num_frames=9)
+        motion = slid.objects["banana"]
+        motion.trajectories[..., 2] = motion.trajectories[:1, :, 2]  # every frame at the rest height
+        low = script.end_figures(task, slid, scripted)["banana"]
+    finally:
+        world.close()
+    assert same["end_error_mm"] == 0.0 and same["flow_lift_mm"] == same["scripted_lift_mm"]
+    assert max(same["scripted_lift_mm"]) > 80 and same["scripted_lift_mm"][0] == 0  # the pick lifts it
+    assert max(same["scripted_along_mm"]) == same["scripted_along_mm"][-1] > 250  # and carries it to the plate
+    assert low["flow_lift_mm"] == [0] * 9 and low["flow_along_mm"] == same["flow_along_mm"]
+    assert low["end_error_mm"] == pytest.approx(same["scripted_lift_mm"][-1], abs=1.0)  # left at rest height

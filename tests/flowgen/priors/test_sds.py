@@ -18,14 +18,16 @@ import math
 import pytest
 import torch
 
-from flowgen.priors.tau import noise_levels, tau_at
 from flowgen.priors.sds import (
     Embeddings,
+    blur_frames,
+    blur_sigma,
     guided_velocity,
     noisy_latents,
     rf_sds_gradient,
     surrogate_loss,
 )
+from flowgen.priors.tau import noise_levels, tau_at
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -159,3 +161,50 @@ def test_batched_and_separate_guidance_agree():
     assert torch.allclose(a, b, atol=1e-5)
     expected = point_mass(z, 0.3, other) + 7.0 * (point_mass(z, 0.3, target) - point_mass(z, 0.3, other))
     assert torch.allclose(a, expected, atol=1e-4)
+
+
+# -- the image space's blur (WanConfig.sds_space "image") ---------------------------------------
+
+
+def test_blur_is_the_separable_gaussian_with_replicated_edges():
+    from scipy.ndimage import gaussian_filter
+
+    frames = torch.rand(2, 3, 20, 24, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    got = blur_frames(frames, 2.5)
+    want = gaussian_filter(frames.numpy(), sigma=(0, 0, 2.5, 2.5, 0), mode="nearest", truncate=3.0)
+    assert got.shape == frames.shape and float((got - torch.as_tensor(want)).abs().max()) < 1e-12
+    assert blur_frames(frames, 0.2) is frames
+
+
+def test_blur_narrows_geometrically_from_start_to_end():
+    assert blur_sigma(6.0, 1.0, 0, 300) == 6.0 and blur_sigma(6.0, 1.0, 299, 300) == pytest.approx(1.0)
+    assert blur_sigma(6.0, 1.0, 149, 299) == pytest.approx(6.0**0.5)  # halfway: the geometric mean
+
+
+def _blob(centre: torch.Tensor, size: int = 32, radius: float = 1.5) -> torch.Tensor:
+    """(1, size, size, 1) a small bright disc at ``centre`` (x, y in pixels), differentiable in it."""
+    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float64), torch.arange(size, dtype=torch.float64),
+                            indexing="ij")
+    d2 = (xs - centre[0]) ** 2 + (ys - centre[1]) ** 2
+    return torch.exp(-0.5 * d2 / radius**2)[None, :, :, None]
+
+
+@pytest.mark.parametrize("start", [0.0, 6.0])
+def test_a_coarse_to_fine_blur_pulls_a_small_object_to_a_target_it_does_not_overlap(start):
+    """Why the image space blurs: a 3 px object 16 px from where the target draws it gets no pull
+    from the sharp residual (their pixels do not overlap), and reaches the target when the blur
+    starts wider than the gap's share of it and narrows to 1 px."""
+    target = _blob(torch.tensor([24.0, 16.0]))
+    centre = torch.nn.Parameter(torch.tensor([8.0, 16.0], dtype=torch.float64))
+    opt = torch.optim.Adam([centre], lr=0.5)
+    for it in range(200):
+        sigma = blur_sigma(start, 1.0, it, 200) if start else 0.0
+        loss = 0.5 * (blur_frames(_blob(centre), sigma) - blur_frames(target, sigma)).square().sum()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    error = float((centre.detach() - torch.tensor([24.0, 16.0], dtype=torch.float64)).norm())
+    if start:
+        assert error < 0.05
+    else:
+        assert error > 15.0

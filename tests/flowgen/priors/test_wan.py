@@ -327,6 +327,48 @@ def test_sds_loss_gradient_is_the_rf_sds_gradient_pulled_through_the_vae(priors,
     assert torch.allclose(grads[0], grads[1], atol=1e-6, rtol=1e-4) and grads[0].abs().max() > 1e-4
 
 
+def test_image_space_pulls_the_render_to_the_decoded_denoised_estimate_through_a_blur(priors):
+    """``sds_space`` "image": the gradient on the render is grad_scale / V B^T (B x - B x_hat),
+    x_hat the VAE's decoding of the denoised estimate z - tau g (g the latent RF-SDS gradient of
+    the same noise), B the blur of the iteration (``image_blur`` times the width, geometric)."""
+    from flowgen.priors.sds import blur_frames
+
+    base, _ = priors["i2v-a14b"]
+    prior = replace(base, config=replace(base.config, sds_space="image", image_blur=(0.25, 0.0625), grad_scale=3.0))
+    size, views, it, total, seed = SIZES["i2v-a14b"], 2, 5, 11, 3
+    video = torch.rand(views, FRAMES, size, size, 3, generator=torch.Generator().manual_seed(5)).requires_grad_(True)
+    result = prior.sds(video, None, it, total, seed)
+    result.loss.backward()
+
+    sigma = 0.25 * size * (0.0625 / 0.25) ** (it / (total - 1))
+    tau, scale = prior.tau(it, total), prior.guidance(it, total)
+    vae = prior.vae
+    mean = torch.tensor(vae.config.latents_mean).view(1, -1, 1, 1, 1)
+    std = torch.tensor(vae.config.latents_std).view(1, -1, 1, 1, 1)
+    expected, value = torch.zeros_like(video), 0.0
+    for v in range(views):
+        x = video[v].detach()
+        z = encode_video(vae, (x * 2 - 1).permute(3, 0, 1, 2)[None], checkpoint=False)
+        expert = prior.experts.get(prior.expert_name(tau))
+        g = rf_sds_gradient(z, tau, prior.embeddings, prior.velocity_model(expert, prior.condition(x[0], FRAMES)),
+                            scale, prior._noise(z.shape, seed, it, v))
+        with torch.no_grad():
+            decoded = vae.decode((z - tau * g) * std + mean).sample[0].permute(1, 2, 3, 0).clamp(-1, 1) * 0.5 + 0.5
+        leaf = x.clone().requires_grad_(True)
+        loss = 0.5 * (blur_frames(leaf, sigma) - blur_frames(decoded[:FRAMES], sigma)).square().sum()
+        (expected[v],) = torch.autograd.grad(3.0 * loss / views, leaf)
+        value += 3.0 * float(loss.detach()) / views
+    assert expected.abs().max() > 1e-3
+    assert (video.grad - expected).abs().max() <= 1e-4 * expected.abs().max()
+    assert float(result.loss.detach()) == pytest.approx(value, rel=1e-4)
+
+    from flowgen.priors.sds_prior import SdsPrior
+
+    loop = SdsPrior(prior, np.zeros((4, 3)), FRAMES, 32, 16, num_views=2, iterations=10, sampling=CameraSampling())
+    assert loop.plan().endswith("blurred 8 -> 2 px") and "blurred" not in SdsPrior(
+        base, np.zeros((4, 3)), FRAMES, 32, 16, num_views=2, iterations=10, sampling=CameraSampling()).plan()
+
+
 def test_sds_refuses_sizes_the_model_cannot_take(priors):
     prior, _ = priors["i2v-a14b"]
     with pytest.raises(InputError, match="1 \\+ 4k frames"):

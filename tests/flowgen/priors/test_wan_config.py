@@ -53,6 +53,11 @@ def test_presets_and_config_checks():
     assert paper.tau_schedule == "annealed"
     with pytest.raises(ValueError, match="unknown tau schedule 'random'; one of annealed, uniform"):
         WanConfig(tau_schedule="random")
+    assert paper.sds_space == "latent"  # the paper's residual; "image" is an extension
+    with pytest.raises(ValueError, match="unknown SDS space 'pixels'; one of latent, image"):
+        WanConfig(sds_space="pixels")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="image_blur must be two fractions >= 0"):
+        WanConfig(image_blur=(0.2, -0.1))
 
 
 def test_importing_the_module_does_not_import_diffusers():
