@@ -1,7 +1,7 @@
 """How far the chord source's distillation carries a task's scripted motion when the prior knows it.
 
     python scripts/perfect_prior.py TASK SEEDS [--set FIELD=VALUE ...] [--spread S] [--completions C,...]
-                                    [--flows DIR] [-o OUT.json]
+                                    [--pixels] [--flows DIR] [-o OUT.json]
 
 A diagnostic of the distillation (docs/comparison/README.md, session 29), not the method: it
 tells a prior that cannot ask for a motion from a distillation that cannot follow one. Per seed,
@@ -20,8 +20,11 @@ prior's denoiser is
 
 and its velocity (z_tau - E[z | z_tau]) / tau (``--spread`` S, default 0.5; S -> 0 is a single
 video, whose gradient (z - z*) / tau the loop's divergence check refuses at low tau). Guidance
-has nothing to act on: both branches are the same velocity. A task the shipped prior has no
-sentence for (pick-banana, fold-fabric) is distilled under its family's settings (a carried
+has nothing to act on: both branches are the same velocity. With ``--set wan.sds_space=image``
+the residual is taken in pixels (`flowgen.priors.wan.WanConfig.sds_space`); ``--pixels`` then
+takes it against the scripted video itself (no noise, no VAE round trip) instead of the
+decoded denoised estimate, which tells what the VAE's decoding costs. A task the shipped prior
+has no sentence for (pick-banana, fold-fabric) is distilled under its family's settings (a carried
 object one rigid body, a cloth deformable: `flowgen.config.free_object`) with one of the
 prior's sentences as the ignored text condition.
 
@@ -30,7 +33,8 @@ scripted motion asks, and per moving object its end error (the mean distance, mm
 where the flow and the scripted motion put the object's Gaussians at the last frame), how
 far the scripted motion and the flow carry its centre (mm), and per frame of the flow the
 centre's height above its start (``*_lift_mm``) and its distance along the table from its
-start (``*_along_mm``), the scripted motion's at the same times; the end error is over all
+start (``*_along_mm``) and the angle the object has turned from its rest pose as a whole
+(``*_turn_deg``, the best-fitting rotation), the scripted motion's at the same times; the end error is over all
 the object's Gaussians (a laptop's or a lamp's still base too). A flow already in ``--flows``
 (TASK-SEED.zarr, from an earlier run) is read and described instead of distilled.
 """
@@ -105,6 +109,7 @@ class PerfectPrior:
     oracle: object
     spread: float
     completions: tuple[float, ...] = (1.0,)
+    pixels: bool = False
     target: object = None
     poses: list = field(default_factory=list)
 
@@ -150,16 +155,37 @@ class PerfectPrior:
     def loss(self, view, rgb, alpha, scale):
         import torch
 
+        if self.pixels:
+            return self._pixel_loss(view, rgb, alpha)
         with torch.no_grad():
             self.target = [self.inner.wan.encode_pixels(self._scripted_video(view, p)[None]).float()
                            for p in self.poses]
         return self.inner.loss(view, rgb, alpha, scale)
 
+    def _pixel_loss(self, view, rgb, alpha):
+        """``--pixels``: the image space's blurred residual (`WanConfig.sds_space` "image", its
+        blur and weight) against the scripted video itself, no noise and no VAE - what the
+        decoded denoised estimate would be if the VAE kept every frame."""
+        import torch
+
+        from flowgen.priors.sds import blur_frames, blur_sigma
+
+        wan, inner = self.inner.wan, self.inner
+        backdrop = wan.config.background
+        if backdrop is not None:  # as `SdsPrior.loss` composites the renders
+            rgb = rgb + (1.0 - alpha.reshape(*rgb.shape[:-1], 1)) * torch.as_tensor(backdrop, dtype=rgb.dtype)
+        it, _ = inner.iteration_of(view)
+        with torch.no_grad():
+            target = self._scripted_video(view, self.poses[0])
+        sigma = blur_sigma(*(f * inner.width for f in wan.config.image_blur), it, inner.iterations)
+        weight = wan.config.grad_scale * wan.tau_weight(wan.tau(it, inner.iterations))
+        return {"sds": weight * 0.5 * (blur_frames(rgb, sigma) - blur_frames(target, sigma)).square().sum()}
+
     def __getattr__(self, name):  # views, still, release, plan, num_sources, iteration_of
         return getattr(self.inner, name)
 
 
-def _patched(spread: float, completions: tuple[float, ...], oracle_box: dict):
+def _patched(spread: float, completions: tuple[float, ...], oracle_box: dict, pixels: bool = False):
     """Patch the chord source's run for this process: its prior wrapped (`PerfectPrior`), and
     the shipped prior's reading of a task it has no sentence for made its family's."""
     from chord_robot.app import flowrun, tasktext
@@ -168,7 +194,8 @@ def _patched(spread: float, completions: tuple[float, ...], oracle_box: dict):
     make_prior, match = flowrun._prior, tasktext.match_task
 
     def prior(inputs, model, task, log):
-        return PerfectPrior(make_prior(inputs, model, task, log), model, oracle_box["flow"], spread, completions)
+        return PerfectPrior(make_prior(inputs, model, task, log), model, oracle_box["flow"], spread, completions,
+                            pixels)
 
     def read(text, prompts):
         try:
@@ -182,6 +209,17 @@ def _patched(spread: float, completions: tuple[float, ...], oracle_box: dict):
             return tasktext.TaskMatch(next(iter(prompts)), family, nouns[0])
 
     flowrun._prior, tasktext.match_task = prior, read
+
+
+def _turn_deg(rest, posed) -> float:
+    """The angle (degrees) of the rotation that best carries ``rest`` (N, 3) onto ``posed`` about
+    their centroids (Kabsch)."""
+    import numpy as np
+
+    u, _, vt = np.linalg.svd((rest - rest.mean(0)).T @ (posed - posed.mean(0)))
+    d = np.sign(np.linalg.det(u @ vt))
+    turn = (u @ np.diag([1.0, 1.0, d]) @ vt).T
+    return float(np.degrees(np.arccos(np.clip((np.trace(turn) - 1.0) / 2.0, -1.0, 1.0))))
 
 
 def end_figures(task, flow, oracle) -> dict:
@@ -199,13 +237,15 @@ def end_figures(task, flow, oracle) -> dict:
             continue
         frames = np.linspace(0, len(scripted.trajectories) - 1, len(got.trajectories)).round().astype(int)
         centres = {"flow": got.trajectories.mean(1), "scripted": scripted.trajectories[frames].mean(1)}
+        paths = {"flow": got.trajectories, "scripted": scripted.trajectories[frames]}
         out[name] = {"end_error_mm": round(1000 * float(np.linalg.norm(got.trajectories[-1] - want, axis=1).mean()), 1),
                      "scripted_travel_mm": round(1000 * float(travel), 1),
                      "flow_travel_mm": round(1000 * float(np.linalg.norm(got.trajectories[-1].mean(0)
                                                                          - got.trajectories[0].mean(0))), 1),
                      **{f"{k}_lift_mm": [round(1000 * float(z)) for z in c[:, 2] - c[0, 2]] for k, c in centres.items()},
                      **{f"{k}_along_mm": [round(1000 * float(d)) for d in np.linalg.norm(c[:, :2] - c[0, :2], axis=1)]
-                        for k, c in centres.items()}}
+                        for k, c in centres.items()},
+                     **{f"{k}_turn_deg": [round(_turn_deg(p[0], q)) for q in p] for k, p in paths.items()}}
     return out
 
 
@@ -217,6 +257,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--spread", type=float, default=0.5, help="S, the perfect prior's spread about the scripted latents")
     parser.add_argument("--completions", default="1", help="C1,C2,...: a mixture of the motion carried these "
                         "fractions of the way (0: still), equally likely")
+    parser.add_argument("--pixels", action="store_true", help="with --set wan.sds_space=image: the blurred "
+                        "residual against the scripted video itself (no noise, no VAE) instead of the decoded estimate")
     parser.add_argument("--flows", type=Path, help="keep the flows here (TASK-SEED.zarr); a flow already "
                         "there is read instead of distilled")
     parser.add_argument("-o", "--out", type=Path)
@@ -227,12 +269,14 @@ def main(argv: list[str]) -> None:
     from sim import world as simworld
     from sim.tasks import make
 
+    if args.pixels and "wan.sds_space=image" not in args.settings:
+        raise SystemExit("perfect_prior: --pixels is the image space's residual: give --set wan.sds_space=image")
     adjust = adjuster(args.settings)
     if args.flows:
         args.flows.mkdir(parents=True, exist_ok=True)
     oracle_box: dict = {}
     completions = tuple(float(c) for c in args.completions.split(","))
-    _patched(args.spread, completions, oracle_box)
+    _patched(args.spread, completions, oracle_box, args.pixels)
     rows = []
     for seed in args.seeds:
         world = simworld.create(direct=True)
@@ -248,7 +292,8 @@ def main(argv: list[str]) -> None:
                 flow = flow_from_task_words(task, adjust=adjust).flow
                 if kept is not None:
                     flow.save(kept)
-            row = {"task": args.task, "seed": seed, "settings": args.settings, "spread": args.spread, "completions": completions,
+            row = {"task": args.task, "seed": seed, "settings": args.settings, "pixels": args.pixels, "spread": args.spread,
+                   "completions": completions,
                    "read_from": str(kept) if read else None,
                    "flow": task.describe_flow(flow), "scripted": task.describe_flow(oracle),
                    "objects": end_figures(task, flow, oracle)}

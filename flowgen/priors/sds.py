@@ -136,10 +136,14 @@ def blur_frames(frames: Tensor, sigma: float) -> Tensor:
 
 def blur_sigma(start: float, end: float, it: int, total: int) -> float:
     """The blur of iteration ``it`` of ``total``: ``start`` at the first, ``end`` at the last,
-    geometric in between (coarse to fine: each step shrinks it by the same factor)."""
-    if total <= 1 or start <= 0.0 or end <= 0.0:
-        return end if it >= total - 1 else start
-    return float(start * (end / start) ** (it / (total - 1)))
+    geometric in between (coarse to fine: each step shrinks it by the same factor); linear when
+    either is 0 (no blur at that end)."""
+    if total <= 1:
+        return float(end)
+    s = it / (total - 1)
+    if start <= 0.0 or end <= 0.0:
+        return float(start + (end - start) * s)
+    return float(start * (end / start) ** s)
 
 
 def surrogate_loss(x: Tensor, grad: Tensor, value: Tensor | float = 0.0) -> Tensor:

@@ -148,7 +148,10 @@ class WanConfig:
     gradient on the render is grad_scale tau_weight / V B^T B (render - decoded), B the blur.
     The blur lets the pull of a target reach an object whose render does not overlap where the
     target draws it (a small object carried far: docs/comparison/README.md, session 30); the
-    encoder's backward is not needed."""
+    encoder's backward is not needed (``vae_gradient`` does not apply). The target carries the
+    VAE's reconstruction error (with g = 0 it is the render encoded and decoded), and the
+    residual is about tau times the latent one through the decoder, so a grad_scale does not
+    mean the same in the two spaces. Measured with the I2V layout only."""
     image_blur: tuple[float, float] = (0.1875, 0.03125)
     """``sds_space`` "image": the blur's standard deviation at the first and the last motion
     iteration as fractions of the render's width (6 and 1 px at 32 px), geometric in between."""

@@ -200,10 +200,10 @@ def decode_video(vae: AutoencoderKLWan, latents: Tensor) -> Tensor:
     [0, 1]: the pipeline's un-normalisation ``z * latents_std + latents_mean`` and the VAE's
     decoder (no gradient)."""
     assert latents.ndim == 5 and latents.shape[1] == vae.config.z_dim, latents.shape
-    z = latents.to(vae.dtype)
+    z = latents.float()
     mu, inv_std = _latent_stats(vae, z)
     with torch.no_grad():
-        pixels = vae.decode(z / inv_std + mu, return_dict=False)[0]
+        pixels = vae.decode((z / inv_std + mu).to(vae.dtype), return_dict=False)[0]
     return (pixels.float().clamp(-1.0, 1.0) * 0.5 + 0.5).permute(0, 2, 3, 4, 1)
 
 

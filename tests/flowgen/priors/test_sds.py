@@ -179,6 +179,7 @@ def test_blur_is_the_separable_gaussian_with_replicated_edges():
 def test_blur_narrows_geometrically_from_start_to_end():
     assert blur_sigma(6.0, 1.0, 0, 300) == 6.0 and blur_sigma(6.0, 1.0, 299, 300) == pytest.approx(1.0)
     assert blur_sigma(6.0, 1.0, 149, 299) == pytest.approx(6.0**0.5)  # halfway: the geometric mean
+    assert blur_sigma(0.0, 0.0, 5, 10) == 0.0 and blur_sigma(4.0, 0.0, 5, 11) == pytest.approx(2.0)  # linear to 0
 
 
 def _blob(centre: torch.Tensor, size: int = 32, radius: float = 1.5) -> torch.Tensor:
@@ -192,8 +193,8 @@ def _blob(centre: torch.Tensor, size: int = 32, radius: float = 1.5) -> torch.Te
 @pytest.mark.parametrize("start", [0.0, 6.0])
 def test_a_coarse_to_fine_blur_pulls_a_small_object_to_a_target_it_does_not_overlap(start):
     """Why the image space blurs: a 3 px object 16 px from where the target draws it gets no pull
-    from the sharp residual (their pixels do not overlap), and reaches the target when the blur
-    starts wider than the gap's share of it and narrows to 1 px."""
+    from the sharp residual (their pixels do not overlap; Adam's first steps move it 0.5 px), and
+    reaches the target when the blur starts at 6 px and narrows to 1 px."""
     target = _blob(torch.tensor([24.0, 16.0]))
     centre = torch.nn.Parameter(torch.tensor([8.0, 16.0], dtype=torch.float64))
     opt = torch.optim.Adam([centre], lr=0.5)
