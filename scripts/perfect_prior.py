@@ -23,7 +23,8 @@ video, whose gradient (z - z*) / tau the loop's divergence check refuses at low 
 has nothing to act on: both branches are the same velocity. With ``--set wan.sds_space=image``
 the residual is taken in pixels (`flowgen.priors.wan.WanConfig.sds_space`); ``--pixels`` then
 takes it against the scripted video itself (no noise, no VAE round trip) instead of the
-decoded denoised estimate, which tells what the VAE's decoding costs. A task the shipped prior
+decoded denoised estimate - without the estimate's noise, spread, VAE round trip and ~tau
+factor at once (which of them matters is not separated). A task the shipped prior
 has no sentence for (pick-banana, fold-fabric) is distilled under its family's settings (a carried
 object one rigid body, a cloth deformable: `flowgen.config.free_object`) with one of the
 prior's sentences as the ignored text condition.
@@ -164,8 +165,7 @@ class PerfectPrior:
 
     def _pixel_loss(self, view, rgb, alpha):
         """``--pixels``: the image space's blurred residual (`WanConfig.sds_space` "image", its
-        blur and weight) against the scripted video itself, no noise and no VAE - what the
-        decoded denoised estimate would be if the VAE kept every frame."""
+        blur and weight) against the scripted video itself: no noise, no spread, no VAE."""
         import torch
 
         from flowgen.priors.sds import blur_frames, blur_sigma
@@ -173,7 +173,8 @@ class PerfectPrior:
         wan, inner = self.inner.wan, self.inner
         backdrop = wan.config.background
         if backdrop is not None:  # as `SdsPrior.loss` composites the renders
-            rgb = rgb + (1.0 - alpha.reshape(*rgb.shape[:-1], 1)) * torch.as_tensor(backdrop, dtype=rgb.dtype)
+            rgb = rgb + (1.0 - alpha.reshape(*rgb.shape[:-1], 1)) * torch.as_tensor(backdrop, dtype=rgb.dtype,
+                                                                                     device=rgb.device)
         it, _ = inner.iteration_of(view)
         with torch.no_grad():
             target = self._scripted_video(view, self.poses[0])
@@ -271,6 +272,8 @@ def main(argv: list[str]) -> None:
 
     if args.pixels and "wan.sds_space=image" not in args.settings:
         raise SystemExit("perfect_prior: --pixels is the image space's residual: give --set wan.sds_space=image")
+    if args.pixels and args.completions != "1":
+        raise SystemExit("perfect_prior: --pixels pulls towards the whole scripted motion: no --completions")
     adjust = adjuster(args.settings)
     if args.flows:
         args.flows.mkdir(parents=True, exist_ok=True)

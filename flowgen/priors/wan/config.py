@@ -154,7 +154,8 @@ class WanConfig:
     mean the same in the two spaces. Measured with the I2V layout only."""
     image_blur: tuple[float, float] = (0.1875, 0.03125)
     """``sds_space`` "image": the blur's standard deviation at the first and the last motion
-    iteration as fractions of the render's width (6 and 1 px at 32 px), geometric in between."""
+    iteration as fractions of the render's width (6 and 1 px at 32 px), geometric in between
+    (linear when either is 0; 0 at both: no blur)."""
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:

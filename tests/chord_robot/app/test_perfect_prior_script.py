@@ -68,12 +68,16 @@ def test_end_figures_give_the_carried_objects_height_and_path_per_frame(script):
     assert max(same["scripted_along_mm"]) == same["scripted_along_mm"][-1] > 250  # and carries it to the plate
     assert low["flow_lift_mm"] == [0] * 9 and low["flow_along_mm"] == same["flow_along_mm"]
     assert same["flow_turn_deg"] == same["scripted_turn_deg"] and same["flow_turn_deg"][0] == 0
+    assert 10 < max(same["scripted_turn_deg"]) < 30  # the scripted pick turns the banana a little
     assert low["end_error_mm"] == pytest.approx(same["scripted_lift_mm"][-1], abs=1.0)  # left at rest height
 
 
 def test_pixels_needs_the_image_space_and_is_refused_before_any_run(script, tmp_path):
     with pytest.raises(SystemExit, match="give --set wan.sds_space=image"):
         script.main(["pick-banana", "100", "--pixels", "--flows", str(tmp_path / "kept")])
+    with pytest.raises(SystemExit, match="no --completions"):
+        script.main(["pick-banana", "100", "--pixels", "--set", "wan.sds_space=image", "--completions", "0,1",
+                     "--flows", str(tmp_path / "kept")])
     assert not (tmp_path / "kept").exists()
 
 
@@ -83,3 +87,6 @@ def test_the_turn_is_the_angle_of_the_best_rigid_fit(script):
     turned = rest @ np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]).T + [0.3, -0.2, 0.1]
     assert script._turn_deg(rest, turned) == pytest.approx(40.0, abs=1e-6)
     assert script._turn_deg(rest, rest + 1.0) == pytest.approx(0.0, abs=1e-5)
+    flat = rest * [1.0, 1.0, 0.0]  # coplanar points: the SVD's fit may be a reflection, the turn is not
+    assert script._turn_deg(flat, flat @ np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]).T) == \
+        pytest.approx(40.0, abs=1e-6)

@@ -180,6 +180,7 @@ def test_blur_narrows_geometrically_from_start_to_end():
     assert blur_sigma(6.0, 1.0, 0, 300) == 6.0 and blur_sigma(6.0, 1.0, 299, 300) == pytest.approx(1.0)
     assert blur_sigma(6.0, 1.0, 149, 299) == pytest.approx(6.0**0.5)  # halfway: the geometric mean
     assert blur_sigma(0.0, 0.0, 5, 10) == 0.0 and blur_sigma(4.0, 0.0, 5, 11) == pytest.approx(2.0)  # linear to 0
+    assert blur_sigma(6.0, 1.0, 0, 1) == 1.0  # a run of one iteration: the end's
 
 
 def _blob(centre: torch.Tensor, size: int = 32, radius: float = 1.5) -> torch.Tensor:
@@ -199,7 +200,7 @@ def test_a_coarse_to_fine_blur_pulls_a_small_object_to_a_target_it_does_not_over
     centre = torch.nn.Parameter(torch.tensor([8.0, 16.0], dtype=torch.float64))
     opt = torch.optim.Adam([centre], lr=0.5)
     for it in range(200):
-        sigma = blur_sigma(start, 1.0, it, 200) if start else 0.0
+        sigma = blur_sigma(start, 1.0 if start else 0.0, it, 200)
         loss = 0.5 * (blur_frames(_blob(centre), sigma) - blur_frames(target, sigma)).square().sum()
         opt.zero_grad()
         loss.backward()
@@ -208,4 +209,4 @@ def test_a_coarse_to_fine_blur_pulls_a_small_object_to_a_target_it_does_not_over
     if start:
         assert error < 0.05
     else:
-        assert error > 15.0
+        assert error > 15.4  # Adam's first steps: 0.5 px of the 16
