@@ -129,6 +129,7 @@ class PerfectPrior:
         import torch
 
         from flowgen.objective import _static_splats
+        from flowgen.priors.sds_prior import over_backdrop
         from flowgen.quat import quat_multiply
         from flowgen.shading import albedo, gaussian_normals, shade
         from flowgen.splats import Splats, render_splats_frames
@@ -148,10 +149,7 @@ class PerfectPrior:
         images = render_splats_frames(frames, view.camera, view.background)
         rgb = torch.stack([image.features[..., :3] for image in images])
         alpha = torch.stack([image.alpha for image in images])
-        backdrop = self.inner.wan.config.background
-        if backdrop is not None:  # as `SdsPrior.loss` composites the renders
-            rgb = rgb + (1.0 - alpha.reshape(*rgb.shape[:-1], 1)) * torch.as_tensor(backdrop, dtype=rgb.dtype)
-        return rgb
+        return over_backdrop(rgb, alpha, self.inner.wan.config.background)  # as `SdsPrior.loss` does
 
     def loss(self, view, rgb, alpha, scale):
         import torch
@@ -169,12 +167,10 @@ class PerfectPrior:
         import torch
 
         from flowgen.priors.sds import blur_frames, blur_sigma
+        from flowgen.priors.sds_prior import over_backdrop
 
         wan, inner = self.inner.wan, self.inner
-        backdrop = wan.config.background
-        if backdrop is not None:  # as `SdsPrior.loss` composites the renders
-            rgb = rgb + (1.0 - alpha.reshape(*rgb.shape[:-1], 1)) * torch.as_tensor(backdrop, dtype=rgb.dtype,
-                                                                                     device=rgb.device)
+        rgb = over_backdrop(rgb, alpha, wan.config.background)
         it, _ = inner.iteration_of(view)
         with torch.no_grad():
             target = self._scripted_video(view, self.poses[0])

@@ -27,7 +27,16 @@ from flowgen.priors.cameras import CameraSampling, sample_cameras
 from flowgen.priors.video import View
 from flowgen.priors.wan.prior import WanPrior
 
-__all__ = ["SdsPrior"]
+__all__ = ["SdsPrior", "over_backdrop"]
+
+
+def over_backdrop(rgb: Tensor, alpha: Tensor, backdrop: tuple[float, float, float] | None) -> Tensor:
+    """(T, H, W, 3) renders premultiplied over black, with ``backdrop`` (RGB in [0, 1]; None:
+    black, as they are) showing where ``alpha`` (T, H, W) is below 1."""
+    if backdrop is None:
+        return rgb
+    colour = torch.as_tensor(backdrop, dtype=rgb.dtype, device=rgb.device)
+    return rgb + (1.0 - alpha.reshape(*rgb.shape[:-1], 1)) * colour
 
 
 @dataclass(frozen=True)
@@ -93,10 +102,7 @@ class SdsPrior:
         """``sds``: the RF-SDS loss of the rendered video ``rgb`` (T, H, W, 3); its gradient
         is Wan's, pulled back through the VAE (its value is 0.5 ||g||^2, for the log)."""
         assert rgb.shape == (self.num_frames, self.height, self.width, 3), rgb.shape
-        backdrop = self.wan.config.background
-        if backdrop is not None:  # the renders are premultiplied over black
-            colour = torch.as_tensor(backdrop, dtype=rgb.dtype, device=rgb.device)
-            rgb = rgb + (1.0 - alpha.reshape(*rgb.shape[:-1], 1)) * colour
+        rgb = over_backdrop(rgb, alpha, self.wan.config.background)
         it, slot = self.iteration_of(view)
         result = self.wan.sds(rgb[None], None, it, self.iterations, self.seed, first_view=slot)
         return {"sds": result.loss}

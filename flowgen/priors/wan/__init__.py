@@ -44,7 +44,8 @@ from flowgen.priors.wan.config import (
 )
 from flowgen.priors.wan.encode import encode_text, encode_video
 from flowgen.priors.wan.linear_vae import LinearEncoder, fit_linear_encoder
-from flowgen.priors.wan.prior import Condition, SdsResult, WanPrior, load_wan_prior, wan_sds_loss
+from flowgen.priors.wan.load import load_wan_prior
+from flowgen.priors.wan.prior import Condition, SdsResult, WanPrior, wan_sds_loss
 from flowgen.priors.wan.weights import ExpertSlot, ModelShape, model_shape, resolve_model_dir
 
 __all__ = [
