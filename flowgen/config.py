@@ -89,6 +89,12 @@ class RegWeights:
     Off (0) in every preset: at 30000 with the shipped prior it takes the two lamp heads that
     had folded into their arms out of them, but the robot trials pass no more
     (docs/flowgen-notes.md, session 26)."""
+    turn: float = 0.0
+    """How far each moving object turns from its rest orientation as a whole (`losses.turn`,
+    m^2): for an object carried across the table by a weak prior, whose blurred image-space
+    residual (`WanConfig.sds_space`) pins where the object goes but hardly which way it points.
+    It pulls towards no turn, not the right one. 0 (off) in every preset; wrong wherever a part
+    should turn or an object bend (a lid, a lamp's head, a cloth)."""
     acceleration: float = 0.0
     """Second differences of the Gaussians' trajectories, ``mu^(t+1) - 2 mu^t + mu^(t-1)``
     (mean squared, m^2), over the frames rendered together. Needed with a video model whose VAE

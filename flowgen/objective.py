@@ -310,6 +310,9 @@ def motion_objective(model: SceneModel, prior: Prior, views: list[View], weights
         rigid = [losses.part_rigidity(posed.means[k][rows], obj.rest.means, obj.part)
                  for k, obj in enumerate(model.moving)]
         terms["rigid"] = weights["rigid"] * torch.stack(rigid).mean()
+    if weights.get("turn", 0.0) > 0:
+        turned = [losses.turn(posed.means[k][rows], obj.rest.means) for k, obj in enumerate(model.moving)]
+        terms["turn"] = weights["turn"] * torch.stack(turned).mean()
     if weights.get("overlap", 0.0) > 0:
         overlap = [losses.part_overlap(posed.means[k][rows], obj.rest.means, obj.part, obj.part_hulls)
                    for k, obj in enumerate(model.moving) if obj.part_hulls]

@@ -82,6 +82,7 @@ def reg_weights(config: FlowConfig, it: int) -> dict[str, float]:
         "still": w.still,
         "acceleration": w.acceleration,
         "rigid": w.rigid,
+        "turn": w.turn,
         "overlap": w.overlap,
         "motion_per_part": float(w.motion_per_part),
         "motion_unsupported": w.motion_unsupported,

@@ -189,19 +189,40 @@ def test_part_rigidity_is_zero_for_rigid_parts_and_catches_a_bent_part():
     assert losses.part_rigidity(frames[:, :2], rest[:2], part[:2]).item() == 0.0
 
 
-def test_objective_adds_part_rigidity_when_asked(hinge_scene):
+def test_turn_is_zero_for_a_carried_object_and_grows_with_its_angle():
+    from scipy.spatial.transform import Rotation
+
+    g = torch.Generator().manual_seed(0)
+    rest = torch.rand(300, 3, generator=g) * torch.tensor([0.2, 0.04, 0.03])  # a banana-sized bar
+    carried = rest + torch.tensor([0.1, -0.2, 0.1])
+    assert losses.turn(torch.stack([rest, carried]), rest).item() < 1e-12
+    centred = rest - rest.mean(0)
+    across = centred[:, :2].square().sum(-1).mean().item()  # mean squared distance from the z axis
+    for degrees in (15.0, 90.0, 170.0):
+        turn = torch.as_tensor(Rotation.from_euler("z", degrees, degrees=True).as_matrix(), dtype=torch.float32)
+        turned = centred @ turn.T + rest.mean(0) + torch.tensor([0.3, 0.0, 0.1])
+        expected = 2.0 * (1.0 - np.cos(np.radians(degrees))) * across / 2.0  # half the frames at rest
+        assert losses.turn(torch.stack([rest, turned]), rest).item() == pytest.approx(expected, rel=1e-4)
+    moved = torch.stack([rest, centred @ turn.T]).requires_grad_(True)  # its gradient: back to the rest offsets
+    (grad,) = torch.autograd.grad(losses.turn(moved, rest), moved)
+    residual = moved.detach() - moved.detach().mean(1, keepdim=True) - centred
+    assert torch.allclose(grad, 2.0 * residual / residual[..., 0].numel(), atol=1e-9)
+
+
+@pytest.mark.parametrize("term", ["rigid", "turn"])
+def test_objective_adds_part_rigidity_and_the_turn_when_asked(hinge_scene, term):
     config = tiny_config(num_frames=4)
     model, prior = build_model(hinge_scene, config), tiny_prior(4)
-    weights = {**WEIGHTS, "temporal": 0.0, "rigid": 1.0}
+    weights = {**WEIGHTS, "temporal": 0.0, term: 1.0}
     views = prior.views([torch.tensor([1, 2, 3])], 1.0)
-    _translate(model, torch.tensor([0.01, 0.0, 0.0]))  # a rigid translation
-    assert motion_objective(model, prior, views, weights, False).terms["rigid"].item() < 1e-9
+    _translate(model, torch.tensor([0.01, 0.0, 0.0]))  # a rigid translation: carried, not turned
+    assert motion_objective(model, prior, views, weights, False).terms[term].item() < 1e-9
     group = model.moving[0].coarse.group
     one = int(torch.nonzero(group == torch.mode(group).values)[0])  # a control of the part with the most
     with torch.no_grad():  # that control alone moves (from frame 2 on): its part bends
         model.moving[0].coarse_store.trans[-1, one] += torch.tensor([0.0, 0.0, 0.02])
-    assert motion_objective(model, prior, views, weights, False).terms["rigid"].item() > 1e-7
-    assert "rigid" not in motion_objective(model, prior, views, WEIGHTS, False).terms
+    assert motion_objective(model, prior, views, weights, False).terms[term].item() > 1e-7
+    assert term not in motion_objective(model, prior, views, WEIGHTS, False).terms
 
 
 def test_objective_adds_part_overlap_when_asked(hinge_scene):
