@@ -210,12 +210,12 @@ def _patched(spread: float, completions: tuple[float, ...], oracle_box: dict, pi
 
 def _turn_deg(rest, posed) -> float:
     """The angle (degrees) of the rotation that best carries ``rest`` (N, 3) onto ``posed`` about
-    their centroids (Kabsch)."""
+    their centroids (Kabsch, `chord_robot.geometry.kabsch`)."""
     import numpy as np
 
-    u, _, vt = np.linalg.svd((rest - rest.mean(0)).T @ (posed - posed.mean(0)))
-    d = np.sign(np.linalg.det(u @ vt))
-    turn = (u @ np.diag([1.0, 1.0, d]) @ vt).T
+    from chord_robot.geometry import kabsch
+
+    turn = kabsch(rest, posed)[:3, :3]
     return float(np.degrees(np.arccos(np.clip((np.trace(turn) - 1.0) / 2.0, -1.0, 1.0))))
 
 

@@ -10,7 +10,7 @@ centroid: ``--keep path`` keeps the flow's centroid path and takes the scripted 
 carries the object's frame-0 points onto that frame's, Kabsch) on the scripted motion's path
 (its transforms applied to the flow's centroid), and ``--keep neither`` takes both from the
 scripted motion (the control: the scripted motion at the flow's frames, on the flow's points). The scripted motion is resampled linearly in time to the flow's
-frames. The other objects (and what the scripted motion leaves in place, a plate) are the flow's. Written to OUT_DIR/TASK-SEED.zarr beside an empty
+frames (`flowgen.priors.video_io.resample_time`). The other objects (and what the scripted motion leaves in place, a plate) are the flow's. Written to OUT_DIR/TASK-SEED.zarr beside an empty
 ``settings.json``, so that `scripts/chord_sweep.py TASK SEEDS --flows OUT_DIR --execute` plans
 and executes them as the evaluation does.
 """
@@ -28,17 +28,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from chord_sweep import parse_seeds
 
 
-def resample(trajectories, num_frames: int):
-    """``trajectories`` (T, N, 3) at ``num_frames`` frames evenly over the same span, linearly."""
-    import numpy as np
-
-    at = np.linspace(0, len(trajectories) - 1, num_frames)
-    lo = np.floor(at).astype(int)
-    hi = np.minimum(lo + 1, len(trajectories) - 1)
-    w = (at - lo)[:, None, None]
-    return (1 - w) * trajectories[lo] + w * trajectories[hi]
-
-
 def swapped(flow, oracle, keep: str):
     """``flow`` with each object ``oracle`` carries (its centre travels at least 1 mm) moved
     rigidly about the flow's frame-0 centroid c: frame t's points R_t (p - c) + c_t, the turn R_t
@@ -47,13 +36,15 @@ def swapped(flow, oracle, keep: str):
     import dataclasses
 
     import numpy as np
+    import torch
 
     from chord_robot.flow import ObjectFlow
     from chord_robot.geometry import kabsch
+    from flowgen.priors.video_io import resample_time
 
     objects = dict(flow.objects)
     for name, scripted in oracle.moving().items():
-        theirs = resample(scripted.trajectories.astype(np.float64), flow.num_frames)
+        theirs = resample_time(torch.as_tensor(scripted.trajectories, dtype=torch.float64), flow.num_frames).numpy()
         if np.linalg.norm(theirs.mean(1) - theirs[0].mean(0), axis=1).max() < 1e-3:
             continue  # what the scripted motion does not carry (a plate) stays the flow's
         own = flow.objects[name]

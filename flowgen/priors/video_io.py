@@ -100,12 +100,13 @@ def fit_video(frames: np.ndarray, camera: Camera, num_frames: int, max_side: int
 
 
 def resample_time(x: Tensor, num_frames: int) -> Tensor:
-    """(T, ...) -> (num_frames, ...) by linear interpolation in time (first and last kept)."""
+    """(T, ...) -> (num_frames, ...) by linear interpolation in time (first and last kept), in
+    ``x``'s floating dtype."""
     f = x.shape[0]
     pos = torch.linspace(0, f - 1, num_frames, dtype=torch.float64)
     lo = pos.floor().long().clamp(max=f - 1)
     hi = (lo + 1).clamp(max=f - 1)
-    a = (pos - lo.double()).float().view(-1, *([1] * (x.dim() - 1)))
+    a = (pos - lo.double()).to(x.dtype).view(-1, *([1] * (x.dim() - 1)))
     return (1 - a) * x[lo] + a * x[hi]
 
 
