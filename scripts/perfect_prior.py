@@ -1,7 +1,7 @@
 """How far the chord source's distillation carries a task's scripted motion when the prior knows it.
 
     python scripts/perfect_prior.py TASK SEEDS [--set FIELD=VALUE ...] [--spread S] [--completions C,...]
-                                    [--pixels] [--flows DIR] [-o OUT.json]
+                                    [--pixels] [--flows DIR] [--trace DIR] [-o OUT.json]
 
 A diagnostic of the distillation (docs/comparison/README.md, session 29), not the method: it
 tells a prior that cannot ask for a motion from a distillation that cannot follow one. Per seed,
@@ -38,11 +38,27 @@ start (``*_along_mm``) and the angle the object has turned from its rest pose as
 (``*_turn_deg``, the best-fitting rotation), the scripted motion's at the same times; the end error is over all
 the object's Gaussians (a laptop's or a lamp's still base too). A flow already in ``--flows``
 (TASK-SEED.zarr, from an earlier run) is read and described instead of distilled.
+
+``--trace DIR`` (with ``--set wan.sds_space=image``, not ``--pixels``): how much of the scripted
+motion the residual's target shows. Per step (a view; the presets take one per iteration), per
+frame, over the pixels where the scripted motion brings the moving objects (not covered at rest:
+``arrival``) and those it takes them from (``departure``; the moving objects drawn alone, so
+pixels a still object hides count too), the least-squares fraction ``a`` in ``target - render = a (scripted - render)``
+(1: the target shows the scripted frame there, 0: the render's own), for the decoded denoised
+estimate (``target``), and the same between the model at rest and the scripted video for the
+VAE's round trip of the scripted video (``roundtrip``, the estimate at tau -> 1: what the VAE
+keeps of the motion). One line of JSON per step in DIR/TASK-SEED.jsonl; the row's
+``shown`` pools them over frames 1.. and iterations, each frame weighed by its squared change
+there (the target's per half of the run; the first iterations' target, at high noise, is the
+round trip). One scripted motion only (no ``--completions``).
+An object the VAE drops from every frame scores ~0 arriving and ~1 departing; one it copies from
+the first frame scores ~0 both ways.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from dataclasses import dataclass, field
@@ -98,6 +114,61 @@ def perfect_velocity(z_tau, tau: float, targets: list, spread: float):
     return (x - (w * means).sum(0)) / tau
 
 
+def _decode():
+    """`flowgen.priors.wan.prior.decode_video` as the library defines it (without a trace's wrapper)."""
+    from flowgen.priors.wan import prior as wan_module
+
+    return getattr(wan_module.decode_video, "__wrapped__", wan_module.decode_video)
+
+
+def change_masks(rest_cover, cover, level: float = 0.5):
+    """(arrival, departure): (T, H, W) bools of the pixels the moving objects cover in ``cover``
+    (the scripted frames) and not in ``rest_cover`` (the same objects at rest), and the reverse;
+    both (T, H, W) coverages in [0, 1]."""
+    assert rest_cover.shape == cover.shape and cover.ndim == 3, (rest_cover.shape, cover.shape)
+    here, was = cover > level, rest_cover > level
+    return here & ~was, was & ~here
+
+
+def shown(target, start, scripted, where) -> tuple[list, list]:
+    """Per frame, the least-squares ``a`` in ``target - start = a (scripted - start)`` over the
+    pixels ``where`` ((T, H, W) bools; the images (T, H, W, 3)): the fraction of the way from
+    ``start`` to the scripted frame that ``target`` stands there (None for a frame without such
+    pixels or change); and each frame's weight, the squared change ``|scripted - start|^2`` there
+    (a frame's ``a`` over a few pixels of little change is noise; `trace_summary` pools by it)."""
+    assert target.shape == start.shape == scripted.shape and target.ndim == 4, (target.shape, start.shape)
+    assert where.shape == target.shape[:3], (where.shape, target.shape)
+    d, e = scripted - start, target - start
+    values, weights = [], []
+    for t in range(len(where)):
+        m = where[t]
+        den = float(d[t][m].square().sum()) if m.any() else 0.0
+        values.append(round(float((d[t][m] * e[t][m]).sum()) / den, 3) if den > 1e-9 else None)
+        weights.append(round(den, 4))
+    return values, weights
+
+
+def trace_summary(rows: list[dict]) -> dict:
+    """A run's trace rows (`PerfectPrior.trace`) pooled over frames 1.. and iterations, each
+    frame weighed by its change (`shown`): the round trip's, and the target's over the first
+    and the second half of the traced iterations."""
+    def pooled(pairs):
+        pairs = [(a, w) for a, w in pairs if a is not None]
+        total = sum(w for _, w in pairs)
+        return round(sum(a * w for a, w in pairs) / total, 3) if total > 0 else None
+
+    def frames(row, kind, region):
+        return zip(row[kind][region][1:], row[kind][f"{region}_weight"][1:])
+
+    half = (rows[-1]["it"] + 1) / 2 if rows else 0
+    out = {}
+    for region in ("arrival", "departure"):
+        out[f"roundtrip_{region}"] = pooled(f for r in rows for f in frames(r, "roundtrip", region))
+        for name, keep in (("first_half", lambda it: it < half), ("second_half", lambda it: it >= half)):
+            out[f"target_{region}_{name}"] = pooled(f for r in rows if keep(r["it"]) for f in frames(r, "target", region))
+    return out
+
+
 @dataclass
 class PerfectPrior:
     """The loop's SDS prior with its transformer's velocity replaced by the exact one of
@@ -111,21 +182,29 @@ class PerfectPrior:
     spread: float
     completions: tuple[float, ...] = (1.0,)
     pixels: bool = False
+    trace: list | None = None
+    """Rows of ``--trace`` (None: not traced)."""
     target: object = None
     poses: list = field(default_factory=list)
+    pending: dict | None = None
+    """``--trace``: the view being stepped (its iteration, render, scripted video, masks and round
+    trip), until the decoded estimate of its step reaches `traced`."""
+    rest: list = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.poses = [scripted_poses(self.model, self.oracle, c) for c in self.completions]
+        self.rest = scripted_poses(self.model, self.oracle, 0.0)
         # the one WanPrior of this run answers with the scripted video's velocity (its instance only)
         object.__setattr__(self.inner.wan, "velocity_model", self._velocity_model)
 
     def _velocity_model(self, expert, condition):
         return lambda z_tau, tau, embedding: perfect_velocity(z_tau, tau, self.target, self.spread)
 
-    def _scripted_video(self, view, poses):
+    def _scripted_video(self, view, poses, cover: bool = False):
         """(T, H, W, 3) the scripted motion (``poses``: `scripted_poses`) from ``view``'s
         camera, over the prior's backdrop: each Gaussian moved and turned, and shaded at its
-        turned normal, as the loop's renders pose and shade the model (`flowgen.objective`)."""
+        turned normal, as the loop's renders pose and shade the model (`flowgen.objective`).
+        ``cover``: (T, H, W) the moving objects' coverage alone instead."""
         import torch
 
         from flowgen.objective import _static_splats
@@ -135,7 +214,7 @@ class PerfectPrior:
         from flowgen.splats import Splats, render_splats_frames
 
         model = self.model
-        static = _static_splats(model) if view.background is None else []
+        static = _static_splats(model) if view.background is None and not cover else []
         frames = []
         for t in view.frames.tolist():
             parts = []
@@ -146,9 +225,11 @@ class PerfectPrior:
                 parts.append(Splats(means[t], quats, obj.log_scales.exp(), torch.sigmoid(obj.opacity_logit),
                                     torch.cat((colour, torch.zeros(len(quats), 6)), -1)))
             frames.append(Splats.join(parts + static))
-        images = render_splats_frames(frames, view.camera, view.background)
-        rgb = torch.stack([image.features[..., :3] for image in images])
+        images = render_splats_frames(frames, view.camera, None if cover else view.background)
         alpha = torch.stack([image.alpha for image in images])
+        if cover:
+            return alpha.reshape(alpha.shape[:3])
+        rgb = torch.stack([image.features[..., :3] for image in images])
         return over_backdrop(rgb, alpha, self.inner.wan.config.background)  # as `SdsPrior.loss` does
 
     def loss(self, view, rgb, alpha, scale):
@@ -157,9 +238,45 @@ class PerfectPrior:
         if self.pixels:
             return self._pixel_loss(view, rgb, alpha)
         with torch.no_grad():
-            self.target = [self.inner.wan.encode_pixels(self._scripted_video(view, p)[None]).float()
-                           for p in self.poses]
+            videos = [self._scripted_video(view, p) for p in self.poses]
+            self.target = [self.inner.wan.encode_pixels(v[None]).float() for v in videos]
+            if self.trace is not None:
+                self._trace_view(view, rgb, alpha, videos[0])
         return self.inner.loss(view, rgb, alpha, scale)
+
+    def _trace_view(self, view, rgb, alpha, scripted):
+        """Before this view's step: what `traced` compares the decoded estimate with, and the
+        round trip's row (the VAE's decoding of the scripted video's latents)."""
+        from flowgen.priors.sds_prior import over_backdrop
+
+        wan, inner = self.inner.wan, self.inner
+        it, _ = inner.iteration_of(view)
+        render = over_backdrop(rgb, alpha, wan.config.background).detach().float()
+        arrival, departure = change_masks(self._scripted_video(view, self.rest, cover=True),
+                                          self._scripted_video(view, self.poses[0], cover=True))
+        self.pending = {"it": it, "tau": round(wan.tau(it, inner.iterations), 4), "render": render,
+                        "scripted": scripted.float(), "arrival": arrival, "departure": departure}
+        roundtrip = _decode()(wan.vae, self.target[0])[0, :len(render)].float().to(render.device)
+        self.pending["roundtrip"] = self._shown(roundtrip, self._scripted_video(view, self.rest).float())
+
+    def _shown(self, image, start) -> dict:
+        """``image`` between ``start`` (0) and the pending view's scripted video (1), per region."""
+        p, out = self.pending, {}
+        for region in ("arrival", "departure"):
+            out[region], out[f"{region}_weight"] = shown(image, start, p["scripted"], p[region])
+        return out
+
+    def traced(self, decoded):
+        """The image space's decoded estimate (the step's target) measured against the pending
+        view's render and scripted video; returned unchanged. A step the loop rolls back stays
+        in the trace."""
+        p = self.pending
+        if p is not None and self.trace is not None:
+            target = decoded[0, :len(p["render"])].float().to(p["render"].device)
+            self.trace.append({"it": p["it"], "tau": p["tau"], "target": self._shown(target, p["render"]),
+                               "roundtrip": p["roundtrip"]})
+            self.pending = None
+        return decoded
 
     def _pixel_loss(self, view, rgb, alpha):
         """``--pixels``: the image space's blurred residual (`WanConfig.sds_space` "image", its
@@ -183,16 +300,24 @@ class PerfectPrior:
 
 
 def _patched(spread: float, completions: tuple[float, ...], oracle_box: dict, pixels: bool = False):
-    """Patch the chord source's run for this process: its prior wrapped (`PerfectPrior`), and
-    the shipped prior's reading of a task it has no sentence for made its family's."""
+    """Patch the chord source's run for this process: its prior wrapped (`PerfectPrior`, the
+    latest kept in ``oracle_box["prior"]``), the image space's decoding of its estimate passed
+    to that prior (``--trace``), and the shipped prior's reading of a task it has no sentence
+    for made its family's."""
     from chord_robot.app import flowrun, tasktext
     from chord_robot.errors import InputError
+    from flowgen.priors.wan import prior as wan_module
 
     make_prior, match = flowrun._prior, tasktext.match_task
 
     def prior(inputs, model, task, log):
-        return PerfectPrior(make_prior(inputs, model, task, log), model, oracle_box["flow"], spread, completions,
-                            pixels)
+        oracle_box["prior"] = PerfectPrior(make_prior(inputs, model, task, log), model, oracle_box["flow"], spread,
+                                           completions, pixels, oracle_box.get("trace"))
+        return oracle_box["prior"]
+
+    def decode(vae, z):  # the image space's decoded estimate, seen by ``--trace``
+        decoded = decode_video(vae, z)
+        return oracle_box["prior"].traced(decoded) if "prior" in oracle_box else decoded
 
     def read(text, prompts):
         try:
@@ -206,6 +331,8 @@ def _patched(spread: float, completions: tuple[float, ...], oracle_box: dict, pi
             return tasktext.TaskMatch(next(iter(prompts)), family, nouns[0])
 
     flowrun._prior, tasktext.match_task = prior, read
+    decode_video = _decode()
+    wan_module.decode_video = functools.wraps(decode_video)(decode)
 
 
 def _turn_deg(rest, posed) -> float:
@@ -258,6 +385,8 @@ def main(argv: list[str]) -> None:
                         "residual against the scripted video itself (no noise, no VAE) instead of the decoded estimate")
     parser.add_argument("--flows", type=Path, help="keep the flows here (TASK-SEED.zarr); a flow already "
                         "there is read instead of distilled")
+    parser.add_argument("--trace", type=Path, help="with --set wan.sds_space=image: how much of the scripted motion "
+                        "the residual's target shows, per iteration and frame, in DIR/TASK-SEED.jsonl")
     parser.add_argument("-o", "--out", type=Path)
     args = parser.parse_args(argv)
     from chord_robot.app.evaluate import EvalConfig
@@ -270,11 +399,19 @@ def main(argv: list[str]) -> None:
         raise SystemExit("perfect_prior: --pixels is the image space's residual: give --set wan.sds_space=image")
     if args.pixels and args.completions != "1":
         raise SystemExit("perfect_prior: --pixels pulls towards the whole scripted motion: no --completions")
+    if args.trace and ("wan.sds_space=image" not in args.settings or args.pixels or args.completions != "1"):
+        raise SystemExit("perfect_prior: --trace measures the decoded estimate against one scripted motion: "
+                         "give --set wan.sds_space=image, without --pixels or --completions")
     adjust = adjuster(args.settings)
     if args.flows:
         args.flows.mkdir(parents=True, exist_ok=True)
     oracle_box: dict = {}
     completions = tuple(float(c) for c in args.completions.split(","))
+    if args.trace and args.flows:
+        kept = [args.flows / f"{args.task}-{seed}.zarr" for seed in args.seeds]
+        if any(k.exists() for k in kept):
+            raise SystemExit(f"perfect_prior: --trace distils; {next(k for k in kept if k.exists())} exists "
+                             "(a kept flow is read, not distilled)")
     _patched(args.spread, completions, oracle_box, args.pixels)
     rows = []
     for seed in args.seeds:
@@ -285,6 +422,7 @@ def main(argv: list[str]) -> None:
             oracle_box["flow"] = oracle = task.oracle_flow(num_frames=EvalConfig.num_frames)
             kept = args.flows / f"{args.task}-{seed}.zarr" if args.flows else None
             read = kept is not None and kept.exists()
+            oracle_box["trace"] = [] if args.trace else None
             if read:  # a flow kept by an earlier run: read, not distilled
                 flow = ObjectFlow.load(kept)
             else:
@@ -296,6 +434,13 @@ def main(argv: list[str]) -> None:
                    "read_from": str(kept) if read else None,
                    "flow": task.describe_flow(flow), "scripted": task.describe_flow(oracle),
                    "objects": end_figures(task, flow, oracle)}
+            if args.trace:
+                if not oracle_box["trace"]:
+                    raise SystemExit("perfect_prior: --trace saw no decoded estimate (is the run's sds_space image?)")
+                args.trace.mkdir(parents=True, exist_ok=True)
+                (args.trace / f"{args.task}-{seed}.jsonl").write_text(
+                    "".join(json.dumps(r) + "\n" for r in oracle_box["trace"]))
+                row["shown"] = trace_summary(oracle_box["trace"])
         finally:
             world.close()
         print(json.dumps(row), flush=True)

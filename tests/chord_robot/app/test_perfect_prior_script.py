@@ -90,3 +90,74 @@ def test_the_turn_is_the_angle_of_the_best_rigid_fit(script):
     flat = rest * [1.0, 1.0, 0.0]  # coplanar points: the SVD's fit may be a reflection, the turn is not
     assert script._turn_deg(flat, flat @ np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]]).T) == \
         pytest.approx(40.0, abs=1e-6)
+
+
+def test_a_trace_tells_an_object_shown_where_it_goes_from_one_left_where_it_was(script):
+    """A square moved one step right across a white frame: a target that draws it moved shows
+    all of the motion arriving and departing; one that erases it (an object the VAE drops)
+    shows none of it arriving and all departing; one that copies the first frame shows none
+    either way; and the summary pools frames by how much they change."""
+    size, frames = 8, 3
+    render = torch.ones(frames, size, size, 3)
+    render[:, 2:4, 1:3] = 0.2  # the object at rest, every frame
+    scripted = render.clone()
+    scripted[1:] = 1.0
+    scripted[1:, 2:4, 3:5] = 0.2  # moved right from frame 1 on
+    cover = lambda video: (video[..., 0] < 0.5).float()
+    arrival, departure = script.change_masks(cover(render), cover(scripted))
+    assert int(arrival[0].sum()) == int(departure[0].sum()) == 0
+    assert int(arrival[1].sum()) == int(departure[1].sum()) == 4
+    erased = torch.ones_like(render)
+    for target, want in ((scripted, (1.0, 1.0)), (erased, (0.0, 1.0)), (render, (0.0, 0.0))):
+        got = [script.shown(target, render, scripted, m) for m in (arrival, departure)]
+        assert [values for values, _ in got] == [[None, want[0], want[0]], [None, want[1], want[1]]]
+        assert got[0][1] == [0.0, pytest.approx(4 * 3 * 0.64), pytest.approx(4 * 3 * 0.64)]
+    half = scripted.clone()
+    half[1:, 2:4, 3:5] = 0.6  # half of the object's change where it arrives
+    rows = [{"it": it, "target": {**dict(zip(("arrival", "arrival_weight"), script.shown(t, render, scripted, arrival))),
+                                  **dict(zip(("departure", "departure_weight"), script.shown(t, render, scripted, departure)))},
+             "roundtrip": {"arrival": [0.0, 1.0, 0.0], "arrival_weight": [5.0, 3.0, 1.0],  # frame 0 is not pooled
+                           "departure": [None, None, 1.0], "departure_weight": [0.0, 0.0, 2.0]}}
+            for it, t in ((0, scripted), (1, half))]
+    summary = script.trace_summary(rows)
+    assert summary["target_arrival_first_half"] == 1.0 and summary["target_arrival_second_half"] == 0.5
+    assert summary["target_departure_second_half"] == 1.0
+    assert summary["roundtrip_arrival"] == 0.75 and summary["roundtrip_departure"] == 1.0
+
+
+def test_a_trace_needs_the_decoded_estimate_and_is_refused_before_any_run(script, tmp_path):
+    for extra in ([], ["--set", "wan.sds_space=image", "--pixels"], ["--set", "wan.sds_space=image", "--completions", "0,1"]):
+        with pytest.raises(SystemExit, match="--trace measures the decoded estimate"):
+            script.main(["pick-banana", "100", *extra, "--trace", str(tmp_path / "trace"),
+                         "--flows", str(tmp_path / "kept")])
+    assert not (tmp_path / "kept").exists()
+    (tmp_path / "kept" / "pick-banana-101.zarr").mkdir(parents=True)
+    with pytest.raises(SystemExit, match="--trace distils; .*pick-banana-101.zarr exists"):
+        script.main(["pick-banana", "100-101", "--set", "wan.sds_space=image", "--trace", str(tmp_path / "trace"),
+                     "--flows", str(tmp_path / "kept")])
+    assert not (tmp_path / "kept" / "pick-banana-100.zarr").exists()  # refused before the first seed
+
+
+@pytest.mark.slow
+def test_a_traced_pick_through_the_shipped_vae_shows_the_banana_erased_and_half_drawn(script, tmp_path, capsys,
+                                                                                    monkeypatch):
+    """Two iterations of the exact prior's pick in the image space, traced: at the first (tau
+    0.86, the render at rest) the target is nearly the VAE's round trip; the shipped prior's 4x VAE
+    erases the banana where it was and draws about half of it where the pick takes it (0.56 and
+    0.94 over 20 iterations' cameras, docs/shipped-prior.md)."""
+    import json
+
+    from chord_robot.app import flowrun, tasktext
+    from flowgen.priors.wan import prior as wan_module
+
+    for module, name in ((flowrun, "_prior"), (tasktext, "match_task"), (wan_module, "decode_video")):
+        monkeypatch.setattr(module, name, getattr(module, name))  # the script patches them: undone after
+    script.main(["pick-banana", "100", "--set", "wan.sds_space=image", "--set", "iterations=2",
+                 "--trace", str(tmp_path)])
+    rows = [json.loads(line) for line in (tmp_path / "pick-banana-100.jsonl").read_text().splitlines()]
+    assert [r["it"] for r in rows] == [0, 1] and rows[0]["tau"] > 0.8
+    first = script.trace_summary(rows[:1])
+    for region in ("arrival", "departure"):
+        assert first[f"target_{region}_first_half"] == pytest.approx(first[f"roundtrip_{region}"], abs=0.03)
+    summary = json.loads(capsys.readouterr().out.splitlines()[-1])["shown"]
+    assert 0.45 < summary["roundtrip_arrival"] < 0.65 and summary["roundtrip_departure"] > 0.88, summary  # 0.55, 0.93
