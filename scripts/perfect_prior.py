@@ -236,7 +236,6 @@ class PerfectPrior:
         blur and weight) against the scripted video itself: no noise, no spread, no VAE."""
         import torch
 
-        from flowgen.priors.sds import blur_frames, blur_sigma
         from flowgen.priors.sds_prior import over_backdrop
 
         wan, inner = self.inner.wan, self.inner
@@ -244,9 +243,8 @@ class PerfectPrior:
         it, _ = inner.iteration_of(view)
         with torch.no_grad():
             target = self._scripted_video(view, self.poses[0])
-        sigma = blur_sigma(*(f * inner.width for f in wan.config.image_blur), it, inner.iterations)
         weight = wan.config.grad_scale * wan.tau_weight(wan.tau(it, inner.iterations))
-        return {"sds": weight * 0.5 * (blur_frames(rgb, sigma) - blur_frames(target, sigma)).square().sum()}
+        return {"sds": weight * 0.5 * wan.image_residual(rgb, target, it, inner.iterations).square().sum()}
 
     def __getattr__(self, name):  # views, still, release, plan, num_sources, iteration_of
         return getattr(self.inner, name)

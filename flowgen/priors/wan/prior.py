@@ -307,7 +307,6 @@ class WanPrior:
         expert = self.experts.get(name, f" at iteration {it} (tau {tau:.4f})")
         weight = self.config.grad_scale * self.tau_weight(tau) / views
         image = self.config.sds_space == "image"
-        sigma = blur_sigma(*(f * width for f in self.config.image_blur), it, total)
         grads, value, sq, count = [], 0.0, 0.0, 0
         for v in range(views):
             with torch.set_grad_enabled(self.linear is None and not image):
@@ -321,7 +320,7 @@ class WanPrior:
                     target = decode_video(self.vae, z.detach().float() - tau * g)[0, :frames]
                     with torch.enable_grad():
                         x = leaf.detach().requires_grad_(True)
-                        residual = blur_frames(x, sigma) - blur_frames(target.to(x.device), sigma)
+                        residual = self.image_residual(x, target.to(x.device), it, total)
                         (gx,) = torch.autograd.grad(residual, x, weight * residual.detach())
                     g = residual.detach()
                 elif self.linear is None:
@@ -334,6 +333,13 @@ class WanPrior:
             del z, g, gx, leaf, condition
         loss = surrogate_loss(video, torch.stack(grads), value)
         return SdsResult(loss, tau, scale, name, (sq / max(count, 1)) ** 0.5)
+
+    def image_residual(self, frames: Tensor, target: Tensor, it: int, total: int) -> Tensor:
+        """The image space's residual at iteration ``it`` of ``total``: (F, H, W, 3) ``frames``
+        less ``target``, both blurred by the Gaussian that narrows over the run (``image_blur``,
+        fractions of the width)."""
+        sigma = blur_sigma(*(f * frames.shape[-2] for f in self.config.image_blur), it, total)
+        return blur_frames(frames, sigma) - blur_frames(target, sigma)
 
     def release(self) -> None:
         """Free the device memory the prior holds (expert and VAE)."""
