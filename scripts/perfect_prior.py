@@ -1,7 +1,7 @@
 """How far the chord source's distillation carries a task's scripted motion when the prior knows it.
 
     python scripts/perfect_prior.py TASK SEEDS [--set FIELD=VALUE ...] [--spread S] [--completions C,...]
-                                    [--pixels] [--flows DIR] [--trace DIR] [-o OUT.json]
+                                    [--pixels] [--flows DIR] [--trace DIR] [--trained] [-o OUT.json]
 
 A diagnostic of the distillation (docs/comparison/README.md, session 29), not the method: it
 tells a prior that cannot ask for a motion from a distillation that cannot follow one. Per seed,
@@ -53,6 +53,11 @@ there (the target's per half of the run; the first iterations' target, at high n
 round trip). One scripted motion only (no ``--completions``).
 An object the VAE drops from every frame scores ~0 arriving and ~1 departing; one it copies from
 the first frame scores ~0 both ways.
+
+``--trained`` (with ``--trace``): the prior's own velocity is kept (the shipped prior, or whatever
+model is in its place) and the exact prior only supplies the trace's scripted video: the trace
+then tells how much of the scripted motion the trained prior's decoded estimate asks for, step
+by step, under the same distillation.
 """
 
 from __future__ import annotations
@@ -137,6 +142,8 @@ class PerfectPrior:
     pixels: bool = False
     trace: list | None = None
     """Rows of ``--trace`` (None: not traced)."""
+    trained: bool = False
+    """``--trained``: the prior's own velocity is kept; the scripted motion serves the trace only."""
     target: object = None
     poses: list = field(default_factory=list)
     pending: dict | None = None
@@ -147,6 +154,8 @@ class PerfectPrior:
     def __post_init__(self) -> None:
         self.poses = [scripted_poses(self.model, self.oracle, c) for c in self.completions]
         self.rest = scripted_poses(self.model, self.oracle, 0.0)
+        if self.trained:
+            return
         # the one WanPrior of this run answers with the scripted video's velocity (its instance only)
         object.__setattr__(self.inner.wan, "velocity_model", self._velocity_model)
 
@@ -250,7 +259,8 @@ class PerfectPrior:
         return getattr(self.inner, name)
 
 
-def _patched(spread: float, completions: tuple[float, ...], oracle_box: dict, pixels: bool = False):
+def _patched(spread: float, completions: tuple[float, ...], oracle_box: dict, pixels: bool = False,
+             trained: bool = False):
     """Patch the chord source's run for this process: its prior wrapped (`PerfectPrior`, the
     latest kept in ``oracle_box["prior"]``), the image space's decoding of its estimate passed
     to that prior (``--trace``), and the shipped prior's reading of a task it has no sentence
@@ -263,7 +273,7 @@ def _patched(spread: float, completions: tuple[float, ...], oracle_box: dict, pi
 
     def prior(inputs, model, task, log):
         oracle_box["prior"] = PerfectPrior(make_prior(inputs, model, task, log), model, oracle_box["flow"], spread,
-                                           completions, pixels, oracle_box.get("trace"))
+                                           completions, pixels, oracle_box.get("trace"), trained)
         return oracle_box["prior"]
 
     def decode(vae, z):  # the image space's decoded estimate, seen by ``--trace``
@@ -338,6 +348,8 @@ def main(argv: list[str]) -> None:
                         "there is read instead of distilled")
     parser.add_argument("--trace", type=Path, help="with --set wan.sds_space=image: how much of the scripted motion "
                         "the residual's target shows, per iteration and frame, in DIR/TASK-SEED.jsonl")
+    parser.add_argument("--trained", action="store_true", help="with --trace: keep the prior's own velocity; "
+                        "the trace measures what its estimate asks of the scripted motion")
     parser.add_argument("-o", "--out", type=Path)
     args = parser.parse_args(argv)
     from chord_robot.app.evaluate import EvalConfig
@@ -353,6 +365,9 @@ def main(argv: list[str]) -> None:
     if args.trace and ("wan.sds_space=image" not in args.settings or args.pixels or args.completions != "1"):
         raise SystemExit("perfect_prior: --trace measures the decoded estimate against one scripted motion: "
                          "give --set wan.sds_space=image, without --pixels or --completions")
+    if args.trained and (not args.trace or args.spread != 0.5):
+        raise SystemExit("perfect_prior: --trained keeps the prior's own velocity to trace it: give --trace, "
+                         "without --spread")
     adjust = adjuster(args.settings)
     if args.flows:
         args.flows.mkdir(parents=True, exist_ok=True)
@@ -363,7 +378,7 @@ def main(argv: list[str]) -> None:
         if any(k.exists() for k in kept):
             raise SystemExit(f"perfect_prior: --trace distils; {next(k for k in kept if k.exists())} exists "
                              "(a kept flow is read, not distilled)")
-    _patched(args.spread, completions, oracle_box, args.pixels)
+    _patched(args.spread, completions, oracle_box, args.pixels, args.trained)
     rows = []
     for seed in args.seeds:
         world = simworld.create(direct=True)
@@ -381,7 +396,7 @@ def main(argv: list[str]) -> None:
                 if kept is not None:
                     flow.save(kept)
             row = {"task": args.task, "seed": seed, "settings": args.settings, "pixels": args.pixels, "spread": args.spread,
-                   "completions": completions,
+                   "completions": completions, "trained": args.trained,
                    "read_from": str(kept) if read else None,
                    "flow": task.describe_flow(flow), "scripted": task.describe_flow(oracle),
                    "objects": end_figures(task, flow, oracle)}
