@@ -27,7 +27,8 @@ decoded denoised estimate - without the estimate's noise, spread, VAE round trip
 factor at once (which of them matters is not separated). A task the shipped prior
 has no sentence for (pick-banana, fold-fabric) is distilled under its family's settings (a carried
 object one rigid body, a cloth deformable: `flowgen.config.free_object`) with one of the
-prior's sentences as the ignored text condition.
+prior's sentences as the ignored text condition (ignored unless ``--trained``; each row names the
+sentence, ``sentence``).
 
 Prints one line of JSON per seed: what the flow asks (`Task.describe_flow`) beside what the
 scripted motion asks, and per moving object its end error (the mean distance, mm, between
@@ -55,8 +56,8 @@ An object the VAE drops from every frame scores ~0 arriving and ~1 departing; on
 the first frame scores ~0 both ways.
 
 ``--trained`` (with ``--trace``): the prior's own velocity is kept (the shipped prior, or whatever
-model is in its place) and the exact prior only supplies the trace's scripted video: the trace
-then tells how much of the scripted motion the trained prior's decoded estimate asks for, step
+model is in its place) and the scripted motion only supplies the trace's reference and round
+trip: the trace then tells how much of the scripted motion the trained prior's decoded estimate asks for, step
 by step, under the same distillation.
 """
 
@@ -129,7 +130,7 @@ def _decode():
 
 @dataclass
 class PerfectPrior:
-    """The loop's SDS prior with its transformer's velocity replaced by the exact one of
+    """The loop's SDS prior with its transformer's velocity replaced (unless ``trained``) by the exact one of
     N(z*, spread^2 I), z* the scripted motion filmed from each view's camera (module docstring),
     or of an equal mixture of such over ``completions`` (the motion carried that fraction of the
     way). Cameras, noise, schedules and the VAE's backward stay the wrapped `SdsPrior`'s."""
@@ -282,14 +283,16 @@ def _patched(spread: float, completions: tuple[float, ...], oracle_box: dict, pi
 
     def read(text, prompts):
         try:
-            return match(text, prompts)
-        except InputError:  # the task's family, any sentence (the velocity ignores it)
+            found = match(text, prompts)
+        except InputError:  # the task's family, any sentence (the exact velocity ignores it)
             words = tasktext.words(text)
             family = "pick" if any(w in ("plate", "dish", "saucer") for w in words) else "cloth"
             nouns = [w for f in tasktext.FAMILIES if f.name == family for w in words if w in f.nouns]
             if not nouns:
                 raise
-            return tasktext.TaskMatch(next(iter(prompts)), family, nouns[0])
+            found = tasktext.TaskMatch(next(iter(prompts)), family, nouns[0])
+        oracle_box["sentence"] = found.prompt
+        return found
 
     flowrun._prior, tasktext.match_task = prior, read
     decode_video = _decode()
@@ -396,7 +399,7 @@ def main(argv: list[str]) -> None:
                 if kept is not None:
                     flow.save(kept)
             row = {"task": args.task, "seed": seed, "settings": args.settings, "pixels": args.pixels, "spread": args.spread,
-                   "completions": completions, "trained": args.trained,
+                   "completions": completions, "trained": args.trained, "sentence": oracle_box.get("sentence"),
                    "read_from": str(kept) if read else None,
                    "flow": task.describe_flow(flow), "scripted": task.describe_flow(oracle),
                    "objects": end_figures(task, flow, oracle)}

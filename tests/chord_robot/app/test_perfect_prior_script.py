@@ -174,9 +174,10 @@ def test_trained_needs_a_trace_and_is_refused_before_any_run(script, tmp_path):
 @pytest.mark.slow
 def test_trained_traces_the_priors_own_estimate(script, tmp_path, capsys, monkeypatch):
     """``--trained`` keeps the prior's own velocity: at the first step (tau 0.86) the shipped
-    prior's estimate, which knows no pick, is far from the VAE's round trip of the scripted pick,
-    where the exact prior's is within 0.03 (the test above). Measured: departing 2.64 against
-    the round trip's 0.90, arriving 0.82 against 0.59."""
+    prior's estimate, which knows no pick (its text condition is its first sentence, "the laptop
+    lid closes", as the row says), is far from the VAE's round trip of the scripted pick, where
+    the exact prior's is within 0.03 (the test above). Measured: departing 2.64 against the
+    round trip's 0.90, arriving 0.82 against 0.59."""
     import json
 
     from chord_robot.app import flowrun, tasktext
@@ -189,6 +190,7 @@ def test_trained_traces_the_priors_own_estimate(script, tmp_path, capsys, monkey
     row = json.loads(capsys.readouterr().out.splitlines()[-1])
     rows = [json.loads(line) for line in (tmp_path / "pick-banana-100.jsonl").read_text().splitlines()]
     first = script.trace_summary(rows[:1])
-    assert row["trained"] and 0.45 < first["roundtrip_arrival"] < 0.65, first
+    assert row["trained"] and row["sentence"] == "the laptop lid closes"
+    assert rows[0]["tau"] > 0.8 and 0.45 < first["roundtrip_arrival"] < 0.65, first
     assert abs(first["target_departure_first_half"] - first["roundtrip_departure"]) > 1.0, first
     assert abs(first["target_arrival_first_half"] - first["roundtrip_arrival"]) > 0.15, first
