@@ -368,7 +368,7 @@ def main(argv: list[str]) -> None:
     if args.trace and ("wan.sds_space=image" not in args.settings or args.pixels or args.completions != "1"):
         raise SystemExit("perfect_prior: --trace measures the decoded estimate against one scripted motion: "
                          "give --set wan.sds_space=image, without --pixels or --completions")
-    if args.trained and (not args.trace or args.spread != 0.5):
+    if args.trained and (not args.trace or args.spread != parser.get_default("spread")):
         raise SystemExit("perfect_prior: --trained keeps the prior's own velocity to trace it: give --trace, "
                          "without --spread")
     adjust = adjuster(args.settings)

@@ -14,6 +14,17 @@ def script():
     return load_script("perfect_prior")
 
 
+@pytest.fixture
+def unpatched(monkeypatch):
+    """What the script patches for its process (the chord source's prior, its reading of task
+    text, the image space's decoding), restored after the test."""
+    from chord_robot.app import flowrun, tasktext
+    from flowgen.priors.wan import prior as wan_module
+
+    for module, name in ((flowrun, "_prior"), (tasktext, "match_task"), (wan_module, "decode_video")):
+        monkeypatch.setattr(module, name, getattr(module, name))
+
+
 @pytest.mark.parametrize("tau", [0.05, 0.4, 0.9])
 def test_the_perfect_velocity_is_the_posterior_mean_of_its_mixture(script, tau):
     """z_tau - tau v is E[z | z_tau] for z drawn from the equal mixture of N(z_k, s^2) and
@@ -140,18 +151,13 @@ def test_a_trace_needs_the_decoded_estimate_and_is_refused_before_any_run(script
 
 @pytest.mark.slow
 def test_a_traced_pick_through_the_shipped_vae_shows_the_banana_erased_and_half_drawn(script, tmp_path, capsys,
-                                                                                    monkeypatch):
+                                                                                    unpatched):
     """Two iterations of the exact prior's pick in the image space, traced: at the first (tau
     0.86, the render at rest) the target is nearly the VAE's round trip; the shipped prior's 4x VAE
     erases the banana where it was and draws about half of it where the pick takes it (0.56 and
     0.94 over 20 iterations' cameras, docs/shipped-prior.md)."""
     import json
 
-    from chord_robot.app import flowrun, tasktext
-    from flowgen.priors.wan import prior as wan_module
-
-    for module, name in ((flowrun, "_prior"), (tasktext, "match_task"), (wan_module, "decode_video")):
-        monkeypatch.setattr(module, name, getattr(module, name))  # the script patches them: undone after
     script.main(["pick-banana", "100", "--set", "wan.sds_space=image", "--set", "iterations=2",
                  "--trace", str(tmp_path)])
     rows = [json.loads(line) for line in (tmp_path / "pick-banana-100.jsonl").read_text().splitlines()]
@@ -172,7 +178,7 @@ def test_trained_needs_a_trace_and_is_refused_before_any_run(script, tmp_path):
 
 
 @pytest.mark.slow
-def test_trained_traces_the_priors_own_estimate(script, tmp_path, capsys, monkeypatch):
+def test_trained_traces_the_priors_own_estimate(script, tmp_path, capsys, unpatched):
     """``--trained`` keeps the prior's own velocity: at the first step (tau 0.86) the shipped
     prior's estimate, which knows no pick (its text condition is its first sentence, "the laptop
     lid closes", as the row says), is far from the VAE's round trip of the scripted pick, where
@@ -180,11 +186,6 @@ def test_trained_traces_the_priors_own_estimate(script, tmp_path, capsys, monkey
     round trip's 0.90, arriving 0.82 against 0.59."""
     import json
 
-    from chord_robot.app import flowrun, tasktext
-    from flowgen.priors.wan import prior as wan_module
-
-    for module, name in ((flowrun, "_prior"), (tasktext, "match_task"), (wan_module, "decode_video")):
-        monkeypatch.setattr(module, name, getattr(module, name))  # the script patches them: undone after
     script.main(["pick-banana", "100", "--set", "wan.sds_space=image", "--set", "iterations=2",
                  "--trace", str(tmp_path), "--trained"])
     row = json.loads(capsys.readouterr().out.splitlines()[-1])
