@@ -163,12 +163,16 @@ def free_object(config: FlowConfig, rigid: bool) -> FlowConfig:
     (``rigid``: one rigid motion per frame of its own about its centroid, even though it rests
     on the table, and its deviation from a rigid motion penalised as for `rigid_parts`) or a
     cloth (no rigidity, no part motion: it bends). Undoes `rigid_parts`' joints and per-part
-    minimal motion, which would hold an object that rests on the table where it is."""
+    minimal motion, which would hold an object that rests on the table where it is. A carried
+    object has no minimal-motion prior at all: its Welsch basin (`losses.minimal_motion`, 1 cm
+    wide) held a banana where it lay on 5 of 8 seeds of a trained pick prior; without it 7 of 8
+    flows carry it to the plate (session 34, docs/shipped-prior.md). A cloth keeps it (not
+    measured without)."""
     w = config.weights
     return replace(config, part_motion=rigid, free_parts=rigid,
                    lr_part_translation=FREE_PART_TRANSLATION if rigid else config.lr_part_translation,
                    weights=replace(w, rigid=RIGID_PARTS_WEIGHT if rigid else 0.0, overlap=w.overlap if rigid else 0.0,
-                                   motion_per_part=False,
+                                   motion=0.0 if rigid else w.motion, motion_per_part=False,
                                    motion_unsupported=1.0, attach_smooth=0.0))
 
 

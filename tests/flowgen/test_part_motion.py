@@ -144,4 +144,5 @@ def test_free_parts_let_what_rests_on_the_table_move_as_a_whole(hinge_scene):
     carried, cloth = free_object(rigid_parts(FlowConfig()), rigid=True), free_object(rigid_parts(FlowConfig()), rigid=False)
     assert carried.part_motion and carried.free_parts and carried.lr_part_translation == FREE_PART_TRANSLATION
     assert carried.weights.rigid > 0 and not carried.weights.motion_per_part
-    assert not cloth.part_motion and cloth.weights.rigid == 0
+    assert carried.weights.motion == 0  # nothing holds a carried object where it rests
+    assert not cloth.part_motion and cloth.weights.rigid == 0 and cloth.weights.motion == FlowConfig().weights.motion
