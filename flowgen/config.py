@@ -164,10 +164,12 @@ def free_object(config: FlowConfig, rigid: bool) -> FlowConfig:
     on the table, and its deviation from a rigid motion penalised as for `rigid_parts`) or a
     cloth (no rigidity, no part motion: it bends). Undoes `rigid_parts`' joints and per-part
     minimal motion, which would hold an object that rests on the table where it is. A carried
-    object has no minimal-motion prior at all: its Welsch basin (`losses.minimal_motion`, 1 cm
-    wide) held a banana where it lay on 5 of 8 seeds of a trained pick prior; without it 7 of 8
-    flows carry it to the plate (session 34, docs/shipped-prior.md). A cloth keeps it (not
-    measured without)."""
+    object has no minimal-motion prior at all (the weight is the run's: with no object named,
+    every movable one loses it): with it, a trained pick prior's flows left the banana within
+    10 mm on 5 of 8 seeds (read as `losses.minimal_motion`'s pull, which peaks at ``motion_scale``,
+    1 cm in the cpu preset); without it 6 of 8 execute at seeds 100-107 and 6 of 8 at 300-307
+    (session 34, docs/shipped-prior.md). A cloth keeps it (without it, the exact prior's fold
+    moved the wrong corner on the one seed tried: docs/comparison/README.md, session 29)."""
     w = config.weights
     return replace(config, part_motion=rigid, free_parts=rigid,
                    lr_part_translation=FREE_PART_TRANSLATION if rigid else config.lr_part_translation,

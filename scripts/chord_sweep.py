@@ -5,7 +5,8 @@
 
 Per seed, the task is reset and its scan and words distilled as `chord-robot eval --flow-source
 chord` does (`chord_robot.app.taskflows.flow_from_task_words`, the shipped prior and its preset),
-with each ``--set`` applied to the preset's `flowgen.config.FlowConfig` first: a dotted field
+with each ``--set`` applied to the preset's `flowgen.config.FlowConfig` (and again after what
+the task's motion sets, a carried object's settings, so it wins; `prepare_flow`): a dotted field
 (``weights.acceleration=300``, ``wan.guidance_start=12``, ``wan.sds_space=image``; a schedule
 such as ``weights.temporal`` takes ``START:END`` and a pair such as ``wan.image_blur`` ``A:B``;
 numbers, words, pairs and switches only). ``iterations`` sets the field alone (the split

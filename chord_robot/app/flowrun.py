@@ -9,7 +9,9 @@ comes from `chord_robot.app.flowconfig`. Heavy libraries are imported inside the
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -256,6 +258,7 @@ def prepare_flow(
     allow_cpu: bool = False,
     object_name: str | None = None,
     device: str = "auto",
+    adjust: Callable[[Any], Any] | None = None,
 ) -> FlowInputs:
     """Load and check every input of a flow run before any optimisation.
 
@@ -279,6 +282,9 @@ def prepare_flow(
             prior the default is the object whose name the task's noun matches (none: every
             movable object may move).
         device: "auto" (CUDA when visible), "cpu" or "cuda" (`resolve_device`).
+        adjust: sets fields of the run's config the CLI does not expose
+            (`scripts/chord_sweep.py`); applied to ``config`` and again after what the task's
+            motion sets (a carried object's or a cloth's settings), so its fields win.
     """
     import json
     from dataclasses import asdict
@@ -288,6 +294,8 @@ def prepare_flow(
 
     if config is None:
         config = flow_config()
+    if adjust is not None:
+        config = adjust(config)
     device = resolve_device(device)
     scene = scan if isinstance(scan, Scene) else load_scene(scan, up=up, scale=scale)
     if not scene.movable():
@@ -340,6 +348,8 @@ def prepare_flow(
                                    list(moving.values()), still))
         digests = [_file_digest(p) for p in [*inputs, *videos, *cameras, *(backgrounds or [])]]
         root, notes, fps = None, (), _flow_fps(videos[0], config.num_frames)
+    if adjust is not None:
+        config = adjust(config)
     if object_name is not None:
         scene = hold_still(scene, object_name)
     if isinstance(scan, Scene):

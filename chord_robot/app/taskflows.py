@@ -138,7 +138,8 @@ def flow_from_task_words(
         preset, frames, iterations, seed: the preset (default: the model's own, as
             `chord_robot.app.flowconfig.choose_prior` picks it) and its overrides.
         adjust: changes the preset's `flowgen.config.FlowConfig` before the run (settings the
-            CLI does not expose, e.g. a regulariser's weight; `scripts/chord_sweep.py`).
+            CLI does not expose, e.g. a regulariser's weight; `scripts/chord_sweep.py`), its
+            fields winning over what the task's motion sets (`prepare_flow`).
         output: where to keep FLOW.zarr (default: a temporary directory, removed).
         inputs_dir: where to keep the scan (default: temporary).
         progress, log: passed to `run_flow`.
@@ -158,11 +159,9 @@ def flow_from_task_words(
         _known_motion(task, choice.model)
     torch.set_num_threads(1)
     config = flow_config(choice.preset, "wan", frames=frames, iters=iterations, seed=seed)
-    if adjust is not None:
-        config = adjust(config)
     with _workdir("chord-task-words-", inputs_dir) as (folder, tmp):
         scan = write_scan(task, folder / "scan.ply")
-        inputs = prepare_flow(scan, config=config, task=task.text, model=choice.model)
+        inputs = prepare_flow(scan, config=config, task=task.text, model=choice.model, adjust=adjust)
         return run_flow(inputs, task.text, Path(output or tmp / "flow.zarr"), progress=progress, log=log)
 
 

@@ -123,10 +123,12 @@ def test_a_chain_carries_each_part_by_the_one_it_hangs_from():
 
 def test_free_parts_let_what_rests_on_the_table_move_as_a_whole(hinge_scene):
     """`free_object` (a carried object): the part resting on the table gets a rigid motion of its
-    own; without ``free_parts`` a rigid motion set on it is ignored (the table holds it)."""
+    own; without ``free_parts`` a rigid motion set on it is ignored (the table holds it). Nor
+    does the minimal-motion prior hold it (the wan cpu preset's weight 3 dropped); a cloth keeps
+    that prior."""
     from dataclasses import replace
 
-    from flowgen.config import FREE_PART_TRANSLATION, free_object
+    from flowgen.config import FREE_PART_TRANSLATION, PRESETS, free_object
 
     frames = torch.arange(5)
     lift = torch.tensor([0.0, 0.05, 0.12])
@@ -141,8 +143,9 @@ def test_free_parts_let_what_rests_on_the_table_move_as_a_whole(hinge_scene):
         moved[free] = deform_object(obj, frames, use_fine=True).points[-1, on_base] - obj.rest.means[on_base]
     assert float(moved[False].abs().max()) < 1e-6
     assert torch.allclose(moved[True], lift.expand_as(moved[True]), atol=1e-5)
-    carried, cloth = free_object(rigid_parts(FlowConfig()), rigid=True), free_object(rigid_parts(FlowConfig()), rigid=False)
+    preset = rigid_parts(PRESETS["cpu"]("wan"))
+    carried, cloth = free_object(preset, rigid=True), free_object(preset, rigid=False)
     assert carried.part_motion and carried.free_parts and carried.lr_part_translation == FREE_PART_TRANSLATION
     assert carried.weights.rigid > 0 and not carried.weights.motion_per_part
-    assert carried.weights.motion == 0  # nothing holds a carried object where it rests
-    assert not cloth.part_motion and cloth.weights.rigid == 0 and cloth.weights.motion == FlowConfig().weights.motion
+    assert preset.weights.motion == 3.0 and carried.weights.motion == 0  # nothing holds it where it rests
+    assert not cloth.part_motion and cloth.weights.rigid == 0 and cloth.weights.motion == 3.0

@@ -1,7 +1,8 @@
 """The shipped prior's cameras keep a pick's plate in view: its clips frame the object's whole
 path to the plate, so a distillation that framed the carried object alone would show the prior
 a scene it never saw. Measured through `prepare_flow` and the run's own `SdsPrior`, on a tiny
-prior trained (a few steps) on the pick sentences and put in the shipped prior's place."""
+prior trained (a few steps) on the pick sentences and put in the shipped prior's place; the
+same `prepare_flow` gives the carried object its settings, which a sweep's ``adjust`` overrides."""
 
 from __future__ import annotations
 
@@ -53,6 +54,15 @@ def test_a_picks_cameras_frame_the_plate_as_well(tmp_path, monkeypatch) -> None:
     inputs = flowrun.prepare_flow(scene, config=config, task="put the banana on the plate", model=root, allow_cpu=True)
     assert inputs.moving == "banana" and inputs.framed == ("plate",)
     assert any("framing plate" in n for n in inputs.notes)
+    rigid = replace(flow_config("cpu", "wan", size=(32, 32), frames=9, mesh_fit=False, rigid_parts=True),
+                    num_gaussians=200, num_static_gaussians=100)  # the shipped preset's rigid parts
+    carried = flowrun.prepare_flow(scene, config=rigid, task="put the banana on the plate", model=root, allow_cpu=True)
+    assert rigid.weights.motion == 3.0
+    assert carried.config.free_parts and carried.config.weights.motion == 0  # a carried object (`free_object`)
+    held = flowrun.prepare_flow(scene, config=rigid, task="put the banana on the plate", model=root, allow_cpu=True,
+                                adjust=lambda c: replace(c, weights=replace(c.weights, motion=3.0)))
+    assert held.config.free_parts and held.config.weights.motion == 3.0  # a sweep's setting wins over it
+    assert held.fingerprint != carried.fingerprint
 
     model = build_model(inputs.scene, inputs.config)
     targets = flowrun._prior(inputs, model, "put the banana on the plate", None).targets
