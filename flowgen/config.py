@@ -95,6 +95,12 @@ class RegWeights:
     residual (`WanConfig.sds_space`) pins where the object goes but hardly which way it points.
     It pulls towards no turn, not the right one. 0 (off) in every preset; wrong wherever a part
     should turn or an object bend (a lid, a lamp's head, a cloth)."""
+    sink: float = 0.0
+    """How far moving Gaussians sink into the static scene from above (`losses.sink`, m^2): for
+    a carried object, which a prior may hide in the table where it lies. 0 (off) in every preset:
+    on a trained pick prior's four failing seeds, 1e5 executed one more (the two flows that sank
+    the banana 19-24 mm still sank it 11-13 mm), 1e6 one more of three (one that sank it now
+    carried it to the plate; docs/shipped-prior.md, session 34)."""
     acceleration: float = 0.0
     """Second differences of the Gaussians' trajectories, ``mu^(t+1) - 2 mu^t + mu^(t-1)``
     (mean squared, m^2), over the frames rendered together. Needed with a video model whose VAE

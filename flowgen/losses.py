@@ -24,7 +24,9 @@ __all__ = [
     "part_rigidity",
     "photometric",
     "silhouette",
+    "sink",
     "ssim",
+    "static_tops",
     "still",
     "temporal_flow",
     "turn",
@@ -144,6 +146,38 @@ def turn(means: Tensor, rest: Tensor) -> Tensor:
     assert means.ndim == 3 and means.shape[1:] == rest.shape, (means.shape, rest.shape)
     offsets = means - means.mean(1, keepdim=True)
     return (offsets - (rest - rest.mean(0))).square().sum(-1).mean()
+
+
+def static_tops(points: Tensor, cell: float = 0.01) -> tuple[Tensor, Tensor]:
+    """The static scene's top surface as a height field: (I, J) the highest of ``points`` (N, 3)
+    in each ``cell``-sized square of the xy plane and its 8 neighbours (-inf where none), and
+    the (2,) xy of cell (0, 0)'s corner. For `sink`; z is up."""
+    origin = points[:, :2].min(0).values - cell
+    ij = ((points[:, :2] - origin) / cell).floor().long()
+    shape = (int(ij[:, 0].max()) + 2, int(ij[:, 1].max()) + 2)
+    flat = torch.full((shape[0] * shape[1],), float("-inf"), dtype=points.dtype, device=points.device)
+    flat = flat.scatter_reduce(0, ij[:, 0] * shape[1] + ij[:, 1], points[:, 2], "amax")
+    top = torch.nn.functional.max_pool2d(flat.view(1, 1, *shape), 3, stride=1, padding=1)[0, 0]
+    return top, origin
+
+
+def sink(means: Tensor, tops: tuple[Tensor, Tensor], cell: float = 0.01, margin: float = 0.005) -> Tensor:
+    """How far points sink into the static scene from above: mean over (T, N) of
+    ``relu(top(x, y) - margin - z)^2`` (m^2), ``top`` the `static_tops` height field (not
+    differentiated) under each point. A carried object cannot pass through the table or the
+    plate it is put on; a flow may otherwise hide it in them (what a prior asks to erase where
+    the object lies). Points outside the field's squares count 0; ``margin`` leaves the
+    object's own resting contact alone.
+
+    Args:
+        means: (T, N, 3) positions; tops: `static_tops` of the static scene's points.
+    """
+    top, origin = tops
+    ij = ((means[..., :2].detach() - origin) / cell).floor().long()
+    inside = (ij >= 0).all(-1) & (ij[..., 0] < top.shape[0]) & (ij[..., 1] < top.shape[1])
+    floor = top[ij[..., 0].clamp(0, top.shape[0] - 1), ij[..., 1].clamp(0, top.shape[1] - 1)]
+    floor = torch.where(inside, floor, torch.full_like(floor, float("-inf")))
+    return (floor - margin - means[..., 2]).clamp(min=0).square().mean()
 
 
 def part_overlap(means: Tensor, rest: Tensor, part: Tensor, hulls: tuple[Tensor, ...],

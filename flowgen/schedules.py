@@ -83,6 +83,7 @@ def reg_weights(config: FlowConfig, it: int) -> dict[str, float]:
         "acceleration": w.acceleration,
         "rigid": w.rigid,
         "turn": w.turn,
+        "sink": w.sink,
         "overlap": w.overlap,
         "motion_per_part": float(w.motion_per_part),
         "motion_unsupported": w.motion_unsupported,

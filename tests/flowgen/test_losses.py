@@ -209,6 +209,23 @@ def test_turn_is_zero_for_a_carried_object_and_grows_with_its_angle():
     assert torch.allclose(grad, 2.0 * residual / residual[..., 0].numel(), atol=1e-9)
 
 
+def test_sink_measures_how_far_points_go_into_the_static_scene_from_above():
+    """A table at z = 0 and a plate 2 cm high on it: a point 2 cm under the table counts its depth
+    less the 5 mm margin, a point on the table or above it none, a point beside the plate at the
+    table's height the plate's top (the field takes each square's neighbours), one off the scene none."""
+    grid = torch.stack(torch.meshgrid(torch.linspace(0, 0.5, 51), torch.linspace(0, 0.5, 51), indexing="ij"), -1)
+    table = torch.cat([grid.reshape(-1, 2), torch.zeros(51 * 51, 1)], 1)
+    plate = torch.tensor([[0.3 + dx, 0.3 + dy, 0.02] for dx in (0.0, 0.01, 0.02) for dy in (0.0, 0.01, 0.02)])
+    tops = losses.static_tops(torch.cat([table, plate]))
+    points = torch.tensor([[[0.1, 0.1, -0.02], [0.1, 0.1, 0.0], [0.1, 0.1, 0.3], [0.31, 0.31, 0.0],
+                            [0.9, 0.9, -1.0]]], requires_grad=True)
+    value = losses.sink(points, tops)
+    assert value.item() == pytest.approx(2 * 0.015**2 / 5, rel=1e-5)
+    (grad,) = torch.autograd.grad(value, points)
+    assert torch.allclose(grad[0, :, 2], torch.tensor([-0.006, 0.0, 0.0, -0.006, 0.0]))  # up, out of it
+    assert grad[..., :2].abs().max() == 0.0
+
+
 @pytest.mark.parametrize("term", ["rigid", "turn"])
 def test_objective_adds_part_rigidity_and_the_turn_when_asked(hinge_scene, term):
     config = tiny_config(num_frames=4)
@@ -223,6 +240,20 @@ def test_objective_adds_part_rigidity_and_the_turn_when_asked(hinge_scene, term)
         model.moving[0].coarse_store.trans[-1, one] += torch.tensor([0.0, 0.0, 0.02])
     assert motion_objective(model, prior, views, weights, False).terms[term].item() > 1e-7
     assert term not in motion_objective(model, prior, views, WEIGHTS, False).terms
+
+
+def test_objective_adds_the_sink_when_asked(hinge_scene):
+    """The hinged box carried up 2 cm a frame: nothing sinks; down 5 cm a frame: into the table
+    under it."""
+    config = tiny_config(num_frames=4)
+    model, prior = build_model(hinge_scene, config), tiny_prior(4)
+    weights = {**WEIGHTS, "temporal": 0.0, "sink": 1.0}
+    views = prior.views([torch.tensor([1, 2, 3])], 1.0)
+    _translate(model, torch.tensor([0.0, 0.0, 0.02]))
+    assert motion_objective(model, prior, views, weights, False).terms["sink"].item() == 0.0
+    _translate(model, torch.tensor([0.0, 0.0, -0.05]))
+    assert motion_objective(model, prior, views, weights, False).terms["sink"].item() > 1e-5
+    assert "sink" not in motion_objective(model, prior, views, WEIGHTS, False).terms
 
 
 def test_objective_adds_part_overlap_when_asked(hinge_scene):
