@@ -99,7 +99,7 @@ class RegWeights:
     """How far moving Gaussians sink into the static scene from above (`losses.sink`, m^2): for
     a carried object, which a prior may hide in the table where it lies. 0 (off) in every preset:
     on a trained pick prior's four failing seeds, 1e5 executed one more (the two flows that sank
-    the banana 19-24 mm still sank it 11-13 mm), 1e6 one more of three (one that sank it now
+    the banana 19-24 mm still sank it 12-13 mm), 1e6 one more of three (one that sank it now
     carried it to the plate; docs/shipped-prior.md, session 34)."""
     acceleration: float = 0.0
     """Second differences of the Gaussians' trajectories, ``mu^(t+1) - 2 mu^t + mu^(t-1)``

@@ -7,6 +7,8 @@ schedules in `flowgen.schedules`. Images are (T, H, W, C), frames first.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -15,6 +17,7 @@ from flowgen.arap import ArapGraph, arap_energy
 from flowgen.procrustes import svd_rotations
 
 __all__ = [
+    "HeightField",
     "acceleration",
     "arap",
     "contact",
@@ -148,31 +151,42 @@ def turn(means: Tensor, rest: Tensor) -> Tensor:
     return (offsets - (rest - rest.mean(0))).square().sum(-1).mean()
 
 
-def static_tops(points: Tensor, cell: float = 0.01) -> tuple[Tensor, Tensor]:
-    """The static scene's top surface as a height field: (I, J) the highest of ``points`` (N, 3)
-    in each ``cell``-sized square of the xy plane and its 8 neighbours (-inf where none), and
-    the (2,) xy of cell (0, 0)'s corner. For `sink`; z is up."""
+class HeightField(NamedTuple):
+    """The static scene's top surface (`static_tops`): ``top`` (I, J) heights, -inf where the
+    scene has nothing; square (i, j) spans ``origin + cell * (i, j)`` to one ``cell`` further."""
+
+    top: Tensor
+    origin: Tensor
+    cell: float
+
+
+def static_tops(points: Tensor, cell: float = 0.01) -> HeightField:
+    """The highest of the static scene's ``points`` (N >= 1, 3) in each ``cell``-sized square of
+    the xy plane and its 8 neighbours (so it reaches 1-2 squares beside what is there), over the
+    points' whole xy extent; z is up. A column's highest point counts as solid below it (an
+    overhang, a lamp's head over the table, is floor too). For `sink`."""
+    points = points.detach()
     origin = points[:, :2].min(0).values - cell
     ij = ((points[:, :2] - origin) / cell).floor().long()
     shape = (int(ij[:, 0].max()) + 2, int(ij[:, 1].max()) + 2)
     flat = torch.full((shape[0] * shape[1],), float("-inf"), dtype=points.dtype, device=points.device)
     flat = flat.scatter_reduce(0, ij[:, 0] * shape[1] + ij[:, 1], points[:, 2], "amax")
     top = torch.nn.functional.max_pool2d(flat.view(1, 1, *shape), 3, stride=1, padding=1)[0, 0]
-    return top, origin
+    return HeightField(top, origin, cell)
 
 
-def sink(means: Tensor, tops: tuple[Tensor, Tensor], cell: float = 0.01, margin: float = 0.005) -> Tensor:
+def sink(means: Tensor, field: HeightField, margin: float = 0.005) -> Tensor:
     """How far points sink into the static scene from above: mean over (T, N) of
-    ``relu(top(x, y) - margin - z)^2`` (m^2), ``top`` the `static_tops` height field (not
-    differentiated) under each point. A carried object cannot pass through the table or the
-    plate it is put on; a flow may otherwise hide it in them (what a prior asks to erase where
-    the object lies). Points outside the field's squares count 0; ``margin`` leaves the
-    object's own resting contact alone.
+    ``relu(top(x, y) - margin - z)^2`` (m^2), ``top`` the `static_tops` height field under each
+    point (not differentiated; the gradient moves points up only). A carried object cannot pass
+    through the table or the plate it is put on; a flow may otherwise hide it in them (what a
+    prior asks to erase where the object lies). Points outside the field count 0; ``margin``
+    leaves the object's own resting contact alone.
 
     Args:
-        means: (T, N, 3) positions; tops: `static_tops` of the static scene's points.
+        means: (T, N, 3) positions; field: `static_tops` of the static scene's points.
     """
-    top, origin = tops
+    top, origin, cell = field.top.detach(), field.origin, field.cell
     ij = ((means[..., :2].detach() - origin) / cell).floor().long()
     inside = (ij >= 0).all(-1) & (ij[..., 0] < top.shape[0]) & (ij[..., 1] < top.shape[1])
     floor = top[ij[..., 0].clamp(0, top.shape[0] - 1), ij[..., 1].clamp(0, top.shape[1] - 1)]

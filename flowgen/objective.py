@@ -313,9 +313,9 @@ def motion_objective(model: SceneModel, prior: Prior, views: list[View], weights
     if weights.get("turn", 0.0) > 0:
         turned = [losses.turn(posed.means[k][rows], obj.rest.means) for k, obj in enumerate(model.moving)]
         terms["turn"] = weights["turn"] * torch.stack(turned).mean()
-    if weights.get("sink", 0.0) > 0 and model.static:
-        tops = losses.static_tops(torch.cat([o.rest.means for o in model.static]).detach())
-        sunk = [losses.sink(posed.means[k][rows], tops) for k in range(len(model.moving))]
+    if weights.get("sink", 0.0) > 0 and sum(len(o.rest.means) for o in model.static):
+        field = losses.static_tops(torch.cat([o.rest.means for o in model.static]))  # a host sync for its size
+        sunk = [losses.sink(posed.means[k][rows], field) for k in range(len(model.moving))]
         terms["sink"] = weights["sink"] * torch.stack(sunk).mean()
     if weights.get("overlap", 0.0) > 0:
         overlap = [losses.part_overlap(posed.means[k][rows], obj.rest.means, obj.part, obj.part_hulls)

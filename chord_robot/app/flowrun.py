@@ -284,7 +284,9 @@ def prepare_flow(
         device: "auto" (CUDA when visible), "cpu" or "cuda" (`resolve_device`).
         adjust: sets fields of the run's config the CLI does not expose
             (`scripts/chord_sweep.py`); applied to ``config`` and again after what the task's
-            motion sets (a carried object's or a cloth's settings), so its fields win.
+            motion sets (a carried object's or a cloth's settings), so its fields win: it must
+            set fields to given values (applied twice, a change relative to the current value
+            would be made twice).
     """
     import json
     from dataclasses import asdict

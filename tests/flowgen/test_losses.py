@@ -210,19 +210,21 @@ def test_turn_is_zero_for_a_carried_object_and_grows_with_its_angle():
 
 
 def test_sink_measures_how_far_points_go_into_the_static_scene_from_above():
-    """A table at z = 0 and a plate 2 cm high on it: a point 2 cm under the table counts its depth
-    less the 5 mm margin, a point on the table or above it none, a point beside the plate at the
-    table's height the plate's top (the field takes each square's neighbours), one off the scene none."""
-    grid = torch.stack(torch.meshgrid(torch.linspace(0, 0.5, 51), torch.linspace(0, 0.5, 51), indexing="ij"), -1)
-    table = torch.cat([grid.reshape(-1, 2), torch.zeros(51 * 51, 1)], 1)
-    plate = torch.tensor([[0.3 + dx, 0.3 + dy, 0.02] for dx in (0.0, 0.01, 0.02) for dy in (0.0, 0.01, 0.02)])
-    tops = losses.static_tops(torch.cat([table, plate]))
-    points = torch.tensor([[[0.1, 0.1, -0.02], [0.1, 0.1, 0.0], [0.1, 0.1, 0.3], [0.31, 0.31, 0.0],
-                            [0.9, 0.9, -1.0]]], requires_grad=True)
-    value = losses.sink(points, tops)
-    assert value.item() == pytest.approx(2 * 0.015**2 / 5, rel=1e-5)
+    """A table at z = 0 and a plate 2 cm high on it (squares 31-33 of 1 cm, from -7.5 mm): a point 2 cm under
+    the table counts its depth less the 5 mm margin, a point on the table or above it none, a
+    point at the table's height on the plate or one square beside it the plate's top (the field
+    takes each square's neighbours), two squares beside it the table's, one off the scene none."""
+    grid = torch.stack(torch.meshgrid(torch.linspace(0.0025, 0.4975, 100), torch.linspace(0.0025, 0.4975, 100),
+                                      indexing="ij"), -1)  # inside the squares, not on their edges
+    table = torch.cat([grid.reshape(-1, 2), torch.zeros(100 * 100, 1)], 1)
+    plate = torch.tensor([[0.305 + dx, 0.305 + dy, 0.02] for dx in (0.0, 0.01, 0.02) for dy in (0.0, 0.01, 0.02)])
+    field = losses.static_tops(torch.cat([table, plate]))
+    points = torch.tensor([[[0.1, 0.1, -0.02], [0.1, 0.1, 0.0], [0.1, 0.1, 0.3], [0.315, 0.315, 0.0],
+                            [0.335, 0.315, 0.0], [0.345, 0.315, 0.0], [0.9, 0.9, -1.0]]], requires_grad=True)
+    value = losses.sink(points, field)
+    assert value.item() == pytest.approx(3 * 0.015**2 / 7, rel=1e-5)
     (grad,) = torch.autograd.grad(value, points)
-    assert torch.allclose(grad[0, :, 2], torch.tensor([-0.006, 0.0, 0.0, -0.006, 0.0]))  # up, out of it
+    assert torch.allclose(grad[0, :, 2], torch.tensor([-0.03, 0.0, 0.0, -0.03, -0.03, 0.0, 0.0]) / 7)  # up, out
     assert grad[..., :2].abs().max() == 0.0
 
 
