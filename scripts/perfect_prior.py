@@ -1,6 +1,6 @@
 """How far the chord source's distillation carries a task's scripted motion when the prior knows it.
 
-    python scripts/perfect_prior.py TASK SEEDS [--set FIELD=VALUE ...] [--spread S] [--completions C,...]
+    python scripts/perfect_prior.py TASK SEEDS [--set FIELD=VALUE ...] [--spread S] [--completions C,...] [--model DIR]
                                     [--pixels] [--flows DIR] [--trace DIR] [--trained] [-o OUT.json]
 
 A diagnostic of the distillation (docs/comparison/README.md, session 29), not the method: it
@@ -353,6 +353,8 @@ def main(argv: list[str]) -> None:
                         "the residual's target shows, per iteration and frame, in DIR/TASK-SEED.jsonl")
     parser.add_argument("--trained", action="store_true", help="with --trace: keep the prior's own velocity; "
                         "the trace measures what its estimate asks of the scripted motion")
+    parser.add_argument("--model", type=Path, help="the prior whose VAE (and, with --trained, velocity) the run "
+                        "uses (default: the shipped model the task's words choose)")
     parser.add_argument("-o", "--out", type=Path)
     args = parser.parse_args(argv)
     from chord_robot.app.evaluate import EvalConfig
@@ -395,7 +397,7 @@ def main(argv: list[str]) -> None:
             if read:  # a flow kept by an earlier run: read, not distilled
                 flow = ObjectFlow.load(kept)
             else:
-                flow = flow_from_task_words(task, adjust=adjust).flow
+                flow = flow_from_task_words(task, model=args.model, adjust=adjust).flow
                 if kept is not None:
                     flow.save(kept)
             row = {"task": args.task, "seed": seed, "settings": args.settings, "pixels": args.pixels, "spread": args.spread,

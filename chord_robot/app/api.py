@@ -95,10 +95,10 @@ def generate_flow(
     from chord_robot.app.flowrun import prepare_flow, run_flow
 
     videos = _paths(video)
-    choice = choose_prior(prior, model, preset, bool(videos))
+    choice = choose_prior(prior, model, preset, bool(videos), task=task)
     if log is not None:
         log(f"prior: {choice.why}")
-    config = flow_config(choice.preset, choice.prior, **overrides)
+    config = flow_config(choice.preset, choice.prior, model=choice.model, **overrides)
     inputs = prepare_flow(scene, videos=videos, cameras=_paths(camera), backgrounds=_paths(background) or None,
                           config=config, task=task, model=choice.model, allow_cpu=allow_cpu,
                           object_name=object_name, device=device)

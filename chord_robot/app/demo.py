@@ -16,8 +16,8 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -256,9 +256,9 @@ def run_demo(
     result = DemoResult(example)
     torch.set_num_threads(1)
     if config.source == "generated":
-        from flowgen.priors import shipped
+        from chord_robot.app.flowconfig import shipped_model
 
-        prior, model, preset = "wan", shipped.MODEL_DIR, config.preset or "shipped"
+        prior, model, preset = "wan", shipped_model(example.text), config.preset or "shipped"
         guides: dict = {}
     elif config.source == "video":
         prior, model, preset = "video", None, config.preset or "cpu"
@@ -266,7 +266,7 @@ def run_demo(
                   "backgrounds": [example.path("background.png")]}
     else:
         raise InputError(f"unknown demo source {config.source!r}; one of generated, video")
-    fconfig = flow_config(preset, prior, frames=config.frames, iters=config.iterations)
+    fconfig = flow_config(preset, prior, model=model, frames=config.frames, iters=config.iterations)
 
     def example_flow(task):
         """The flow source: the task's words distilled from the shipped prior, or the example's

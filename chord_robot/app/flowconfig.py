@@ -13,6 +13,7 @@ import dataclasses
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from chord_robot.errors import ConfigError, quote
@@ -171,24 +172,54 @@ scales the 4-seed flows moved by a few degrees, but the robot trials on seeds 10
 6/8 to 4/8 (lower-lamp) and 8/8 to 6/8 (close-laptop) (docs/flowgen-notes.md)."""
 
 
-def shipped_preset() -> dict[str, Any]:
-    """`SHIPPED_PRESET` with the shipped prior's frames and render size (without its weights,
-    the cpu preset's: loading the model then says they are missing)."""
+SHIPPED_SETTINGS: dict[str, dict[str, Any]] = {
+    "pick": {"wan.sds_space": "image", "wan.grad_scale": 10.0, "weights.turn": 30000.0},
+}
+"""Per shipped model (by its directory's name, `flowgen.priors.shipped.MODEL_DIRS`), the
+`flowgen.config.FlowConfig` fields its ``shipped`` preset sets beyond `SHIPPED_PRESET`, at the
+values it was measured at. The pick model distils in pixels (``wan.sds_space``: its 2x VAE's
+latents do not pull the carried object; docs/shipped-prior.md, sessions 31-32) with the
+gradient scaled to match (``wan.grad_scale``) and the carried object's turn held
+(``weights.turn``): 6/8 at seeds 100-107 and 6/8 at 300-307 on the pick-banana task
+(docs/shipped-prior.md, session 34)."""
+
+
+def shipped_preset(root: Any = None) -> dict[str, Any]:
+    """`SHIPPED_PRESET` with the shipped model's (``root``, default the first) frames and render
+    size (without its weights, the cpu preset's: loading the model then says they are missing)."""
     from flowgen.priors import shipped
 
-    if not shipped.available():
+    root = shipped.MODEL_DIR if root is None else root
+    if not shipped.available(root):
         return dict(SHIPPED_PRESET)
-    frames, height, width = shipped.clip_size()
+    frames, height, width = shipped.clip_size(root)
     return {"frames": frames, "size": (width, height), **SHIPPED_PRESET}
 
 
-def flow_config(preset: str = "cpu", prior: str = "video", **overrides: Any):
+def replace_field(config: Any, path: str, value: Any) -> Any:
+    """``config`` (nested frozen dataclasses) with the dotted field ``path`` set to ``value``;
+    KeyError naming ``path`` when there is no such field."""
+    head, _, rest = path.partition(".")
+    if not dataclasses.is_dataclass(config) or head not in {f.name for f in dataclasses.fields(config)}:
+        raise KeyError(path)
+    if rest:
+        try:
+            value = replace_field(getattr(config, head), rest, value)
+        except KeyError:
+            raise KeyError(path) from None
+    return dataclasses.replace(config, **{head: value})
+
+
+def flow_config(preset: str = "cpu", prior: str = "video", *, model: Any = None, **overrides: Any):
     """The named `flowgen` preset of ``prior`` with ``overrides`` applied.
 
     Args:
         preset: "paper", "fast" or "cpu" (`flowgen.config.PRESETS`), or "shipped" (the wan
-            prior's cpu preset at the shipped prior's size, `shipped_preset`).
+            prior's cpu preset at the shipped model's size, `shipped_preset`, with its own
+            `SHIPPED_SETTINGS`).
         prior: "video" or "wan".
+        model: the shipped model the ``shipped`` preset is for (default: the first,
+            `flowgen.priors.shipped.MODEL_DIR`); other presets ignore it.
         **overrides: keyed by `Override.keyword` (``frames=9, iters=300, size=(32, 32),
             rigid_parts=True`` ...); None leaves the preset's value (a switch: False).
 
@@ -204,7 +235,13 @@ def flow_config(preset: str = "cpu", prior: str = "video", **overrides: Any):
         switches = {o.keyword: o.negative is not None for o in FLOW_OVERRIDES if o.type is bool}
         given = {k: v for k, v in overrides.items()  # a switch at its default is not given (the CLI's)
                  if v is not None and not (k in switches and v is switches[k])}
-        config = flow_config("cpu", prior, **{**shipped_preset(), **given})
+        from flowgen.priors import shipped
+
+        root = shipped.MODEL_DIR if model is None else Path(model)
+        config = flow_config("cpu", prior, **{**shipped_preset(root), **given})
+        settings = SHIPPED_SETTINGS.get(root.name, {}) if shipped.is_shipped(root) else {}
+        for path, value in settings.items():
+            config = replace_field(config, path, value)
         return dataclasses.replace(config, per_axis_control_scales=False)  # as measured (SHIPPED_PRESET)
     if preset not in PRESETS:
         raise ConfigError("preset", f"unknown {{field}} {quote(preset)}; one of {', '.join([*PRESETS, 'shipped'])}")
@@ -285,30 +322,36 @@ class PriorChoice:
 
 
 def choose_prior(prior: str | None, model: Any, preset: str | None, has_videos: bool,
-                 cuda: bool | None = None) -> PriorChoice:
+                 cuda: bool | None = None, task: str | None = None) -> PriorChoice:
     """The situation decides what the user did not: a guidance video means the video prior;
-    otherwise the wan prior, with the shipped model when no ``model`` is given. The preset:
-    ``cpu`` for the video prior, ``shipped`` for the shipped model, ``paper`` for other Wan
-    weights on a CUDA GPU, ``cpu`` without one. An explicit ``preset`` always wins.
+    otherwise the wan prior, with the shipped model that knows the task's motion when neither
+    ``prior`` nor ``model`` is given (`shipped_model`). The preset: ``cpu`` for the video prior, ``shipped``
+    for a shipped model, ``paper`` for other Wan weights on a CUDA GPU, ``cpu`` without one. An
+    explicit ``preset`` always wins.
 
     Args:
         prior, model, preset: what the user gave (None: not given).
         has_videos: guidance videos were given.
         cuda: a CUDA GPU is available (None: ask torch).
+        task: the task's words, which choose the shipped model (None: the first).
+
+    Raises:
+        InputError (exit 2) when a shipped model is chosen for ``task`` and none knows its
+        motion (`shipped_model`).
     """
     from flowgen.priors import shipped
 
     if prior is None:
         prior = "video" if has_videos or (model is None and not shipped.available()) else "wan"
         if prior == "wan" and model is None:
-            model = shipped.MODEL_DIR
+            model = shipped_model(task)
     _check_choice("prior", prior, PRIORS)
     if prior == "video":
         return PriorChoice(prior, None, preset or "cpu", f"video prior, preset {preset or 'cpu'}"
                            + (" (given)" if preset else " (the video prior's)"))
     if shipped.is_shipped(model):
         chosen = preset or "shipped"
-        return PriorChoice(prior, model, chosen, f"the shipped prior ({shipped.MODEL_DIR}), preset {chosen}"
+        return PriorChoice(prior, model, chosen, f"the shipped prior ({model}), preset {chosen}"
                            + (" (given)" if preset else " (its own)"))
     if preset is not None:
         return PriorChoice(prior, model, preset, f"Wan weights {model or 'from the Hugging Face cache'}, preset {preset} (given)")
@@ -319,3 +362,20 @@ def choose_prior(prior: str | None, model: Any, preset: str | None, has_videos: 
     chosen = "paper" if cuda else "cpu"
     return PriorChoice(prior, model, chosen, f"Wan weights {model or 'from the Hugging Face cache'}, preset {chosen} "
                        + ("(Wan 2.2 on a CUDA GPU: the paper's)" if cuda else "(no CUDA GPU)"))
+
+
+def shipped_model(task: str | None) -> Path:
+    """The shipped model that knows the motion ``task`` asks for (`chord_robot.app.tasktext.
+    match_task` over every shipped model's sentences); the first shipped model without a task.
+
+    Raises:
+        InputError (exit 2) naming every motion the shipped models know, and that open-ended
+        tasks need Wan 2.2 weights, when none knows the task's.
+    """
+    from chord_robot.app.tasktext import match_task
+    from flowgen.priors import shipped
+
+    if task is None:
+        return shipped.MODEL_DIR
+    known = shipped.known_prompts()
+    return known[match_task(task, known).prompt]

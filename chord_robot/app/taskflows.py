@@ -154,11 +154,11 @@ def flow_from_task_words(
     from flowgen.priors import shipped
     from sim.tasks.flow_inputs import write_scan
 
-    choice = choose_prior("wan", model if model is not None else shipped.MODEL_DIR, preset, False)
+    choice = choose_prior("wan", model if model is not None else _shipped_model(task), preset, False)
     if shipped.is_shipped(choice.model):
         _known_motion(task, choice.model)
     torch.set_num_threads(1)
-    config = flow_config(choice.preset, "wan", frames=frames, iters=iterations, seed=seed)
+    config = flow_config(choice.preset, "wan", model=choice.model, frames=frames, iters=iterations, seed=seed)
     with _workdir("chord-task-words-", inputs_dir) as (folder, tmp):
         scan = write_scan(task, folder / "scan.ply")
         inputs = prepare_flow(scan, config=config, task=task.text, model=choice.model, adjust=adjust)
@@ -173,6 +173,18 @@ def _workdir(prefix: str, inputs_dir: str | os.PathLike[str] | None) -> Iterator
         folder = Path(inputs_dir) if inputs_dir else Path(tmp) / "inputs"
         folder.mkdir(parents=True, exist_ok=True)
         yield folder, Path(tmp)
+
+
+def _shipped_model(task):
+    """The shipped model that knows the task's motion (`chord_robot.app.flowconfig.shipped_model`);
+    TaskFailure when none does."""
+    from chord_robot.app.flowconfig import shipped_model
+    from chord_robot.errors import TaskFailure
+
+    try:
+        return shipped_model(task.text)
+    except InputError as e:
+        raise TaskFailure(str(e)) from None
 
 
 def _known_motion(task, model):
@@ -234,11 +246,11 @@ def flow_from_task_baseline(
     from sim.render import write_mp4
     from sim.tasks.flow_inputs import write_scan
 
-    model = Path(model) if model is not None else shipped.MODEL_DIR
+    model = Path(model) if model is not None else _shipped_model(task)
     motion = _known_motion(task, model) if shipped.is_shipped(model) else None
     prompt = motion.prompt if motion else task.text
     torch.set_num_threads(1)
-    wan = flow_config("shipped" if shipped.is_shipped(model) else "cpu", "wan")
+    wan = flow_config("shipped" if shipped.is_shipped(model) else "cpu", "wan", model=model)
     width, height = wan.render_size or (wan.max_side, wan.max_side)
     with _workdir("chord-task-baseline-", inputs_dir) as (folder, tmp):
         scan = write_scan(task, folder / "scan.ply")

@@ -53,9 +53,9 @@ def _flow(
     if background and len(background) != len(video):
         raise InputError(f"{len(video)} --video but {len(background)} --background: give one image per video")
     console = Console()
-    choice = choose_prior(prior, model, preset, bool(video))
+    choice = choose_prior(prior, model, preset, bool(video), task=task)
     console.print(f"prior: {choice.why}")
-    config = flow_config(choice.preset, choice.prior, **overrides)
+    config = flow_config(choice.preset, choice.prior, model=choice.model, **overrides)
     inputs = prepare_flow(scan, videos=video, cameras=camera, backgrounds=background or None, config=config,
                           task=task, up=up, scale=scale, model=choice.model, continue_from=continue_from,
                           allow_cpu=allow_cpu, object_name=object_name, device=device)

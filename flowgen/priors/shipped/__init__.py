@@ -1,9 +1,11 @@
-"""The shipped prior: the project's own small video model of the Wan 2.2 I2V layout.
+"""The shipped prior: the project's own small video models of the Wan 2.2 I2V layout.
 
-Trained by `chord-robot train-prior` from a fixed seed (the command, data, time and checks are
-in ``model/MODEL_CARD.md``) and shipped inside the package in the diffusers layout, so it loads
-through the same code as Wan 2.2 (`flowgen.priors.wan`). It knows a few fixed sentences (its
-``train_log.json`` lists them); `chord_robot.app.tasktext` maps what users write onto them.
+Two models, each trained by `chord-robot train-prior` from fixed seeds (the commands, data, time
+and checks are in each directory's ``MODEL_CARD.md``) and shipped inside the package in the
+diffusers layout, so they load through the same code as Wan 2.2 (`flowgen.priors.wan`): ``model``
+knows the laptop's lid and the desk lamp's head, ``pick`` the pick-and-place. Each knows a few
+fixed sentences (its ``train_log.json`` lists them); `chord_robot.app.tasktext` maps what users
+write onto them, and the task's motion chooses the model (`chord_robot.app.flowconfig.choose_prior`).
 """
 
 from __future__ import annotations
@@ -12,8 +14,15 @@ import json
 from pathlib import Path
 
 MODEL_DIR = Path(__file__).resolve().parent / "model"
-"""The shipped weights (diffusers directory: model_index.json, vae/, text_encoder/, tokenizer/,
-transformer/, transformer_2/, train_log.json, MODEL_CARD.md)."""
+"""The first shipped model, the laptop's lid and the lamp's head, and the default (diffusers
+directory: model_index.json, vae/, text_encoder/, tokenizer/, transformer/, transformer_2/,
+train_log.json, MODEL_CARD.md)."""
+
+PICK_DIR = MODEL_DIR.with_name("pick")
+"""The pick-and-place model (the same layout)."""
+
+MODEL_DIRS = (MODEL_DIR, PICK_DIR)
+"""Every shipped model, the default first."""
 
 
 def available(root: Path = MODEL_DIR) -> bool:
@@ -22,8 +31,13 @@ def available(root: Path = MODEL_DIR) -> bool:
 
 
 def is_shipped(model_dir: str | Path | None) -> bool:
-    """Whether ``model_dir`` is the shipped prior's directory."""
-    return model_dir is not None and Path(model_dir).resolve() == MODEL_DIR
+    """Whether ``model_dir`` is one of the shipped models' directories."""
+    return model_dir is not None and Path(model_dir).resolve() in MODEL_DIRS
+
+
+def known_prompts() -> dict[str, Path]:
+    """Every sentence the shipped models know -> the model that knows it (models present only)."""
+    return {prompt: root for root in MODEL_DIRS if available(root) for prompt in prompts(root)}
 
 
 def prompts(root: str | Path = MODEL_DIR) -> tuple[str, ...]:

@@ -205,24 +205,26 @@ def test_the_chord_source_distils_the_tasks_words_from_its_scan(tmp_path, sealed
 
 
 def test_eval_runs_several_sources_into_one_comparison(tmp_path):
-    """oracle and chord on pick-banana, one trial: one folder per source, the paper's table
-    with both columns, each source's funnel, the bar chart."""
+    """oracle and chord on fold-fabric, one trial (seed 100): one folder per source, the paper's
+    table with both columns, each source's funnel, the bar chart (no shipped model folds cloth:
+    the chord trial fails at its flow)."""
     import subprocess
     import sys
 
     res = subprocess.run([sys.executable, "-m", "chord_robot.app.cli", "eval", "-o", str(tmp_path),
-                          "--tasks", "pick-banana", "--trials", "1", "--flow-source", "oracle,chord", "--no-record"],
+                          "--tasks", "fold-fabric", "--trials", "1", "--seed", "100", "--flow-source", "oracle,chord",
+                          "--no-record"],
                          capture_output=True, text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-2000:]
     oracle = json.loads((tmp_path / "oracle" / "results.json").read_text())
     chord = json.loads((tmp_path / "chord" / "results.json").read_text())
-    assert oracle["tasks"]["pick-banana"]["successes"] == 1 and chord["tasks"]["pick-banana"]["successes"] == 0
-    assert chord["tasks"]["pick-banana"]["trials"][0]["failure_stage"] == "flow"
+    assert oracle["tasks"]["fold-fabric"]["successes"] == 1 and chord["tasks"]["fold-fabric"]["successes"] == 0
+    assert chord["tasks"]["fold-fabric"]["trials"][0]["failure_stage"] == "flow"
     text = (tmp_path / "comparison.md").read_text()
     assert "| task | oracle | chord |" in text
-    assert "| pick-banana | 1/1 [0.21, 1.00] | 0/1 [0.00, 0.79] |" in text
+    assert "| fold-fabric | 1/1 [0.21, 1.00] | 0/1 [0.00, 0.79] |" in text
     assert "## Failure funnel: oracle" in text and "## Failure funnel: chord" in text
-    assert "| pick-banana | 1 | 1 | 0 | 0 | 0 | 0 | 0 | 0 |" in text  # chord: every trial lost at flow
+    assert "| fold-fabric | 1 | 1 | 0 | 0 | 0 | 0 | 0 | 0 |" in text  # chord: every trial lost at flow
     assert (tmp_path / "comparison.png").stat().st_size > 5000
 
 

@@ -42,7 +42,7 @@ def test_a_picks_cameras_frame_the_plate_as_well(tmp_path, monkeypatch) -> None:
     videos = np.random.default_rng(0).integers(0, 256, (4, 9, 32, 32, 3), dtype=np.uint8)
     trained = train_prior(videos, np.arange(4) % 2, prompts, replace(quick(), vae_steps=1, steps=1))
     root = save_prior(trained, tmp_path / "prior").resolve()
-    monkeypatch.setattr(shipped, "MODEL_DIR", root)
+    monkeypatch.setattr(shipped, "MODEL_DIRS", (root,))  # this tiny pick prior is the shipped one
 
     objects = {"table": _box("table", (0.5, 0.0, -0.01), (0.8, 0.9, 0.02), static=True),
                "banana": _box("banana", (0.48, -0.2, 0.02), (0.15, 0.04, 0.04)),

@@ -89,3 +89,54 @@ def test_another_variant_keeps_the_presets_residual_space_and_blur():
     other = _variant(config, "ti2v-5b")
     assert other.wan.variant == "ti2v-5b" and other.wan.boundary_ratio is None
     assert (other.wan.sds_space, other.wan.image_blur) == ("image", (0.3, 0.1))
+
+
+@pytest.mark.parametrize(("task", "model"), [
+    ("put the banana on the plate", shipped.PICK_DIR), ("take the can off the dish", shipped.PICK_DIR),
+    ("close the laptop", shipped.MODEL_DIR), ("tilt the lamp head down", shipped.MODEL_DIR),
+    (None, shipped.MODEL_DIR),
+])
+def test_the_tasks_motion_chooses_the_shipped_model(task, model):
+    from chord_robot.app.flowconfig import choose_prior
+
+    choice = choose_prior(None, None, None, False, task=task)
+    assert (choice.prior, choice.model, choice.preset) == ("wan", model, "shipped")
+    assert str(model) in choice.why
+    # given weights, a video or a prior are the user's: no routing
+    assert choose_prior(None, "/w", None, False, cuda=False, task=task).model == "/w"
+    assert choose_prior(None, None, None, True, task=task).prior == "video"
+    assert choose_prior("wan", None, "cpu", False, task=task).model is None
+
+
+def test_a_task_no_shipped_model_knows_is_refused_naming_every_motion():
+    from chord_robot.app.flowconfig import choose_prior
+    from chord_robot.errors import InputError
+
+    with pytest.raises(InputError) as info:
+        choose_prior(None, None, None, False, task="fold the towel in half")
+    message = str(info.value)
+    assert all(m in message for m in ("close a laptop lid", "lower a lamp's head", "on a plate", "Wan 2.2"))
+
+
+def test_each_shipped_model_has_its_own_preset():
+    """The pick model distils in pixels with the carried object's turn held (SHIPPED_SETTINGS);
+    the first model keeps the latent residual; both at their own clip size, 300 iterations."""
+    first = flow_config("shipped", "wan")
+    assert flow_config("shipped", "wan", model=shipped.MODEL_DIR) == first
+    pick = flow_config("shipped", "wan", model=shipped.PICK_DIR)
+    assert (pick.wan.sds_space, pick.wan.grad_scale, pick.weights.turn) == ("image", 10.0, 30000.0)
+    assert (first.wan.sds_space, first.weights.turn) == ("latent", 0.0)
+    frames, height, width = shipped.clip_size(shipped.PICK_DIR)
+    assert (pick.num_frames, pick.render_size, pick.iterations) == (frames, (width, height), 300)
+    assert pick.part_motion and not pick.per_axis_control_scales
+    assert flow_config("shipped", "wan", model=shipped.PICK_DIR, iters=40).iterations == 40  # overrides win
+    assert flow_config("cpu", "wan", model=shipped.PICK_DIR) == flow_config("cpu", "wan")  # other presets ignore it
+
+
+def test_replace_field_sets_a_nested_field_and_names_a_missing_one():
+    from chord_robot.app.flowconfig import replace_field
+
+    config = replace_field(flow_config("cpu", "wan"), "weights.sink", 5.0)
+    assert config.weights.sink == 5.0 and config.weights.motion == flow_config("cpu", "wan").weights.motion
+    with pytest.raises(KeyError, match="weights.sinks"):
+        replace_field(config, "weights.sinks", 1.0)

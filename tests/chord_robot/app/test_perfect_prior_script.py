@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from flowgen.priors import shipped
 from tests.scripts import load_script
 
 
@@ -153,13 +154,13 @@ def test_a_trace_needs_the_decoded_estimate_and_is_refused_before_any_run(script
 def test_a_traced_pick_through_the_shipped_vae_shows_the_banana_erased_and_half_drawn(script, tmp_path, capsys,
                                                                                     unpatched):
     """Two iterations of the exact prior's pick in the image space, traced: at the first (tau
-    0.86, the render at rest) the target is nearly the VAE's round trip; the shipped prior's 4x VAE
+    0.86, the render at rest) the target is nearly the VAE's round trip; the first shipped model's 4x VAE
     erases the banana where it was and draws about half of it where the pick takes it (0.56 and
     0.94 over 20 iterations' cameras, docs/shipped-prior.md)."""
     import json
 
     script.main(["pick-banana", "100", "--set", "wan.sds_space=image", "--set", "iterations=2",
-                 "--trace", str(tmp_path)])
+                 "--trace", str(tmp_path), "--model", str(shipped.MODEL_DIR)])
     rows = [json.loads(line) for line in (tmp_path / "pick-banana-100.jsonl").read_text().splitlines()]
     assert [r["it"] for r in rows] == [0, 1] and rows[0]["tau"] > 0.8
     first = script.trace_summary(rows[:1])
@@ -179,15 +180,15 @@ def test_trained_needs_a_trace_and_is_refused_before_any_run(script, tmp_path):
 
 @pytest.mark.slow
 def test_trained_traces_the_priors_own_estimate(script, tmp_path, capsys, unpatched):
-    """``--trained`` keeps the prior's own velocity: at the first step (tau 0.86) the shipped
-    prior's estimate, which knows no pick (its text condition is its first sentence, "the laptop
+    """``--trained`` keeps the prior's own velocity: at the first step (tau 0.86) the first
+    shipped model's estimate, which knows no pick (its text condition is its first sentence, "the laptop
     lid closes", as the row says), is far from the VAE's round trip of the scripted pick, where
     the exact prior's is within 0.03 (the test above). Measured: departing 2.64 against the
     round trip's 0.90, arriving 0.82 against 0.59."""
     import json
 
     script.main(["pick-banana", "100", "--set", "wan.sds_space=image", "--set", "iterations=2",
-                 "--trace", str(tmp_path), "--trained"])
+                 "--trace", str(tmp_path), "--trained", "--model", str(shipped.MODEL_DIR)])
     row = json.loads(capsys.readouterr().out.splitlines()[-1])
     rows = [json.loads(line) for line in (tmp_path / "pick-banana-100.jsonl").read_text().splitlines()]
     first = script.trace_summary(rows[:1])
