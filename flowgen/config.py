@@ -93,8 +93,9 @@ class RegWeights:
     """How far each moving object turns from its rest orientation as a whole (`losses.turn`,
     m^2): for an object carried across the table by a weak prior, whose blurred image-space
     residual (`WanConfig.sds_space`) pins where the object goes but hardly which way it points.
-    It pulls towards no turn, not the right one. 0 (off) in every preset; wrong wherever a part
-    should turn or an object bend (a lid, a lamp's head, a cloth)."""
+    It pulls towards no turn, not the right one. 0 (off) in every preset of this module; 30000
+    in the shipped pick model's (`chord_robot.app.flowconfig.SHIPPED_SETTINGS`); wrong wherever
+    a part should turn or an object bend (a lid, a lamp's head, a cloth)."""
     sink: float = 0.0
     """How far moving Gaussians sink into the static scene from above (`losses.sink`, m^2): for
     a carried object, which a prior may hide in the table where it lies. 0 (off) in every preset:

@@ -1,10 +1,13 @@
 """The chord flow source with settings the CLI does not expose (docs/comparison/README.md, session 24).
 
     python scripts/chord_sweep.py TASK SEEDS [--set FIELD=VALUE ...] [--execute] [--plan FIELD=VALUE ...]
-                                  [--exec FIELD=VALUE ...] [--flows DIR] [--source chord|video] [--workers N] [-o OUT.json]
+                                  [--exec FIELD=VALUE ...] [--flows DIR] [--source chord|video] [--model DIR]
+                                  [--workers N] [-o OUT.json]
 
 Per seed, the task is reset and its scan and words distilled as `chord-robot eval --flow-source
-chord` does (`chord_robot.app.taskflows.flow_from_task_words`, the shipped prior and its preset),
+chord` does (`chord_robot.app.taskflows.flow_from_task_words`: the shipped model the task's words
+choose and its preset, or ``--model``; a pick before session 35 ran on the first shipped model,
+``--model flowgen/priors/shipped/model``),
 with each ``--set`` applied to the preset's `flowgen.config.FlowConfig` (and again after what
 the task's motion sets, a carried object's settings, so it wins; `prepare_flow`): a dotted field
 (``weights.acceleration=300``, ``wan.guidance_start=12``, ``wan.sds_space=image``; a schedule
@@ -103,9 +106,10 @@ def planner_for(settings: list[str]) -> object | None:
     return _PLANNERS[tuple(settings)]
 
 
-def task_flow(task, adjust: Callable, flows: str | None, source: str = "chord"):
-    """The task's flow from ``source``: the chord source's distillation (or the video source's
-    fit, `chord-robot eval --flow-source video`), or read from (else written to) ``flows``."""
+def task_flow(task, adjust: Callable, flows: str | None, source: str = "chord", model: str | None = None):
+    """The task's flow from ``source``: the chord source's distillation from ``model`` (None: the
+    shipped model the task's words choose), or the video source's fit (`chord-robot eval
+    --flow-source video`); or read from (else written to) ``flows``."""
     from chord_robot.app.evaluate import EvalConfig
     from chord_robot.app.taskflows import flow_from_task_video, flow_from_task_words
     from chord_robot.flow import ObjectFlow
@@ -119,25 +123,28 @@ def task_flow(task, adjust: Callable, flows: str | None, source: str = "chord"):
     if source == "video":
         flow = flow_from_task_video(task, EvalConfig.num_frames).flow
     else:
-        flow = flow_from_task_words(task, adjust=adjust).flow
+        flow = flow_from_task_words(task, model=model, adjust=adjust).flow
     if path is not None:
         flow.save(path)
     return flow
 
 
 def one(task_name: str, seed: int, settings: list[str], execute: bool, plan_settings: list[str] | None = None,
-        flows: str | None = None, source: str = "chord", exec_settings: list[str] | None = None) -> dict:
+        flows: str | None = None, source: str = "chord", exec_settings: list[str] | None = None,
+        model: str | None = None) -> dict:
     adjust = adjuster(settings)
     row = {"task": task_name, "seed": seed, "settings": settings, "plan": plan_settings or []}
     if exec_settings:
         row["exec"] = exec_settings
     if source != "chord":
         row["source"] = source
+    if model:
+        row["model"] = model
     if execute:
         from chord_robot.app.trial import run_trial
         from sim.execute import ExecuteConfig
 
-        outcome = run_trial(task_name, seed, lambda task: task_flow(task, adjust, flows, source),
+        outcome = run_trial(task_name, seed, lambda task: task_flow(task, adjust, flows, source, model),
                             planner=planner_for(plan_settings or []),
                             execute_config=adjuster(exec_settings or [])(ExecuteConfig()))
         return {**row, "success": outcome.success, "metric": outcome.metric, "failure": outcome.failure,
@@ -149,7 +156,7 @@ def one(task_name: str, seed: int, settings: list[str], execute: bool, plan_sett
     try:
         task = make(task_name, world)
         task.reset(seed)
-        return {**row, "flow": task.describe_flow(task_flow(task, adjust, flows, source))}
+        return {**row, "flow": task.describe_flow(task_flow(task, adjust, flows, source, model))}
     except Exception as e:  # noqa: BLE001 - one seed's failure is its row, not the sweep's end
         return {**row, "error": f"{type(e).__name__}: {e}"}
     finally:
@@ -170,6 +177,8 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--source", choices=("chord", "video", "oracle"), default="chord",
                         help="the flow source (video: the evaluation's video source; oracle: the scripted motion, "
                              "never cached; --set is the chord source's)")
+    parser.add_argument("--model", help="Wan-layout weights the chord source distils from (default: the shipped "
+                        "model the task's words choose, as the evaluation's)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("-o", "--out", type=Path)
     args = parser.parse_args(argv)
@@ -194,14 +203,15 @@ def main(argv: list[str]) -> None:
     if args.flows:
         args.flows.mkdir(parents=True, exist_ok=True)
         made = args.flows / "settings.json"
-        if made.exists() and json.loads(made.read_text()) != args.settings:
-            raise SystemExit(f"chord_sweep: {args.flows} holds flows made with --set {json.loads(made.read_text())}, "
-                             f"not {args.settings}")
-        made.write_text(json.dumps(args.settings))
+        key = {"set": args.settings, "model": args.model}
+        if made.exists() and json.loads(made.read_text()) != key:  # a list: before --model (the first shipped model)
+            raise SystemExit(f"chord_sweep: {args.flows} holds flows made with {json.loads(made.read_text())}, "
+                             f"not {key}")
+        made.write_text(json.dumps(key))
     rows = []
     flows = str(args.flows) if args.flows else None
-    jobs = [(args.task, s, args.settings, args.execute, args.plan_settings, flows, args.source, args.exec_settings)
-            for s in args.seeds]
+    jobs = [(args.task, s, args.settings, args.execute, args.plan_settings, flows, args.source, args.exec_settings,
+             args.model) for s in args.seeds]
     for i, result in run_jobs(one, jobs, Executor(args.workers)):
         if isinstance(result, JobCrash):
             result = {"task": args.task, "seed": args.seeds[i], "settings": args.settings, "plan": args.plan_settings,

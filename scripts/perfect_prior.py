@@ -13,7 +13,10 @@ by the exact velocity of a prior that knows the answer: the distribution N(z*, S
 the latents z* of the task's scripted motion (`Task.oracle_flow`) filmed from the view's camera
 - the model's own Gaussians, each moved and turned as its nearest scripted points move
 (`chord_robot.flow.interpolate_trajectories`) and shaded at its turned normal, drawn by the
-loop's renderer over the same backdrop and encoded by the shipped prior's VAE. Under z_tau = (1 - tau) z + tau eps that
+loop's renderer over the same backdrop and encoded by the prior's VAE (``--model``, default the
+first shipped model, `flowgen.priors.shipped.MODEL_DIR`, with its 4x VAE and preset: what
+sessions 29-34 measured through, a pick included; the pick model, which
+`chord-robot eval` uses for a pick since session 35: ``--model flowgen/priors/shipped/pick``). Under z_tau = (1 - tau) z + tau eps that
 prior's denoiser is
 
     E[z | z_tau] = z* + a (z_tau - (1 - tau) z*),    a = (1 - tau) S^2 / ((1 - tau)^2 S^2 + tau^2),
@@ -353,13 +356,14 @@ def main(argv: list[str]) -> None:
                         "the residual's target shows, per iteration and frame, in DIR/TASK-SEED.jsonl")
     parser.add_argument("--trained", action="store_true", help="with --trace: keep the prior's own velocity; "
                         "the trace measures what its estimate asks of the scripted motion")
-    parser.add_argument("--model", type=Path, help="the prior whose VAE (and, with --trained, velocity) the run "
-                        "uses (default: the shipped model the task's words choose)")
+    parser.add_argument("--model", type=Path, help="the prior whose VAE and preset (and, with --trained, velocity) "
+                        "the run uses (default: the first shipped model)")
     parser.add_argument("-o", "--out", type=Path)
     args = parser.parse_args(argv)
     from chord_robot.app.evaluate import EvalConfig
     from chord_robot.app.taskflows import flow_from_task_words
     from chord_robot.flow import ObjectFlow
+    from flowgen.priors import shipped
     from sim import world as simworld
     from sim.tasks import make
 
@@ -397,11 +401,12 @@ def main(argv: list[str]) -> None:
             if read:  # a flow kept by an earlier run: read, not distilled
                 flow = ObjectFlow.load(kept)
             else:
-                flow = flow_from_task_words(task, model=args.model, adjust=adjust).flow
+                flow = flow_from_task_words(task, model=args.model or shipped.MODEL_DIR, adjust=adjust).flow
                 if kept is not None:
                     flow.save(kept)
             row = {"task": args.task, "seed": seed, "settings": args.settings, "pixels": args.pixels, "spread": args.spread,
-                   "completions": completions, "trained": args.trained, "sentence": oracle_box.get("sentence"),
+                   "completions": completions, "trained": args.trained, "model": str(args.model or "shipped/model"),
+                   "sentence": oracle_box.get("sentence"),
                    "read_from": str(kept) if read else None,
                    "flow": task.describe_flow(flow), "scripted": task.describe_flow(oracle),
                    "objects": end_figures(task, flow, oracle)}

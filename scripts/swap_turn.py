@@ -10,8 +10,8 @@ centroid: ``--keep path`` keeps the flow's centroid path and takes the scripted 
 carries the object's frame-0 points onto that frame's, Kabsch) on the scripted motion's path
 (its transforms applied to the flow's centroid), and ``--keep neither`` takes both from the
 scripted motion (the control: the scripted motion at the flow's frames, on the flow's points). The scripted motion is resampled linearly in time to the flow's
-frames (`flowgen.priors.video_io.resample_time`). The other objects (and what the scripted motion leaves in place, a plate) are the flow's. Written to OUT_DIR/TASK-SEED.zarr beside an empty
-``settings.json``, so that `scripts/chord_sweep.py TASK SEEDS --flows OUT_DIR --execute` plans
+frames (`flowgen.priors.video_io.resample_time`). The other objects (and what the scripted motion leaves in place, a plate) are the flow's. Written to OUT_DIR/TASK-SEED.zarr beside a
+``settings.json`` of no settings and no model, so that `scripts/chord_sweep.py TASK SEEDS --flows OUT_DIR --execute` plans
 and executes them as the evaluation does.
 """
 
@@ -77,7 +77,7 @@ def main(argv: list[str]) -> None:
     if missing:
         raise SystemExit(f"swap_turn: no flow {args.task}-{missing[0]}.zarr in {args.flows}")
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "settings.json").write_text(json.dumps([]))
+    (args.out / "settings.json").write_text(json.dumps({"set": [], "model": None}))  # chord_sweep's key
     world = simworld.create(direct=True)
     try:
         task = make(args.task, world)

@@ -218,8 +218,10 @@ def flow_config(preset: str = "cpu", prior: str = "video", *, model: Any = None,
             prior's cpu preset at the shipped model's size, `shipped_preset`, with its own
             `SHIPPED_SETTINGS`).
         prior: "video" or "wan".
-        model: the shipped model the ``shipped`` preset is for (default: the first,
-            `flowgen.priors.shipped.MODEL_DIR`); other presets ignore it.
+        model: the weights the ``shipped`` preset is for (default: the first shipped model,
+            `flowgen.priors.shipped.MODEL_DIR`): their clips' size when `train-prior` made them
+            (else the cpu preset's), and a shipped model's own `SHIPPED_SETTINGS`; other
+            presets ignore it.
         **overrides: keyed by `Override.keyword` (``frames=9, iters=300, size=(32, 32),
             rigid_parts=True`` ...); None leaves the preset's value (a switch: False).
 
@@ -237,7 +239,7 @@ def flow_config(preset: str = "cpu", prior: str = "video", *, model: Any = None,
                  if v is not None and not (k in switches and v is switches[k])}
         from flowgen.priors import shipped
 
-        root = shipped.MODEL_DIR if model is None else Path(model)
+        root = shipped.MODEL_DIR if model is None else Path(model).resolve()
         config = flow_config("cpu", prior, **{**shipped_preset(root), **given})
         settings = SHIPPED_SETTINGS.get(root.name, {}) if shipped.is_shipped(root) else {}
         for path, value in settings.items():
@@ -365,17 +367,32 @@ def choose_prior(prior: str | None, model: Any, preset: str | None, has_videos: 
 
 
 def shipped_model(task: str | None) -> Path:
-    """The shipped model that knows the motion ``task`` asks for (`chord_robot.app.tasktext.
-    match_task` over every shipped model's sentences); the first shipped model without a task.
+    """The shipped model that knows the motion ``task`` asks for: each reads the words against
+    its own sentences (`chord_robot.app.tasktext.match_task`); when several do ("take the banana
+    off the plate by the laptop"), the one whose object the words name first, the earlier of
+    `flowgen.priors.shipped.MODEL_DIRS` on a tie. The first shipped model without a task.
 
     Raises:
         InputError (exit 2) naming every motion the shipped models know, and that open-ended
         tasks need Wan 2.2 weights, when none knows the task's.
     """
-    from chord_robot.app.tasktext import match_task
+    from chord_robot.app.tasktext import match_task, words
+    from chord_robot.errors import InputError
     from flowgen.priors import shipped
 
     if task is None:
         return shipped.MODEL_DIR
+    tokens = words(task)
+    found = []
+    for order, root in enumerate(shipped.MODEL_DIRS):
+        if not shipped.available(root):
+            continue
+        try:
+            match = match_task(task, shipped.prompts(root))
+        except InputError:
+            continue
+        found.append((tokens.index(match.noun) if match.noun in tokens else -1, order, root))
+    if found:
+        return min(found)[2]
     known = shipped.known_prompts()
-    return known[match_task(task, known).prompt]
+    return known[match_task(task, known).prompt]  # refused: naming every shipped model's motions

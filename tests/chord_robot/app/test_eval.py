@@ -155,9 +155,8 @@ def test_an_execution_error_is_a_failed_trial_with_its_message(monkeypatch):
 
 def test_the_chord_source_refuses_a_task_its_prior_does_not_know_as_a_failed_trial(monkeypatch):
     from flowgen.priors import shipped
-    from sim.clips import ARTICULATED_PROMPTS
 
-    monkeypatch.setattr(shipped, "prompts", lambda root=None: ARTICULATED_PROMPTS)  # a prior of lids and lamps
+    monkeypatch.setattr(shipped, "MODEL_DIRS", (shipped.MODEL_DIR,))  # shipped: lids and lamps only
     trial = run_trial("pick-banana", 0, "chord", 21)
     assert not trial.success and trial.failure_stage == "flow"
     assert "put the banana on the plate" in trial.failure and "shipped" in trial.failure

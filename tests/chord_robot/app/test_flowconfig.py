@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from chord_robot.app.flowconfig import FIELD_OPTIONS, FLOW_OVERRIDES, flow_config
@@ -95,6 +96,11 @@ def test_another_variant_keeps_the_presets_residual_space_and_blur():
     ("put the banana on the plate", shipped.PICK_DIR), ("take the can off the dish", shipped.PICK_DIR),
     ("close the laptop", shipped.MODEL_DIR), ("tilt the lamp head down", shipped.MODEL_DIR),
     (None, shipped.MODEL_DIR),
+    # both models read these; the object named first decides (one model's words over all six
+    # sentences read the first two as the laptop's and refused the third)
+    ("lift the apple off the plate near the laptop", shipped.PICK_DIR),
+    ("put the banana on the plate under the lamp", shipped.PICK_DIR),
+    ("close the laptop next to the plate", shipped.MODEL_DIR), ("lower the lamp over the plate", shipped.MODEL_DIR),
 ])
 def test_the_tasks_motion_chooses_the_shipped_model(task, model):
     from chord_robot.app.flowconfig import choose_prior
@@ -118,17 +124,21 @@ def test_a_task_no_shipped_model_knows_is_refused_naming_every_motion():
     assert all(m in message for m in ("close a laptop lid", "lower a lamp's head", "on a plate", "Wan 2.2"))
 
 
-def test_each_shipped_model_has_its_own_preset():
+def test_each_shipped_model_has_its_own_preset(monkeypatch, tmp_path):
     """The pick model distils in pixels with the carried object's turn held (SHIPPED_SETTINGS);
-    the first model keeps the latent residual; both at their own clip size, 300 iterations."""
+    the first model keeps the latent residual; each at its own clip size, 300 iterations."""
     first = flow_config("shipped", "wan")
-    assert flow_config("shipped", "wan", model=shipped.MODEL_DIR) == first
     pick = flow_config("shipped", "wan", model=shipped.PICK_DIR)
     assert (pick.wan.sds_space, pick.wan.grad_scale, pick.weights.turn) == ("image", 10.0, 30000.0)
     assert (first.wan.sds_space, first.weights.turn) == ("latent", 0.0)
-    frames, height, width = shipped.clip_size(shipped.PICK_DIR)
-    assert (pick.num_frames, pick.render_size, pick.iterations) == (frames, (width, height), 300)
-    assert pick.part_motion and not pick.per_axis_control_scales
+    assert pick.iterations == 300 and pick.part_motion and not pick.per_axis_control_scales
+    (tmp_path / "weights").symlink_to(shipped.PICK_DIR)  # the path as given need not end in its name
+    assert flow_config("shipped", "wan", model=tmp_path / "weights") == pick
+    sizes = {shipped.MODEL_DIR: (9, 32, 32), shipped.PICK_DIR: (17, 48, 64)}  # the two differ here
+    monkeypatch.setattr(shipped, "clip_size", lambda root=shipped.MODEL_DIR: sizes[root])
+    assert flow_config("shipped", "wan", model=shipped.PICK_DIR).render_size == (64, 48)
+    assert flow_config("shipped", "wan", model=shipped.PICK_DIR).num_frames == 17
+    assert flow_config("shipped", "wan").render_size == (32, 32)
     assert flow_config("shipped", "wan", model=shipped.PICK_DIR, iters=40).iterations == 40  # overrides win
     assert flow_config("cpu", "wan", model=shipped.PICK_DIR) == flow_config("cpu", "wan")  # other presets ignore it
 
@@ -140,3 +150,41 @@ def test_replace_field_sets_a_nested_field_and_names_a_missing_one():
     assert config.weights.sink == 5.0 and config.weights.motion == flow_config("cpu", "wan").weights.motion
     with pytest.raises(KeyError, match="weights.sinks"):
         replace_field(config, "weights.sinks", 1.0)
+
+
+class _Prepared(Exception):
+    """Raised by a stand-in for `prepare_flow` once it has the run's config (no distillation)."""
+
+
+def test_the_callers_distil_a_pick_with_the_pick_models_preset(monkeypatch, tmp_path):
+    """`api.generate_flow` (flow, plan, batch) and the evaluation's chord source pass the chosen
+    shipped model on to `flow_config`: a pick runs with the pick model and its settings."""
+    from chord_robot.app import api, flowrun, taskflows
+    from chord_robot.scene import Scene, SceneObject
+    from sim import world as simworld
+    from sim.tasks import make
+
+    seen = []
+
+    def prepare(scan, *, config, model=None, **kwargs):
+        seen.append((model, config.wan.sds_space, config.weights.turn))
+        raise _Prepared
+
+    monkeypatch.setattr(flowrun, "prepare_flow", prepare)
+    monkeypatch.setattr(taskflows, "prepare_flow", prepare)
+    box = np.random.default_rng(0).uniform(0, 0.1, (20, 3))
+    scene = Scene({n: SceneObject(n, "points", box, static=n == "table") for n in ("table", "banana", "plate")},
+                  "scan.ply")
+    for task in ("put the banana on the plate", "close the laptop"):
+        with pytest.raises(_Prepared):
+            api.generate_flow(scene, task)
+    world = simworld.create(direct=True)
+    try:
+        trial = make("pick-banana", world)
+        trial.reset(100)
+        with pytest.raises(_Prepared):
+            taskflows.flow_from_task_words(trial, inputs_dir=tmp_path)
+    finally:
+        world.close()
+    assert seen == [(shipped.PICK_DIR, "image", 30000.0), (shipped.MODEL_DIR, "latent", 0.0),
+                    (shipped.PICK_DIR, "image", 30000.0)]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -67,6 +69,6 @@ def test_the_path_and_the_turn_come_from_the_motion_asked(script, tmp_path):
     plate = got["path"].objects["plate"]
     assert plate.static == flow.objects["plate"].static and plate.has_controls == flow.objects["plate"].has_controls
     assert np.array_equal(plate.trajectories, flow.objects["plate"].trajectories)
-    assert (tmp_path / "path" / "settings.json").read_text() == "[]"
+    assert json.loads((tmp_path / "path" / "settings.json").read_text()) == {"set": [], "model": None}
     with pytest.raises(SystemExit, match="no flow pick-banana-101.zarr"):
         script.main(["pick-banana", "101", "--flows", str(tmp_path), "--keep", "path", "-o", str(tmp_path / "x")])
