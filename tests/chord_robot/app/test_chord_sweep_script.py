@@ -84,3 +84,18 @@ def test_settings_take_words_pairs_and_schedules_and_refuse_a_wrong_pair(script)
     assert config.wan.sds_space == "latent"  # the preset's own is untouched
     with pytest.raises(SystemExit, match="takes 2 numbers"):
         script.adjuster(["wan.image_blur=0.25"])(config)
+
+
+def test_kept_flows_of_other_weights_or_settings_are_refused_before_any_run(script, tmp_path):
+    """The flows folder's key holds the settings and the model: flows kept before ``--model``
+    existed (a list; a pick then ran on the first shipped model) or from other weights are not
+    read as this run's."""
+    import json
+
+    made = tmp_path / "settings.json"
+    for held, argv in (([], []), ({"set": [], "model": None}, ["--model", "flowgen/priors/shipped/model"]),
+                       ({"set": [], "model": None}, ["--set", "weights.sink=1e5"])):
+        made.write_text(json.dumps(held))
+        with pytest.raises(SystemExit, match="holds flows made with"):
+            script.main(["pick-banana", "100", "--flows", str(tmp_path), *argv])
+        assert json.loads(made.read_text()) == held and [p.name for p in tmp_path.iterdir()] == ["settings.json"]
