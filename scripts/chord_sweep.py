@@ -6,8 +6,9 @@
 
 Per seed, the task is reset and its scan and words distilled as `chord-robot eval --flow-source
 chord` does (`chord_robot.app.taskflows.flow_from_task_words`: the shipped model the task's words
-choose and its preset, or ``--model``; a pick before session 35 ran on the first shipped model,
-``--model flowgen/priors/shipped/model``),
+choose and its preset, or ``--model``; before session 35 every task ran on whatever sat in
+``flowgen/priors/shipped/model``: the first model in sessions 29-31, trained pick priors copied
+over it in a clone in sessions 32-34),
 with each ``--set`` applied to the preset's `flowgen.config.FlowConfig` (and again after what
 the task's motion sets, a carried object's settings, so it wins; `prepare_flow`): a dotted field
 (``weights.acceleration=300``, ``wan.guidance_start=12``, ``wan.sds_space=image``; a schedule
@@ -196,6 +197,10 @@ def main(argv: list[str]) -> None:
         raise SystemExit(f"chord_sweep: {e}") from None
     if args.settings and args.source != "chord":
         raise SystemExit("chord_sweep: --set changes the chord source's preset: not with --source video")
+    if args.model and args.source != "chord":
+        raise SystemExit(f"chord_sweep: --model is the chord source's weights: not with --source {args.source}")
+    if args.model:
+        args.model = str(Path(args.model).resolve())  # one key for one directory however it is written
     if args.plan_settings and not args.execute:
         raise SystemExit("chord_sweep: --plan changes the planner: it needs --execute")
     if args.exec_settings and not args.execute:
@@ -204,9 +209,10 @@ def main(argv: list[str]) -> None:
         args.flows.mkdir(parents=True, exist_ok=True)
         made = args.flows / "settings.json"
         key = {"set": args.settings, "model": args.model}
-        if made.exists() and json.loads(made.read_text()) != key:  # a list: before --model (the first shipped model)
-            raise SystemExit(f"chord_sweep: {args.flows} holds flows made with {json.loads(made.read_text())}, "
-                             f"not {key}")
+        if made.exists() and json.loads(made.read_text()) != key:
+            held = json.loads(made.read_text())
+            why = " (a list: kept before the task's words chose the model; use a new folder)" if isinstance(held, list) else ""
+            raise SystemExit(f"chord_sweep: {args.flows} holds flows made with {held}{why}, not {key}")
         made.write_text(json.dumps(key))
     rows = []
     flows = str(args.flows) if args.flows else None
@@ -216,7 +222,8 @@ def main(argv: list[str]) -> None:
         if isinstance(result, JobCrash):
             result = {"task": args.task, "seed": args.seeds[i], "settings": args.settings, "plan": args.plan_settings,
                       **({"exec": args.exec_settings} if args.exec_settings else {}),
-                      **({"source": args.source} if args.source != "chord" else {}), "error": result.message}
+                      **({"source": args.source} if args.source != "chord" else {}),
+                      **({"model": args.model} if args.model else {}), "error": result.message}
         rows.append(result)
         print(json.dumps(result), flush=True)
     rows.sort(key=lambda r: r["seed"])

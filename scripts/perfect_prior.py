@@ -14,9 +14,10 @@ the latents z* of the task's scripted motion (`Task.oracle_flow`) filmed from th
 - the model's own Gaussians, each moved and turned as its nearest scripted points move
 (`chord_robot.flow.interpolate_trajectories`) and shaded at its turned normal, drawn by the
 loop's renderer over the same backdrop and encoded by the prior's VAE (``--model``, default the
-first shipped model, `flowgen.priors.shipped.MODEL_DIR`, with its 4x VAE and preset: what
-sessions 29-34 measured through, a pick included; the pick model, which
-`chord-robot eval` uses for a pick since session 35: ``--model flowgen/priors/shipped/pick``). Under z_tau = (1 - tau) z + tau eps that
+first shipped model, `flowgen.priors.shipped.MODEL_DIR`, with its 4x VAE and preset, a pick
+included; before session 35 the run took whatever sat in ``flowgen/priors/shipped/model``, in a
+clone for sessions 32-34's pick priors; the pick model, which `chord-robot eval` uses for a
+pick since session 35: ``--model flowgen/priors/shipped/pick``). Under z_tau = (1 - tau) z + tau eps that
 prior's denoiser is
 
     E[z | z_tau] = z* + a (z_tau - (1 - tau) z*),    a = (1 - tau) S^2 / ((1 - tau)^2 S^2 + tau^2),

@@ -87,9 +87,9 @@ def test_settings_take_words_pairs_and_schedules_and_refuse_a_wrong_pair(script)
 
 
 def test_kept_flows_of_other_weights_or_settings_are_refused_before_any_run(script, tmp_path):
-    """The flows folder's key holds the settings and the model: flows kept before ``--model``
-    existed (a list; a pick then ran on the first shipped model) or from other weights are not
-    read as this run's."""
+    """The flows folder's key holds the settings and the model: flows kept before the task's
+    words chose the model (a list) or from other weights are not read as this run's; ``--model``
+    is the chord source's only."""
     import json
 
     made = tmp_path / "settings.json"
@@ -99,3 +99,8 @@ def test_kept_flows_of_other_weights_or_settings_are_refused_before_any_run(scri
         with pytest.raises(SystemExit, match="holds flows made with"):
             script.main(["pick-banana", "100", "--flows", str(tmp_path), *argv])
         assert json.loads(made.read_text()) == held and [p.name for p in tmp_path.iterdir()] == ["settings.json"]
+    with pytest.raises(SystemExit, match="a list: kept before"):
+        made.write_text("[]")
+        script.main(["pick-banana", "100", "--flows", str(tmp_path)])
+    with pytest.raises(SystemExit, match="--model is the chord source's weights: not with --source video"):
+        script.main(["pick-banana", "100", "--source", "video", "--model", "flowgen/priors/shipped/model"])

@@ -96,9 +96,11 @@ def test_another_variant_keeps_the_presets_residual_space_and_blur():
     ("put the banana on the plate", shipped.PICK_DIR), ("take the can off the dish", shipped.PICK_DIR),
     ("close the laptop", shipped.MODEL_DIR), ("tilt the lamp head down", shipped.MODEL_DIR),
     (None, shipped.MODEL_DIR),
-    # both models read these; the object named first decides (one model's words over all six
-    # sentences read the first two as the laptop's and refused the third)
+    # both models read these; the object named first decides (reading the words once against
+    # all six sentences took the first as the laptop's)
     ("lift the apple off the plate near the laptop", shipped.PICK_DIR),
+    ("close the laptop and put the banana on the plate", shipped.MODEL_DIR),
+    # one model reads these, though both families' nouns are named (the one pass refused the first)
     ("put the banana on the plate under the lamp", shipped.PICK_DIR),
     ("close the laptop next to the plate", shipped.MODEL_DIR), ("lower the lamp over the plate", shipped.MODEL_DIR),
 ])
@@ -158,9 +160,11 @@ class _Prepared(Exception):
 
 def test_the_callers_distil_a_pick_with_the_pick_models_preset(monkeypatch, tmp_path):
     """`api.generate_flow` (flow, plan, batch) and the evaluation's chord source pass the chosen
-    shipped model on to `flow_config`: a pick runs with the pick model and its settings."""
+    shipped model on to `flow_config`: a pick runs with the pick model and its settings; the
+    video-baseline source samples its video from the pick model."""
     from chord_robot.app import api, flowrun, taskflows
     from chord_robot.scene import Scene, SceneObject
+    from flowgen.priors import train_checks
     from sim import world as simworld
     from sim.tasks import make
 
@@ -170,8 +174,13 @@ def test_the_callers_distil_a_pick_with_the_pick_models_preset(monkeypatch, tmp_
         seen.append((model, config.wan.sds_space, config.weights.turn))
         raise _Prepared
 
+    def sample(model, first, prompts, **kwargs):
+        seen.append((model, prompts, kwargs["num_frames"]))
+        raise _Prepared
+
     monkeypatch.setattr(flowrun, "prepare_flow", prepare)
     monkeypatch.setattr(taskflows, "prepare_flow", prepare)
+    monkeypatch.setattr(train_checks, "sample_videos", sample)
     box = np.random.default_rng(0).uniform(0, 0.1, (20, 3))
     scene = Scene({n: SceneObject(n, "points", box, static=n == "table") for n in ("table", "banana", "plate")},
                   "scan.ply")
@@ -184,7 +193,10 @@ def test_the_callers_distil_a_pick_with_the_pick_models_preset(monkeypatch, tmp_
         trial.reset(100)
         with pytest.raises(_Prepared):
             taskflows.flow_from_task_words(trial, inputs_dir=tmp_path)
+        with pytest.raises(_Prepared):
+            taskflows.flow_from_task_baseline(trial, inputs_dir=tmp_path / "baseline")
     finally:
         world.close()
     assert seen == [(shipped.PICK_DIR, "image", 30000.0), (shipped.MODEL_DIR, "latent", 0.0),
-                    (shipped.PICK_DIR, "image", 30000.0)]
+                    (shipped.PICK_DIR, "image", 30000.0),
+                    (shipped.PICK_DIR, ["the object is put on the plate"], shipped.clip_size(shipped.PICK_DIR)[0])]
