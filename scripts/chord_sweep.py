@@ -68,14 +68,17 @@ def _value(current, path: str, text: str):
     return type(current)(text)
 
 
-def set_field(config, path: str, text: str, full: str | None = None):
-    """``config`` with the dotted field ``path`` set from ``text`` (nested frozen dataclasses)."""
-    head, _, rest = path.partition(".")
-    if not dataclasses.is_dataclass(config) or head not in {f.name for f in dataclasses.fields(config)}:
-        raise SystemExit(f"chord_sweep: no setting {full or path!r}")
-    current = getattr(config, head)
-    value = set_field(current, rest, text, full or path) if rest else _value(current, full or path, text)
-    return dataclasses.replace(config, **{head: value})
+def set_field(config, path: str, text: str):
+    """``config`` with the dotted field ``path`` set from ``text`` (nested frozen dataclasses;
+    `chord_robot.app.flowconfig.replace_field`, the value parsed as the field's own type)."""
+    from chord_robot.app.flowconfig import replace_field
+
+    current = config
+    for name in path.split("."):
+        if not dataclasses.is_dataclass(current) or name not in {f.name for f in dataclasses.fields(current)}:
+            raise SystemExit(f"chord_sweep: no setting {path!r}")
+        current = getattr(current, name)
+    return replace_field(config, path, _value(current, path, text))
 
 
 def adjuster(settings: list[str]):
