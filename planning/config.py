@@ -108,6 +108,18 @@ class PlanConfig:
     links), metres; the optimised approach is held to the same. Within a base pose, approaches
     that overlap at all are tried after every clean one: a push's approach 3-8 mm into a laptop's
     lid ran into it and shoved the laptop 55-64 mm (docs/planning-notes.md, session 25)."""
+    hand_overlap: float = 0.002
+    """While it moves the object and retreats, the hand's own boxes (palm and fingers, closed on
+    the object, open after the release; `planning.search.hand_clearance`) may reach this far
+    into the rest of the scene, metres (its points are 5 mm apart); the arm's spheres keep to
+    ``approach_overlap``."""
+    lift_clearance: float = 0.005
+    """When a carried object's hand would meet the rest of the scene (beyond ``hand_overlap``),
+    its path is raised where the hand comes within this of it and solved again
+    (`FlowPlanner._lift_over`), metres..."""
+    max_lift: float = 0.04
+    """...by at most this much, metres (more: the flow goes through the object, not over its
+    edge, and the plan is refused)."""
     approach_hold: float = 100.0
     """How much harder than other steps a free approach step is pulled to its IK solution
     when the optimised approach strayed into the scene."""

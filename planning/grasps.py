@@ -161,6 +161,19 @@ def inside_gripper(poses: np.ndarray, points: np.ndarray, boxes: np.ndarray, cle
     return inside
 
 
+def box_gaps(poses: np.ndarray, points: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """(G,) smallest signed distance (metres; negative: inside, by the depth) of ``points``
+    (M, 3) to the gripper's ``boxes`` (`gripper_boxes`) at each of ``poses`` (G, 4, 4)."""
+    assert poses.shape[1:] == (4, 4) and points.ndim == 2 and points.shape[1] == 3, (poses.shape, points.shape)
+    local = (points[None] - poses[:, None, :3, 3]) @ poses[:, :3, :3]  # (G, M, 3)
+    gap = np.full(len(poses), np.inf)
+    for lo, hi in boxes:
+        q = np.abs(local - (lo + hi) / 2) - (hi - lo) / 2  # per axis: beyond the face (+) or not
+        outside = np.linalg.norm(np.maximum(q, 0.0), axis=-1)
+        gap = np.minimum(gap, (outside + np.minimum(q.max(-1), 0.0)).min(1))
+    return gap
+
+
 def collision_counts(
     poses: np.ndarray,
     points: np.ndarray,

@@ -37,6 +37,8 @@ from planning.search import (
     approach_clearance,
     base_poses,
     grasp_request,
+    hand_clearance,
+    hand_gaps,
     motion_clearance,
     others_above_table,
     scene_obstacles,
@@ -138,6 +140,10 @@ class FlowPlanner:
                 f"{chosen.flow_residual * 1000:.1f} mm)"
             )
             traj = self._optimise(chosen, layout, scene, others)
+            if traj.hand_clearance < -cfg.hand_overlap and grasp.mode == "grasp" and not grasp.pinch and mask.all():
+                traj = self._lift_over(chosen, layout, scene, others, traj, name)
+                if traj.lift > 0.0:
+                    say(f"lifted the carried {name!r} up to {traj.lift * 1000:.0f} mm above its flow to clear the rest of the scene")
             say(
                 f"trajectory: alignment error mean {traj.mean_error * 1000:.2f} mm, max "
                 f"{traj.max_error * 1000:.2f} mm; table clearance {traj.clearance * 1000:.0f} mm; "
@@ -162,6 +168,51 @@ class FlowPlanner:
         costs = plan_costs(plan, chosen, traj, search.stats, time.perf_counter() - t_start)
         return replace(plan, costs=costs)
 
+    def _lift_over(
+        self,
+        chosen: Candidate,
+        layout: StepLayout,
+        scene: cKDTree,
+        others: cKDTree | None,
+        traj: TrajectoryResult,
+        name: str,
+    ) -> TrajectoryResult:
+        """``traj`` with its hand lifted over the rest of the scene, when the whole object is
+        carried (a free body, not a part) and the hand would meet something on the way.
+
+        The steps where the hand (`hand_gaps`) comes within `PlanConfig.lift_clearance` of the
+        scene get their targets raised by the shortfall, spread over three steps either side
+        (the grasp and what comes before it stay put; the retreat keeps the last step's
+        lift), and the trajectory is solved again, up to three times while it still falls
+        short, never lifting more than `PlanConfig.max_lift`. The flow is followed where the
+        way is clear and left upwards where it is not (a flow generated from a prior may carry
+        an object a centimetre lower over a plate's rim than a hand holding it can pass); the
+        alignment error is still measured against the flow. Returns the first accepted
+        trajectory, else ``traj``."""
+        cfg = self.config
+        a, last = layout.grasp, layout.grasp + layout.frames - 1
+        steps = np.arange(layout.size)
+        falloff = np.clip(1.0 - np.abs(steps[None] - steps[:, None]) / 4.0, 0.0, None)
+        lift, q = np.zeros(layout.size), traj.joints
+        for _ in range(3):
+            gaps = hand_gaps(self.model, layout, q, chosen.base, others, chosen.grasp)
+            need = np.maximum(cfg.lift_clearance - gaps, 0.0)
+            if not need.any():
+                break
+            lift = lift + (need[:, None] * falloff).max(0)
+            lift[: a + 1] = 0.0
+            lift[last + 1 :] = np.maximum(lift[last + 1 :], lift[last])
+            if lift.max() > cfg.max_lift:
+                break
+            target = chosen.problem.target.copy()
+            target[..., 2] += lift[:, None]  # the base stands upright: its z is the world's
+            lifted = replace(chosen, problem=replace(chosen.problem, target=target))
+            attempt = replace(self._optimise(lifted, layout, scene, others), lift=float(lift.max()))
+            if attempt.problem(cfg, name) is None:
+                return attempt
+            q = attempt.joints
+        return traj
+
     def _optimise(
         self, chosen: Candidate, layout: StepLayout, scene: cKDTree, others: cKDTree | None = None
     ) -> TrajectoryResult:
@@ -182,6 +233,7 @@ class FlowPlanner:
         errors = alignment_errors(ee[layout.manipulate], chosen.grasp.pose, chosen.carried)
         pr = chosen.problem
         hit, hit_step = motion_clearance(optimizer, layout, q, chosen.base, others)
+        hand, hand_step = hand_clearance(self.model, layout, q, chosen.base, others, chosen.grasp)
         return TrajectoryResult(
             solution=solution,
             joints=q,
@@ -195,6 +247,8 @@ class FlowPlanner:
             approach_clearance=approach_clearance(optimizer, layout, q, chosen.base, scene),
             motion_clearance=hit,
             motion_step=hit_step,
+            hand_clearance=hand,
+            hand_step=hand_step,
         )
 
 

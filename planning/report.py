@@ -31,9 +31,13 @@ class TrajectoryResult:
         worst_step: the step where it is smallest.
         approach_clearance: smallest distance of the robot's spheres to the scene on the way
             to the pre-grasp, metres.
-        motion_clearance: smallest distance of the robot's spheres to the rest of the scene
+        motion_clearance: smallest distance of the arm's spheres to the rest of the scene
             (not the manipulated object, not the table's surface) while manipulating and
             retreating, metres; ``motion_step`` is where.
+        hand_clearance: the same of the hand's own boxes (negative: the rest of the scene
+            inside it, by the depth), metres; ``hand_step`` is where.
+        lift: how far the carried object's path was raised above its flow to clear the rest
+            of the scene (`FlowPlanner._lift_over`), metres at most.
     """
 
     solution: TrajSolution
@@ -48,6 +52,9 @@ class TrajectoryResult:
     approach_clearance: float
     motion_clearance: float = float("inf")
     motion_step: int = -1
+    hand_clearance: float = float("inf")
+    hand_step: int = -1
+    lift: float = 0.0
 
     def problem(self, cfg: PlanConfig, name: str) -> str | None:
         """Why this trajectory is not accepted, or None."""
@@ -77,6 +84,12 @@ class TrajectoryResult:
             return (
                 f"the {cfg.robot.name} would hit the rest of the scene while moving {name!r} "
                 f"({-self.motion_clearance * 1000:.0f} mm overlap at step {self.motion_step}); "
+                "clear the way or move the robot base"
+            )
+        if self.hand_clearance < -cfg.hand_overlap:
+            return (
+                f"the {cfg.robot.name}'s hand would hit the rest of the scene while moving {name!r} "
+                f"({-self.hand_clearance * 1000:.0f} mm into it at step {self.hand_step}); "
                 "clear the way or move the robot base"
             )
         return None
@@ -123,6 +136,7 @@ def plan_costs(
         hinge_residual_m=chosen.carried.off_flow,
         table_clearance_m=traj.clearance,
         approach_clearance_m=traj.approach_clearance,
+        lift_m=traj.lift,
         grasp_score=chosen.grasp.score,
         grasp_time_s=stats.grasp_time,
         ik_time_s=stats.ik_time,
@@ -130,6 +144,9 @@ def plan_costs(
         total_time_s=seconds,
         grips_into_object=float(stats.into_object),
     )
+    # nothing else near the moving robot: no figure (a plan's costs stay plain JSON numbers)
+    near = {"motion_clearance_m": traj.motion_clearance, "hand_clearance_m": traj.hand_clearance}
+    costs.update({k: v for k, v in near.items() if np.isfinite(v)})
     return costs
 
 
@@ -142,7 +159,8 @@ def rigid_mean(grasp: Grasp, carried: CarriedPoints) -> float:
 
 
 def describe(plan: Plan) -> str:
-    """Multi-line summary of a plan for the terminal: grasp, alignment error, solve time."""
+    """Multi-line summary of a plan for the terminal: grasp, alignment error, clearances, solve
+    time."""
     c = {k: plan.costs.get(k, float("nan")) for k in _REPORTED}
     pose = np.round(plan.grasp_pose[4:], 3).tolist()
     grasp = (
@@ -153,17 +171,29 @@ def describe(plan: Plan) -> str:
         f"alignment error: mean {c['alignment_mean_m'] * 1000:.2f} mm, "
         f"max {c['alignment_max_m'] * 1000:.2f} mm"
     )
+    clear = (
+        f"clearance: table {_mm(c['table_clearance_m'])}; rest of the scene while moving it: arm "
+        f"{_mm(c['motion_clearance_m'])}, hand {_mm(c['hand_clearance_m'])}"
+    )
     timing = (
         f"solve {c['solve_time_s']:.2f} s (IK {c['ik_time_s']:.2f} s, total {c['total_time_s']:.2f} s); "
         f"duration {plan.times[-1]:.2f} s, {plan.num_steps} steps"
     )
-    return f"{grasp}\n{error}\n{timing}"
+    return f"{grasp}\n{error}\n{clear}\n{timing}"
+
+
+def _mm(metres: float) -> str:
+    """A clearance for the terminal: millimetres, or "-" when nothing was near (or unknown)."""
+    return f"{metres * 1000:.0f} mm" if np.isfinite(metres) else "-"
 
 
 _REPORTED = (
     "grasp_score",
     "alignment_mean_m",
     "alignment_max_m",
+    "table_clearance_m",
+    "motion_clearance_m",
+    "hand_clearance_m",
     "solve_time_s",
     "ik_time_s",
     "total_time_s",

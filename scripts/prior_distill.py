@@ -6,7 +6,9 @@
         elsewhere (built by the tasks, not the clip generator: other assets' code, patch
         textures, the task's own start states), and scans built another way: a laptop of two
         checkerboard boxes (lid at 105 degrees) on a grey table, and a duck (pybullet_data's
-        mesh, never in the clips) beside a plate.
+        mesh, never in the clips) beside a plate; a pick scene with a mug and a book on the
+        table as well (`banana-plate-clutter`), and one with the banana already on the plate
+        (`banana-on-plate`, put there by the task's scripted motion, to be taken off).
     python scripts/prior_distill.py run DIR SCENE "PROMPT" OUT [extra flow arguments ...]
         `chord-robot flow` on DIR/SCENE.ply, then measures the flow (OUT.json) and renders it
         (OUT.mp4). The model: $PRIOR (a `chord-robot train-prior` directory; flow arguments
@@ -42,7 +44,14 @@ SCENES = {  # name: (task, seed, task config overrides)
     "cloth-fold": ("fold-fabric", 9006, {}),
     "checker-laptop": ("built", 9008, {}),
     "duck-plate": ("built", 9009, {}),
+    "banana-plate-clutter": ("pick-banana", 9010, {}),
+    "banana-on-plate": ("pick-banana", 9011, {}),
 }
+CLUTTER = ("banana-plate-clutter",)
+"""Pick scenes that also get two still distractors (a mug, a book: `_distractors`)."""
+ON_PLATE = ("banana-on-plate",)
+"""Pick scenes scanned after the task's scripted motion has put the banana on the plate (to be
+taken off)."""
 FLOW_ARGS = ["--allow-cpu", "--iters", "300", "--rigid-parts"]
 """Flow arguments for $PRIOR, with its own clips' frames and size (`shipped.clip_size`)."""
 
@@ -98,14 +107,44 @@ def _built_scene(name: str, path: Path) -> dict:
             "start_centroid": duck.vertices.mean(0).tolist()}
 
 
+def _distractors(banana: np.ndarray, plate: np.ndarray, rng: np.random.Generator) -> dict:
+    """A mug (8 cm across, 10 cm tall) and a book (20 x 14 x 3 cm) at random free spots of the
+    table, their centres at least 20 cm from the banana, the plate and the straight way between
+    them, 25 cm apart; SystemExit if a turned book's corner still reaches the plate's rim."""
+    import trimesh
+
+    def clear(p: np.ndarray, placed: list) -> bool:
+        a, b = banana[:2], plate[:2]
+        s = np.clip(np.dot(p - a, b - a) / np.dot(b - a, b - a), 0.0, 1.0)
+        return (np.linalg.norm(p - (a + s * (b - a))) > 0.2
+                and all(np.linalg.norm(p - q) > 0.25 for q in placed))
+
+    spots: list[np.ndarray] = []
+    while len(spots) < 2:
+        p = rng.uniform([0.25, -0.35], [0.75, 0.35])
+        if clear(p, spots):
+            spots.append(p)
+    mug = trimesh.creation.cylinder(radius=0.04, height=0.1, sections=32).subdivide_to_size(0.01)
+    mug.apply_translation([*spots[0], 0.05])
+    book = trimesh.creation.box([0.2, 0.14, 0.03]).subdivide_to_size(0.01)
+    book.apply_transform(trimesh.transformations.rotation_matrix(rng.uniform(0, np.pi), [0, 0, 1]))
+    book.apply_translation([*spots[1], 0.015])
+    reach = min(np.linalg.norm(np.asarray(m.vertices)[:, :2] - plate[:2], axis=1).min() for m in (mug, book))
+    if reach < 0.13:  # the plates' radius is at most 12.5 cm
+        raise SystemExit(f"prior_distill: a distractor comes {reach * 1000:.0f} mm from the plate's centre")
+    return {"mug": (mug, np.tile([0.85, 0.2, 0.15], (len(mug.vertices), 1))),
+            "book": (book, np.tile([0.15, 0.35, 0.75], (len(book.vertices), 1)))}
+
+
 def write_scenes(out: Path) -> dict:
     from sim import assets
     from sim import world as sim_world
     from sim.tasks.close_laptop import CloseLaptop, CloseLaptopConfig
-    from sim.tasks.flow_inputs import write_scan
+    from sim.tasks.flow_inputs import table_surface, write_labelled_scan, write_scan
     from sim.tasks.fold_fabric import FoldFabric
     from sim.tasks.lower_lamp import LowerLamp, LowerLampConfig
     from sim.tasks.pick_banana import PickBanana
+    from sim.world import base_matrix
 
     out.mkdir(parents=True, exist_ok=True)
     world = sim_world.create()
@@ -123,12 +162,19 @@ def write_scenes(out: Path) -> dict:
             else:
                 task = PickBanana(world) if task_name == "pick-banana" else FoldFabric(world)
             task.reset(seed)
-            write_scan(task, out / f"{name}.ply")
+            if name in ON_PLATE:
+                task.play_oracle()
+            if name in CLUTTER:
+                extra = _distractors(task.banana_start[:3, 3], task.plate_start[:3, 3], np.random.default_rng(seed))
+                write_labelled_scan(out / f"{name}.ply", {"table": table_surface(world), **task.scan_surfaces(), **extra})
+            else:
+                write_scan(task, out / f"{name}.ply")
             if task_name == "pick-banana":
                 top = float(task.plate_start[2, 3] + assets.plate_top(task.plate_spec))
+                start = task.banana_start[:3, 3] if name not in ON_PLATE else base_matrix(world, task.banana)[:3, 3]
                 info[name] = {"kind": "pick", "object": "banana", "task": task_name, "seed": seed,
                               "plate_centre": [*task.plate_start[:2, 3].tolist(), top],
-                              "start_centroid": task.banana_start[:3, 3].tolist()}
+                              "start_centroid": start.tolist()}
             elif task_name == "fold-fabric":
                 info[name] = {"kind": "fold", "task": task_name, "seed": seed,
                               "corners": task.start_nodes[[task.corner, task.opposite]].tolist()}

@@ -165,6 +165,33 @@ def test_collision_counts_match_a_plain_loop():
     assert max(expected) > 0
 
 
+def test_box_gaps_are_the_signed_distance_to_the_gripper():
+    """Outside: the distance to the nearest box (a point beside a fingertip, one beyond a
+    corner); inside: minus the depth to the nearest face; and below zero exactly where the
+    box test says inside."""
+    from planning.grasps import box_gaps, gripper_boxes, inside_gripper
+
+    boxes = gripper_boxes(GRIPPER, 0.04, 0.0)  # fingers' pads at y = +-0.02
+    pose = geometry.make_transform(geometry.rotation_about([0.3, -1.0, 0.2], 0.7), [0.5, 0.1, 0.2])
+    tip = GRIPPER.finger_tip
+    local = np.array([
+        [0.0, 0.0, tip],  # between the pads: 20 mm from either
+        [0.0, 0.02 + GRIPPER.finger_thickness / 2, tip + 0.003],  # 3 mm past a fingertip
+        [0.0, 0.025, tip - 0.01],  # in a finger, 5 mm from its pad (its nearest face)
+        [GRIPPER.finger_depth / 2 + 0.003, 0.02 + GRIPPER.finger_thickness + 0.004, tip + 0.012],  # past a corner
+    ])
+    world = local @ pose[:3, :3].T + pose[:3, 3]
+    gaps = [box_gaps(pose[None], p[None], boxes)[0] for p in world]
+    np.testing.assert_allclose(gaps, [0.02, 0.003, -0.005, np.sqrt(0.003**2 + 0.004**2 + 0.012**2)], atol=1e-9)
+    rng = np.random.default_rng(5)
+    cloud = rng.uniform(-0.12, 0.12, size=(2000, 3)) @ pose[:3, :3].T + pose[:3, 3]
+    poses = np.stack([pose, geometry.make_transform(np.eye(3), [0.5, 0.1, 0.2])])
+    each = np.stack([box_gaps(poses, c[None], boxes) for c in cloud], axis=1)  # (2, M)
+    inside = inside_gripper(poses, cloud, boxes, 0.0)
+    assert np.array_equal(each < 0, inside) and inside.any(1).all()
+    np.testing.assert_array_equal(box_gaps(poses, cloud, boxes), each.min(1))
+
+
 def test_both_faces_of_a_thin_plate_get_outward_normals():
     # An 8 mm plate (a laptop lid): each point's neighbours span both faces, so orienting
     # away from the object's centroid would point one face inward.

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 
 import numpy as np
 import pytest
+from scipy.spatial import cKDTree
 
 from chord_robot import geometry
 from chord_robot.errors import PlanningFailure
 from chord_robot.flow import ObjectFlow, ObjectMotion
 from chord_robot.plans import Plan
 from planning import analytic
-from planning.grasps import gripper_boxes, inside_gripper
+from planning.grasps import Grasp, gripper_boxes, inside_gripper
 from planning.region import moving_mask
 
 from .conftest import BASE, FRAMES
@@ -224,3 +226,87 @@ def test_a_grip_keeps_its_hand_off_the_objects_still_part(planner):
     boxes = gripper_boxes(planner.config.robot.gripper, plan.grasp_width, 0.0)
     inside = inside_gripper(ee, base, boxes, planner.config.still_clearance)
     assert not (inside[1:] & ~inside[0]).any()
+
+
+def test_the_hand_is_checked_against_the_scene_by_its_own_shape(plans, planner):
+    """While moving the object, the hand's own boxes (closed on it) are measured against the
+    rest of the scene, not the spheres round the open hand: a point 4 mm beside a closed finger
+    mid-motion is at most 4 mm clear (neighbouring samples of the moving hand pass nearer) where
+    the spheres overlap it by 8 mm; one 5 mm into a finger is in; after the
+    release the open fingers count: a point 4 mm beside one where the gripper opens is 4 mm
+    clear, one 5 mm into it 5 mm in, where a closed finger does not reach."""
+    from planning.search import hand_clearance, motion_clearance
+
+    _, plan = plans["translation"]
+    layout = planner.layout(FRAMES)
+    a, t = layout.grasp, layout.frames
+    j = plan.joints  # the plan repeats the grasp and the last manipulate step (gripper at rest)
+    q = np.concatenate([j[: a + 1], j[a + 2 : a + t + 1], j[a + t + 2 :]])
+    assert len(q) == layout.size and np.array_equal(q[a + t - 1], j[a + t + 1])
+    grasp = Grasp(geometry.pose_to_matrix(plan.grasp_pose), plan.grasp_width, 0.0, np.zeros((2, 3)))
+    tcp = BASE @ planner.model.tcp_pose(q)
+    g = planner.config.robot.gripper
+    mid = a + t // 2
+
+    def at(step, y, z):  # a point in the TCP frame of a step -> world
+        return (tcp[step] @ [0.0, y, z, 1.0])[:3]
+
+    def measure(point):
+        tree = cKDTree(point[None])
+        return hand_clearance(planner.model, layout, q, BASE, tree, grasp), motion_clearance(
+            planner.optimizer, layout, q, BASE, tree)
+
+    assert 0.036 < grasp.width < 0.072  # so beside the closed finger is inside the open one
+    beside = at(mid, grasp.width / 2 + g.finger_thickness + 0.004, g.finger_tip - 0.02)
+    (gap, step), (arm, _) = measure(beside)
+    assert 0.0 < gap <= 0.004 + 1e-9 and step in (mid - 1, mid), (gap, step)
+    assert arm > 0.02  # the arm's spheres are far from the fingers
+    spheres = planner.optimizer.spheres
+    hand = spheres.frame == len(planner.optimizer.chain.links)
+    centres = geometry.transform_points(BASE, planner.optimizer.sphere_centers(q[mid : mid + 1])[0, hand])
+    assert (np.linalg.norm(centres - beside, axis=1) - spheres.radius[hand]).min() < -0.006  # 8 mm
+    (gap, step), _ = measure(at(mid, grasp.width / 2 + 0.005, g.finger_tip - 0.02))
+    assert -0.01 < gap <= -0.005 + 1e-9 and step in (mid - 1, mid), (gap, step)
+    last = a + t - 1  # where the gripper opens, at rest, before the retreat backs off
+    opened = g.max_width / 2 + g.finger_thickness  # the open finger's outer face
+    (gap, step), _ = measure(at(last, opened + 0.004, g.finger_tip - 0.01))
+    assert gap == pytest.approx(0.004, abs=1e-4) and step == last, (gap, step)
+    (gap, step), _ = measure(at(last, opened - 0.005, g.finger_tip - 0.01))
+    assert gap == pytest.approx(-0.005, abs=1e-4) and step == last, (gap, step)
+
+
+def test_a_carried_object_is_lifted_over_what_its_hand_would_hit(plans, planner):
+    """A ridge standing where the closed fingers' tips pass mid-motion: the plan raises the
+    carried box's path until the hand clears it (the flow left upwards by at most a few cm,
+    the alignment still measured against it); with no lift allowed the plan is refused."""
+    import copy
+
+    flow, plan = plans["translation"]
+    layout = planner.layout(FRAMES)
+    a, t = layout.grasp, layout.frames
+    j = plan.joints
+    q = np.concatenate([j[: a + 1], j[a + 2 : a + t + 1], j[a + t + 2 :]])
+    tcp = BASE @ planner.model.tcp_pose(q)
+    g = planner.config.robot.gripper
+    mid = a + t // 2
+    side = plan.grasp_width / 2 + g.finger_thickness / 2
+    ridge = np.array([(tcp[mid] @ [x, s * side, g.finger_tip - 0.004, 1.0])[:3]
+                      for x in (-0.008, 0.0, 0.008) for s in (-1, 1)])
+    scene = {"table": analytic.table(), "ridge": ridge}
+    said: list[str] = []
+    lifted = planner.plan(flow, scene, base=BASE, mode="grasp", rng=np.random.default_rng(0), log=said.append)
+    assert any(line.startswith("lifted the carried 'object' up to") for line in said), said
+    np.testing.assert_allclose(lifted.grasp_pose, plan.grasp_pose, atol=1e-9)  # the same grip, lifted
+    assert 0.004 < lifted.costs["lift_m"] < 0.04, lifted.costs["lift_m"]
+    assert lifted.costs["hand_clearance_m"] > 0.0 and lifted.costs["alignment_mean_m"] < 0.01, lifted.costs
+    rise = geometry.pose_to_matrix(lifted.ee_poses)[:, 2, 3] - geometry.pose_to_matrix(plan.ee_poses)[:, 2, 3]
+    assert rise[a + 1 + t // 2] > 0.003 and abs(rise[a + 1]) < 0.002, rise  # lifted mid-way; gripped where it was
+    strict = copy.copy(planner)  # no lift allowed: that grip is refused for the hand
+    strict.config = dataclasses.replace(planner.config, max_lift=0.0)
+    said.clear()
+    try:
+        other = strict.plan(flow, scene, base=BASE, mode="grasp", rng=np.random.default_rng(0), log=said.append)
+    except PlanningFailure as e:
+        other = e
+    assert any("hand would hit the rest of the scene while moving 'object'" in line for line in said), said
+    assert isinstance(other, PlanningFailure) or not np.allclose(other.grasp_pose, plan.grasp_pose)
