@@ -187,8 +187,9 @@ class FlowPlanner:
         short, never lifting more than `PlanConfig.max_lift`. The flow is followed where the
         way is clear and left upwards where it is not (a flow generated from a prior may carry
         an object a centimetre lower over a plate's rim than a hand holding it can pass); the
-        alignment error is still measured against the flow. Returns the first accepted
-        trajectory, else ``traj``."""
+        alignment error is still measured against the flow. A lift late in the carry raises
+        where the object is let go: it is dropped from up to ``max_lift`` above where the flow
+        puts it down. Returns the first accepted trajectory, else ``traj``."""
         cfg = self.config
         a, last = layout.grasp, layout.grasp + layout.frames - 1
         steps = np.arange(layout.size)
@@ -204,8 +205,8 @@ class FlowPlanner:
             lift[last + 1 :] = np.maximum(lift[last + 1 :], lift[last])
             if lift.max() > cfg.max_lift:
                 break
-            target = chosen.problem.target.copy()
-            target[..., 2] += lift[:, None]  # the base stands upright: its z is the world's
+            up = chosen.base[:3, :3].T @ np.array([0.0, 0.0, 1.0])  # the world's up in the base frame
+            target = chosen.problem.target + lift[:, None, None] * up
             lifted = replace(chosen, problem=replace(chosen.problem, target=target))
             attempt = replace(self._optimise(lifted, layout, scene, others), lift=float(lift.max()))
             if attempt.problem(cfg, name) is None:

@@ -277,8 +277,8 @@ def test_the_hand_is_checked_against_the_scene_by_its_own_shape(plans, planner):
 
 def test_a_carried_object_is_lifted_over_what_its_hand_would_hit(plans, planner):
     """A ridge standing where the closed fingers' tips pass mid-motion: the plan raises the
-    carried box's path until the hand clears it (the flow left upwards by at most a few cm,
-    the alignment still measured against it); with no lift allowed the plan is refused."""
+    carried box's path until the hand clears it, the same grip (the flow left upwards where the
+    ridge stands, not at the grasp); with no lift allowed that grip is refused for its hand."""
     import copy
 
     flow, plan = plans["translation"]
@@ -297,8 +297,7 @@ def test_a_carried_object_is_lifted_over_what_its_hand_would_hit(plans, planner)
     lifted = planner.plan(flow, scene, base=BASE, mode="grasp", rng=np.random.default_rng(0), log=said.append)
     assert any(line.startswith("lifted the carried 'object' up to") for line in said), said
     np.testing.assert_allclose(lifted.grasp_pose, plan.grasp_pose, atol=1e-9)  # the same grip, lifted
-    assert 0.004 < lifted.costs["lift_m"] < 0.04, lifted.costs["lift_m"]
-    assert lifted.costs["hand_clearance_m"] > 0.0 and lifted.costs["alignment_mean_m"] < 0.01, lifted.costs
+    assert lifted.costs["hand_clearance_m"] > 0.0, lifted.costs  # clear (lift_clearance: 5 mm)
     rise = geometry.pose_to_matrix(lifted.ee_poses)[:, 2, 3] - geometry.pose_to_matrix(plan.ee_poses)[:, 2, 3]
     assert rise[a + 1 + t // 2] > 0.003 and abs(rise[a + 1]) < 0.002, rise  # lifted mid-way; gripped where it was
     strict = copy.copy(planner)  # no lift allowed: that grip is refused for the hand
