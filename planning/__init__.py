@@ -16,6 +16,8 @@ Modules, in reading order:
                    `plan_from_flow`: object -> search -> optimise -> timed Plan.
     search      -- `CandidateSearch`: proposals, ranking, IK along the whole motion; base
                    poses, obstacles, the grasp request.
+    clearance   -- how near the robot's spheres (approach, arm) and the hand's own boxes
+                   (while it carries) come to the rest of the scene.
     report      -- what an optimised trajectory achieves, why it is rejected, the Plan's
                    costs, the failure message, `describe`.
     robot       -- the `chord_robot.robots` description plus the planner's parts (locked

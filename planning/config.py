@@ -110,7 +110,7 @@ class PlanConfig:
     lid ran into it and shoved the laptop 55-64 mm (docs/planning-notes.md, session 25)."""
     hand_overlap: float = 0.002
     """While it moves the object and retreats, the hand's own boxes (palm and fingers, closed on
-    the object, open after the release; `planning.search.hand_clearance`) may reach this far
+    the object, open after the release; `planning.clearance.hand_clearance`) may reach this far
     into the rest of the scene, metres (its points are 5 mm apart); the arm's spheres keep to
     ``approach_overlap``."""
     lift_clearance: float = 0.005

@@ -18,6 +18,13 @@ from scipy.spatial import cKDTree
 from chord_robot.errors import PlanningFailure
 from chord_robot.flow import ObjectFlow
 from chord_robot.plans import Plan
+from planning.clearance import (
+    approach_clearance,
+    hand_clearance,
+    hand_gaps,
+    motion_clearance,
+    others_above_table,
+)
 from planning.config import PlanConfig, check_mode
 from planning.grasps import AntipodalGraspPlanner, GraspPlanner
 from planning.kinematics import PathIK
@@ -31,18 +38,7 @@ from planning.region import (
 )
 from planning.report import TrajectoryResult, plan_costs, unreachable
 from planning.robot import RobotModel, load_robot
-from planning.search import (
-    Candidate,
-    CandidateSearch,
-    approach_clearance,
-    base_poses,
-    grasp_request,
-    hand_clearance,
-    hand_gaps,
-    motion_clearance,
-    others_above_table,
-    scene_obstacles,
-)
+from planning.search import Candidate, CandidateSearch, base_poses, grasp_request, scene_obstacles
 from planning.trajopt import TrajectoryOptimizer
 
 

@@ -235,7 +235,7 @@ def test_the_hand_is_checked_against_the_scene_by_its_own_shape(plans, planner):
     the spheres overlap it by 8 mm; one 5 mm into a finger is in; after the
     release the open fingers count: a point 4 mm beside one where the gripper opens is 4 mm
     clear, one 5 mm into it 5 mm in, where a closed finger does not reach."""
-    from planning.search import hand_clearance, motion_clearance
+    from planning.clearance import hand_clearance, motion_clearance
 
     _, plan = plans["translation"]
     layout = planner.layout(FRAMES)
