@@ -328,8 +328,9 @@ def choose_prior(prior: str | None, model: Any, preset: str | None, has_videos: 
     """The situation decides what the user did not: a guidance video means the video prior;
     otherwise the wan prior, with the shipped model that knows the task's motion when neither
     ``prior`` nor ``model`` is given (`shipped_model`). The preset: ``cpu`` for the video prior, ``shipped``
-    for a shipped model, ``paper`` for other Wan weights on a CUDA GPU, ``cpu`` without one. An
-    explicit ``preset`` always wins.
+    for a shipped model or one `train-prior` made (at its clips' size; a shipped model's own
+    `SHIPPED_SETTINGS` stay its own), ``paper`` for other Wan weights on a CUDA GPU, ``cpu``
+    without one. An explicit ``preset`` always wins.
 
     Args:
         prior, model, preset: what the user gave (None: not given).
@@ -355,6 +356,10 @@ def choose_prior(prior: str | None, model: Any, preset: str | None, has_videos: 
         chosen = preset or "shipped"
         return PriorChoice(prior, model, chosen, f"the shipped prior ({model}), preset {chosen}"
                            + (" (given)" if preset else " (its own)"))
+    if shipped.trained(model):  # made by `train-prior`: at its own clips' size
+        chosen = preset or "shipped"
+        return PriorChoice(prior, model, chosen, f"a prior trained by train-prior ({model}), preset {chosen}"
+                           + (" (given)" if preset else " (at its clips' size)"))
     if preset is not None:
         return PriorChoice(prior, model, preset, f"Wan weights {model or 'from the Hugging Face cache'}, preset {preset} (given)")
     if cuda is None:

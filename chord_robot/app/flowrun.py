@@ -230,7 +230,7 @@ def _wan_inputs(config, model, allow_cpu: bool, device: str = "cpu"):
     notes: list[str] = []
     from flowgen.priors import shipped
 
-    if device != "cuda" and not shipped.is_shipped(root):  # the shipped prior is CPU-sized
+    if device != "cuda" and not shipped.trained(root):  # the shipped prior (a train-prior one) is CPU-sized
         flops = shape.sds_flops(config.num_frames, height, width, config.wan.max_sequence_length)
         seconds = flops * config.views_per_iteration * config.iterations / _cpu_flops_per_second()
         text = (f"no CUDA GPU for the run: {shape.spec.label} would run on the CPU, estimated at least "
@@ -321,14 +321,14 @@ def prepare_flow(
         config, root, notes = _wan_inputs(config, model, allow_cpu, device)
         from flowgen.priors import shipped
 
-        if shipped.is_shipped(root):
+        if shipped.trained(root):  # its own few sentences
             from chord_robot.app.tasktext import destinations, match_task, named_object
 
             match = match_task(task, shipped.prompts(root))
             prompt = match.prompt
             object_name = object_name or named_object(scene, match)
             framed = destinations(scene, match, object_name)
-            notes = (*notes, f"the shipped prior reads {task!r} as {prompt!r}"
+            notes = (*notes, f"the {'shipped ' if shipped.is_shipped(root) else ''}prior reads {task!r} as {prompt!r}"
                      + (f", moving {object_name}" if object_name else "")
                      + (f", its cameras framing {', '.join(framed)} too" if framed else ""))
             if match.family in ("pick", "cloth") and config.part_motion and not config.free_parts:

@@ -155,7 +155,7 @@ def flow_from_task_words(
     from sim.tasks.flow_inputs import write_scan
 
     choice = choose_prior("wan", model if model is not None else _shipped_model(task), preset, False)
-    if shipped.is_shipped(choice.model):
+    if shipped.trained(choice.model):
         _known_motion(task, choice.model)
     torch.set_num_threads(1)
     config = flow_config(choice.preset, "wan", model=choice.model, frames=frames, iters=iterations, seed=seed)
@@ -247,10 +247,10 @@ def flow_from_task_baseline(
     from sim.tasks.flow_inputs import write_scan
 
     model = Path(model) if model is not None else _shipped_model(task)
-    motion = _known_motion(task, model) if shipped.is_shipped(model) else None
+    motion = _known_motion(task, model) if shipped.trained(model) else None
     prompt = motion.prompt if motion else task.text
     torch.set_num_threads(1)
-    wan = flow_config("shipped" if shipped.is_shipped(model) else "cpu", "wan", model=model)
+    wan = flow_config("shipped" if shipped.trained(model) else "cpu", "wan", model=model)
     width, height = wan.render_size or (wan.max_side, wan.max_side)
     with _workdir("chord-task-baseline-", inputs_dir) as (folder, tmp):
         scan = write_scan(task, folder / "scan.ply")

@@ -35,6 +35,13 @@ def is_shipped(model_dir: str | Path | None) -> bool:
     return model_dir is not None and Path(model_dir).resolve() in MODEL_DIRS
 
 
+def trained(model_dir: str | Path | None) -> bool:
+    """Whether ``model_dir`` holds a prior `chord-robot train-prior` made (a shipped one or a
+    user's): CPU-sized, knowing the few sentences its ``train_log.json`` lists, distilled at its
+    clips' size."""
+    return model_dir is not None and available(Path(model_dir))
+
+
 def known_prompts() -> dict[str, Path]:
     """Every sentence the shipped models know -> the model that knows it (models present only)."""
     return {prompt: root for root in MODEL_DIRS if available(root) for prompt in prompts(root)}

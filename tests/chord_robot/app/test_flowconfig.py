@@ -145,6 +145,30 @@ def test_each_shipped_model_has_its_own_preset(monkeypatch, tmp_path):
     assert flow_config("cpu", "wan", model=shipped.PICK_DIR) == flow_config("cpu", "wan")  # other presets ignore it
 
 
+def test_a_prior_train_prior_made_distils_like_a_shipped_one(tmp_path):
+    """A user's own `train-prior` weights (``--model DIR``) are CPU-sized: the shipped preset at
+    their clips' size, not the cpu preset sized for Wan 2.2; a shipped model's own settings stay
+    its own."""
+    import shutil
+
+    from chord_robot.app.flowconfig import choose_prior
+
+    own = tmp_path / "my-prior"
+    own.mkdir()
+    for name in ("model_index.json", "train_log.json"):
+        shutil.copy(shipped.PICK_DIR / name, own / name)
+    assert shipped.trained(own) and not shipped.is_shipped(own)
+    choice = choose_prior(None, str(own), None, False, cuda=True, task="put the banana on the plate")
+    assert (choice.model, choice.preset) == (str(own), "shipped") and "train-prior" in choice.why
+    config = flow_config(choice.preset, "wan", model=own)
+    assert (config.num_frames, config.render_size) == (9, (32, 32))
+    assert config.wan.sds_space == "latent"  # the pick model's SHIPPED_SETTINGS are not a user's model's
+    assert choose_prior(None, str(own), "cpu", False).preset == "cpu"  # a given preset wins
+    (own / "train_log.json").unlink()  # other Wan weights: the paper's preset on a GPU, cpu without
+    assert choose_prior(None, str(own), None, False, cuda=True).preset == "paper"
+    assert choose_prior(None, str(own), None, False, cuda=False).preset == "cpu"
+
+
 def test_replace_field_sets_a_nested_field_and_names_a_missing_one():
     from chord_robot.app.flowconfig import replace_field
 
