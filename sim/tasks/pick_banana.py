@@ -201,6 +201,29 @@ class PickBanana(base.TaskBase[PickBananaConfig]):
 
     # ------------------------------------------------------------------ success
 
+    def describe_flow(self, flow: ObjectFlow) -> str:
+        """What the flow asks of the banana: how far it carries its centre (against the scripted
+        motion), where that ends against the plate's centre and rim, how high it lifts it, how
+        far its lowest point sinks below where it lay (into the table) on the way, and where its
+        lowest point ends against the plate's top (the scripted motion lets go a few mm above
+        it). A flow that slides the banana through the table fails in execution however it is
+        planned."""
+        self._require_reset()
+        if "banana" not in flow.objects:
+            return ""
+        traj = np.asarray(flow.objects["banana"].trajectories, dtype=np.float64)  # (T, N, 3) world
+        centre, lowest = traj.mean(1), traj[..., 2].min(1)
+        scripted = float(np.linalg.norm(self.oracle_pose(1.0)[:3, 3] - self.banana_start[:3, 3]))
+        plate = self.plate_start[:3, 3]
+        top = plate[2] + assets.plate_top(self.plate_spec)
+        mm = 1000.0
+        return (f"the flow carries the banana's centre {np.linalg.norm(centre[-1] - centre[0]) * mm:.0f} mm "
+                f"(the scripted motion {scripted * mm:.0f}) to {np.linalg.norm(centre[-1, :2] - plate[:2]) * mm:.0f} mm "
+                f"from the plate's centre (radius {self.plate_spec.radius * mm:.0f}), lifting it up to "
+                f"{max(0.0, float((centre[:, 2] - centre[0, 2]).max())) * mm:.0f} mm and sinking its lowest point "
+                f"up to {max(0.0, float(lowest[0] - lowest.min())) * mm:.0f} mm below where it lay; at the end its "
+                f"lowest point is {(lowest[-1] - top) * mm:+.0f} mm from the plate's top")
+
     def metric_info(self) -> base.Metric:
         self._require_reset()
         return base.Metric("banana's distance from the plate centre", "m", self.plate_spec.radius, below=True,

@@ -266,6 +266,29 @@ def test_describe_flow_measures_the_oracles_own_motion(tasks: dict, name: str) -
     assert drift <= 1, note
 
 
+def test_describe_flow_of_a_pick_reads_the_carry_and_the_sink(tasks: dict) -> None:
+    """The pick's flow measure: on the scripted motion the banana's centre is carried the whole
+    way, ends on the plate's centre, lifted ~10 cm and never sunk; a flow that slides it part of
+    the way while sinking it 35 mm (as seeds 105 and 206 of the chord source did) says so."""
+    import dataclasses
+    import re
+
+    task = tasks["pick-banana"]
+    task.reset(1)
+    flow = task.oracle_flow(num_frames=11)
+    note = task.describe_flow(flow)
+    carried, scripted, end, radius, lift, sunk, above = (float(x) for x in re.findall(r"[-+]?\d+", note))
+    assert abs(carried - scripted) <= 1 and scripted > 200 and end <= 3 and radius == round(task.plate_spec.radius * 1000)
+    assert 90 <= lift <= 110 and sunk == 0 and 0 <= above <= 8, note  # let go 4 mm above the plate
+    banana = flow.objects["banana"]
+    s = np.linspace(0.0, 1.0, len(banana.trajectories))[:, None, None]
+    slid = banana.points[None] + s * np.array([0.1, 0.0, -0.035])  # 10 cm along the table, 35 mm into it
+    note = task.describe_flow(dataclasses.replace(flow, objects={**flow.objects, "banana": dataclasses.replace(
+        banana, trajectories=slid)}))
+    carried, _, end, _, lift, sunk, above = (float(x) for x in re.findall(r"[-+]?\d+", note))
+    assert abs(carried - 106) <= 1 and lift == 0 and sunk == 35 and above < -35, note
+
+
 def test_describe_flow_of_a_fold_reads_where_the_corners_go(tasks: dict) -> None:
     """The fold's flow measure: on the scripted fold the grabbed corner moves furthest, the
     whole diagonal, and lands on its opposite; on a flow that holds the cloth still nothing
