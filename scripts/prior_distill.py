@@ -52,8 +52,10 @@ CLUTTER = ("banana-plate-clutter",)
 ON_PLATE = ("banana-on-plate",)
 """Pick scenes scanned after the task's scripted motion has put the banana on the plate (to be
 taken off)."""
-FLOW_ARGS = ["--allow-cpu", "--iters", "300", "--rigid-parts"]
-"""Flow arguments for $PRIOR, with its own clips' frames and size (`shipped.clip_size`)."""
+FLOW_ARGS = ["--preset", "cpu", "--allow-cpu", "--iters", "300", "--rigid-parts"]
+"""Flow arguments for $PRIOR, with its own clips' frames and size (`shipped.clip_size`): the cpu
+preset named, as these runs were measured (a `train-prior` directory given by `--model` would
+otherwise get the shipped preset)."""
 
 
 def _checker(points: np.ndarray, cell: float, a, b) -> np.ndarray:

@@ -76,12 +76,14 @@ def generate_flow(
             camera JSON of each, and optionally an image of each view without the movable objects.
         prior: "video" (given videos) or "wan" (distillation from a video model); default:
             "video" when a video is given, else "wan" with the shipped prior.
-        model: Wan 2.2-layout weights (wan prior; default: the shipped prior when ``prior`` is
-            not given, else the local Hugging Face cache).
+        model: Wan 2.2-layout weights, or a prior `train-prior` made, distilled as the shipped
+            one (wan prior; default: the shipped prior when ``prior`` is not given, else the
+            local Hugging Face cache).
         preset: the flowgen preset (default: by situation, `chord_robot.app.flowconfig.choose_prior`).
-        allow_cpu: run Wan 2.2 weights without a CUDA GPU (the shipped prior needs no GPU).
+        allow_cpu: run Wan 2.2 weights without a CUDA GPU (the shipped prior, or one
+            `train-prior` made, needs no GPU).
         object_name: the one object to move, the others held still (default for the shipped
-            prior: the object the task names).
+            prior or a `train-prior` one: the object the task names).
         output: keep FLOW.zarr here (default: written to a temporary folder and removed).
         progress, log: per-iteration and one-line callbacks.
         device: where the run lives (auto: CUDA when visible; `chord_robot.app.flowrun.resolve_device`).

@@ -86,8 +86,9 @@ class FlowInputs:
         fps: frame rate of the flow (the videos' duration over its frames; Wan's own rate).
         model_dir: the Wan weights directory (wan prior), else None.
         notes: warnings for the user (e.g. running Wan on a CPU, and the estimated time).
-        prompt: the prior's text condition: the task, or for the shipped prior the sentence
-            it knows that the task was read as (`chord_robot.app.tasktext`).
+        prompt: the prior's text condition: the task, or for the shipped prior (or one
+            `train-prior` made) the sentence it knows that the task was read as
+            (`chord_robot.app.tasktext`).
         moving: the one object allowed to move (the others held still), or None.
         framed: objects the prior's cameras keep in view beside the moving ones (a pick's
             plate, `tasktext.destinations`).
@@ -276,10 +277,10 @@ def prepare_flow(
         up, scale: the scan's axis and units.
         model: the Wan weights directory (None: the local Hugging Face cache).
         continue_from: a previous FLOW.zarr whose last frame is this run's rest pose.
-        allow_cpu: run the wan prior without a CUDA GPU (after a warning; the shipped prior
-            runs on a CPU without it).
+        allow_cpu: run the wan prior without a CUDA GPU (after a warning; the shipped prior,
+            or one `train-prior` made, runs on a CPU without it).
         object_name: the one object to move; the others are held still. For the shipped
-            prior the default is the object whose name the task's noun matches (none: every
+            prior (or a `train-prior` one) the default is the object whose name the task's noun matches (none: every
             movable object may move).
         device: "auto" (CUDA when visible), "cpu" or "cuda" (`resolve_device`).
         adjust: sets fields of the run's config the CLI does not expose

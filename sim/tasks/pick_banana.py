@@ -215,14 +215,16 @@ class PickBanana(base.TaskBase[PickBananaConfig]):
         centre, lowest = traj.mean(1), traj[..., 2].min(1)
         scripted = float(np.linalg.norm(self.oracle_pose(1.0)[:3, 3] - self.banana_start[:3, 3]))
         plate = self.plate_start[:3, 3]
-        top = plate[2] + assets.plate_top(self.plate_spec)
+        end = float(np.linalg.norm(centre[-1, :2] - plate[:2]))
+        over = end < self.plate_spec.radius  # else the table's top, the plane z = 0 (`sim.world`)
+        top = plate[2] + assets.plate_top(self.plate_spec) if over else 0.0
         mm = 1000.0
         return (f"the flow carries the banana's centre {np.linalg.norm(centre[-1] - centre[0]) * mm:.0f} mm "
-                f"(the scripted motion {scripted * mm:.0f}) to {np.linalg.norm(centre[-1, :2] - plate[:2]) * mm:.0f} mm "
+                f"(the scripted motion {scripted * mm:.0f}) to {end * mm:.0f} mm "
                 f"from the plate's centre (radius {self.plate_spec.radius * mm:.0f}), lifting it up to "
                 f"{max(0.0, float((centre[:, 2] - centre[0, 2]).max())) * mm:.0f} mm and sinking its lowest point "
                 f"up to {max(0.0, float(lowest[0] - lowest.min())) * mm:.0f} mm below where it lay; at the end its "
-                f"lowest point is {(lowest[-1] - top) * mm:+.0f} mm from the plate's top")
+                f"lowest point is {(lowest[-1] - top) * mm:+.0f} mm from the {'plate' if over else 'table'}'s top")
 
     def metric_info(self) -> base.Metric:
         self._require_reset()

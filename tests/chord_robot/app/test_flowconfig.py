@@ -160,6 +160,7 @@ def test_a_prior_train_prior_made_distils_like_a_shipped_one(tmp_path):
     assert shipped.trained(own) and not shipped.is_shipped(own)
     choice = choose_prior(None, str(own), None, False, cuda=True, task="put the banana on the plate")
     assert (choice.model, choice.preset) == (str(own), "shipped") and "train-prior" in choice.why
+    assert choose_prior(None, str(own), None, False, cuda=False).preset == "shipped"  # a CPU as a GPU
     config = flow_config(choice.preset, "wan", model=own)
     assert (config.num_frames, config.render_size) == (9, (32, 32))
     assert config.wan.sds_space == "latent"  # the pick model's SHIPPED_SETTINGS are not a user's model's
