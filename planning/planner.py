@@ -191,6 +191,7 @@ class FlowPlanner:
         steps = np.arange(layout.size)
         falloff = np.clip(1.0 - np.abs(steps[None] - steps[:, None]) / 4.0, 0.0, None)
         lift, q = np.zeros(layout.size), traj.joints
+        up = chosen.base[:3, :3].T @ np.array([0.0, 0.0, 1.0])  # the world's up in the base frame
         for _ in range(3):
             gaps = hand_gaps(self.model, layout, q, chosen.base, others, chosen.grasp)
             need = np.maximum(cfg.lift_clearance - gaps, 0.0)
@@ -201,7 +202,6 @@ class FlowPlanner:
             lift[last + 1 :] = np.maximum(lift[last + 1 :], lift[last])
             if lift.max() > cfg.max_lift:
                 break
-            up = chosen.base[:3, :3].T @ np.array([0.0, 0.0, 1.0])  # the world's up in the base frame
             target = chosen.problem.target + lift[:, None, None] * up
             lifted = replace(chosen, problem=replace(chosen.problem, target=target))
             attempt = replace(self._optimise(lifted, layout, scene, others), lift=float(lift.max()))
@@ -225,6 +225,7 @@ class FlowPlanner:
             hold[1 : layout.first_target + 1] = self.config.approach_hold
             solution = optimizer.solve(replace(chosen.problem, hold=hold))
             q = np.clip(solution.joints, lower, upper)
+            free = approach_clearance(optimizer, layout, q, chosen.base, scene)
         ee_base = self.model.tcp_pose(q)
         ee = chosen.base @ ee_base
         errors = alignment_errors(ee[layout.manipulate], chosen.grasp.pose, chosen.carried)
@@ -241,7 +242,7 @@ class FlowPlanner:
             pose_error=pose_error(layout, ee_base, pr.local, pr.target, pr.weights),
             clearance=float(solution.clearance.min()),
             worst_step=int(solution.clearance.argmin()),
-            approach_clearance=approach_clearance(optimizer, layout, q, chosen.base, scene),
+            approach_clearance=free,
             motion_clearance=hit,
             motion_step=hit_step,
             hand_clearance=hand,

@@ -7,6 +7,8 @@ Reading order:
     scenes      -- a scan as a scene of named objects (labels, else segmentation).
     flowconfig  -- a flow run's config: a preset plus the overrides, declared once (`FLOW_OVERRIDES`).
     flowrun     -- a flow run: checked inputs (`prepare_flow`) -> ObjectFlow (`run_flow` -> `FlowRun`).
+    waninputs   -- the Wan prior's side of it: weights against size and device, a task read
+                   against a `train-prior` model's sentences.
     trial       -- the one trial runner (reset -> flow -> plan -> execute -> evaluate).
     taskflows   -- the flow sources of sim tasks (oracle, a fit to the task's video).
     demo        -- `chord-robot demo` on the shipped example.
