@@ -1,20 +1,23 @@
 """How the distillation splits a task's moving objects into parts, and where each part turns.
 
-    python scripts/flow_parts.py TASK SEEDS [--model DIR] [-o OUT.json]
+    python scripts/flow_parts.py TASK SEEDS [--model DIR] [--set FIELD=VALUE ...] [-o OUT.json]
 
 A diagnostic of the chord source's representation (docs/comparison/README.md, session 38), not
 the method. Per seed, the task is reset, its scene written as the labelled scan the chord source
 distils (`sim.tasks.flow_inputs.write_scan`) and the 4D model built as `chord-robot eval
 --flow-source chord` builds it (the preset of ``--model``, default the shipped model the task's
-words choose; `flowgen.model.build_model`): no prior is run. Prints one line of JSON per seed:
-per moving object, each part (`flowgen.control`: the scan's mesh components, merged where their
-insides overlap) with its Gaussians, its height range (m), the point it turns about and the
-part it hangs from (`flowgen.parts.part_joints`: the mean midpoint of its contacts with that
-part), and whether it rests on a static object. For an articulated task (close-laptop,
-lower-lamp) each part also says how many of its Gaussians lie nearest each of the object's
-links, and the joint hinged to the base (`sim.articulation.Articulation`: a point on its axis)
-is printed with each part's pivot's distance from the joint's axis (mm; a pivot anywhere on the
-axis turns the part the same way).
+words choose, each ``--set`` applied as in `scripts/chord_sweep.py`; `flowgen.model.build_model`):
+no prior is run. Prints one line of JSON per seed
+(``model``: the prior whose preset built it): per moving object, each part (`flowgen.control`:
+the scan's mesh components, merged where their insides overlap) with its Gaussians, its height
+range (m), whether it rests on a static object, and with part motion the point it turns about
+and the part it hangs from (`flowgen.parts.part_joints`: the mean midpoint of its contacts with
+that part; -1: it hangs from none, and turns about the midpoint of all its contacts). For an
+articulated task (close-laptop, lower-lamp) each part also says how many of its Gaussians lie
+nearest each of the object's links; the joint hinged to the base (`sim.articulation.Articulation`:
+a point on its axis) is printed, and each part that hangs from a part resting on a static object
+(a lid, a lamp's arm) gives its pivot's distance from that joint's axis (mm; a pivot anywhere on
+the axis turns the part the same way) and its height above or below the joint (mm).
 """
 
 from __future__ import annotations
@@ -28,18 +31,20 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-ARTICULATED = {"close-laptop": ("laptop", "laptop", lambda t: (t.start_angle,)),
-               "lower-lamp": ("lamp", "lamp", lambda t: tuple(t.start_joints))}
-"""task -> (object name in the scan, `sim.articulation` kind, the task's joints at frame 0)."""
+from chord_sweep import adjuster, parse_seeds
+
+ARTICULATED = {"close-laptop": ("laptop", lambda t: (t.start_angle,)),
+               "lower-lamp": ("lamp", lambda t: tuple(t.start_joints))}
+"""task -> (the object, named in the scan as its `sim.articulation` kind; the task's joints at frame 0)."""
 
 
-def parts_of(task_name: str, seed: int, model: str | None) -> dict:
+def parts_of(task_name: str, seed: int, model: str | None, settings: list[str] | None = None) -> dict:
     from scipy.spatial import cKDTree
 
-    from chord_robot.app.flowconfig import choose_prior, flow_config
+    from chord_robot.app.flowconfig import choose_prior, flow_config, shipped_model
     from chord_robot.app.flowrun import prepare_flow
-    from chord_robot.app.taskflows import _shipped_model
     from flowgen.model import build_model
     from sim import articulation
     from sim import world as simworld
@@ -50,24 +55,25 @@ def parts_of(task_name: str, seed: int, model: str | None) -> dict:
     try:
         task = make(task_name, world)
         task.reset(seed)
-        choice = choose_prior("wan", model if model is not None else _shipped_model(task), None, False)
+        choice = choose_prior("wan", model if model is not None else shipped_model(task.text), None, False)
         config = flow_config(choice.preset, "wan", model=choice.model)
         with tempfile.TemporaryDirectory(prefix="flow-parts-") as tmp:
             scan = write_scan(task, Path(tmp) / "scan.ply")
-            inputs = prepare_flow(scan, config=config, task=task.text, model=choice.model)
+            inputs = prepare_flow(scan, config=config, task=task.text, model=choice.model,
+                                  adjust=adjuster(settings or []))
             built = build_model(inputs.scene, inputs.config)
-        art = None
+        kind, art = None, None
         if task_name in ARTICULATED:
-            _, kind, joints = ARTICULATED[task_name]
+            kind, joints = ARTICULATED[task_name]
             art = articulation.articulation(kind, task.spec, task.base_pose, joints(task))
-        row: dict = {"task": task_name, "seed": seed, "objects": {}}
+        row: dict = {"task": task_name, "seed": seed, "model": str(choice.model), "objects": {}}
         for obj in built.moving:
             means, part = obj.rest.means.numpy(), obj.part.numpy()
-            supported = set(obj.supported.tolist()) if getattr(obj, "supported", None) is not None else set()
+            supported = set(obj.supported.tolist())
             pivots = obj.part_pivot.numpy() if obj.part_pivot is not None else None
             parents = obj.part_parent.numpy() if obj.part_parent is not None else None
             owner = None
-            if art is not None and obj.name == ARTICULATED[task_name][0]:
+            if art is not None and obj.name == kind:
                 owner = np.stack([cKDTree(s).query(means)[0] for s in art.samples], 1).argmin(1)
             parts = []
             for p in np.unique(part):
@@ -80,9 +86,10 @@ def parts_of(task_name: str, seed: int, model: str | None) -> dict:
                 if pivots is not None:
                     entry["pivot"] = [round(float(v), 4) for v in pivots[p]]
                     entry["hangs_from"] = int(parents[p])
-                    if owner is not None:  # the pivot's distance from the joint's axis line
+                    if owner is not None and int(parents[p]) in supported:  # hinged to the still part
                         off = pivots[p] - art.origin
-                        off = off - np.dot(off, art.axis) * art.axis
+                        entry["pivot_below_joint_mm"] = round(-1000 * float(off[2]), 1)
+                        off = off - np.dot(off, art.axis) * art.axis  # from the joint's axis line
                         entry["pivot_off_joint_axis_mm"] = round(1000 * float(np.linalg.norm(off)), 1)
                 parts.append(entry)
             row["objects"][obj.name] = {"parts": parts}
@@ -94,20 +101,19 @@ def parts_of(task_name: str, seed: int, model: str | None) -> dict:
 
 
 def main(argv: list[str]) -> None:
-    from chord_sweep import parse_seeds
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("task")
-    parser.add_argument("seeds", help="e.g. 100-107 or 100,103")
+    parser.add_argument("seeds", type=parse_seeds, help="e.g. 100-107 or 100,103")
     parser.add_argument("--model", default=None, help="a prior's directory (default: the shipped model the task's words choose)")
-    parser.add_argument("-o", "--output", default=None, help="also write the rows here (JSON list)")
+    parser.add_argument("--set", dest="settings", action="append", default=[], metavar="FIELD=VALUE")
+    parser.add_argument("-o", "--out", type=Path, help="also write the rows here (JSON list)")
     args = parser.parse_args(argv)
     rows = []
-    for seed in parse_seeds(args.seeds):
-        rows.append(parts_of(args.task, seed, args.model))
+    for seed in args.seeds:
+        rows.append(parts_of(args.task, seed, args.model, args.settings))
         print(json.dumps(rows[-1]), flush=True)
-    if args.output:
-        Path(args.output).write_text(json.dumps(rows, indent=1) + "\n")
+    if args.out:
+        args.out.write_text(json.dumps(rows, indent=1) + "\n")
 
 
 if __name__ == "__main__":
