@@ -13,7 +13,7 @@ the scan's mesh components, merged where their insides overlap) with its Gaussia
 range (m), whether it rests on a static object, and with part motion the point it turns about
 and the part it hangs from (`flowgen.parts.part_joints`: the mean midpoint of its contacts with
 that part; -1: it hangs from none, and turns about the midpoint of all its contacts). For an
-articulated task (close-laptop, lower-lamp) each part also says how many of its Gaussians lie
+articulated task (close-laptop, lower-lamp: `Task.articulated`) each part also says how many of its Gaussians lie
 nearest each of the object's links; the joint hinged to the base (`sim.articulation.Articulation`:
 a point on its axis) is printed, and each part that hangs from a part resting on a static object
 (a lid, a lamp's arm) gives its pivot's distance from that joint's axis (mm; a pivot anywhere on
@@ -35,10 +35,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from chord_sweep import adjuster, parse_seeds
 
-ARTICULATED = {"close-laptop": ("laptop", lambda t: (t.start_angle,)),
-               "lower-lamp": ("lamp", lambda t: tuple(t.start_joints))}
-"""task -> (the object, named in the scan as its `sim.articulation` kind; the task's joints at frame 0)."""
-
 
 def parts_of(task_name: str, seed: int, model: str | None, settings: list[str] | None = None) -> dict:
     from scipy.spatial import cKDTree
@@ -46,7 +42,6 @@ def parts_of(task_name: str, seed: int, model: str | None, settings: list[str] |
     from chord_robot.app.flowconfig import choose_prior, flow_config, shipped_model
     from chord_robot.app.flowrun import prepare_flow
     from flowgen.model import build_model
-    from sim import articulation
     from sim import world as simworld
     from sim.tasks import make
     from sim.tasks.flow_inputs import write_scan
@@ -62,10 +57,7 @@ def parts_of(task_name: str, seed: int, model: str | None, settings: list[str] |
             inputs = prepare_flow(scan, config=config, task=task.text, model=choice.model,
                                   adjust=adjuster(settings or []))
             built = build_model(inputs.scene, inputs.config)
-        kind, art = None, None
-        if task_name in ARTICULATED:
-            kind, joints = ARTICULATED[task_name]
-            art = articulation.articulation(kind, task.spec, task.base_pose, joints(task))
+        art = task.articulated() if hasattr(task, "articulated") else None  # close-laptop, lower-lamp
         row: dict = {"task": task_name, "seed": seed, "model": str(choice.model), "objects": {}}
         for obj in built.moving:
             means, part = obj.rest.means.numpy(), obj.part.numpy()
@@ -73,7 +65,7 @@ def parts_of(task_name: str, seed: int, model: str | None, settings: list[str] |
             pivots = obj.part_pivot.numpy() if obj.part_pivot is not None else None
             parents = obj.part_parent.numpy() if obj.part_parent is not None else None
             owner = None
-            if art is not None and obj.name == kind:
+            if art is not None and obj.name == art.kind:
                 owner = np.stack([cKDTree(s).query(means)[0] for s in art.samples], 1).argmin(1)
             parts = []
             for p in np.unique(part):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pybullet as pb
@@ -25,6 +26,9 @@ from chord_robot.flow import ObjectFlow
 from sim import assets
 from sim.tasks import base, motion
 from sim.world import Body, base_matrix, matrix_to_xyzw, reset, settle
+
+if TYPE_CHECKING:
+    from sim.articulation import Articulation
 
 
 @dataclass(frozen=True)
@@ -151,6 +155,13 @@ class CloseLaptop(base.TaskBase[CloseLaptopConfig]):
 
     # ------------------------------------------------------------------ success
 
+    def articulated(self) -> Articulation:
+        """The laptop's links at the reset pose and its measured joint (`sim.articulation`; the
+        object is named "laptop" in the task's scan and flows)."""
+        from sim import articulation
+
+        return articulation.articulation("laptop", self.spec, self.base_pose, (self.start_angle,))
+
     def describe_flow(self, flow: ObjectFlow) -> str:
         """The lid's final angle in the flow, the base's drift, and how far the lid carries
         the hinge from where the base has it (a lid sliding off its hinge: a rigid grip
@@ -159,7 +170,7 @@ class CloseLaptop(base.TaskBase[CloseLaptopConfig]):
 
         if "laptop" not in flow.objects:
             return ""
-        art = articulation.articulation("laptop", self.spec, self.base_pose, (self.start_angle,))
+        art = self.articulated()
         try:
             m = articulation.measure(flow.objects["laptop"].trajectories, art)
         except ValueError:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pybullet as pb
@@ -28,6 +29,9 @@ from sim.world import (
     reset,
     settle,
 )
+
+if TYPE_CHECKING:
+    from sim.articulation import Articulation
 
 ARM, HEAD = 0, 1  # PyBullet joint (and child link) indices
 
@@ -176,6 +180,13 @@ class LowerLamp(base.TaskBase[LowerLampConfig]):
 
     # ------------------------------------------------------------------ success
 
+    def articulated(self) -> Articulation:
+        """The lamp's links at the reset pose and its measured joint (`sim.articulation`; the
+        object is named "lamp" in the task's scan and flows)."""
+        from sim import articulation
+
+        return articulation.articulation("lamp", self.spec, self.base_pose, tuple(self.start_joints))
+
     def describe_flow(self, flow: ObjectFlow) -> str:
         """What the flow asks of the lamp: the head's turn (the arm's and head's joints turn
         about parallel axes, so the scripted motion turns the head by their sum) and the arm's
@@ -187,7 +198,7 @@ class LowerLamp(base.TaskBase[LowerLampConfig]):
 
         if "lamp" not in flow.objects:
             return ""
-        art = articulation.articulation("lamp", self.spec, self.base_pose, tuple(self.start_joints))
+        art = self.articulated()
         try:
             m = articulation.measure(flow.objects["lamp"].trajectories, art)
         except ValueError:
