@@ -116,10 +116,12 @@ class CandidateSearch:
     rng: np.random.Generator
     stats: SearchStats = field(default_factory=SearchStats)
     still: np.ndarray = field(init=False, repr=False)
+    points: cKDTree = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         still = max_displacement(self.motion) < self.config.region.min_displacement  # moving: >= that
         self.still = self.motion.trajectories[:, still].astype(np.float64)
+        self.points = cKDTree(self.motion.points)
 
     @property
     def layout(self) -> StepLayout:
@@ -152,14 +154,23 @@ class CandidateSearch:
                 stats.ik_time += time.perf_counter() - t0
 
     def _propose(self, mode: str, request: GraspRequest) -> list[Grasp]:
+        """The planners' proposals whose fingers touch the moving part."""
         trajectories = self.motion.trajectories
         if mode == "grasp":
             displacement = trajectories[-1] - trajectories[0]
             pinches = PinchPlanner(displacement, self.config.pinch).propose(request, self.rng)
-            return self.grasp_planner.propose(request, self.rng) + pinches
-        return PushPlanner(motion_directions(trajectories), self.config.push).propose(
-            request, self.rng
-        )
+            proposals = self.grasp_planner.propose(request, self.rng) + pinches
+        else:
+            proposals = PushPlanner(motion_directions(trajectories), self.config.push).propose(request, self.rng)
+        return [g for g in proposals if self.touches_moving(g)]
+
+    def touches_moving(self, grasp: Grasp) -> bool:
+        """Whether a finger (or the pushing hand) of ``grasp`` lands on the moving part (`mask`).
+        A grip on a still part carries nothing the flow moves: following the moving points
+        nearest it instead (`carried_points`) drags the object after them (a lamp gripped low on
+        its still arm, following its nodding head 14 cm away, slid its base 160-173 mm)."""
+        _, nearest = self.points.query(np.atleast_2d(grasp.contacts))
+        return bool(self.mask[nearest].any())
 
     def carried(self, grasp: Grasp) -> CarriedPoints:
         """The points ``grasp`` carries: a rigid region, or a pinch's single point. A push holds

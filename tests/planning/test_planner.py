@@ -309,3 +309,22 @@ def test_a_carried_object_is_lifted_over_what_its_hand_would_hit(plans, planner)
         other = e
     assert any("hand would hit the rest of the scene while moving 'object'" in line for line in said), said
     assert isinstance(other, PlanningFailure) or not np.allclose(other.grasp_pose, plan.grasp_pose)
+
+
+def test_a_grip_on_a_still_part_is_never_planned_to_follow_the_moving_one(planner):
+    """A lamp whose 2 cm rod stays still while its head (12 x 12 x 10 cm: too big for the gripper)
+    swings 8 cm along +y: a grip on the rod carries nothing that moves, and following the head
+    from there would drag the lamp, so no grip is planned (a push on the head is what is left)."""
+    rod = analytic.box_surface((0.02, 0.02, 0.2), (0.5, 0.0, 0.1), spacing=0.005)
+    head = analytic.box_surface((0.12, 0.12, 0.10), (0.5, 0.0, 0.25))
+    poses = np.repeat(np.eye(4)[None], FRAMES, 0)
+    poses[:, 1, 3] = 0.08 * analytic.ease(FRAMES)
+    moved = geometry.transform_points(poses, np.broadcast_to(head, (FRAMES, *head.shape)))
+    lamp = ObjectMotion(np.concatenate([rod, head]),
+                        np.concatenate([np.broadcast_to(rod, (FRAMES, *rod.shape)), moved], 1))
+    flow = ObjectFlow({"lamp": lamp}, "swing the lamp's head")
+    with pytest.raises(PlanningFailure) as failure:
+        planner.plan(flow, {"table": analytic.table()}, base=BASE, mode="grasp")
+    assert "0 grasp proposals" in str(failure.value), failure.value
+    plan = planner.plan(flow, {"table": analytic.table()}, base=BASE, mode="auto")
+    assert plan.mode == "push" and geometry.pose_to_matrix(plan.grasp_pose)[2, 3] > 0.2  # on the head
