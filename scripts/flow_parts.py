@@ -9,7 +9,8 @@ distils (`sim.tasks.flow_inputs.write_scan`) and the 4D model built as `chord-ro
 words choose, each ``--set`` applied as in `scripts/chord_sweep.py`; `flowgen.model.build_model`):
 no prior is run. Prints one line of JSON per seed
 (``model``: the prior whose preset built it): per moving object, each part (`flowgen.control`:
-the scan's mesh components, merged where their insides overlap) with its Gaussians, its height
+the scan's mesh components, merged where sunk into each other or one stands on the other;
+`flowgen.sdf`) with its Gaussians, its height
 range (m), whether it rests on a static object, and with part motion the point it turns about
 and the part it hangs from (`flowgen.parts.part_joints`: the mean midpoint of its contacts with
 that part; -1: it hangs from none, and turns about the midpoint of all its contacts). For an

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import trimesh
@@ -111,6 +113,36 @@ def test_interpenetrating_components_form_one_part():
     knob = trimesh.creation.box((0.1, 0.1, 0.1)).apply_translation((0.0, 0.0, 0.04))
     controls = object_controls(trimesh.util.concatenate([plate, knob]), CONFIG)
     assert controls.num_parts == 1
+
+
+def test_a_post_on_its_disc_is_one_part_and_an_arm_dipping_into_it_is_another():
+    """A lamp's base and arm as a scan has them: a post standing flush on a disc (one rigid
+    part), an arm tilted 30 degrees on the post's top whose end sinks a sliver into the post
+    (its joint: a part of its own)."""
+    disc = trimesh.creation.cylinder(radius=0.06, height=0.025).apply_translation((0, 0, 0.0125))
+    post = trimesh.creation.cylinder(radius=0.014, height=0.04).apply_translation((0, 0, 0.045))
+    arm = trimesh.creation.cylinder(radius=0.01, height=0.25).apply_translation((0, 0, 0.125))
+    arm.apply_transform(trimesh.transformations.rotation_matrix(np.radians(30), (0, 1, 0)))
+    arm.apply_translation((0, 0, 0.065))
+    field = mesh_field(trimesh.util.concatenate([disc, post, arm]))
+    assert field.num_parts == 2
+    faces = np.cumsum([0, len(disc.faces), len(post.faces), len(arm.faces)])
+    groups = [set(field.face_group[a:b].tolist()) for a, b in itertools.pairwise(faces)]
+    assert groups[0] == groups[1] and len(groups[0]) == 1 and groups[2].isdisjoint(groups[0])
+    # The same arm sunk 3 cm into the post (a good share of both insides) is one piece with it.
+    sunk = arm.copy().apply_translation((0, 0, -0.03))
+    assert mesh_field(trimesh.util.concatenate([disc, post, sunk])).num_parts == 1
+
+
+def test_a_closed_lid_lying_flush_on_its_base_stays_a_part_of_its_own():
+    """Two slabs face to face over most of their extent touch but are not glued (the lid is a
+    millimetre smaller a side: corners that coincide would weld the two boxes into one mesh)."""
+    base = trimesh.creation.box((0.3, 0.2, 0.02)).apply_translation((0, 0, 0.01))
+    lid = trimesh.creation.box((0.298, 0.198, 0.008)).apply_translation((0, 0, 0.024))
+    field = mesh_field(trimesh.util.concatenate([base, lid]))
+    assert field.num_parts == 2
+    assert len(set(field.face_group[: len(base.faces)])) == 1
+    assert field.face_group[0] != field.face_group[-1]
 
 
 def test_point_cloud_without_normals():

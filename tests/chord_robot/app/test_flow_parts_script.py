@@ -28,12 +28,13 @@ def test_the_parts_of_a_laptop_and_a_lamp_and_their_pivots(script, tmp_path):
     assert lid["pivot_off_joint_axis_mm"] < 2.0  # the lid turns about its hinge (0.7 mm measured)
     lamp = script.parts_of("lower-lamp", 100, None)["objects"]["lamp"]
     assert len(lamp["parts"]) == 3
-    disc, arm, shade = sorted(lamp["parts"], key=lambda p: p["height_m"][0] + p["height_m"][1])
-    assert disc["rests_on_static"] and arm["hangs_from"] == disc["part"] and shade["hangs_from"] == arm["part"]
-    assert shade["links"] == {"base": 0, "arm": 0, "head": shade["gaussians"]}
-    assert "pivot_off_joint_axis_mm" not in shade  # hung from the arm, not the still part
-    # the arm's part carries the base's post and the head's neck (their insides overlap the
-    # arm's), so it turns where the post stands on the disc, 40 mm below the arm's joint
-    assert arm["links"]["base"] > 150 and arm["links"]["head"] > 50
-    assert 38.0 < arm["pivot_below_joint_mm"] < 42.0 and 38.0 < arm["pivot_off_joint_axis_mm"] < 42.0
-    assert abs(lamp["joint"][2] - arm["pivot"][2] - 0.040) < 0.002
+    base, arm, head = sorted(lamp["parts"], key=lambda p: p["height_m"][0] + p["height_m"][1])
+    assert base["rests_on_static"] and arm["hangs_from"] == base["part"] and head["hangs_from"] == arm["part"]
+    # the post stands flush on the disc (one part with it); the arm's end dips a sliver into the
+    # post and the neck's into the arm's tip, joints that keep them apart (`flowgen.sdf`)
+    for part, link in ((base, "base"), (arm, "arm"), (head, "head")):
+        assert part["links"][link] > 0.98 * part["gaussians"], part
+    assert "pivot_off_joint_axis_mm" not in head  # hung from the arm, not the still part
+    # so the arm turns at its joint (2.2 mm off its axis, 0.3 mm above it measured; the
+    # post's foot, where an arm part holding the post turned, is 40 mm below)
+    assert arm["pivot_off_joint_axis_mm"] < 3.0 and abs(arm["pivot_below_joint_mm"]) < 1.0
