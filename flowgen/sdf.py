@@ -3,8 +3,8 @@
 Meshes: Open3D's ``RaycastingScene`` (Embree BVH; exact distance, sign by ray-parity voting
 over ``sign_rays`` rays), one scene per face-connected component so each part keeps its own
 inside; components that are not watertight are thin shells (unsigned distance, no inside);
-components whose insides overlap by more than a sliver, or one standing flush on the other's
-face, merge into one part (`_merge_components`). Point clouds: distance to the nearest
+closed components sunk into each other (5% of both insides, or half of one) or one standing
+flush on a small patch of the other's face merge into one part (`_merge_components`). Point clouds: distance to the nearest
 point, sign by a majority vote of ``n . (x - p)`` over the nearest points' oriented normals.
 """
 
@@ -55,9 +55,9 @@ def raycasting_scene(vertices: np.ndarray, faces: np.ndarray) -> o3d.t.geometry.
 def mesh_field(mesh: trimesh.Trimesh, sign_rays: int = 3) -> SignedDistanceField:
     """Signed distance of a triangle mesh, one Open3D scene per connected component.
 
-    Watertight components that overlap or stand one on the other are merged into one part
-    (`_merge_components`); open components (no inside) become thin shells and join the part
-    nearest to them.
+    Watertight components sunk into each other or standing one on the other are merged into
+    one part (`_merge_components`); open components (no inside) become thin shells and join the
+    part nearest to them.
     """
     if len(mesh.faces) == 0:
         raise ValueError("the mesh has no faces; pass a triangle mesh or use point_cloud_field")
@@ -141,10 +141,12 @@ def _merge_components(
     """Part id per component: components sunk into each other (`OVERLAP_FRACTION`) or standing
     one on the other (`STAND_FRACTIONS`) merge; open shells join the nearest part.
 
-    Overlap is measured on a 20^3 grid over each closed component's bounds (the grid's points
-    inside it, and how many of them lie inside each other component); flush faces are those
-    whose centres lie within 1e-4 of the object's extent of the other's surface with normals
-    parallel or opposed (within 8 degrees).
+    Overlap is measured on a grid of 20 points along each axis of each closed component's
+    bounds (the grid's points inside it, and how many of them lie inside each other component);
+    flush faces are those whose centres lie within 1e-4 of the object's extent of the other's
+    surface with normals parallel or opposed (within 8 degrees). Both tests are between closed
+    components. A small part lying flush on a large one (a flap closed on a box) is glued to it
+    like a post on its disc; only slabs face to face over most of their extent stay apart.
     """
     count = len(components)
     parent = list(range(count))
@@ -162,11 +164,15 @@ def _merge_components(
     if count == 1:
         return np.zeros(1, dtype=np.int64)
     bounds = np.stack([c.mesh.bounds for c in components])
-    near = ((bounds[:, None, 0] <= bounds[None, :, 1]) & (bounds[None, :, 0] <= bounds[:, None, 1])).all(-1)
     extent = float((bounds[:, 1].max(0) - bounds[:, 0].min(0)).max())
+    touch = 1e-4 * extent  # flush: a face this close to the other's surface
+    near = ((bounds[:, None, 0] <= bounds[None, :, 1] + touch)
+            & (bounds[None, :, 0] <= bounds[:, None, 1] + touch)).all(-1)
     shared = np.zeros((count, count))  # [c, d]: the fraction of c's inside inside d
     for c in np.flatnonzero(closed):
-        probes = voxel_centres(bounds[c], float(np.ptp(bounds[c], axis=0).max()) / 20, 0.0, 10**5)
+        lo, hi = bounds[c]
+        axes = [lo[i] + (np.arange(20) + 0.5) * (hi[i] - lo[i]) / 20 for i in range(3)]
+        probes = np.stack(np.meshgrid(*axes, indexing="ij"), axis=-1).reshape(-1, 3)
         inside = component_distances(probes) < 0  # (C, Q)
         if inside[c].any():
             shared[c] = inside[:, inside[c]].mean(axis=1)
@@ -175,16 +181,16 @@ def _merge_components(
         if c != d and closed[c] and closed[d]:
             union(int(c), int(d))
     least, most = STAND_FRACTIONS
-    for c in range(count):
+    for c in np.flatnonzero(closed):
         mesh = components[c].mesh
         centres = o3d.core.Tensor(np.ascontiguousarray(mesh.triangles_center, dtype=np.float32))
-        for d in np.flatnonzero(near[c]):
+        for d in np.flatnonzero(near[c] & closed):
             if d == c:
                 continue
             closest = components[d].scene.compute_closest_points(centres)
             gap = np.linalg.norm(closest["points"].numpy() - mesh.triangles_center, axis=1)
             facing = np.abs((closest["primitive_normals"].numpy() * mesh.face_normals).sum(1)) > 0.99
-            flush = float(mesh.area_faces[(gap < 1e-4 * extent) & facing].sum())
+            flush = float(mesh.area_faces[(gap < touch) & facing].sum())
             if flush >= least * mesh.area and flush < most * components[d].mesh.area:
                 union(int(c), int(d))
     if closed.any():

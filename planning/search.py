@@ -87,6 +87,8 @@ class SearchStats:
     into_object: int = 0
     """Grips whose hand would meet the object's still part along the motion
     (`CandidateSearch.meets_still_part`)."""
+    off_moving: int = 0
+    """Proposals left out because no finger lands on the moving part (`CandidateSearch.touches_moving`)."""
 
 
 @dataclass
@@ -142,7 +144,7 @@ class CandidateSearch:
             t0 = time.perf_counter()
             proposals = self._propose(m, request)
             stats.grasp_time += time.perf_counter() - t0
-            say(f"{m}: {len(proposals)} collision-free proposals")
+            say(f"{m}: {len(proposals)} collision-free proposals on the moving part")
             stats.tried.append(f"{len(proposals)} {m} proposals")
             stats.proposals += len(proposals)
             for b in bases:
@@ -162,7 +164,9 @@ class CandidateSearch:
             proposals = self.grasp_planner.propose(request, self.rng) + pinches
         else:
             proposals = PushPlanner(motion_directions(trajectories), self.config.push).propose(request, self.rng)
-        return [g for g in proposals if self.touches_moving(g)]
+        kept = [g for g in proposals if self.touches_moving(g)]
+        self.stats.off_moving += len(proposals) - len(kept)
+        return kept
 
     def touches_moving(self, grasp: Grasp) -> bool:
         """Whether a finger (or the pushing hand) of ``grasp`` lands on the moving part (`mask`).

@@ -113,6 +113,10 @@ def test_interpenetrating_components_form_one_part():
     knob = trimesh.creation.box((0.1, 0.1, 0.1)).apply_translation((0.0, 0.0, 0.04))
     controls = object_controls(trimesh.util.concatenate([plate, knob]), CONFIG)
     assert controls.num_parts == 1
+    # a thin plate wholly inside a block (4 mm of its 20 cm: the probes sample every axis)
+    block = trimesh.creation.box((0.3, 0.3, 0.1))
+    sheet = trimesh.creation.box((0.2, 0.2, 0.004))
+    assert mesh_field(trimesh.util.concatenate([block, sheet])).num_parts == 1
 
 
 def test_a_post_on_its_disc_is_one_part_and_an_arm_dipping_into_it_is_another():
@@ -129,6 +133,9 @@ def test_a_post_on_its_disc_is_one_part_and_an_arm_dipping_into_it_is_another():
     faces = np.cumsum([0, len(disc.faces), len(post.faces), len(arm.faces)])
     groups = [set(field.face_group[a:b].tolist()) for a, b in itertools.pairwise(faces)]
     assert groups[0] == groups[1] and len(groups[0]) == 1 and groups[2].isdisjoint(groups[0])
+    # A post standing a micrometre above its disc (a scan's seam) stands on it all the same.
+    lifted = post.copy().apply_translation((0, 0, 1e-6))
+    assert mesh_field(trimesh.util.concatenate([disc, lifted, arm])).num_parts == 2
     # The same arm sunk 3 cm into the post (a good share of both insides) is one piece with it.
     sunk = arm.copy().apply_translation((0, 0, -0.03))
     assert mesh_field(trimesh.util.concatenate([disc, post, sunk])).num_parts == 1
