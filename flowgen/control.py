@@ -26,8 +26,9 @@ Steps, for a mesh (preferably watertight) or an oriented point cloud:
 Groups: parts are the mesh's face-connected components, merged when sunk into each other by a
 share of both insides (interpenetrating primitives of one rigid piece; a link's end dipping into
 its parent at a joint stays apart) or when one stands flush on a small patch of the other's face
-(a post on a disc); components without an inside join the nearest part (`flowgen.sdf`). Each control point, band point and mesh face carries its group id, for
-group-restricted skinning (:func:`flowgen.skinning.bind`) and ARAP.
+(a post on a disc); components without an inside join the nearest part (`flowgen.sdf`). Each
+control point, band point and mesh face carries its group id, for group-restricted skinning
+(:func:`flowgen.skinning.bind`) and ARAP.
 
 The paper does not state K. SC-GS (the paper's reference for control points) uses 512; the
 ``paper`` preset takes 512 coarse and 2048 fine, the ``cpu`` preset 48 and 192.

@@ -4,8 +4,9 @@ Meshes: Open3D's ``RaycastingScene`` (Embree BVH; exact distance, sign by ray-pa
 over ``sign_rays`` rays), one scene per face-connected component so each part keeps its own
 inside; components that are not watertight are thin shells (unsigned distance, no inside);
 closed components sunk into each other (5% of both insides, or half of one) or one standing
-flush on a small patch of the other's face merge into one part (`_merge_components`). Point clouds: distance to the nearest
-point, sign by a majority vote of ``n . (x - p)`` over the nearest points' oriented normals.
+flush on a small patch of the other's face merge into one part (`_merge_components`). Point
+clouds: distance to the nearest point, sign by a majority vote of ``n . (x - p)`` over the
+nearest points' oriented normals.
 """
 
 from __future__ import annotations
@@ -177,9 +178,8 @@ def _merge_components(
         if inside[c].any():
             shared[c] = inside[:, inside[c]].mean(axis=1)
     sunk = (np.minimum(shared, shared.T) >= OVERLAP_FRACTION) | (np.maximum(shared, shared.T) >= 0.5)
-    for c, d in zip(*np.nonzero(sunk), strict=True):
-        if c != d and closed[c] and closed[d]:
-            union(int(c), int(d))
+    for c, d in zip(*np.nonzero(np.triu(sunk, 1)), strict=True):  # open components' rows stay 0
+        union(int(c), int(d))
     least, most = STAND_FRACTIONS
     for c in np.flatnonzero(closed):
         mesh = components[c].mesh

@@ -109,10 +109,10 @@ def unreachable(
         )
     if stats.into_object:
         blocked += f"; {stats.into_object} grips left out: the hand would meet the object's still part"
-    best = f"best IK error {stats.best_error * 1000:.0f} mm" if np.isfinite(stats.best_error) else "none tested by IK"
-    advice = f"the motion leaves the {robot}'s workspace; move the robot base or check the flow"
     if stats.off_moving:
         blocked += f"; {stats.off_moving} left out: no finger on the moving part"
+    best = f"best IK error {stats.best_error * 1000:.0f} mm" if np.isfinite(stats.best_error) else "none tested by IK"
+    advice = f"the motion leaves the {robot}'s workspace; move the robot base or check the flow"
     if stats.into_object and not np.isfinite(stats.best_error):
         advice = "every grip would bring the hand into what stays still; push (--mode push) or check the flow"
     elif not stats.proposals and stats.off_moving:
